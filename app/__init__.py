@@ -1,0 +1,1 @@
+"""ipytui application: CLI entry point and the Textual app."""

@@ -1,0 +1,1 @@
+"""ipytui kernel: wire protocol, client, supervisor and worker. Never imports Textual."""

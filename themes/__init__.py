@@ -1,0 +1,1 @@
+"""ipytui themes: .tcss files and Textual Theme objects."""

@@ -1,0 +1,1 @@
+"""ipytui widgets: one widget per module."""
