@@ -1,0 +1,387 @@
+"""Unit tests for kernel/completion.py: fast path, jedi path, fallbacks, never-raises."""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import jedi
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ipytui.kernel import completion
+from ipytui.kernel.completion import complete
+
+
+def types_of(reply: dict) -> dict[str, str]:
+    return {m["text"]: m["type"] for m in reply["metadata"]["_jupyter_types_experimental"]}
+
+
+def signatures_of(reply: dict) -> dict[str, str]:
+    return {m["text"]: m["signature"] for m in reply["metadata"]["_jupyter_types_experimental"]}
+
+
+def apply(code: str, reply: dict, match: str) -> str:
+    """The code after a frontend replaced code[cursor_start:cursor_end] with `match`."""
+    return code[: reply["cursor_start"]] + match + code[reply["cursor_end"] :]
+
+
+def at_end(code: str, ns: dict) -> dict:
+    return complete(code, len(code), ns)
+
+
+def wait_jedi_idle() -> None:
+    """Wait until no (possibly abandoned) jedi run holds the jedi lock."""
+    assert completion._jedi_lock.acquire(timeout=60)
+    completion._jedi_lock.release()
+
+
+@pytest.fixture
+def jedi_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    """jedi idle, warm and with a generous budget, so jedi-path tests never depend on speed."""
+    wait_jedi_idle()
+    completion.warm_up()
+    monkeypatch.setattr(completion, "JEDI_BUDGET_S", 60.0)
+
+
+@pytest.fixture
+def jedi_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Replace jedi with a recorder that fails: a fast-path answer must not need it."""
+    calls: list[str] = []
+
+    def fake(code: str, namespaces: list) -> Any:
+        calls.append(code)
+        raise RuntimeError("jedi is unavailable in this test")
+
+    wait_jedi_idle()
+    monkeypatch.setattr(jedi, "Interpreter", fake)
+    return calls
+
+
+class Child:
+    def __init__(self) -> None:
+        self.leaf = 3
+
+
+class Point:
+    """A point with attributes, a method and a property that must not run."""
+
+    evaluated: list[str] = []
+
+    def __init__(self) -> None:
+        self.x = 1
+        self.y = 2
+        self.child = Child()
+
+    def norm(self, scale: float = 1.0) -> float:
+        return scale
+
+    @property
+    def expensive(self) -> int:
+        Point.evaluated.append("expensive")
+        return 1
+
+
+class Dynamic:
+    """Attributes only through __getattr__ (must not be called) and a custom __dir__."""
+
+    calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        Dynamic.calls.append(name)
+        raise AttributeError(name)
+
+    def __dir__(self) -> list[str]:
+        return ["column_a", "column_b"]
+
+
+def my_func(a, b=2):
+    """Sample."""
+    return a + b
+
+
+@pytest.fixture
+def ns() -> dict:
+    Point.evaluated.clear()
+    Dynamic.calls.clear()
+    return {
+        "json": json,
+        "os": os,
+        "p": Point(),
+        "Point": Point,
+        "dyn": Dynamic(),
+        "my_func": my_func,
+        "my_var": 10,
+        "_secret": 1,
+        "café": 1,
+        "d": {"alpha": 1, "beta": 2, 3: "x", "it's": 0, ("t", 1): 5},
+        "raw": {b"bytes_key": 1},
+    }
+
+
+# ---------------------------------------------------------------- fast path
+
+
+def test_plain_names_with_types_and_signatures(ns: dict, jedi_calls: list) -> None:
+    reply = at_end("x = my_", ns)
+    assert reply["status"] == "ok"
+    assert reply["matches"] == ["my_func", "my_var"]
+    assert (reply["cursor_start"], reply["cursor_end"]) == (4, 7)
+    assert types_of(reply) == {"my_func": "function", "my_var": "instance"}
+    assert signatures_of(reply)["my_func"] == "my_func(a, b=2)"
+    assert jedi_calls == []
+
+
+def test_builtins_keywords_and_private_names(ns: dict, jedi_calls: list) -> None:
+    assert types_of(at_end("pri", ns))["print"] == "function"
+    assert types_of(at_end("whi", ns)) == {"while": "keyword"}
+    assert "_secret" not in at_end("", ns)["matches"]
+    assert "_secret" in at_end("_s", ns)["matches"]
+    assert jedi_calls == []
+
+
+def test_unicode_cursor_counts_code_points(ns: dict, jedi_calls: list) -> None:
+    code = "s = '😀'; ca"
+    reply = at_end(code, ns)
+    assert "café" in reply["matches"]
+    assert apply(code, reply, "café") == "s = '😀'; café"
+
+
+def test_attributes_of_instance(ns: dict, jedi_calls: list) -> None:
+    reply = at_end("p.", ns)
+    assert {"x", "y", "child", "norm", "expensive"} <= set(reply["matches"])
+    assert not any(m.startswith("_") for m in reply["matches"])
+    kinds = types_of(reply)
+    assert kinds["x"] == "instance"
+    assert kinds["norm"] == "function"
+    assert kinds["expensive"] == "property"
+    assert signatures_of(reply)["norm"] == "norm(scale: float = 1.0) -> float"  # unquoted
+    assert Point.evaluated == []  # the property never ran
+    assert jedi_calls == []
+
+
+def test_attribute_chain_and_class_attributes(ns: dict, jedi_calls: list) -> None:
+    assert at_end("p.child.le", ns)["matches"] == ["leaf"]
+    reply = at_end("Point.no", ns)
+    assert signatures_of(reply)["norm"].startswith("norm(self, scale")
+    assert "__init__" in at_end("Point.__in", ns)["matches"]
+    assert jedi_calls == []
+
+
+def test_attributes_of_module(ns: dict, jedi_calls: list) -> None:
+    reply = at_end("json.du", ns)
+    assert reply["matches"] == ["dump", "dumps"]
+    assert types_of(reply)["dumps"] == "function"
+    assert signatures_of(reply)["dumps"].startswith("dumps(obj, *, skipkeys=False")
+    assert at_end("os.path.jo", ns)["matches"] == ["join"]
+    assert types_of(at_end("os.pa", ns))["path"] == "module"
+    assert jedi_calls == []
+
+
+class Mode(enum.Enum):
+    FAST = 1
+
+
+class Token:
+    reprs: list[int] = []
+
+    def __repr__(self) -> str:
+        Token.reprs.append(1)
+        return "Token()"
+
+
+TOKEN = Token()
+
+
+def configure(mode=Mode.FAST, token=TOKEN, size=3):
+    pass
+
+
+def test_signature_defaults_do_not_call_user_repr(jedi_calls: list) -> None:
+    reply = at_end("conf", {"configure": configure})
+    assert signatures_of(reply)["configure"] == "configure(mode=Mode.FAST, token=<Token>, size=3)"
+    assert Token.reprs == []
+
+
+def test_custom_dir_is_used_but_getattr_is_not(ns: dict, jedi_calls: list) -> None:
+    reply = at_end("dyn.col", ns)
+    assert reply["matches"] == ["column_a", "column_b"]
+    assert set(types_of(reply).values()) == {"instance"}
+    assert Dynamic.calls == []
+
+
+def test_params_of_live_callable(ns: dict, jedi_calls: list) -> None:
+    reply = at_end("my_func(1, ", ns)
+    assert reply["matches"][:2] == ["a=", "b="]
+    assert types_of(reply)["b="] == "param"
+    assert "my_var" in reply["matches"]
+    assert at_end("my_func(1, b=my_v", ns)["matches"] == ["my_var"]
+    assert jedi_calls == []
+
+
+@pytest.mark.parametrize(
+    ("code", "match", "result"),
+    [
+        ('d["al', 'alpha"]', 'd["alpha"]'),
+        ("d['al", "alpha']", "d['alpha']"),
+        ("d['it", "it\\'s']", "d['it\\'s']"),
+        ('d["it', "it's\"]", 'd["it\'s"]'),
+        ("d[", "3]", "d[3]"),
+        ("d[", "'alpha']", "d['alpha']"),
+        ("d[", "('t', 1)]", "d[('t', 1)]"),
+        ("x = d[3", "3]", "x = d[3]"),
+        ('raw[b"by', 'bytes_key"]', 'raw[b"bytes_key"]'),
+    ],
+)
+def test_dict_keys(ns: dict, jedi_calls: list, code: str, match: str, result: str) -> None:
+    reply = at_end(code, ns)
+    assert match in reply["matches"]
+    assert types_of(reply)[match] == "dict key"
+    assert apply(code, reply, match) == result
+    container = "raw" if result.startswith("raw") else "d"
+    assert eval(result.split("=")[-1], {container: ns[container]}) is not None
+    assert jedi_calls == []
+
+
+def test_dict_key_replaces_existing_closing_quote(ns: dict, jedi_calls: list) -> None:
+    code = 'd["al"]'
+    reply = complete(code, 5, ns)
+    assert reply["matches"] == ['alpha"]']
+    assert apply(code, reply, 'alpha"]') == 'd["alpha"]'
+
+
+def test_paths_in_strings(
+    ns: dict, jedi_calls: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "data.csv").write_text("x")
+    (tmp_path / "data_dir").mkdir()
+    (tmp_path / "data_dir" / "inner.txt").write_text("y")
+    (tmp_path / ".hidden").write_text("z")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+    reply = at_end('open("da', ns)
+    assert reply["matches"] == ["data.csv", "data_dir/"]
+    assert set(types_of(reply).values()) == {"path"}
+    assert apply('open("da', reply, "data_dir/") == 'open("data_dir/'
+    assert at_end("open('data_dir/in", ns)["matches"] == ["inner.txt"]
+    assert ".hidden" not in at_end('open("', ns)["matches"]
+    assert at_end('open(".h', ns)["matches"] == [".hidden"]
+    assert at_end('open("~/data_d', ns)["matches"] == ["data_dir/"]
+    assert jedi_calls == []
+
+
+def test_list_display_string_is_a_path_not_a_key(
+    ns: dict, jedi_calls: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "report.txt").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    assert at_end('files = ["rep', ns)["matches"] == ["report.txt"]
+
+
+def test_nothing_in_comments(ns: dict, jedi_calls: list) -> None:
+    assert at_end("x = 1  # my_", ns)["matches"] == []
+    assert jedi_calls == []
+
+
+# ---------------------------------------------------------------- jedi path
+
+
+def test_jedi_import_completion(jedi_ready: None) -> None:
+    reply = at_end("import jso", {})
+    assert "json" in reply["matches"]
+    assert types_of(reply)["json"] == "module"
+    assert apply("import jso", reply, "json") == "import json"
+    assert "path" in at_end("from os import pat", {})["matches"]
+
+
+def test_jedi_keyword_argument_of_function_defined_in_cell(jedi_ready: None) -> None:
+    code = "def g(alpha, beta=2):\n    pass\ng(1, be"
+    reply = at_end(code, {})
+    assert reply["matches"] == ["beta="]
+    assert types_of(reply) == {"beta=": "param"}
+    assert apply(code, reply, "beta=").endswith("g(1, beta=")
+
+
+def test_jedi_attribute_of_expression_with_signature(jedi_ready: None) -> None:
+    code = "'abc'.upp"
+    reply = at_end(code, {})
+    assert reply["matches"] == ["upper"]
+    assert types_of(reply) == {"upper": "function"}
+    assert signatures_of(reply)["upper"].startswith("upper(")
+    assert apply(code, reply, "upper") == "'abc'.upper"
+
+
+def test_fallback_when_jedi_raises(ns: dict, jedi_calls: list) -> None:
+    reply = at_end("unknown_fn(1, my_v", ns)
+    assert jedi_calls  # jedi was asked (the callee is not live) and failed
+    assert reply["matches"] == ["my_var"]
+    assert at_end("import jso", ns)["matches"] == ["json"]  # from sys.modules
+
+
+def test_fallback_when_jedi_is_slow(ns: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow(code: str, namespaces: list) -> Any:
+        started.set()
+        release.wait(30)
+        raise RuntimeError("too late anyway")
+
+    wait_jedi_idle()
+    monkeypatch.setattr(jedi, "Interpreter", slow)
+    monkeypatch.setattr(completion, "JEDI_BUDGET_S", 0.05)
+    try:
+        reply = at_end("unknown_fn(1, my_v", ns)
+        assert started.wait(30)
+        assert reply["matches"] == ["my_var"]
+        # while the abandoned run is alive, jedi is skipped rather than queued
+        assert at_end("unknown_fn(1, my_f", ns)["matches"] == ["my_func"]
+    finally:
+        release.set()
+        wait_jedi_idle()
+
+
+def test_warm_up_does_not_raise() -> None:
+    wait_jedi_idle()
+    completion.warm_up()
+
+
+# ---------------------------------------------------------------- robustness
+
+
+@pytest.mark.parametrize(
+    ("code", "cursor", "namespace"),
+    [(None, 0, {}), ("abc", "x", {}), ("abc", 99, None), ("p.", -5, {"p": 1}), ("", None, {})],
+)
+def test_bad_arguments_still_reply(code: Any, cursor: Any, namespace: Any) -> None:
+    reply = complete(code, cursor, namespace)
+    assert reply["status"] == "ok"
+    assert isinstance(reply["matches"], list)
+
+
+CODE_CHARS = st.sampled_from(list("abxyz_.([{}])'\"#,=: \n\\~/0123é😀") + ["d[", "p.", "import "])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    parts=st.lists(st.one_of(CODE_CHARS, st.text(max_size=5)), max_size=25),
+    cursor=st.one_of(st.none(), st.integers(-3, 130)),
+)
+def test_never_raises_and_cursor_range_is_valid(parts: list[str], cursor: int | None) -> None:
+    code = "".join(parts)
+    namespace = {"p": Point(), "d": {"a": 1, 2: 3}, "abc": 1, "json": json}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(completion, "JEDI_BUDGET_S", 0.02)
+        reply = complete(code, cursor, namespace)
+    assert reply["status"] == "ok"
+    start, end = reply["cursor_start"], reply["cursor_end"]
+    assert 0 <= start <= end <= len(code)
+    assert all(isinstance(m, str) for m in reply["matches"])
+    meta = reply["metadata"]["_jupyter_types_experimental"]
+    assert [m["text"] for m in meta] == reply["matches"]
+    assert all((m["start"], m["end"]) == (start, end) for m in meta)
