@@ -1,0 +1,41 @@
+"""IPython-style conveniences for the worker: magics, ``!shell``, ``obj?``.
+
+``transform_cell`` rewrites a cell into plain Python calling the builtin
+``__ipytui__``, a ``MagicShell`` the worker installs; magics live in a registry
+users extend with ``@line_magic`` / ``@cell_magic``. Never imports zmq or Textual.
+"""
+
+from __future__ import annotations
+
+from . import files, history, namespace_magics, system_magics, timing  # noqa: F401 - registers
+from .process import SList
+from .registry import (
+    Magic,
+    UsageError,
+    all_magics,
+    cell_magic,
+    line_magic,
+    lookup,
+    magic_help,
+    unregister,
+)
+from .shell import KernelContext, MagicShell
+from .timing import TimeitResult, format_time
+from .transform import transform_cell
+
+__all__ = [
+    "KernelContext",
+    "Magic",
+    "MagicShell",
+    "SList",
+    "TimeitResult",
+    "UsageError",
+    "all_magics",
+    "cell_magic",
+    "format_time",
+    "line_magic",
+    "lookup",
+    "magic_help",
+    "transform_cell",
+    "unregister",
+]
