@@ -1,0 +1,119 @@
+"""IpytuiApp: the full-screen session on one kernel."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ipytui.themes import APP_CSS_PATH, THEMES, register_themes, resolve_theme_name
+from textual.app import App, SystemCommand
+from textual.screen import Screen
+
+from .config import Config, load_config
+from .main_screen import MainScreen
+
+
+@dataclass
+class ExitInfo:
+    """What the CLI prints after the UI closes."""
+
+    connection_file: str | None
+    kernel_shut_down: bool
+
+
+def _resolve_connection(connection: Any) -> tuple[Any, str | None]:
+    from ipytui.kernel.connection import ConnectionInfo, read_connection_file
+
+    if isinstance(connection, ConnectionInfo):
+        return connection, None
+    path = os.fspath(connection)
+    return read_connection_file(path), str(Path(path).resolve())
+
+
+class IpytuiApp(App[ExitInfo]):
+    """Textual app for one kernel; the kernel outlives it unless asked otherwise."""
+
+    CSS_PATH = APP_CSS_PATH
+    TITLE = "ipytui"
+
+    def __init__(
+        self,
+        connection: Any,
+        *,
+        config: Config | None = None,
+        theme: str | None = None,
+        shutdown_on_exit: bool = False,
+        deterministic: bool = False,
+        client_factory=None,
+    ) -> None:
+        super().__init__()
+        self.info, self.connection_file = _resolve_connection(connection)
+        self.config = config if config is not None else load_config()
+        self.shutdown_on_exit = shutdown_on_exit
+        self.deterministic = deterministic
+        self.client_factory = client_factory
+        register_themes(self)
+        self._apply_theme(theme or self.config.theme)
+        self.main_screen = MainScreen(
+            self.info,
+            config=self.config,
+            client_factory=client_factory,
+            deterministic=deterministic,
+        )
+
+    def _apply_theme(self, name: str) -> None:
+        wanted = resolve_theme_name(name)
+        if wanted in self.available_themes:
+            self.theme = wanted
+        else:
+            self.theme = resolve_theme_name(None)
+            self.config.warnings.append(f"unknown theme {name!r}; using {self.theme}")
+
+    def get_default_screen(self) -> Screen:
+        return self.main_screen
+
+    def on_mount(self) -> None:
+        for warning in self.config.warnings:
+            self.notify(warning, title="config", severity="warning")
+
+    # -- quitting -------------------------------------------------------------------
+    async def action_quit(self) -> None:
+        await self.quit_session(shutdown=self.shutdown_on_exit)
+
+    async def quit_session(self, *, shutdown: bool) -> None:
+        await self.main_screen.close_session(shutdown=shutdown)
+        self.exit(ExitInfo(self.connection_file, shutdown))
+
+    # -- command palette -------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        main = self.main_screen
+        yield SystemCommand("Interrupt kernel", "Interrupt the running cell", main.action_interrupt)
+        yield SystemCommand("Restart kernel", "Fresh namespace on the same ports", main.action_restart)
+        yield SystemCommand(
+            "Restart and restore",
+            "Restart back to the latest snapshot",
+            main.action_restart_restore,
+        )
+        yield SystemCommand("Clear output", "Empty the output stream", main.action_clear_output)
+        yield SystemCommand("Toggle peers panel", "Show or hide the peers", main.action_toggle_peers)
+        yield SystemCommand("Keys", "Every key of ipytui", main.action_show_keys)
+        for theme in THEMES:
+            label = theme.name.removeprefix("ipytui-").replace("-", " ")
+            yield SystemCommand(
+                f"Theme: {label}", f"Switch to the {label} theme", lambda t=theme.name: self._set_theme(t)
+            )
+        yield SystemCommand(
+            "Quit, kernel keeps running", "Leave; come back with ipytui --existing", self.action_quit
+        )
+        yield SystemCommand(
+            "Quit and shut down the kernel",
+            "Leave and stop the kernel",
+            lambda: self.run_worker(self.quit_session(shutdown=True)),
+        )
+
+    def _set_theme(self, name: str) -> None:
+        self.theme = name

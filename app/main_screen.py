@@ -1,0 +1,624 @@
+"""MainScreen: the panes, the keys, and the state behind them.
+
+The screen owns the KernelSession and every piece of state (kernel state,
+open completion, queued cells); widgets get attributes and method calls,
+and tell the screen things through messages. Every kernel request runs as a
+worker on Textual's loop, so nothing here waits on the kernel in a handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from ipytui.widgets.completion_menu import CompletionMenu
+from ipytui.widgets.crash_banner import CrashBanner
+from ipytui.widgets.help_pane import HelpPane
+from ipytui.widgets.history_search import HistorySearch
+from ipytui.widgets.input_editor import InputEditor
+from ipytui.widgets.kernel_status import KernelStatus
+from ipytui.widgets.output_stream import OutputStream
+from ipytui.widgets.peers_panel import PeersPanel
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Label, TextArea
+
+from .completion import Completion, common_prefix, filter_items, items_from_reply, still_completing
+from .config import Config
+from .iopub import help_query, name_at
+from .messages import HeartbeatChanged, HistoryLoaded, IopubBatch, KernelReady, KernelUnreachable
+from .output_router import OutputRouter
+from .session import KernelSession
+
+IS_COMPLETE_TIMEOUT = 1.0
+REQUEST_TIMEOUT = 10.0
+READY_TIMEOUT = 60.0
+MENU_ROWS = 10
+
+
+def local_is_complete(code: str) -> str:
+    """'complete', 'incomplete' or 'invalid' by the stdlib compiler (kernel busy or away)."""
+    import codeop
+
+    try:
+        compiled = codeop.compile_command(code, symbol="exec")
+    except (SyntaxError, ValueError, OverflowError):
+        return "invalid"
+    if compiled is None:
+        return "incomplete"
+    # A block header that compiles still wants its blank line to end it.
+    last = code.rstrip("\n").split("\n")[-1]
+    if "\n" in code.strip() and last.startswith((" ", "\t")) and not code.endswith("\n"):
+        return "incomplete"
+    return "complete"
+
+
+class MainScreen(Screen):
+    """Status bar, output stream, input, peers, footer."""
+
+    BINDINGS = [
+        Binding("ctrl+c", "interrupt_or_clear", "Interrupt/clear", priority=True, key_display="^C"),
+        Binding("f2", "show_keys", "Keys", key_display="F2"),
+        Binding("f3", "toggle_peers", "Peers", key_display="F3"),
+        Binding("ctrl+l", "clear_output", "Clear", key_display="^L"),
+        Binding("f8", "restart", "Restart", key_display="F8"),
+        Binding("f9", "restart_restore", "Restore", key_display="F9"),
+        Binding("escape", "dismiss_overlay", "Close", show=False),
+        Binding("shift+pageup", "scroll_output(-1)", "Scroll up", show=False),
+        Binding("shift+pagedown", "scroll_output(1)", "Scroll down", show=False),
+        Binding("ctrl+end", "follow_output", "Follow output", show=False),
+    ]
+
+    def __init__(
+        self,
+        info: Any,
+        *,
+        config: Config,
+        client_factory=None,
+        deterministic: bool = False,
+    ) -> None:
+        super().__init__()
+        self.info = info
+        self.config = config
+        self.deterministic = deterministic
+        self.session = KernelSession(
+            self, info, username=config.display_name, client_factory=client_factory
+        )
+        self.router: OutputRouter | None = None
+        self.lifecycle = "starting"  # starting, ok, dead, restarting, unreachable
+        self.execution_count: int | None = None
+        self.restarts = 0
+        self.kernel_info_content: dict[str, Any] = {}
+        self._ids = itertools.count(1)
+        self._completion: Completion | None = None
+        self._completion_seq = 0
+        self._submit_seq = 0
+
+    # -- layout ---------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        volatile = not self.deterministic
+        yield KernelStatus(id="status", show_volatile=volatile)
+        with Horizontal(id="body"):
+            with Vertical(id="main-column"):
+                yield CrashBanner(id="banner")
+                yield OutputStream(
+                    id="output", max_lines=self.config.scrollback_lines, show_times=volatile
+                )
+                yield HelpPane(id="help")
+                yield HistorySearch(id="history-search")
+                with Horizontal(id="input-row"):
+                    yield Label("In [ ]:", id="prompt")
+                    yield InputEditor(id="editor", blink=volatile)
+            yield PeersPanel(id="peers")
+        yield CompletionMenu(id="completion")
+        yield Footer()
+
+    @property
+    def editor(self) -> InputEditor:
+        return self.query_one(InputEditor)
+
+    @property
+    def stream(self) -> OutputStream:
+        return self.query_one(OutputStream)
+
+    @property
+    def status(self) -> KernelStatus:
+        return self.query_one(KernelStatus)
+
+    @property
+    def banner(self) -> CrashBanner:
+        return self.query_one(CrashBanner)
+
+    @property
+    def menu(self) -> CompletionMenu:
+        return self.query_one(CompletionMenu)
+
+    @property
+    def help_pane(self) -> HelpPane:
+        return self.query_one(HelpPane)
+
+    @property
+    def peers_panel(self) -> PeersPanel:
+        return self.query_one(PeersPanel)
+
+    def on_mount(self) -> None:
+        self.session.open()
+        self.router = OutputRouter(
+            self.stream, own_session=self.session.session_id, display_name=self.config.display_name
+        )
+        self.status.set(
+            kernel_name=getattr(self.info, "kernel_name", "") or "",
+            remote=not getattr(self.info, "is_loopback", True),
+            encrypted=bool(getattr(self.info, "encrypted", False)),
+        )
+        self._show_peers()
+        self.editor.focus()
+        self.run_worker(self._start(), name="kernel-start", exit_on_error=False)
+
+    async def _start(self) -> None:
+        await self.session.start(READY_TIMEOUT)
+        try:
+            entries = await asyncio.wait_for(self.session.history_tail(), REQUEST_TIMEOUT)
+        except Exception:
+            return
+        self.post_message(HistoryLoaded(entries))
+
+    async def close_session(self, *, shutdown: bool = False) -> None:
+        await self.session.stop(shutdown=shutdown)
+
+    # -- kernel state -----------------------------------------------------------------
+    def _refresh_state(self) -> None:
+        if self.lifecycle != "ok":
+            state = self.lifecycle
+        elif any(c.status == "running" for c in self.stream.cells.values()):
+            state = "busy"
+        else:
+            state = "idle"
+        self.status.set(state=state, execution_count=self.execution_count)
+        following = "" if self.execution_count is None else str(self.execution_count + 1)
+        self.query_one("#prompt", Label).update(f"In [{following or ' '}]:")
+
+    def on_kernel_ready(self, message: KernelReady) -> None:
+        info = message.info
+        self.kernel_info_content = info
+        extra = info.get("ipytui") if isinstance(info.get("ipytui"), dict) else {}
+        impl = info.get("implementation", "")
+        version = info.get("implementation_version", "")
+        if version and not self.deterministic:
+            impl = f"{impl} {version}"
+        fields: dict[str, Any] = {"implementation": impl}
+        lang = (info.get("language_info") or {}).get("name", "")
+        if not self.status.kernel_name and lang:
+            fields["kernel_name"] = lang
+        fields["pid"] = extra.get("pid")
+        fields["memory"] = extra.get("rss") or extra.get("memory_rss") or extra.get("memory")
+        started = extra.get("started") or extra.get("start_time")
+        fields["started_at"] = started if isinstance(started, (int, float)) else None
+        if isinstance(extra.get("restarts"), int):
+            self.restarts = extra["restarts"]
+        fields["restarts"] = self.restarts
+        crash = extra.get("last_crash") or extra.get("last_crash_cause")
+        if crash:
+            fields["last_crash"] = crash if isinstance(crash, str) else str(crash.get("cause", ""))
+        if isinstance(extra.get("execution_count"), int):
+            self.execution_count = extra["execution_count"]
+        fields["heartbeat"] = self.session.heartbeat_ok
+        self.status.set(**fields)
+        self.lifecycle = "ok"
+        if self.banner.kind in ("lost", "unreachable"):
+            self.banner.hide()
+        self._refresh_state()
+
+    def on_kernel_unreachable(self, message: KernelUnreachable) -> None:
+        self.lifecycle = "unreachable"
+        self.banner.show_message(
+            "unreachable",
+            "Cannot reach the kernel",
+            [message.reason, "Your input is kept; F8 restarts, Ctrl+Q quits."],
+        )
+        self._refresh_state()
+
+    def on_heartbeat_changed(self, message: HeartbeatChanged) -> None:
+        self.status.set(heartbeat=message.ok)
+        if not message.ok:
+            if self.lifecycle == "ok":
+                self.lifecycle = "dead"
+                self.banner.show_message(
+                    "lost",
+                    "Kernel not responding (heartbeat lost)",
+                    ["Your input and the output are kept; waiting for the kernel to come back."],
+                )
+        elif self.lifecycle in ("dead", "unreachable"):
+            self.run_worker(self.session.wait_ready(READY_TIMEOUT), exit_on_error=False)
+        self._refresh_state()
+
+    def on_history_loaded(self, message: HistoryLoaded) -> None:
+        own = self.editor.input_history
+        merged: list[str] = []
+        for entry in [*message.entries, *own]:
+            if entry.strip() and (not merged or merged[-1] != entry):
+                merged.append(entry)
+        self.editor.input_history = merged
+
+    # -- IOPub --------------------------------------------------------------------------
+    def on_iopub_batch(self, message: IopubBatch) -> None:
+        assert self.router is not None
+        result = self.router.apply(message.messages)
+        if result.execution_count is not None:
+            self.execution_count = result.execution_count
+        for death in result.deaths:
+            self.lifecycle = "restarting"
+            count = death.get("execution_count")
+            where = f"In [{count}]" if count is not None else "a cell"
+            self.banner.show_message(
+                "crash",
+                f"Kernel died: {death.get('evalue') or death.get('ename')}",
+                [f"in {where} run by {death.get('who') or '?'}", "Waiting for the recovery report…"],
+            )
+        for report in result.recovery_reports:
+            self._on_recovery(report)
+        if result.kernel_started and self.lifecycle in ("restarting", "dead"):
+            self.run_worker(self.session.wait_ready(READY_TIMEOUT), exit_on_error=False)
+        if result.peers_changed:
+            self._show_peers()
+        self._refresh_state()
+
+    def _on_recovery(self, report: dict[str, Any]) -> None:
+        self.banner.show_report(report)
+        self.restarts = report.get("restarts", self.restarts + 1)
+        cause = str(report.get("cause") or "crash")
+        self.status.set(restarts=self.restarts, last_crash=cause)
+        self.lifecycle = "ok"
+        self.run_worker(self._refresh_kernel_info(), exit_on_error=False)
+
+    async def _refresh_kernel_info(self) -> None:
+        await self.session.wait_ready(REQUEST_TIMEOUT)
+
+    def _show_peers(self) -> None:
+        if self.router is not None:
+            self.peers_panel.set_peers(list(self.router.peers.values()))
+
+    # -- running code ---------------------------------------------------------------------
+    @on(InputEditor.Submitted)
+    def _submitted(self, event: InputEditor.Submitted) -> None:
+        self._close_completion()
+        text = event.text
+        if not text.strip():
+            return
+        query = help_query(text)
+        if query is not None:
+            name, detail = query
+            self.editor.add_history(text)
+            self.editor.set_text("")
+            self.run_worker(self._inspect(name, len(name), detail, name), exit_on_error=False)
+            return
+        if event.force:
+            self.run_code(text)
+            return
+        self._submit_seq += 1
+        self.run_worker(self._check_and_run(self._submit_seq, text), exit_on_error=False)
+
+    async def _check_and_run(self, seq: int, text: str) -> None:
+        verdict, indent = await self._is_complete(text)
+        if seq != self._submit_seq or self.editor.text != text:
+            return  # the user typed on; this Enter is stale
+        if verdict == "incomplete":
+            self.editor.insert_newline(indent)
+        else:
+            self.run_code(text)
+
+    async def _is_complete(self, text: str) -> tuple[str, str | None]:
+        # A kernel busy with a cell may answer late: fall back to the stdlib compiler.
+        try:
+            reply = await asyncio.wait_for(self.session.is_complete(text), IS_COMPLETE_TIMEOUT)
+        except Exception:
+            return local_is_complete(text), None
+        status = reply.get("status", "unknown")
+        if status == "unknown":
+            return local_is_complete(text), None
+        return status, reply.get("indent")
+
+    def run_code(self, code: str) -> None:
+        """Queue code for the kernel; it shows as a queued cell until the kernel starts it."""
+        assert self.router is not None
+        editor = self.editor
+        editor.add_history(code)
+        editor.set_text("")
+        if self.banner.kind == "crash":
+            self.banner.hide()
+        local_id = f"local-{next(self._ids)}"
+        self.router.queue_own(local_id, code)
+        self.stream.follow()
+        self.run_worker(self._execute(local_id, code), group="execute", exit_on_error=False)
+
+    async def _execute(self, local_id: str, code: str) -> None:
+        assert self.router is not None
+        learned: list[str] = []
+
+        def learn(msg: Any) -> None:
+            # Called by the client as the request's first IOPub arrives, before the
+            # batch carrying it reaches the router: the queued cell gets its real id.
+            if not learned and msg.parent_id:
+                learned.append(msg.parent_id)
+                self.router.expect(msg.parent_id, local_id)
+
+        try:
+            result = await self.session.execute(code, on_iopub=learn)
+        except Exception as exc:
+            self._end_pending(local_id, "error", f"{type(exc).__name__}: {exc}")
+            return
+        content = _reply_content(result)
+        status = content.get("status", "ok")
+        if status == "aborted":
+            self._end_pending(local_id, "aborted", "")
+        elif not learned:
+            note = f"{content.get('ename')}: {content.get('evalue')}" if status == "error" else ""
+            self._end_pending(local_id, status, note)
+
+    def _end_pending(self, local_id: str, status: str, note: str) -> None:
+        """A request that ended before the kernel announced it (aborted, failed to send)."""
+        assert self.router is not None
+        if not self.router.drop_pending(local_id):
+            return
+        cell = self.stream.cell(local_id)
+        if cell is not None:
+            if note:
+                from rich.text import Text
+
+                self.stream.add_output(local_id, Text(note), kind="error")
+            cell.set_status(status)
+        self._show_peers()
+        self._refresh_state()
+
+    # -- completion --------------------------------------------------------------------
+    @on(InputEditor.CompletionRequested)
+    def _completion_requested(self, event: InputEditor.CompletionRequested) -> None:
+        self._completion_seq += 1
+        self.run_worker(
+            self._complete(self._completion_seq, event.text, event.cursor_pos),
+            group="complete",
+            exit_on_error=False,
+        )
+
+    async def _complete(self, seq: int, text: str, cursor_pos: int) -> None:
+        try:
+            reply = await asyncio.wait_for(self.session.complete(text, cursor_pos), REQUEST_TIMEOUT)
+        except Exception:
+            return
+        editor = self.editor
+        if seq != self._completion_seq or editor.text != text or editor.cursor_offset != cursor_pos:
+            return  # stale: the user moved on
+        items = items_from_reply(reply)
+        if not items:
+            self.app.bell()
+            return
+        start = int(reply.get("cursor_start", cursor_pos))
+        end = int(reply.get("cursor_end", cursor_pos))
+        if len(items) == 1:
+            self._replace(start, end, items[0].text)
+            return
+        prefix = common_prefix(items)
+        if len(prefix) > end - start:
+            self._replace(start, end, prefix)
+        self._completion = Completion(start=start, items=items)
+        self._filter_completion()
+
+    def _replace(self, start: int, end: int, text: str) -> None:
+        editor = self.editor
+        editor.replace(
+            text,
+            editor.location_of(start),
+            editor.location_of(end),
+            maintain_selection_offset=False,
+        )
+
+    def _filter_completion(self) -> None:
+        completion = self._completion
+        if completion is None:
+            return
+        editor = self.editor
+        cursor = editor.cursor_offset
+        typed = editor.text[completion.start : cursor]
+        if cursor < completion.start or not still_completing(typed):
+            self._close_completion()
+            return
+        items = filter_items(completion.items, typed)
+        if not items:
+            self._close_completion()
+            return
+        menu = self.menu
+        menu.show_items(items)
+        menu.add_class("-open")
+        editor.completing = True
+        self._place_menu(len(typed), len(items))
+
+    def _place_menu(self, typed: int, count: int) -> None:
+        offset = self.editor.cursor_screen_offset
+        rows = min(count, MENU_ROWS) + 2  # borders
+        x = max(0, offset.x - typed - 1)
+        y = max(0, offset.y - rows)
+        self.menu.styles.offset = (x, y)
+
+    def _close_completion(self) -> None:
+        self._completion = None
+        if self.is_mounted:
+            self.menu.remove_class("-open")
+            self.editor.completing = False
+
+    @on(InputEditor.CompletionKey)
+    def _completion_key(self, event: InputEditor.CompletionKey) -> None:
+        menu = self.menu
+        if event.action in ("up", "down"):
+            menu.move(-1 if event.action == "up" else 1)
+        elif event.action == "accept":
+            chosen = menu.chosen
+            completion = self._completion
+            if chosen is not None and completion is not None:
+                self._replace(completion.start, self.editor.cursor_offset, chosen.text)
+            self._close_completion()
+        else:
+            self._close_completion()
+
+    @on(TextArea.Changed, "#editor")
+    def _editor_changed(self) -> None:
+        if self._completion is not None:
+            self._filter_completion()
+
+    @on(TextArea.SelectionChanged, "#editor")
+    def _editor_moved(self) -> None:
+        completion = self._completion
+        if completion is not None and self.editor.cursor_offset < completion.start:
+            self._close_completion()
+
+    # -- help ------------------------------------------------------------------------------
+    @on(InputEditor.HelpRequested)
+    def _help_requested(self, event: InputEditor.HelpRequested) -> None:
+        title = name_at(event.text, event.cursor_pos)
+        self.run_worker(
+            self._inspect(event.text, event.cursor_pos, 0, title), group="inspect", exit_on_error=False
+        )
+
+    async def _inspect(self, code: str, cursor_pos: int, detail: int, title: str) -> None:
+        try:
+            reply = await asyncio.wait_for(
+                self.session.inspect(code, cursor_pos, detail), REQUEST_TIMEOUT
+            )
+        except Exception as exc:
+            self.help_pane.show_help(title, f"help unavailable: {type(exc).__name__}")
+            return
+        data = reply.get("data") or {}
+        text = data.get("text/plain", "") if reply.get("found") else ""
+        if not text:
+            text = f"No help found for {title or 'the text at the cursor'}."
+        self.help_pane.show_help(title, text)
+
+    # -- history search ----------------------------------------------------------------------
+    @on(InputEditor.HistorySearchRequested)
+    def _history_search(self) -> None:
+        self.query_one(HistorySearch).open(self.editor.input_history)
+
+    @on(HistorySearch.Accepted)
+    def _history_accepted(self, event: HistorySearch.Accepted) -> None:
+        self.query_one(HistorySearch).close()
+        self.editor.set_text(event.entry)
+        self.editor.focus()
+
+    @on(HistorySearch.Cancelled)
+    def _history_cancelled(self) -> None:
+        self.query_one(HistorySearch).close()
+        self.editor.focus()
+
+    # -- keys ---------------------------------------------------------------------------------
+    def on_key(self, event: events.Key) -> None:
+        # Typing while the output has focus goes to the input.
+        if event.is_printable and self.focused is self.stream and event.character:
+            event.stop()
+            self.editor.focus()
+            self.editor.insert(event.character)
+
+    def own_cells_active(self) -> bool:
+        return any(c.own for c in self.stream.running_cells())
+
+    def action_interrupt_or_clear(self) -> None:
+        editor = self.editor
+        if self.focused is editor and editor.selected_text:
+            editor.action_copy()
+        elif self.own_cells_active():
+            self.action_interrupt()
+        elif editor.text:
+            editor.set_text("")
+
+    def action_interrupt(self) -> None:
+        self.run_worker(self._request("interrupt", self.session.interrupt), exit_on_error=False)
+        self.notify("Interrupt sent", timeout=2)
+
+    async def _request(self, what: str, call) -> Any:
+        try:
+            return await asyncio.wait_for(call(), REQUEST_TIMEOUT)
+        except Exception as exc:
+            self.notify(f"{what} failed: {type(exc).__name__}: {exc}", severity="error")
+            return None
+
+    def action_restart(self) -> None:
+        self.run_worker(self._restart(restore=False), group="restart", exclusive=True, exit_on_error=False)
+
+    def action_restart_restore(self) -> None:
+        self.run_worker(self._restart(restore=True), group="restart", exclusive=True, exit_on_error=False)
+
+    async def _restart(self, restore: bool) -> None:
+        assert self.router is not None
+        previous = self.lifecycle
+        self.lifecycle = "restarting"
+        self._refresh_state()
+        try:
+            call = self.session.restore if restore else self.session.restart
+            await asyncio.wait_for(call(), REQUEST_TIMEOUT)
+        except NotImplementedError as exc:
+            self.lifecycle = previous
+            self._refresh_state()
+            self.notify(str(exc), severity="warning")
+            return
+        except Exception as exc:
+            self.notify(f"restart request: {type(exc).__name__}: {exc}", severity="warning")
+        self.router.abort_unfinished()
+        if not restore:
+            self.execution_count = None
+            self.restarts += 1
+            self.status.set(restarts=self.restarts)
+        self._show_peers()
+        await self.session.wait_ready(READY_TIMEOUT)
+
+    def action_clear_output(self) -> None:
+        self.stream.clear_all()
+
+    def action_toggle_peers(self) -> None:
+        self.peers_panel.toggle_class("-hidden")
+
+    def action_show_keys(self) -> None:
+        from .keys_screen import KeysScreen
+
+        self.app.push_screen(KeysScreen())
+
+    def action_scroll_output(self, direction: int) -> None:
+        if direction < 0:
+            self.stream.scroll_page_up(animate=False)
+        else:
+            self.stream.scroll_page_down(animate=False)
+
+    def action_follow_output(self) -> None:
+        self.stream.follow()
+
+    def action_dismiss_overlay(self) -> None:
+        search = self.query_one(HistorySearch)
+        if self._completion is not None:
+            self._close_completion()
+        elif search.is_open:
+            search.close()
+            self.editor.focus()
+        elif self.help_pane.is_open:
+            self.help_pane.close()
+        elif self.banner.is_open:
+            self.banner.hide()
+
+
+def _reply_content(result: Any) -> dict[str, Any]:
+    """The execute_reply content from whatever the client returned."""
+    if isinstance(result, dict):
+        return result.get("content", result)
+    for name in ("reply", "reply_msg"):
+        reply = getattr(result, name, None)
+        if reply is not None:
+            content = getattr(reply, "content", None)
+            if isinstance(content, dict):
+                return content
+            if isinstance(reply, dict):
+                return reply.get("content", reply)
+    content = getattr(result, "content", None)
+    if isinstance(content, dict):
+        return content
+    status = getattr(result, "status", None)
+    return {"status": status} if isinstance(status, str) else {}

@@ -1,0 +1,256 @@
+"""OutputRouter: IOPub messages into output-stream cells and peer states.
+
+A dispatch table maps each IOPub msg_type to a handler. Cells are keyed by
+the msg_id of the execute_request that produced them; own cells are told
+from others' by the session in the parent header. What the screen must act
+on (execution count, crash reports, kernel restarts) is collected in a
+``RouteResult``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ipytui.widgets.cell_view import CellView
+from ipytui.widgets.mimebundle import RECOVERY_MIME, render_bundle, render_traceback
+from ipytui.widgets.output_stream import OutputStream
+from ipytui.widgets.peers_panel import Peer
+
+from .iopub import coalesce_streams, parent_session, parent_type, parent_username
+
+DIED_ENAMES = {"KernelDied", "DeadKernelError", "WorkerDied"}
+KERNEL_CELL = "kernel-output"
+
+
+@dataclass
+class RouteResult:
+    execution_count: int | None = None
+    peers_changed: bool = False
+    recovery_reports: list[dict[str, Any]] = field(default_factory=list)
+    deaths: list[dict[str, Any]] = field(default_factory=list)
+    kernel_started: bool = False
+
+
+class OutputRouter:
+    def __init__(self, stream: OutputStream, *, own_session: str, display_name: str) -> None:
+        self.stream = stream
+        self.own_session = own_session
+        self.display_name = display_name
+        self.pending: deque[str] = deque()
+        self._expected: dict[str, str] = {}
+        self.peers: dict[str, Peer] = {}
+        self.seen_peer_time: dict[str, float] = {}
+        self._failed: set[str] = set()
+        self._result = RouteResult()
+        self._handlers = {
+            "status": self._status,
+            "execute_input": self._execute_input,
+            "stream": self._stream,
+            "execute_result": self._execute_result,
+            "display_data": self._display_data,
+            "update_display_data": self._update_display_data,
+            "clear_output": self._clear_output,
+            "error": self._error,
+        }
+        if own_session:
+            self._note_peer(own_session, display_name)
+
+    # -- entry point ------------------------------------------------------------------
+    def apply(self, messages: list[Any]) -> RouteResult:
+        self._result = RouteResult()
+        for msg in coalesce_streams(messages):
+            session = parent_session(msg)
+            if session:
+                self._note_peer(session, parent_username(msg))
+            handler = self._handlers.get(msg.msg_type)
+            if handler is not None:
+                handler(msg)
+        self.stream.enforce_limit()
+        return self._result
+
+    # -- own queued cells ---------------------------------------------------------------
+    def queue_own(self, local_id: str, code: str) -> CellView:
+        cell = self.stream.add_cell(
+            local_id,
+            code=code,
+            who=self.display_name,
+            own=True,
+            session=self.own_session,
+            status="queued",
+        )
+        self.pending.append(local_id)
+        self._set_peer_state(self.own_session)
+        return cell
+
+    def expect(self, msg_id: str, local_id: str) -> None:
+        """The queued own cell ``local_id`` is the request ``msg_id`` (learned from the client)."""
+        if local_id in self.pending:
+            self._expected[msg_id] = local_id
+
+    def _adopt(self, msg: Any) -> CellView | None:
+        """The queued own cell this message's request belongs to, given its real id."""
+        local_id = self._expected.pop(msg.parent_id, None)
+        if local_id is None and parent_session(msg) == self.own_session and self.pending:
+            local_id = self.pending[0]  # a client that does not report msg ids: FIFO
+        if local_id is None or local_id not in self.pending:
+            return None
+        self.pending.remove(local_id)
+        return self.stream.rekey(local_id, msg.parent_id)
+
+    def drop_pending(self, local_id: str) -> bool:
+        """Forget a queued own cell the kernel never started; True if it was pending."""
+        if local_id in self.pending:
+            self.pending.remove(local_id)
+            self._set_peer_state(self.own_session)
+            return True
+        return False
+
+    def abort_unfinished(self, status: str = "aborted") -> None:
+        """Mark every running or queued cell as ended (the kernel restarted under them)."""
+        for cell in self.stream.running_cells():
+            cell.set_status(status)
+        self.pending.clear()
+        for session in self.peers:
+            self._set_peer_state(session)
+
+    # -- peers ----------------------------------------------------------------------------
+    def _note_peer(self, session: str, username: str) -> None:
+        self.seen_peer_time[session] = time.monotonic()
+        if session in self.peers:
+            return
+        is_self = session == self.own_session
+        name = self.display_name if is_self else (username or session[:8])
+        self.peers[session] = Peer(session=session, name=name, is_self=is_self)
+        self._result.peers_changed = True
+
+    def _set_peer_state(self, session: str) -> None:
+        peer = self.peers.get(session)
+        if peer is None:
+            return
+        running = [
+            c
+            for c in self.stream.cells.values()
+            if c.status == "running" and c.session == session
+        ]
+        queued = sum(
+            1
+            for c in self.stream.cells.values()
+            if c.status == "queued" and c.session == session
+        )
+        if running:
+            state = f"running [{running[-1].execution_count or ' '}]"
+        elif queued:
+            state = f"queued ({queued})"
+        else:
+            state = "idle"
+        if peer.state != state:
+            peer.state = state
+            self._result.peers_changed = True
+
+    # -- cells ------------------------------------------------------------------------------
+    def _cell_for(self, msg: Any) -> CellView:
+        cell_id = msg.parent_id or KERNEL_CELL
+        cell = self.stream.cell(cell_id) or (self._adopt(msg) if msg.parent_id else None)
+        if cell is not None:
+            return cell
+        session = parent_session(msg)
+        own = bool(session) and session == self.own_session
+        if not msg.parent_id:
+            who, status = "kernel", "ok"
+        else:
+            who = self.display_name if own else parent_username(msg) or session[:8]
+            status = "running" if parent_type(msg) == "execute_request" else "ok"
+        return self.stream.add_cell(cell_id, who=who, own=own, session=session, status=status)
+
+    def _execute_input(self, msg: Any) -> None:
+        session = parent_session(msg)
+        code = msg.content.get("code", "")
+        count = msg.content.get("execution_count")
+        cell = self._cell_for(msg)
+        cell.session = session
+        if code and cell.code != code:
+            cell.set_code(code)
+        cell.set_execution_count(count)
+        cell.set_status("running")
+        if isinstance(count, int):
+            self._result.execution_count = count
+        self._set_peer_state(session)
+
+    def _status(self, msg: Any) -> None:
+        state = msg.content.get("execution_state")
+        if state == "starting":
+            self._result.kernel_started = True
+            return
+        if state != "idle" or not msg.parent_id:
+            return
+        cell = self.stream.cell(msg.parent_id)
+        if cell is not None and cell.status in ("running", "queued"):
+            cell.set_status("error" if msg.parent_id in self._failed else "ok")
+            self._failed.discard(msg.parent_id)
+            self._set_peer_state(cell.session)
+
+    def _stream(self, msg: Any) -> None:
+        cell = self._cell_for(msg)
+        name = msg.content.get("name", "stdout")
+        self.stream.append_stream(cell.cell_id, name, msg.content.get("text", ""))
+
+    def _execute_result(self, msg: Any) -> None:
+        cell = self._cell_for(msg)
+        content = msg.content
+        count = content.get("execution_count")
+        prompt = f"Out[{count}]:" if count is not None else "Out:"
+        display_id = (content.get("transient") or {}).get("display_id")
+        self.stream.add_output(
+            cell.cell_id,
+            render_bundle(content.get("data") or {}, content.get("metadata")),
+            kind="result",
+            prompt=prompt,
+            display_id=display_id,
+        )
+
+    def _display_data(self, msg: Any) -> None:
+        data = msg.content.get("data") or {}
+        if RECOVERY_MIME in data:
+            report = data[RECOVERY_MIME]
+            self._result.recovery_reports.append(report if isinstance(report, dict) else {})
+        shown = {k: v for k, v in data.items() if k != RECOVERY_MIME}
+        if not shown:
+            return
+        cell = self._cell_for(msg)
+        display_id = (msg.content.get("transient") or {}).get("display_id")
+        self.stream.add_output(
+            cell.cell_id,
+            render_bundle(shown, msg.content.get("metadata")),
+            kind="note" if RECOVERY_MIME in data else "display",
+            display_id=display_id,
+        )
+
+    def _update_display_data(self, msg: Any) -> None:
+        display_id = (msg.content.get("transient") or {}).get("display_id")
+        if display_id:
+            data = msg.content.get("data") or {}
+            self.stream.update_display(display_id, render_bundle(data, msg.content.get("metadata")))
+
+    def _clear_output(self, msg: Any) -> None:
+        cell = self.stream.cell(msg.parent_id)
+        if cell is not None:
+            cell.clear_output(wait=bool(msg.content.get("wait")))
+
+    def _error(self, msg: Any) -> None:
+        cell = self._cell_for(msg)
+        self._failed.add(cell.cell_id)
+        self.stream.add_output(cell.cell_id, render_traceback(msg.content), kind="error")
+        if msg.content.get("ename") in DIED_ENAMES:
+            cell.set_status("died")
+            self._failed.discard(cell.cell_id)
+            self._result.deaths.append(
+                {
+                    "ename": msg.content.get("ename"),
+                    "evalue": msg.content.get("evalue", ""),
+                    "execution_count": cell.execution_count,
+                    "who": cell.who,
+                }
+            )

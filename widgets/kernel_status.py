@@ -1,0 +1,130 @@
+"""KernelStatus: one line about the kernel.
+
+State, kernel name and implementation, execution count, pid and memory (when
+the kernel reports them), uptime, restarts and the last crash cause,
+connection (local/remote, encrypted or not) and the heartbeat. The state
+label carries a class per state (``-idle``, ``-busy``, ``-dead``…) for the
+stylesheet.
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual.containers import Horizontal
+from textual.widgets import Label
+
+STATES = ("starting", "idle", "busy", "dead", "restarting", "unreachable")
+_STATE_MARK = {"idle": "●", "busy": "◉", "dead": "✖", "restarting": "↻", "starting": "…"}
+
+
+def format_bytes(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit in ("B", "KB") else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count} B"
+
+
+def format_uptime(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
+
+
+class KernelStatus(Horizontal):
+    """The status bar; the screen sets fields with ``set(...)``."""
+
+    DEFAULT_CSS = """
+    KernelStatus {
+        height: 1;
+    }
+    KernelStatus > Label {
+        width: auto;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None, show_volatile: bool = True) -> None:
+        super().__init__(id=id)
+        self.show_volatile = show_volatile
+        self.state = "starting"
+        self.kernel_name = ""
+        self.implementation = ""
+        self.execution_count: int | None = None
+        self.pid: int | None = None
+        self.memory: int | None = None
+        self.started_at: float | None = None
+        self.restarts = 0
+        self.last_crash = ""
+        self.remote = False
+        self.encrypted = False
+        self.heartbeat: bool | None = None
+        self._labels = {
+            name: Label(id=f"ks-{name}", classes="ks-item")
+            for name in ("state", "kernel", "count", "proc", "uptime", "restarts", "conn", "hb")
+        }
+
+    def compose(self):
+        yield from self._labels.values()
+
+    def on_mount(self) -> None:
+        self.redraw()
+        if self.show_volatile:
+            self.set_interval(1.0, self._draw_uptime)
+
+    def set(self, **fields) -> None:
+        """Update some fields (names as the attributes) and redraw."""
+        for name, value in fields.items():
+            if not hasattr(self, name) or name.startswith("_"):
+                raise AttributeError(f"KernelStatus has no field {name!r}")
+            setattr(self, name, value)
+        if self.is_mounted:
+            self.redraw()
+
+    def redraw(self) -> None:
+        labels = self._labels
+        state = labels["state"]
+        for name in STATES:
+            state.set_class(name == self.state, f"-{name}")
+        state.update(f"{_STATE_MARK.get(self.state, '?')} {self.state}")
+        kernel = " · ".join(p for p in (self.kernel_name, self.implementation) if p)
+        self._show("kernel", kernel)
+        self._show("count", f"[{self.execution_count}]" if self.execution_count else "")
+        proc = []
+        if self.pid:
+            proc.append(f"pid {self.pid}")
+        if self.memory:
+            proc.append(format_bytes(self.memory))
+        self._show("proc", " · ".join(proc) if self.show_volatile else "")
+        self._draw_uptime()
+        restarts = f"restarts {self.restarts}" if self.restarts else ""
+        if self.last_crash:
+            restarts = f"{restarts} · last crash: {self.last_crash}".strip(" ·")
+        self._show("restarts", restarts)
+        labels["restarts"].set_class(bool(self.last_crash), "-crashed")
+        conn = ("remote" if self.remote else "local") + (" · encrypted" if self.encrypted else "")
+        self._show("conn", conn)
+        labels["conn"].set_class(self.remote and not self.encrypted, "-insecure")
+        hb = {None: "", True: "♥ hb", False: "♡ hb lost"}[self.heartbeat]
+        self._show("hb", hb)
+        labels["hb"].set_class(self.heartbeat is False, "-lost")
+
+    def _draw_uptime(self) -> None:
+        text = ""
+        if self.show_volatile and self.started_at:
+            text = f"up {format_uptime(time.time() - self.started_at)}"
+        self._show("uptime", text)
+
+    def _show(self, name: str, text: str) -> None:
+        label = self._labels[name]
+        label.update(text)
+        label.display = bool(text)
+
+    @property
+    def plain(self) -> str:
+        return "  ".join(str(label.render()) for label in self._labels.values() if label.display)

@@ -1,0 +1,112 @@
+"""Turn Jupyter MIME bundles and tracebacks into Rich renderables.
+
+Pure functions, no widgets: the output widgets call these so what a bundle
+looks like is decided in one place.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+RECOVERY_MIME = "application/vnd.ipytui.recovery+json"
+
+_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml", "image/webp")
+
+
+def ansi_text(text: str) -> Text:
+    """Text with ANSI colour codes honoured (plain fast path when there are none)."""
+    result = Text.from_ansi(text) if "\x1b" in text else Text(text)
+    result.expand_tabs(8)
+    return result
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, list):
+        return "".join(str(v) for v in value)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _size_label(value: Any) -> str:
+    raw = _as_text(value)
+    try:
+        size = len(base64.b64decode(raw, validate=False))
+    except Exception:
+        size = len(raw.encode())
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size} B"
+
+
+def placeholder(mime: str, value: Any, metadata: dict[str, Any]) -> Text:
+    """A one-line label for output a terminal cannot draw."""
+    meta = metadata.get(mime) if isinstance(metadata.get(mime), dict) else {}
+    dims = ""
+    if meta.get("width") and meta.get("height"):
+        dims = f" {meta['width']}x{meta['height']}"
+    return Text(f"[{mime}{dims}, {_size_label(value)}]", style="italic")
+
+
+def render_bundle(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> RenderableType:
+    """The best terminal rendering of a MIME bundle.
+
+    Markdown is rendered, JSON pretty-printed, ANSI text coloured; images and
+    HTML get a labelled placeholder followed by the text/plain form if any.
+    """
+    metadata = metadata or {}
+    if "text/markdown" in data:
+        from rich.markdown import Markdown
+
+        return Markdown(_as_text(data["text/markdown"]))
+    if "application/json" in data:
+        from rich.json import JSON
+
+        return JSON.from_data(data["application/json"], indent=2)
+    labels: list[RenderableType] = []
+    for mime in _IMAGE_TYPES:
+        if mime in data:
+            labels.append(placeholder(mime, data[mime], metadata))
+            break
+    if "text/html" in data and not labels:
+        labels.append(placeholder("text/html", data["text/html"], metadata))
+    if "text/plain" in data:
+        labels.append(ansi_text(_as_text(data["text/plain"])))
+    elif "text/latex" in data:
+        labels.append(Text(_as_text(data["text/latex"])))
+    if not labels:
+        shown = [m for m in data if m != RECOVERY_MIME]
+        if not shown:
+            return Text("")
+        return placeholder(shown[0], data[shown[0]], metadata)
+    return labels[0] if len(labels) == 1 else Group(*labels)
+
+
+def render_traceback(content: dict[str, Any]) -> Text:
+    """An error as its traceback (ANSI honoured), or ``ename: evalue`` without one."""
+    lines = content.get("traceback") or []
+    if lines:
+        return ansi_text("\n".join(str(line) for line in lines))
+    ename = content.get("ename", "Error")
+    evalue = content.get("evalue", "")
+    return Text(f"{ename}: {evalue}" if evalue else ename)
+
+
+def plain_of(renderable: RenderableType) -> str:
+    """The plain text of a renderable made by this module (for tests and search)."""
+    if isinstance(renderable, Text):
+        return renderable.plain
+    if isinstance(renderable, Group):
+        return "\n".join(plain_of(r) for r in renderable.renderables)
+    markup = getattr(renderable, "markup", None)
+    if isinstance(markup, str):
+        return markup
+    text = getattr(renderable, "text", None)
+    if isinstance(text, Text):
+        return text.plain
+    return str(renderable)

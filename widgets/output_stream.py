@@ -1,0 +1,194 @@
+"""OutputStream: the shared output of every client, one CellView per cell.
+
+It follows new output (anchored to the bottom) until the user scrolls up;
+End (or ``follow()``) resumes. Scrollback is bounded: past ``max_lines``
+the oldest cells go and a notice says how many lines were dropped.
+"""
+
+from __future__ import annotations
+
+from rich.console import RenderableType
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from .cell_view import CellView
+from .rich_output import RichOutput
+
+TICK_SECONDS = 0.1
+
+
+class OutputStream(VerticalScroll):
+    """The scrolling list of cells."""
+
+    BINDINGS = [
+        Binding("end", "follow", "Follow output", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    OutputStream {
+        height: 1fr;
+    }
+    OutputStream > #dropped-notice {
+        height: auto;
+    }
+    """
+
+    def __init__(
+        self,
+        *,
+        max_lines: int = 10_000,
+        show_times: bool = True,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.max_lines = max_lines
+        self.show_times = show_times
+        self.dropped_lines = 0
+        self.cells: dict[str, CellView] = {}
+        self._displays: dict[str, list[RichOutput]] = {}
+        self._notice = Static(id="dropped-notice")
+        self._notice.display = False
+
+    def compose(self):
+        yield self._notice
+
+    def on_mount(self) -> None:
+        self.anchor()
+        if self.show_times:
+            self.set_interval(TICK_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        for cell in self.cells.values():
+            if cell.running:
+                cell.tick()
+
+    # -- follow mode ----------------------------------------------------------------
+    @property
+    def following(self) -> bool:
+        # Textual keeps "anchor released by the user" privately; read it in one place.
+        return self.is_anchored and not getattr(self, "_anchor_released", False)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._show_follow_state()
+
+    def _show_follow_state(self) -> None:
+        paused = not self.following
+        if paused != self.has_class("-paused"):
+            self.set_class(paused, "-paused")
+            self.border_subtitle = "follow paused · End resumes" if paused else ""
+
+    def follow(self) -> None:
+        """Jump to the newest output and keep following it."""
+        self.anchor()
+        self.scroll_end(animate=False)
+        self._show_follow_state()
+
+    def action_follow(self) -> None:
+        self.follow()
+
+    # -- cells ------------------------------------------------------------------------
+    def cell(self, cell_id: str) -> CellView | None:
+        return self.cells.get(cell_id)
+
+    def add_cell(self, cell_id: str, **kwargs) -> CellView:
+        kwargs.setdefault("max_lines", self.max_lines)
+        kwargs.setdefault("show_times", self.show_times)
+        cell = CellView(cell_id, **kwargs)
+        self.cells[cell_id] = cell
+        self.mount(cell)
+        return cell
+
+    def rekey(self, old_id: str, new_id: str) -> CellView | None:
+        """Give a cell its real id (a queued own cell once the kernel starts it)."""
+        cell = self.cells.pop(old_id, None)
+        if cell is not None:
+            cell.cell_id = new_id
+            self.cells[new_id] = cell
+        return cell
+
+    def remove_cell(self, cell_id: str) -> None:
+        cell = self.cells.pop(cell_id, None)
+        if cell is not None:
+            cell.remove()
+
+    def running_cells(self) -> list[CellView]:
+        return [c for c in self.cells.values() if c.status in ("running", "queued")]
+
+    # -- outputs ----------------------------------------------------------------------
+    def append_stream(self, cell_id: str, name: str, text: str) -> None:
+        cell = self.cells.get(cell_id)
+        if cell is not None:
+            self.dropped_lines += cell.append_stream(name, text)
+
+    def add_output(
+        self,
+        cell_id: str,
+        renderable: RenderableType,
+        *,
+        kind: str = "display",
+        prompt: str | None = None,
+        display_id: str | None = None,
+    ) -> RichOutput | None:
+        cell = self.cells.get(cell_id)
+        if cell is None:
+            return None
+        output = cell.add_output(renderable, kind=kind, prompt=prompt, display_id=display_id)
+        if display_id:
+            self._displays.setdefault(display_id, []).append(output)
+        return output
+
+    def update_display(self, display_id: str, renderable: RenderableType) -> bool:
+        """update_display_data: redraw every live output shown under this id."""
+        live = [o for o in self._displays.get(display_id, []) if o.is_attached]
+        self._displays[display_id] = live
+        for output in live:
+            output.set_body(renderable)
+        return bool(live)
+
+    def clear_output(self, cell_id: str, wait: bool = False) -> None:
+        cell = self.cells.get(cell_id)
+        if cell is not None:
+            cell.clear_output(wait)
+
+    def clear_all(self) -> None:
+        """Forget every cell (the clear-output key); running cells keep their place."""
+        for cell_id, cell in list(self.cells.items()):
+            if cell.status in ("running", "queued"):
+                cell.clear_output()
+                continue
+            del self.cells[cell_id]
+            cell.remove()
+        self._displays.clear()
+        self.dropped_lines = 0
+        self._notice.display = False
+
+    # -- scrollback ---------------------------------------------------------------------
+    def enforce_limit(self) -> None:
+        """Drop the oldest finished cells while the stream holds too many lines."""
+        total = sum(cell.line_count for cell in self.cells.values())
+        for cell_id in list(self.cells):
+            if total <= self.max_lines or len(self.cells) <= 1:
+                break
+            cell = self.cells[cell_id]
+            if cell.status in ("running", "queued"):
+                continue
+            total -= cell.line_count
+            self.dropped_lines += cell.line_count
+            self.remove_cell(cell_id)
+        if self.dropped_lines:
+            self._notice.update(
+                f"… {self.dropped_lines:,} earlier lines dropped "
+                f"(scrollback keeps {self.max_lines:,})"
+            )
+            self._notice.display = True
+
+    @property
+    def plain(self) -> str:
+        """Everything shown, as plain text (tests read this)."""
+        parts: list[str] = []
+        if self.dropped_lines:
+            parts.append(f"… {self.dropped_lines:,} earlier lines dropped")
+        parts.extend(cell.plain for cell in self.cells.values())
+        return "\n".join(parts)

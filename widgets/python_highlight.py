@@ -1,0 +1,86 @@
+"""Python syntax highlighting for a TextArea without tree-sitter.
+
+Pygments tokens become TextArea highlight names; their styles come from the
+app theme's variables (the same mapping Textual uses for highlighted code),
+so the editor and the highlighted code in the output stream agree and follow
+the theme. Nothing here names a colour.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from typing import Any
+
+from pygments.lexers import PythonLexer
+from pygments.token import Token, _TokenType
+from rich.style import Style as RichStyle
+from textual.color import Color
+from textual.highlight import HighlightTheme
+from textual.style import Style
+
+_LEXER = PythonLexer(stripnl=False, ensurenl=False)
+
+Highlights = dict[int, list[tuple[int, int | None, str]]]
+
+
+def _style_name(token: _TokenType) -> str | None:
+    """The most specific token type the highlight theme has a style for."""
+    while token is not Token:
+        if token in HighlightTheme.STYLES:
+            return str(token)
+        token = token.parent
+    return None
+
+
+def python_highlights(text: str) -> Highlights:
+    """Highlights for a TextArea: row -> [(start byte, end byte, name)]."""
+    highlights: Highlights = defaultdict(list)
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    for index, token, value in _LEXER.get_tokens_unprocessed(text):
+        name = _style_name(token)
+        if name is None or not value.strip():
+            continue
+        offset = index
+        for piece in value.split("\n"):
+            if piece.strip():
+                row = bisect_right(starts, offset) - 1
+                line = lines[row]
+                col = offset - starts[row]
+                begin = len(line[:col].encode("utf-8"))
+                highlights[row].append((begin, begin + len(piece.encode("utf-8")), name))
+            offset += len(piece) + 1
+    return highlights
+
+
+def syntax_styles(variables: dict[str, str], background: Color) -> dict[str, RichStyle]:
+    """Rich styles for every highlight name, resolved against theme variables."""
+    styles: dict[str, RichStyle] = {}
+    for token, definition in HighlightTheme.STYLES.items():
+        if not definition:
+            continue
+        styles[str(token)] = _resolve(definition, variables, background)
+    return styles
+
+
+def _resolve(definition: str, variables: dict[str, Any], background: Color) -> RichStyle:
+    style = Style.parse(definition, variables)
+    color = None
+    foreground = style.foreground
+    if foreground is not None:
+        if foreground.auto:
+            foreground = background.get_contrast_text(foreground.a)
+        color = background.blend(foreground.with_alpha(1.0), foreground.a).rich_color
+    bgcolor = None
+    if style.background is not None and style.background.a > 0:
+        bgcolor = background.blend(style.background.with_alpha(1.0), style.background.a).rich_color
+    return RichStyle(
+        color=color,
+        bgcolor=bgcolor,
+        bold=style.bold,
+        italic=style.italic,
+        underline=style.underline,
+    )
