@@ -37,6 +37,7 @@ from .session import KernelSession
 IS_COMPLETE_TIMEOUT = 1.0
 REQUEST_TIMEOUT = 10.0
 READY_TIMEOUT = 60.0
+USAGE_SECONDS = 5.0
 MENU_ROWS = 10
 
 
@@ -158,6 +159,8 @@ class MainScreen(Screen):
         self._show_peers()
         self.editor.focus()
         self.run_worker(self._start(), name="kernel-start", exit_on_error=False)
+        if not self.deterministic:
+            self.run_worker(self._poll_usage(), name="usage", exit_on_error=False)
 
     async def _start(self) -> None:
         await self.session.start(READY_TIMEOUT)
@@ -169,6 +172,25 @@ class MainScreen(Screen):
 
     async def close_session(self, *, shutdown: bool = False) -> None:
         await self.session.stop(shutdown=shutdown)
+
+    async def on_unmount(self) -> None:
+        await self.session.stop()
+
+    async def _poll_usage(self) -> None:
+        """pid and memory from usage_request, while the kernel answers it."""
+        failures = 0
+        while failures < 2 and not self.session.closed:
+            if self.lifecycle == "ok":
+                try:
+                    usage = await self.session.usage()
+                except Exception:
+                    usage = {}
+                if usage:
+                    failures = 0
+                    self.status.set(pid=usage.get("pid"), memory=usage.get("kernel_memory"))
+                else:
+                    failures += 1
+            await asyncio.sleep(USAGE_SECONDS)
 
     # -- kernel state -----------------------------------------------------------------
     def _refresh_state(self) -> None:
@@ -194,8 +216,10 @@ class MainScreen(Screen):
         lang = (info.get("language_info") or {}).get("name", "")
         if not self.status.kernel_name and lang:
             fields["kernel_name"] = lang
-        fields["pid"] = extra.get("pid")
-        fields["memory"] = extra.get("rss") or extra.get("memory_rss") or extra.get("memory")
+        fields["pid"] = extra.get("worker_pid") or extra.get("pid") or self.status.pid
+        fields["memory"] = (
+            extra.get("rss") or extra.get("memory_rss") or extra.get("memory") or self.status.memory
+        )
         started = extra.get("started") or extra.get("start_time")
         fields["started_at"] = started if isinstance(started, (int, float)) else None
         if isinstance(extra.get("restarts"), int):

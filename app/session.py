@@ -164,6 +164,15 @@ class KernelSession:
     async def kernel_info(self) -> dict[str, Any]:
         return await self.client.kernel_info()
 
+    async def usage(self, timeout: float = 2.0) -> dict[str, Any]:
+        """usage_request (pid, memory), which ipykernel answers; {} when unsupported."""
+        request = getattr(self.client, "request", None)
+        if not callable(request):
+            return {}
+        reply = await request("control", "usage_request", {}, timeout=timeout)
+        content = getattr(reply, "content", reply)
+        return content if content.get("status", "ok") != "error" else {}
+
     async def interrupt(self) -> Any:
         return await _maybe_await(self.client.interrupt())
 

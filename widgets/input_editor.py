@@ -90,7 +90,8 @@ class InputEditor(TextArea):
         super().__init__(
             "",
             id=id,
-            tab_behavior="indent",
+            # "focus" keeps TextArea away from Escape; Tab is ours (see _on_key).
+            tab_behavior="focus",
             soft_wrap=True,
             show_line_numbers=False,
             highlight_cursor_line=False,
@@ -141,13 +142,15 @@ class InputEditor(TextArea):
     # -- keys -----------------------------------------------------------------------
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
-        if key in ("enter", "tab", "escape"):
+        if key == "escape":
+            # The menu closes, or the event bubbles to the screen's Escape binding.
+            if self.completing:
+                event.stop()
+                self.post_message(self.CompletionKey("dismiss"))
+            return
+        if key in ("enter", "tab"):
             event.stop()
             event.prevent_default()
-            if key == "escape":
-                if self.completing:
-                    self.post_message(self.CompletionKey("dismiss"))
-                return
             if self.completing:
                 self.post_message(self.CompletionKey("accept"))
             elif key == "enter":
@@ -156,6 +159,9 @@ class InputEditor(TextArea):
                 self._tab()
             return
         await super()._on_key(event)
+
+    def check_consume_key(self, key: str, character: str | None = None) -> bool:
+        return key == "tab" or super().check_consume_key(key, character)
 
     def _tab(self) -> None:
         row, col = self.cursor_location

@@ -111,6 +111,8 @@ class KernelStatus(Horizontal):
         self._show("conn", conn)
         labels["conn"].set_class(self.remote and not self.encrypted, "-insecure")
         hb = {None: "", True: "♥ hb", False: "♡ hb lost"}[self.heartbeat]
+        if not self.show_volatile and self.heartbeat is not False:
+            hb = ""  # its arrival time varies; only a loss is shown in fixed views
         self._show("hb", hb)
         labels["hb"].set_class(self.heartbeat is False, "-lost")
 
