@@ -1,0 +1,89 @@
+"""Lock files: a running kernel is marked; a lock whose process is gone is stale.
+
+A stale lock is how the next ``ipytui`` start knows a kernel went down
+uncleanly (kill -9, power loss) and can offer recovery from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .paths import locks_dir
+
+
+@dataclass
+class KernelLock:
+    """What a lock file records about one running kernel."""
+
+    kernel_id: str
+    pid: int
+    host: str
+    started: float
+    connection_file: str
+    checkpoint: str = ""
+    journal_session: int = 0
+
+    @property
+    def path(self) -> Path:
+        return locks_dir() / f"{self.kernel_id}.lock"
+
+    def write(self) -> Path:
+        path = self.path
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(asdict(self), f)
+        os.replace(tmp, path)
+        return path
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def is_alive(self) -> bool:
+        """True while the supervisor process still runs (always True for other hosts)."""
+        if self.host != socket.gethostname():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return _same_process(self.pid, self.started)
+
+
+def _same_process(pid: int, started: float) -> bool:
+    """Guard against pid reuse: the process must not be younger than the lock."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        proc_stat = Path("/proc/stat").read_text().splitlines()
+        boot = float(next(line for line in proc_stat if line.startswith("btime")).split()[1])
+        return boot + ticks / os.sysconf("SC_CLK_TCK") <= started + 5
+    except (OSError, ValueError, StopIteration, IndexError):
+        return True
+
+
+def new_lock(kernel_id: str, connection_file: str, checkpoint: str = "") -> KernelLock:
+    return KernelLock(kernel_id=kernel_id, pid=os.getpid(), host=socket.gethostname(),
+                      started=time.time(), connection_file=connection_file, checkpoint=checkpoint)
+
+
+def read_locks() -> list[KernelLock]:
+    """Every readable lock file, newest first."""
+    locks = []
+    for path in locks_dir().glob("*.lock"):
+        try:
+            locks.append(KernelLock(**json.loads(path.read_text())))
+        except (OSError, ValueError, TypeError):
+            continue
+    return sorted(locks, key=lambda lock: lock.started, reverse=True)
+
+
+def stale_locks() -> list[KernelLock]:
+    return [lock for lock in read_locks() if not lock.is_alive()]

@@ -1,0 +1,154 @@
+"""Copy-on-write fork() snapshots of the worker, taken after each successful cell.
+
+The child sleeps in ``sigtimedwait``. SIGUSR1 from the supervisor promotes it:
+it opens fresh sockets and becomes the worker, with every object of the last
+good state, unpicklable ones included. While it waits, it writes a durable
+pickle checkpoint once the user pauses, at low priority. SIGKILL discards it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import resource
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import checkpoint
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+log = logging.getLogger("ipytui.worker")
+
+CHECKPOINT_DELAY = 1.0  # seconds a snapshot must stay current before it checkpoints
+POLL = 0.5
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _total_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 0
+
+
+class Snapshots:
+    """Takes snapshots in the worker; the promoted child returns from ``after_cell``."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.enabled = bool(config.get("snapshots", True))
+        total = _total_memory()
+        self.memory_limit = int(config.get("snapshot_memory_limit") or (total // 2 if total else 0))
+        path = config.get("checkpoint_path")
+        self.checkpoint_path = Path(path) if path else None
+        self.supervisor_pid = int(config.get("supervisor_pid") or os.getppid())
+        self.children: list[int] = []
+
+    def why_not(self) -> str | None:
+        """The reason no snapshot can be taken now, or None."""
+        if not self.enabled:
+            return "snapshots are switched off"
+        if self.memory_limit and _rss_bytes() > self.memory_limit:
+            return f"the worker uses more than {self.memory_limit // 2**20} MiB (memory guard)"
+        if _has_cuda():
+            return "a CUDA context does not survive fork()"
+        return None
+
+    def after_cell(self, worker: Worker, execution_count: int) -> None:
+        """Fork a snapshot of the state after a good cell (in the parent: return at once)."""
+        reason = self.why_not()
+        if reason is not None:
+            worker.publisher.sup({"event": "no_snapshot", "why": reason})
+            return
+        threads = [t.name for t in threading.enumerate()
+                   if t is not threading.main_thread() and not t.name.startswith("ipytui-")]
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        try:
+            with worker.publisher.lock, worker.stdout._lock, worker.stderr._lock:
+                pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
+            return
+        if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            self._reap()
+            self.children.append(pid)
+            worker.publisher.sup({"event": "snapshot", "pid": pid, "execution_count": execution_count,
+                                  "lost_threads": threads})
+            return
+        self.children = []
+        self._wait_for_promotion(worker, execution_count)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        worker.promote(lost_threads=threads)
+
+    def _reap(self) -> None:
+        """Collect snapshots the supervisor has discarded (no zombies)."""
+        for pid in list(self.children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.children.remove(pid)
+
+    def _wait_for_promotion(self, worker: Worker, execution_count: int) -> None:
+        """In the child: wait for SIGUSR1; exit when the supervisor is gone."""
+        with contextlib.suppress(OSError):
+            os.nice(10)
+        born = time.monotonic()
+        written = self.checkpoint_path is None
+        while True:
+            info = signal.sigtimedwait({signal.SIGUSR1}, POLL)
+            if info is not None:
+                with contextlib.suppress(OSError):
+                    os.nice(-10)  # only root may lower it back; harmless otherwise
+                return
+            if not _alive(self.supervisor_pid):
+                os._exit(0)
+            if not written and time.monotonic() - born >= CHECKPOINT_DELAY:
+                written = True
+                self._write_checkpoint(worker, execution_count)
+
+    def _write_checkpoint(self, worker: Worker, execution_count: int) -> None:
+        from .handlers import user_names
+
+        assert self.checkpoint_path is not None
+        try:
+            state = checkpoint.capture(worker.namespace, user_names(worker.namespace), execution_count)
+            checkpoint.write(self.checkpoint_path, state)
+        except Exception:  # noqa: BLE001 - a failed checkpoint must not kill the snapshot
+            log.exception("checkpoint failed")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _has_cuda() -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    try:
+        return bool(cuda and cuda.is_initialized())
+    except Exception:  # noqa: BLE001
+        return False

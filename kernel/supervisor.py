@@ -1,0 +1,519 @@
+"""The supervisor: owns the public sockets, never runs user code, keeps workers alive.
+
+It forwards client requests to the worker and everything the worker says to
+the clients, remembering which requests are still unanswered. When the
+worker dies it answers those (an error for the cell that was running), brings
+back a worker on the same ports from the latest snapshot or checkpoint, and
+publishes a recovery report. See docs/internals.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from . import crash
+from .connection import ConnectionInfo
+from .info import kernel_info_content
+from .lockfile import new_lock
+from .paths import checkpoints_dir
+from .wire import Codec, Message, WireError, peek_header, peek_parent
+
+log = logging.getLogger("ipytui.supervisor")
+
+READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the crash anyway
+
+
+@dataclass
+class Pending:
+    """A request forwarded to the worker and not yet answered."""
+
+    channel: str
+    msg: Message
+    frames: list[bytes]
+    started: bool = False
+
+
+@dataclass
+class WorkerState:
+    """What the supervisor knows of the current worker process."""
+
+    pid: int = 0
+    pidfd: int = -1
+    routing_id: bytes = b""
+    ready: bool = False
+    spawned_at: float = 0.0
+    snapshot_pid: int = 0
+    snapshot_count: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Supervisor:
+    """One kernel: public sockets, the worker's lifecycle, crash handling."""
+
+    def __init__(self, info: ConnectionInfo, connection_file: Path, *, snapshots: bool = True,
+                 owns_connection_file: bool = False, restore_from: str | None = None) -> None:
+        self.info = info
+        self.connection_file = Path(connection_file)
+        self.owns_connection_file = owns_connection_file
+        self.kernel_id = crash.kernel_id_from(self.connection_file)
+        self.codec = Codec(info.key, info.signature_scheme, username="kernel")
+        self.snapshots = snapshots
+        self.checkpoint_path = checkpoints_dir() / f"{self.kernel_id}.pickle"
+        self.restore_from = restore_from
+        self.worker = WorkerState()
+        self.inflight: dict[str, Pending] = {}
+        self.backlog: list[tuple[str, list[bytes]]] = []
+        self.execution_count = 0
+        self.crashes = crash.CrashHistory()
+        self.crash_pending: crash.CrashRecord | None = None
+        self.running = True
+        self.started = time.time()
+        self.restarts = 0
+        self.last_crash = ""
+        self.lock = new_lock(self.kernel_id, str(self.connection_file), str(self.checkpoint_path))
+
+    # -- sockets ----------------------------------------------------------
+    def bind(self) -> None:
+        """Bind the five public channels and the two private worker pipes."""
+        ctx = self.context = zmq.Context()
+        info = self.info
+        self.shell = self._router(info.bind_url("shell"))
+        self.control = self._router(info.bind_url("control"))
+        self.stdin = self._router(info.bind_url("stdin"))
+        self.iopub = ctx.socket(zmq.XPUB)
+        self.iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.iopub.linger = 1000
+        self.iopub.sndhwm = 0
+        self.iopub.bind(info.bind_url("iopub"))
+        self.hb = ctx.socket(zmq.ROUTER)
+        self.hb.linger = 0
+        self.hb.bind(info.bind_url("hb"))
+        threading.Thread(target=self._heartbeat, name="ipytui-hb", daemon=True).start()
+        self.private_dir = tempfile.mkdtemp(prefix="ipytui-")
+        self.down = ctx.socket(zmq.ROUTER)
+        self.down.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.down.linger = 0
+        self.down.sndhwm = 0
+        self.down.bind(f"ipc://{self.private_dir}/down")
+        self.up = ctx.socket(zmq.PULL)
+        self.up.linger = 0
+        self.up.rcvhwm = 0
+        self.up.bind(f"ipc://{self.private_dir}/up")
+
+    def _router(self, url: str) -> zmq.Socket:
+        sock = self.context.socket(zmq.ROUTER)
+        sock.linger = 1000
+        sock.sndhwm = 0
+        sock.bind(url)
+        return sock
+
+    def _heartbeat(self) -> None:
+        """Echo every ping back to its sender, in C, off the main loop."""
+        try:
+            zmq.proxy(self.hb, self.hb)
+        except zmq.ZMQError:
+            return
+
+    # -- worker lifecycle -------------------------------------------------
+    def spawn_worker(self, restore_from: str | None = None) -> None:
+        """Start a fresh worker process (optionally loading a checkpoint)."""
+        config = {
+            "key": self.info.key, "signature_scheme": self.info.signature_scheme,
+            "session": self.codec.session, "down": f"ipc://{self.private_dir}/down",
+            "up": f"ipc://{self.private_dir}/up", "supervisor_pid": os.getpid(),
+            "checkpoint_path": str(self.checkpoint_path), "snapshots": self.snapshots,
+            "restore_from": restore_from,
+        }
+        env = dict(os.environ, IPYTUI_WORKER=json.dumps(config))
+        proc = subprocess.Popen([sys.executable, "-m", "ipytui.kernel.worker"], env=env,
+                                start_new_session=True, stdin=subprocess.DEVNULL)
+        self._adopt(proc.pid)
+        self._popen = proc  # keeps Popen from warning; we reap with waitpid ourselves
+
+    def _adopt(self, pid: int) -> None:
+        if self.worker.pidfd >= 0:
+            os.close(self.worker.pidfd)
+        self.worker = WorkerState(pid=pid, pidfd=os.pidfd_open(pid), spawned_at=time.monotonic())
+
+    def promote_snapshot(self) -> bool:
+        """Wake the latest snapshot as the new worker; False if there is none alive."""
+        pid = self.worker.snapshot_pid
+        if not pid:
+            return False
+        try:
+            os.kill(pid, signal.SIGUSR1)
+            self._adopt(pid)
+        except (ProcessLookupError, OSError):
+            return False
+        return True
+
+    def _on_worker_exit(self) -> None:
+        """The worker died: record why, answer its clients, bring back a worker."""
+        dead = self.worker
+        status = crash.reap(dead.pid)
+        snapshot = dead.snapshot_pid, dead.snapshot_count
+        running = self._running_cell()
+        if not self.running:
+            return
+        record = crash.CrashRecord.from_exit(status, running.msg if running else None,
+                                             dead.notes, snapshot_count=snapshot[1])
+        self.last_crash = record.cause
+        log.warning("worker %d died: %s", dead.pid, record.cause)
+        self._requeue_after_crash(running)
+        self.crash_pending = record
+        self.restarts += 1
+        delay = self.crashes.add(record.ok_since_start)
+        if delay is None:
+            self.worker = WorkerState()
+            self._give_up(record)
+            return
+        if delay:
+            time.sleep(delay)
+        self.worker = WorkerState(snapshot_pid=snapshot[0], snapshot_count=snapshot[1])
+        if snapshot[0] and self.promote_snapshot():
+            record.method = "snapshot"
+        else:
+            record.method = "checkpoint" if self.checkpoint_path.exists() else "fresh"
+            self.spawn_worker(str(self.checkpoint_path) if record.method == "checkpoint" else None)
+        self.publish("iopub", "status", {"execution_state": "restarting"})
+
+    def _running_cell(self) -> Pending | None:
+        """The execute the worker was running: the oldest unanswered one.
+
+        The worker runs executes in arrival order and takes each at once, and
+        its last messages (even execute_input) may die with it unsent.
+        """
+        executes = [p for p in self.inflight.values()
+                    if p.channel == "shell" and p.msg.msg_type == "execute_request"]
+        started = [p for p in executes if p.started]
+        return started[0] if started else (executes[0] if executes else None)
+
+    def _requeue_after_crash(self, running: Pending | None) -> None:
+        """Keep the crashed cell for its reply; abort or re-send the others."""
+        pending, self.inflight = list(self.inflight.values()), {}
+        self.crash_running = running
+        for p in pending:
+            if p is running:
+                continue
+            if p.msg.msg_type == "execute_request" and p.msg.content.get("stop_on_error", True):
+                self._answer(p, "execute_reply", {"status": "aborted",
+                                                  "execution_count": self.execution_count})
+            else:
+                self.backlog.insert(0, (p.channel, p.frames))
+
+    def _give_up(self, record: crash.CrashRecord) -> None:
+        text = (f"The kernel crashed {self.crashes.in_a_row} times in a row without finishing a "
+                f"cell ({record.cause}); ipytui stopped restarting it. Restart it by hand "
+                "(shutdown_request with restart=true) once the cause is fixed.")
+        log.error(text)
+        self.given_up = text
+        self._finish_crash(None)
+        self.publish("iopub", "stream", {"name": "stderr", "text": text + "\n"})
+
+    # -- crash reporting --------------------------------------------------
+    def _finish_crash(self, ready: dict[str, Any] | None) -> None:
+        """Answer the crashed cell and publish the recovery report."""
+        record, self.crash_pending = self.crash_pending, None
+        if record is None:
+            return
+        report = record.report(ready, time.monotonic())
+        running = getattr(self, "crash_running", None)
+        self.crash_running = None
+        parent = running.msg if running else None
+        error = record.error_content(report)
+        if parent is not None:
+            self.publish("iopub", "error", error, parent=parent)
+        self.publish("iopub", "display_data", crash.report_bundle(report), parent=parent)
+        if running is not None:
+            self._answer(running, "execute_reply", {"status": "error", **error,
+                                                    "execution_count": self.execution_count},
+                         busy=False)
+
+    # -- sending ----------------------------------------------------------
+    def publish(self, channel: str, msg_type: str, content: dict[str, Any],
+                parent: Message | None = None, identities: list[bytes] | None = None) -> None:
+        msg = self.codec.msg(msg_type, content, parent=parent)
+        if channel == "iopub":
+            self.iopub.send_multipart(self.codec.serialize(msg, [msg_type.encode()]))
+        else:
+            sock = self.shell if channel == "shell" else self.control
+            self.codec_send(sock, msg, identities or [])
+
+    def codec_send(self, sock: zmq.Socket, msg: Message, identities: list[bytes]) -> None:
+        try:
+            sock.send_multipart(self.codec.serialize(msg, identities))
+        except zmq.ZMQError as exc:
+            log.warning("could not send %s: %s", msg.msg_type, exc)
+
+    def _answer(self, pending: Pending, reply_type: str, content: dict[str, Any],
+                busy: bool = True) -> None:
+        """Reply to a request ourselves, with busy/idle around it like the worker would."""
+        if busy:
+            self.publish("iopub", "status", {"execution_state": "busy"}, parent=pending.msg)
+        self.publish(pending.channel, reply_type, content, parent=pending.msg,
+                     identities=pending.msg.identities)
+        self.publish("iopub", "status", {"execution_state": "idle"}, parent=pending.msg)
+
+    def to_worker(self, channel: str, frames: list[bytes]) -> None:
+        """Send to the live worker, or keep in the backlog until one is ready."""
+        if not self.worker.ready or self.backlog:
+            self.backlog.append((channel, frames))
+            return
+        try:
+            self.down.send_multipart([self.worker.routing_id, channel.encode(), *frames])
+        except zmq.ZMQError:
+            self.backlog.append((channel, frames))
+
+    def _flush_backlog(self) -> None:
+        backlog, self.backlog = self.backlog, []
+        for channel, frames in backlog:
+            self.to_worker(channel, frames)
+
+    # -- incoming ---------------------------------------------------------
+    def on_client(self, channel: str, sock: zmq.Socket) -> None:
+        """A request from a client: verify, answer ourselves or forward."""
+        frames = sock.recv_multipart(copy=True)
+        try:
+            msg = self.codec.deserialize(frames)
+        except WireError as exc:
+            log.warning("dropped a message on %s: %s", channel, exc)
+            return
+        handler = getattr(self, f"do_{msg.msg_type}", None)
+        if handler is not None and channel in ("shell", "control"):
+            handler(channel, msg)
+            return
+        if channel == "stdin":
+            self.to_worker(channel, frames)
+            return
+        if msg.msg_type.endswith("_request"):
+            self.inflight[msg.msg_id] = Pending(channel, msg, frames)
+        self.to_worker(channel, frames)
+
+    def do_kernel_info_request(self, channel: str, msg: Message) -> None:
+        content = kernel_info_content()
+        content["ipytui"] = self.status_info()
+        self._answer(Pending(channel, msg, []), "kernel_info_reply", content)
+
+    def do_interrupt_request(self, channel: str, msg: Message) -> None:
+        self.interrupt_worker()
+        self._answer(Pending(channel, msg, []), "interrupt_reply", {"status": "ok"})
+
+    def do_shutdown_request(self, channel: str, msg: Message) -> None:
+        restart = bool(msg.content.get("restart", False))
+        self._answer(Pending(channel, msg, []), "shutdown_reply", {"status": "ok", "restart": restart})
+        if restart:
+            self.restart_worker(restore=False)
+        else:
+            self.running = False
+
+    def do_ipytui_restore_request(self, channel: str, msg: Message) -> None:
+        """Restart and restore: a fresh worker back at the latest snapshot or checkpoint."""
+        method = self.restart_worker(restore=True)
+        self._answer(Pending(channel, msg, []), "ipytui_restore_reply",
+                     {"status": "ok", "method": method})
+
+    def restart_worker(self, restore: bool) -> str:
+        """Replace the worker on demand; returns how the state came back."""
+        old = self.worker
+        snapshot = (old.snapshot_pid, old.snapshot_count) if restore else (0, 0)
+        if not restore and old.snapshot_pid:
+            crash.kill(old.snapshot_pid)
+        self._stop_worker(old)
+        for pending in list(self.inflight.values()):
+            self._answer(pending, pending.msg.msg_type.replace("_request", "_reply"),
+                         {"status": "aborted" if pending.msg.msg_type == "execute_request" else "error",
+                          "ename": "KernelRestarted", "evalue": "the kernel was restarted",
+                          "traceback": [], "execution_count": self.execution_count})
+        self.inflight.clear()
+        self.restarts += 1
+        self.worker = WorkerState(snapshot_pid=snapshot[0], snapshot_count=snapshot[1])
+        if restore and self.promote_snapshot():
+            self.execution_count = max(self.execution_count, snapshot[1])
+            return "snapshot"
+        if not restore:
+            self.execution_count = 0
+        use_checkpoint = restore and self.checkpoint_path.exists()
+        self.spawn_worker(str(self.checkpoint_path) if use_checkpoint else None)
+        return "checkpoint" if use_checkpoint else "fresh"
+
+    def _stop_worker(self, state: WorkerState) -> None:
+        if not state.pid:
+            return
+        crash.kill(state.pid)
+        crash.reap(state.pid)
+        if state.pidfd >= 0:
+            os.close(state.pidfd)
+            state.pidfd = -1
+
+    def interrupt_worker(self) -> None:
+        if self.worker.pid and self.worker.ready:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.worker.pid, signal.SIGINT)
+
+    def on_worker_hello(self) -> None:
+        """A worker connected its down pipe: route to it and flush the backlog."""
+        routing_id, _tag, body = self.down.recv_multipart()
+        event = json.loads(body)
+        if event.get("pid") != self.worker.pid:
+            log.warning("ignored a hello from stale worker %s", event.get("pid"))
+            return
+        self.worker.routing_id = routing_id
+        self.worker.ready = True
+        if event.get("promoted"):
+            self.down.send_multipart([routing_id, b"sup", json.dumps(
+                {"cmd": "resume", "execution_count": self.execution_count}).encode()])
+        else:
+            self.execution_count = max(self.execution_count, int(event.get("execution_count", 0)))
+        if self.crash_pending is not None:
+            self._finish_crash(event)
+        self._flush_backlog()
+
+    def on_worker_output(self) -> None:
+        """Everything the worker says: forward, and keep the books."""
+        frames = self.up.recv_multipart(copy=True)
+        channel = frames[0]
+        body = frames[1:]
+        if channel == b"iopub":
+            self.iopub.send_multipart(body)
+            self._watch_iopub(body)
+        elif channel in (b"shell", b"control"):
+            self.inflight.pop(peek_parent(body).get("msg_id", ""), None)
+            (self.shell if channel == b"shell" else self.control).send_multipart(body)
+        elif channel == b"stdin":
+            self.stdin.send_multipart(body)
+        elif channel == b"sup":
+            self._on_sup(json.loads(body[0]))
+
+    def _watch_iopub(self, body: list[bytes]) -> None:
+        header = peek_header(body)
+        if header.get("msg_type") != "execute_input":
+            return
+        pending = self.inflight.get(peek_parent(body).get("msg_id", ""))
+        if pending is not None:
+            pending.started = True
+        count = json.loads(body[-1] if len(body) == 7 else body[6]).get("execution_count", 0)
+        self.execution_count = max(self.execution_count, int(count or 0))
+
+    def _on_sup(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "snapshot":
+            old = self.worker.snapshot_pid
+            self.worker.snapshot_pid = int(event["pid"])
+            self.worker.snapshot_count = int(event.get("execution_count", 0))
+            self.worker.notes = [f"thread {name!r} did not survive fork()"
+                                 for name in event.get("lost_threads", [])]
+            if old and old != self.worker.snapshot_pid:
+                crash.kill(old)
+        elif kind == "no_snapshot":
+            self.worker.notes = [f"no snapshot: {event.get('why')}"]
+        elif kind == "cell_done":
+            self.crashes.cell_finished()
+            self.execution_count = max(self.execution_count, int(event.get("execution_count") or 0))
+        elif kind == "cell_start":
+            pending = self.inflight.get(event.get("msg_id", ""))
+            if pending is not None:
+                pending.started = True
+
+    def status_info(self) -> dict[str, Any]:
+        """Facts for kernel_info's ``ipytui`` key and the UI's status pane."""
+        return {"pid": os.getpid(), "worker_pid": self.worker.pid, "started": self.started,
+                "restarts": self.restarts, "last_crash": self.last_crash,
+                "encrypted": self.info.encrypted, "kernel_id": self.kernel_id}
+
+    # -- main loop --------------------------------------------------------
+    def run(self) -> None:
+        """Serve until a shutdown_request (or SIGTERM)."""
+        self.lock.write()
+        _become_subreaper()
+        signal.signal(signal.SIGINT, lambda *_: self.interrupt_worker())
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
+        if self.restore_from:
+            self.spawn_worker(self.restore_from)
+        else:
+            self.spawn_worker()
+        poller = zmq.Poller()
+        sockets = {self.shell: "shell", self.control: "control", self.stdin: "stdin"}
+        for sock in (*sockets, self.iopub, self.down, self.up):
+            poller.register(sock, zmq.POLLIN)
+        registered_fd = -1
+        while self.running:
+            if registered_fd != self.worker.pidfd:
+                if registered_fd >= 0:
+                    poller.unregister(registered_fd)
+                registered_fd = self.worker.pidfd
+                if registered_fd >= 0:
+                    poller.register(registered_fd, zmq.POLLIN)
+            timeout = 100 if self.crash_pending is not None else 1000
+            events = dict(poller.poll(timeout))
+            if self.up in events:
+                while self.up.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    self.on_worker_output()
+            if self.down in events:
+                self.on_worker_hello()
+            for sock, channel in sockets.items():
+                if sock in events:
+                    self.on_client(channel, sock)
+            if self.iopub in events:
+                self._on_subscription(self.iopub.recv())
+            if registered_fd >= 0 and registered_fd in events:
+                poller.unregister(registered_fd)
+                registered_fd = -1
+                self._drain_worker_output()
+                self._on_worker_exit()
+            self._check_crash_deadline()
+        self.shutdown()
+
+    def _drain_worker_output(self) -> None:
+        """Forward what a dying worker managed to say before answering for it."""
+        while self.up.poll(20):
+            self.on_worker_output()
+
+    def _check_crash_deadline(self) -> None:
+        record = self.crash_pending
+        if record is not None and time.monotonic() - record.died_at > READY_TIMEOUT:
+            self._finish_crash(None)
+
+    def _on_subscription(self, frame: bytes) -> None:
+        """Greet each new IOPub subscriber (iopub_welcome, spec 5.4)."""
+        if frame[:1] == b"\x01":
+            self.publish("iopub", "iopub_welcome", {"subscription": frame[1:].decode("utf-8", "replace")})
+
+    def shutdown(self) -> None:
+        """Stop the worker and snapshots, remove the lock (a clean stop)."""
+        self.running = False
+        if self.worker.snapshot_pid:
+            crash.kill(self.worker.snapshot_pid)
+        if self.worker.pid:
+            self._stop_worker(self.worker)
+        self.lock.remove()
+        self.checkpoint_path.unlink(missing_ok=True)
+        shutil.rmtree(self.private_dir, ignore_errors=True)
+        if self.owns_connection_file:
+            self.connection_file.unlink(missing_ok=True)
+        self.context.destroy(linger=200)
+
+
+def _become_subreaper() -> None:
+    """Orphaned snapshots re-parent to us, so we can promote and reap them."""
+    try:
+        import ctypes
+
+        pr_set_child_subreaper = 36
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1)
+    except (OSError, AttributeError):
+        log.warning("cannot become a child subreaper; snapshots may not be promotable")

@@ -1,0 +1,270 @@
+"""The worker process: runs user code on its main thread, answers the rest meanwhile.
+
+Started by the supervisor as ``python -m ipytui.kernel.worker`` with its
+settings in $IPYTUI_WORKER (JSON, so the key never shows in ``ps``). It
+connects two ipc pipes to the supervisor: "down" (requests in) and "up"
+(everything out). See docs/internals.md.
+"""
+
+from __future__ import annotations
+
+import builtins
+import getpass
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import types
+from typing import Any
+
+import zmq
+
+from . import handlers
+from .display import Display, format_object
+from .execution import DisplayHook, run_cell
+from .outputs import FdCapture, Flusher, OutStream
+from .publisher import Publisher
+from .snapshots import Snapshots
+from .stdin import StdinBridge
+from .wire import Codec, Message, WireError
+
+log = logging.getLogger("ipytui.worker")
+
+
+class Worker:
+    """One worker: sockets, threads, the user namespace and the execute loop."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.codec = Codec(config["key"], config.get("signature_scheme", "hmac-sha256"),
+                           session=config.get("session"), username="kernel", check_replay=False)
+        self.execution_count = 0
+        self.executing = False
+        self.exec_queue: queue.Queue[Message | None] = queue.Queue()
+        self.namespace = self._make_namespace()
+        self.payloads: list[dict[str, Any]] = []
+        self.shutting_down = False
+        self.snapshots: Snapshots | None = None
+        self.restored: dict[str, Any] | None = None
+
+    # -- setup ------------------------------------------------------------
+    @staticmethod
+    def _make_namespace() -> dict[str, Any]:
+        main = types.ModuleType("__main__", "The user namespace of an ipytui kernel.")
+        sys.modules["__main__"] = main
+        ns = main.__dict__
+        ns.update({"__builtins__": builtins, "In": [""], "Out": {}, "_": "", "__": "", "___": "",
+                   "_i": "", "_ii": "", "_iii": ""})
+        return ns
+
+    def connect(self) -> None:
+        """Open fresh sockets and threads (also after a snapshot is promoted)."""
+        self.context = zmq.Context()
+        self.down = self.context.socket(zmq.DEALER)
+        self.down.linger = 0
+        # A fresh routing id per process: the supervisor addresses exactly this
+        # worker, never a forked snapshot still holding the old connection.
+        self.down.routing_id = f"w{os.getpid()}-{time.monotonic_ns()}".encode()
+        self.down.connect(self.config["down"])
+        up = self.context.socket(zmq.PUSH)
+        up.linger = 2000
+        up.connect(self.config["up"])
+        if hasattr(self, "publisher"):
+            self.publisher.socket = up
+            self.publisher.lock = threading.Lock()
+        else:
+            self.publisher = Publisher(up, self.codec)
+
+    def start_listener(self, hello: dict[str, Any]) -> None:
+        """Start the listener; its first act is the hello that makes the supervisor route to us."""
+        self.listener = threading.Thread(target=self._listen, args=(hello,), name="ipytui-listener",
+                                         daemon=True)
+        self.listener.start()
+
+    def install_io(self) -> None:
+        """Replace stdout/stderr/input/display so user code talks to the clients."""
+        self.flusher = Flusher()
+        self.flusher.start()
+        self.stdout = OutStream("stdout", self.publisher, self.flusher)
+        self.stderr = OutStream("stderr", self.publisher, self.flusher)
+        if self.config.get("capture_fd", True):
+            self.fdcapture: FdCapture | None = FdCapture({1: self.stdout, 2: self.stderr})
+            self.fdcapture.start()
+            log_fd = self.fdcapture.original[2]
+        else:
+            self.fdcapture = None
+            log_fd = os.dup(2)
+        logging.basicConfig(stream=os.fdopen(log_fd, "w", buffering=1), level=logging.INFO,
+                            format="%(asctime)s ipytui-worker[%(process)d] %(message)s", force=True)
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        self.display = Display(self.publisher)
+        self.display.before_output = self.flush_streams
+        self.stdin = StdinBridge(self.publisher)
+        self.stdin.before_prompt = self.flush_streams
+        builtins.input = self.stdin.input
+        getpass.getpass = self.stdin.getpass
+        builtins.display = self.display.display  # type: ignore[attr-defined]
+        builtins.clear_output = self.display.clear_output  # type: ignore[attr-defined]
+        self.displayhook = DisplayHook(self.namespace, self._publish_result)
+        signal.signal(signal.SIGINT, self._on_sigint)
+        handlers.install_shell(self)
+        self.snapshots = Snapshots(self.config)
+
+    def promote(self, lost_threads: list[str]) -> None:
+        """In a snapshot child that was chosen: become the worker on fresh sockets."""
+        self._abandoned = (self.context, self.down, self.publisher.socket)  # never close: forked
+        _die_with_parent()
+        self.exec_queue = queue.Queue()
+        self.stdin.replies = queue.Queue()
+        self.connect()
+        self.flusher = Flusher()
+        self.flusher.start()
+        for stream in (self.stdout, self.stderr):
+            stream.reset(self.flusher)
+        if self.fdcapture is not None:
+            self.fdcapture.restart()
+        self.start_listener({"event": "ready", "pid": os.getpid(), "promoted": True,
+                             "execution_count": self.execution_count,
+                             "names": handlers.user_names(self.namespace),
+                             "lost_threads": lost_threads})
+
+    # -- threads ----------------------------------------------------------
+    def _listen(self, hello: dict[str, Any]) -> None:
+        """Listener thread: queue executes, answer the rest at once."""
+        down = self.down
+        down.send_multipart([b"sup", json.dumps(hello).encode()])
+        while True:
+            try:
+                frames = down.recv_multipart(copy=True)
+            except zmq.ZMQError:
+                return
+            channel = frames[0].decode()
+            if channel == "sup":
+                self._on_sup(json.loads(frames[1]))
+                continue
+            try:
+                msg = self.codec.deserialize(frames[1:])
+            except WireError as exc:
+                log.warning("dropped a message from the supervisor: %s", exc)
+                continue
+            try:
+                self._dispatch(channel, msg)
+            except Exception:  # noqa: BLE001 - the listener must keep serving
+                log.exception("handler for %s failed", msg.msg_type)
+
+    def _dispatch(self, channel: str, msg: Message) -> None:
+        if channel == "stdin":
+            if msg.msg_type == "input_reply":
+                self.stdin.replies.put(msg)
+            return
+        if msg.msg_type == "execute_request" and channel == "shell":
+            self.exec_queue.put(msg)
+            return
+        handler = handlers.QUICK.get(msg.msg_type)
+        self.publisher.status("busy", msg)
+        try:
+            if handler is None:
+                handlers.unknown_request(self, channel, msg)
+            else:
+                handler(self, channel, msg)
+        finally:
+            self.publisher.status("idle", msg)
+
+    def _on_sup(self, command: dict[str, Any]) -> None:
+        if command.get("cmd") == "resume":
+            self.execution_count = int(command.get("execution_count", self.execution_count))
+        elif command.get("cmd") == "stop":
+            self.exec_queue.put(None)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        """SIGINT interrupts a running cell and is harmless while idle."""
+        if self.executing:
+            raise KeyboardInterrupt
+
+    # -- main thread ------------------------------------------------------
+    def flush_streams(self) -> None:
+        if self.fdcapture is not None:
+            self.fdcapture.sync()
+        self.stdout.flush()
+        self.stderr.flush()
+
+    def _publish_result(self, value: Any, count: int) -> None:
+        self.flush_streams()
+        data, metadata = format_object(value)
+        self.publisher.send("iopub", "execute_result",
+                            {"execution_count": count, "data": data, "metadata": metadata})
+
+    def serve(self) -> None:
+        """Main loop: run queued executes until told to stop."""
+        self.start_listener({"event": "ready", "pid": os.getpid(), "promoted": False,
+                             "execution_count": self.execution_count,
+                             "names": handlers.user_names(self.namespace),
+                             "restored": self.restored})
+        while True:
+            try:
+                msg = self.exec_queue.get()  # re-read: a promoted snapshot has a new queue
+            except KeyboardInterrupt:
+                continue
+            if msg is None:
+                break
+            handlers.execute(self, msg)
+
+    def restore_checkpoint(self) -> None:
+        """Load the checkpoint the supervisor named, if any (recovery after a full stop)."""
+        path = self.config.get("restore_from")
+        if not path:
+            return
+        from . import checkpoint
+
+        try:
+            state = checkpoint.read(path)
+            names, lost = checkpoint.restore(state, self.namespace)
+        except Exception as exc:  # noqa: BLE001 - a bad checkpoint gives a clean kernel
+            self.restored = {"names": [], "lost": {}, "error": f"{type(exc).__name__}: {exc}"}
+            return
+        self.execution_count = int(state.get("execution_count", 0))
+        self.restored = {"names": names, "lost": lost, "time": state.get("time")}
+
+    def run_user_cell(self, code: str, count: int) -> Any:
+        """Run a cell with SIGINT armed; used by the execute handler."""
+        self.executing = True
+        try:
+            return run_cell(code, count, self.namespace, self.displayhook)
+        finally:
+            self.executing = False
+
+
+def main() -> None:
+    config = json.loads(os.environ.pop("IPYTUI_WORKER", "{}"))
+    _die_with_parent()
+    worker = Worker(config)
+    worker.connect()
+    worker.install_io()
+    worker.restore_checkpoint()
+    try:
+        worker.serve()
+    finally:
+        worker.flush_streams()
+    os._exit(0)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the supervisor dies (no orphan workers)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    main()
