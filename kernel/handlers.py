@@ -251,9 +251,7 @@ def kernel_info(worker: Worker, msg: Message) -> dict[str, Any]:
 
 @_guarded("history_reply")
 def history(worker: Worker, msg: Message) -> dict[str, Any]:
-    from .history import history_reply
-
-    return history_reply(msg.content)
+    return {"status": "ok", "history": worker.journal().history_request(**msg.content)}
 
 
 def comm_open(worker: Worker, channel: str, msg: Message) -> None:
@@ -308,10 +306,13 @@ class WorkerContext:
     def add_payload(self, payload: dict[str, Any]) -> None:
         self._worker.payloads.append(payload)
 
-    def history(self, **kwargs: Any) -> list[Any]:
-        from .history import history_entries
+    @property
+    def allow_stdin(self) -> bool:
+        request = self._worker.stdin.request
+        return bool(request and request.content.get("allow_stdin", True))
 
-        return history_entries(**kwargs)
+    def history(self, hist_access_type: str = "tail", **kwargs: Any) -> list[Any]:
+        return self._worker.journal().history_request(hist_access_type=hist_access_type, **kwargs)
 
     def object_help(self, expr: str, detail: int) -> str | None:
         from .inspection import object_help

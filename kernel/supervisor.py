@@ -29,9 +29,11 @@ import zmq
 from . import crash
 from .connection import ConnectionInfo
 from .info import kernel_info_content
+from .journal import Journal
 from .lockfile import new_lock
 from .paths import checkpoints_dir
-from .wire import Codec, Message, WireError, peek_header, peek_parent
+from .recorder import Recorder
+from .wire import Codec, Message, WireError, peek_header, peek_parent, split_identities
 
 log = logging.getLogger("ipytui.supervisor")
 
@@ -75,6 +77,7 @@ class Supervisor:
         self.snapshots = snapshots
         self.checkpoint_path = checkpoints_dir() / f"{self.kernel_id}.pickle"
         self.restore_from = restore_from
+        self.journal_session: int | None = None
         self.worker = WorkerState()
         self.inflight: dict[str, Pending] = {}
         self.backlog: list[tuple[str, list[bytes]]] = []
@@ -137,7 +140,7 @@ class Supervisor:
             "session": self.codec.session, "down": f"ipc://{self.private_dir}/down",
             "up": f"ipc://{self.private_dir}/up", "supervisor_pid": os.getpid(),
             "checkpoint_path": str(self.checkpoint_path), "snapshots": self.snapshots,
-            "restore_from": restore_from,
+            "restore_from": restore_from, "journal_session": self.journal_session,
         }
         env = dict(os.environ, IPYTUI_WORKER=json.dumps(config))
         proc = subprocess.Popen([sys.executable, "-m", "ipytui.kernel.worker"], env=env,
@@ -207,6 +210,8 @@ class Supervisor:
         """Keep the crashed cell for its reply; abort or re-send the others."""
         pending, self.inflight = list(self.inflight.values()), {}
         self.crash_running = running
+        if running is not None:
+            self.recorder.finished(running.msg.msg_id, "crashed", "KernelDied")
         for p in pending:
             if p is running:
                 continue
@@ -392,7 +397,9 @@ class Supervisor:
             self.iopub.send_multipart(body)
             self._watch_iopub(body)
         elif channel in (b"shell", b"control"):
-            self.inflight.pop(peek_parent(body).get("msg_id", ""), None)
+            pending = self.inflight.pop(peek_parent(body).get("msg_id", ""), None)
+            if pending is not None and pending.msg.msg_type == "execute_request":
+                self._record_reply(pending, body)
             (self.shell if channel == b"shell" else self.control).send_multipart(body)
         elif channel == b"stdin":
             self.stdin.send_multipart(body)
@@ -400,14 +407,34 @@ class Supervisor:
             self._on_sup(json.loads(body[0]))
 
     def _watch_iopub(self, body: list[bytes]) -> None:
-        header = peek_header(body)
-        if header.get("msg_type") != "execute_input":
+        msg_type = peek_header(body).get("msg_type")
+        if msg_type == "status":
+            return
+        if msg_type != "execute_input":
+            self.recorder.iopub(body)
             return
         pending = self.inflight.get(peek_parent(body).get("msg_id", ""))
+        _, rest = split_identities(body)
+        count = int(json.loads(rest[4]).get("execution_count") or 0)
+        self.execution_count = max(self.execution_count, count)
         if pending is not None:
             pending.started = True
-        count = json.loads(body[-1] if len(body) == 7 else body[6]).get("execution_count", 0)
-        self.execution_count = max(self.execution_count, int(count or 0))
+            self.recorder.started(pending.msg.as_dict(), count)
+
+    def _record_reply(self, pending: Pending, body: list[bytes]) -> None:
+        _, rest = split_identities(body)
+        content = json.loads(rest[4])
+        self.recorder.finished(pending.msg.msg_id, str(content.get("status", "ok")), content.get("ename"))
+
+    def do_history_request(self, channel: str, msg: Message) -> None:
+        """History comes from the journal, so it works while a cell runs or after a crash."""
+        content = {k: v for k, v in msg.content.items() if isinstance(k, str)}
+        try:
+            history = self.journal.history_request(**content)
+            reply = {"status": "ok", "history": history}
+        except TypeError as exc:
+            reply = {"status": "error", "ename": "TypeError", "evalue": str(exc), "traceback": []}
+        self._answer(Pending(channel, msg, []), "history_reply", reply)
 
     def _on_sup(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -438,6 +465,12 @@ class Supervisor:
     # -- main loop --------------------------------------------------------
     def run(self) -> None:
         """Serve until a shutdown_request (or SIGTERM)."""
+        self.journal = Journal()
+        self.journal_session = self.journal.open_session(
+            self.kernel_id, pid=os.getpid(), host=self.lock.host, connection_file=str(self.connection_file))
+        self.lock.journal_session = self.journal_session or 0
+        self.recorder = Recorder(self.journal, self.journal_session)
+        self.recorder.start()
         self.lock.write()
         _become_subreaper()
         signal.signal(signal.SIGINT, lambda *_: self.interrupt_worker())
@@ -500,6 +533,9 @@ class Supervisor:
             crash.kill(self.worker.snapshot_pid)
         if self.worker.pid:
             self._stop_worker(self.worker)
+        self.recorder.stop()
+        if self.journal_session is not None:
+            self.journal.end_session(self.journal_session, "shutdown")
         self.lock.remove()
         self.checkpoint_path.unlink(missing_ok=True)
         shutil.rmtree(self.private_dir, ignore_errors=True)

@@ -200,6 +200,7 @@ class Worker:
 
     def serve(self) -> None:
         """Main loop: run queued executes until told to stop."""
+        threading.Thread(target=_warm_up, name="ipytui-warmup", daemon=True).start()
         self.start_listener({"event": "ready", "pid": os.getpid(), "promoted": False,
                              "execution_count": self.execution_count,
                              "names": handlers.user_names(self.namespace),
@@ -212,6 +213,16 @@ class Worker:
             if msg is None:
                 break
             handlers.execute(self, msg)
+
+    def journal(self) -> Any:
+        """This process's journal handle (history for %history), opened on first use."""
+        if getattr(self, "_journal_pid", None) != os.getpid():
+            from .journal import Journal
+
+            self._journal = Journal()
+            self._journal.session_id = self.config.get("journal_session")
+            self._journal_pid = os.getpid()
+        return self._journal
 
     def restore_checkpoint(self) -> None:
         """Load the checkpoint the supervisor named, if any (recovery after a full stop)."""
@@ -236,6 +247,13 @@ class Worker:
             return run_cell(code, count, self.namespace, self.displayhook)
         finally:
             self.executing = False
+
+
+def _warm_up() -> None:
+    """Pay jedi's first-call cost now, not on the user's first Tab."""
+    from .completion import warm_up
+
+    warm_up()
 
 
 def main() -> None:
