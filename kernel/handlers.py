@@ -57,7 +57,8 @@ def execute(worker: Worker, msg: Message) -> None:
         _remember_input(worker.namespace, code, count)
     if not silent:
         pub.send("iopub", "execute_input", {"code": code, "execution_count": count})
-    outcome = worker.run_user_cell(_transform(code), count)
+    source = _transform(code)
+    outcome = worker.run_user_cell(source, count)
     worker.flush_streams()
     reply = {"status": outcome.status, "execution_count": count}
     if outcome.status == "ok":
@@ -77,8 +78,26 @@ def execute(worker: Worker, msg: Message) -> None:
              "msg_id": msg.msg_id})
     if outcome.status != "ok" and content.get("stop_on_error", True):
         abort_queued(worker)
-    elif outcome.status == "ok" and worker.snapshots is not None:
+    elif outcome.status == "ok" and worker.snapshots is not None and not is_inert(source):
         worker.snapshots.after_cell(worker, count)
+
+
+_INERT_NODES = (ast.Module, ast.Expr, ast.Pass, ast.Name, ast.Load, ast.Constant, ast.Attribute,
+                ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Tuple, ast.List, ast.Set,
+                ast.Dict, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
+
+
+def is_inert(source: str) -> bool:
+    """True for cells that cannot change the namespace (``pass``, ``x``, ``a + 1``).
+
+    They need no new snapshot: the previous one already holds this state.
+    Anything with a call, an assignment, an import or a subscript is not inert.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    return all(isinstance(node, _INERT_NODES) for node in ast.walk(tree))
 
 
 def _transform(code: str) -> str:
