@@ -1,0 +1,398 @@
+"""CurveZMQ for the kernel's public sockets, and the client side of it.
+
+Server: :class:`ServerSecurity` sets Curve server keys, a ZAP domain, a
+maximum message size and bounded receive queues on each public socket, and
+runs a small ZAP handler thread that decides who may connect and names them
+(the ZAP reply's User-Id, which arrives on every frame the client sends).
+
+- ``--encrypt`` (and Jupyter's ``transport_encryption``): any client that
+  knows the server's public key may connect, as in Jupyter; keys on the
+  allow-list are named, others are anonymous.
+- ``--remote``: only the server's own key (the holder of the private
+  connection file) and keys on the allow-list get in.
+
+The heartbeat accepts any Curve client in both modes: it only echoes, and
+jupyter_client pings it with a throwaway key.
+
+Client: :func:`client_info` reads a private or shared connection file and
+fills in the Curve keys ``KernelClient`` connects with.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import queue
+import stat
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import zmq
+from zmq.utils import z85
+from zmq.utils.monitor import parse_monitor_message
+
+from . import keys
+from .connection import (
+    CHANNELS,
+    ConnectionError_,
+    ConnectionInfo,
+    read_connection_file,
+    write_connection_file,
+)
+from .wire import DEFAULT_MAX_MESSAGE_BYTES
+
+log = logging.getLogger("ipytui.security")
+
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+ZAP_DOMAIN = b"ipytui"
+HB_DOMAIN = b"ipytui-hb"
+MAX_MESSAGE_BYTES = DEFAULT_MAX_MESSAGE_BYTES  # per frame; the codec checks the whole message
+HB_MAX_MESSAGE_BYTES = 64 * 1024
+RECEIVE_HWM = 1000  # messages queued per client before zmq stops reading its connection
+HANDSHAKE_MS = 10_000  # a connection that has not finished its handshake by then is dropped
+PEERS_REMEMBERED = 4096
+WATCHED_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                  | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_DISCONNECTED)
+
+Decision = tuple[bool, str]  # (allowed, user id)
+
+
+class AllowList:
+    """The ``authorized_keys`` file, re-read when it changes, so grants apply at once.
+
+    A file others can write to is ignored (every key refused), like sshd does.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._stamp: tuple[int, int, int] | None = None
+        self._keys: dict[str, str] = {}
+
+    def name_for(self, key: str) -> str | None:
+        self._reload()
+        return self._keys.get(key)
+
+    def __len__(self) -> int:
+        self._reload()
+        return len(self._keys)
+
+    def _reload(self) -> None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._stamp, self._keys = None, {}
+            return
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            log.error("ignoring allow-list %s: other users can write to it (chmod 600 it)", self.path)
+            self._keys = {}
+            return
+        self._keys, problems = keys.parse_authorized_keys(self.path.read_text(errors="replace"))
+        for problem in problems:
+            log.warning("allow-list %s: skipped %s", self.path, problem)
+
+
+class ServerSecurity:
+    """How the public sockets are secured; ``secure()`` each one before it binds."""
+
+    def __init__(self, server_secretkey: str | None = None, *, allow_list: AllowList | None = None,
+                 require_allowed: bool = False, owner_name: str = "",
+                 ports: dict[int, str] | None = None,
+                 max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        if require_allowed and not server_secretkey:
+            raise ValueError("an allow-list needs Curve: no server secret key given")
+        self.secretkey = server_secretkey
+        self.publickey = zmq.curve_public(server_secretkey.encode()).decode() if server_secretkey else None
+        self.allow_list = allow_list
+        self.require_allowed = require_allowed
+        self.owner_name = owner_name or getpass.getuser()
+        self.max_message_bytes = max_message_bytes
+        self.peers: OrderedDict[bytes, str] = OrderedDict()
+        self._ports = ports or {}
+        self._guard: _Guard | None = None
+
+    @classmethod
+    def for_kernel(cls, info: ConnectionInfo, *, remote: bool = False,
+                   authorized_keys: Path | None = None) -> ServerSecurity:
+        """Curve if the connection file holds a server secret key; the allow-list if remote."""
+        if remote and not info.curve_secretkey:
+            raise ConnectionError_("--remote needs Curve keys in the connection file")
+        ports = {info.port(ch): ch for ch in CHANNELS} if info.transport == "tcp" else {}
+        return cls(info.curve_secretkey, allow_list=AllowList(authorized_keys or keys.authorized_keys_path()),
+                   require_allowed=remote, ports=ports)
+
+    @property
+    def curve(self) -> bool:
+        return self.secretkey is not None
+
+    # -- setting up ---------------------------------------------------------
+    def start(self, context: zmq.Context) -> None:
+        """Start the ZAP handler in ``context`` (before any public socket binds)."""
+        if not self.curve or self._guard is not None:
+            return
+        self._guard = _Guard(context, self.authenticate, self._ports)
+        self._guard.start()
+        if not self._guard.ready.wait(5) or not self._guard.bound:
+            raise RuntimeError("could not start the ZAP handler")
+
+    def secure(self, sock: zmq.Socket, *, heartbeat: bool = False) -> None:
+        """Limits, and Curve server options when encrypting, for one public socket."""
+        sock.maxmsgsize = HB_MAX_MESSAGE_BYTES if heartbeat else self.max_message_bytes
+        sock.rcvhwm = RECEIVE_HWM
+        sock.handshake_ivl = HANDSHAKE_MS
+        if not self.curve:
+            return
+        assert self.secretkey is not None and self.publickey is not None
+        sock.curve_server = True
+        sock.curve_secretkey = self.secretkey.encode()
+        sock.curve_publickey = self.publickey.encode()
+        sock.zap_domain = HB_DOMAIN if heartbeat else ZAP_DOMAIN
+        if self._guard is not None:
+            self._guard.watch(sock)
+
+    def stop(self) -> None:
+        if self._guard is not None:
+            self._guard.stop()
+            self._guard = None
+
+    # -- deciding -----------------------------------------------------------
+    def authenticate(self, domain: bytes, address: str, mechanism: bytes,
+                     credentials: list[bytes]) -> Decision:
+        """The ZAP decision for one connection: (allowed, name)."""
+        if mechanism != b"CURVE" or len(credentials) != 1 or len(credentials[0]) != 32:
+            return False, ""
+        key = z85.encode(credentials[0]).decode("ascii")
+        if domain == HB_DOMAIN:
+            return True, ""
+        if key == self.publickey:
+            return True, self.owner_name
+        name = self.allow_list.name_for(key) if self.allow_list is not None else None
+        if name:
+            return True, name
+        if not self.require_allowed:
+            return True, ""
+        _limited("zap", logging.WARNING, "refused a client from %s: key %s is not on the allow-list",
+                 address, key)
+        return False, ""
+
+    # -- receiving ----------------------------------------------------------
+    def recv(self, sock: zmq.Socket) -> list[bytes]:
+        """``recv_multipart`` for a public ROUTER that remembers who sent it.
+
+        The name is the ZAP User-Id of the connection, so a header cannot fake it.
+        """
+        parts = sock.recv_multipart(copy=False)
+        if self.curve and len(parts) > 1:
+            name = frame_user(parts[0])
+            if name:
+                routing_id = parts[0].bytes
+                self.peers[routing_id] = name
+                self.peers.move_to_end(routing_id)
+                if len(self.peers) > PEERS_REMEMBERED:
+                    self.peers.popitem(last=False)
+        return [p.bytes for p in parts]
+
+    def peer_name(self, identities: list[bytes]) -> str | None:
+        """The authenticated name behind a message's routing ids, if any."""
+        return self.peers.get(identities[0]) if identities else None
+
+
+def frame_user(frame: zmq.Frame) -> str | None:
+    """The ZAP User-Id a frame arrived with, or None (no ZAP, or anonymous)."""
+    try:
+        user = frame.get("User-Id")
+    except zmq.ZMQError:
+        return None
+    return str(user) or None
+
+
+class _Guard(threading.Thread):
+    """The ZAP handler, and a log of refused handshakes from the sockets' monitors."""
+
+    def __init__(self, context: zmq.Context, decide: Callable[[bytes, str, bytes, list[bytes]], Decision],
+                 ports: dict[int, str]) -> None:
+        super().__init__(name="ipytui-zap", daemon=True)
+        self.context = context
+        self.decide = decide
+        self.ports = ports
+        self.ready = threading.Event()
+        self.bound = False
+        self._stopping = threading.Event()
+        self._new: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+
+    def watch(self, sock: zmq.Socket) -> None:
+        addr = f"inproc://ipytui-monitor-{os.getpid()}-{id(sock):x}"
+        sock.monitor(addr, WATCHED_EVENTS)
+        self._new.put((addr, ""))
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(2)
+
+    def run(self) -> None:
+        # Sockets made with zmq.Socket() directly are not tracked by the context,
+        # so Context.destroy() cannot close them under this thread; it ends us with ETERM.
+        zap = zmq.Socket(self.context, zmq.REP)
+        zap.linger = 0
+        monitors: dict[zmq.Socket, str] = {}
+        try:
+            zap.bind(ZAP_ENDPOINT)
+            self.bound = True
+        except zmq.ZMQError as exc:
+            log.error("cannot bind the ZAP handler: %s", exc)
+        self.ready.set()
+        poller = zmq.Poller()
+        poller.register(zap, zmq.POLLIN)
+        try:
+            while self.bound and not self._stopping.is_set():
+                self._add_monitors(poller, monitors)
+                for sock, _ in poller.poll(200):
+                    if sock is zap:
+                        self._answer(zap)
+                    else:
+                        self._on_event(sock.recv_multipart())
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.ETERM:
+                log.exception("ZAP handler stopped")
+        finally:
+            for sock in (zap, *monitors):
+                sock.close(linger=0)
+
+    def _add_monitors(self, poller: zmq.Poller, monitors: dict[zmq.Socket, str]) -> None:
+        while not self._new.empty():
+            addr, label = self._new.get()
+            pair = zmq.Socket(self.context, zmq.PAIR)
+            pair.linger = 0
+            pair.connect(addr)
+            poller.register(pair, zmq.POLLIN)
+            monitors[pair] = label
+
+    def _answer(self, zap: zmq.Socket) -> None:
+        request = zap.recv_multipart()
+        if len(request) < 6 or request[0] != b"1.0":
+            zap.send_multipart([b"1.0", request[1] if len(request) > 1 else b"", b"500",
+                                b"bad ZAP request", b"", b""])
+            return
+        _version, request_id, domain, address, _identity, mechanism, *credentials = request
+        try:
+            ok, user = self.decide(domain, address.decode("utf-8", "replace"), mechanism, credentials)
+        except Exception:
+            log.exception("ZAP decision failed; refusing the connection")
+            ok, user = False, ""
+        status = [b"200", b"OK"] if ok else [b"400", b"not authorized"]
+        zap.send_multipart([b"1.0", request_id, *status, user.encode("utf-8"), b""])
+
+    def _on_event(self, frames: list[bytes]) -> None:
+        event = parse_monitor_message(frames)
+        endpoint = event["endpoint"].decode("utf-8", "replace")
+        channel = self.ports.get(_port_of(endpoint), endpoint)
+        kind, value = event["event"], event["value"]
+        if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            why = ("it does not encrypt" if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                   else "wrong server key or not a ZeroMQ client")
+            _limited(f"proto-{channel}", logging.WARNING, "%s: refused a client: %s", channel, why)
+        elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            _limited(f"fail-{channel}", logging.WARNING, "%s: a client's handshake failed", channel)
+        elif kind == zmq.EVENT_DISCONNECTED:
+            _limited(f"gone-{channel}", logging.INFO,
+                     "%s: a client disconnected (left, lost, or sent an oversized message)", channel)
+
+
+def _port_of(endpoint: str) -> int:
+    try:
+        return int(endpoint.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+_LOG_BURST, _LOG_WINDOW = 5, 10.0
+_log_state: dict[str, tuple[float, int, int]] = {}  # kind -> (window start, lines, swallowed)
+
+
+def _limited(kind: str, level: int, fmt: str, *args: object) -> None:
+    """Log at most a few lines per kind every few seconds, so a flood cannot flood the log."""
+    now = time.monotonic()
+    start, lines, swallowed = _log_state.get(kind, (now, 0, 0))
+    if now - start > _LOG_WINDOW:
+        if swallowed:
+            log.log(level, "(%d more like the next one in the last %.0f s)", swallowed, now - start)
+        start, lines, swallowed = now, 0, 0
+    if lines < _LOG_BURST:
+        log.log(level, fmt, *args)
+        lines += 1
+    else:
+        swallowed += 1
+    _log_state[kind] = (start, lines, swallowed)
+
+
+# -- kernel side: keys in connection files ------------------------------------
+def add_server_keys(info: ConnectionInfo) -> ConnectionInfo:
+    """Give ``info`` a fresh server keypair, stored as Jupyter stores it."""
+    pair = keys.new_keypair()
+    info.curve_publickey, info.curve_secretkey = pair.public, pair.secret
+    return info
+
+
+def shared_info(info: ConnectionInfo, host: str) -> ConnectionInfo:
+    """What a remote user needs and nothing of the server's secrets."""
+    if not info.curve_secretkey:
+        raise ConnectionError_("only an encrypted kernel can be shared")
+    return ConnectionInfo(
+        shell_port=info.shell_port, iopub_port=info.iopub_port, stdin_port=info.stdin_port,
+        control_port=info.control_port, hb_port=info.hb_port, ip=host, key=info.key,
+        transport=info.transport, signature_scheme=info.signature_scheme,
+        kernel_name=info.kernel_name,
+        curve_serverkey=zmq.curve_public(info.curve_secretkey.encode()).decode("ascii"),
+        extra={"ipytui_shared": True},
+    )
+
+
+def share_file_path(connection_file: Path) -> Path:
+    """``share-<name>.json`` next to the connection file (not matched by ``kernel-*.json``)."""
+    return connection_file.with_name(f"share-{connection_file.name}")
+
+
+def write_shared_file(info: ConnectionInfo, host: str, path: Path) -> Path:
+    return write_connection_file(shared_info(info, host), path)
+
+
+# -- client side ----------------------------------------------------------------
+def with_client_keys(info: ConnectionInfo, pair: keys.KeyPair | None = None) -> ConnectionInfo:
+    """Set the keys a client connects with: ``curve_serverkey`` plus a client keypair.
+
+    A private file (server keypair, Jupyter's format) connects as the kernel's
+    owner with that very pair, as jupyter_client does. A shared file (server
+    public key only) needs the user's keypair (``pair``, else ``ipytui keys new``).
+    The result is for connecting only: do not write it back as a connection file.
+    """
+    if info.curve_secretkey and not info.curve_serverkey:
+        info.curve_serverkey = zmq.curve_public(info.curve_secretkey.encode()).decode("ascii")
+        info.curve_publickey = info.curve_serverkey
+        return info
+    if info.curve_serverkey and not info.curve_secretkey:
+        pair = pair or keys.load_client_keypair()
+        if pair is None:
+            raise ConnectionError_(
+                "this kernel only lets in authorized keys and you have none: run "
+                "`ipytui keys new` and have the kernel's owner authorize the printed key")
+        info.curve_publickey, info.curve_secretkey = pair.public, pair.secret
+    return info
+
+
+def client_info(path: str | os.PathLike[str], pair: keys.KeyPair | None = None) -> ConnectionInfo:
+    """Read a connection file (private or shared) ready for ``KernelClient``."""
+    try:
+        return with_client_keys(read_connection_file(path), pair)
+    except keys.KeyError_ as exc:
+        raise ConnectionError_(str(exc)) from None
+
+
+__all__ = ["AllowList", "ServerSecurity", "add_server_keys", "client_info", "share_file_path",
+           "shared_info", "with_client_keys", "write_shared_file"]
