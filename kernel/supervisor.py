@@ -33,6 +33,7 @@ from .journal import Journal
 from .lockfile import new_lock
 from .paths import checkpoints_dir
 from .recorder import Recorder
+from .security import ServerSecurity
 from .wire import Codec, Message, WireError, peek_header, peek_parent, split_identities
 
 log = logging.getLogger("ipytui.supervisor")
@@ -68,8 +69,10 @@ class Supervisor:
     """One kernel: public sockets, the worker's lifecycle, crash handling."""
 
     def __init__(self, info: ConnectionInfo, connection_file: Path, *, snapshots: bool = True,
-                 owns_connection_file: bool = False, restore_from: str | None = None) -> None:
+                 owns_connection_file: bool = False, restore_from: str | None = None,
+                 security: ServerSecurity | None = None) -> None:
         self.info = info
+        self.security = security or ServerSecurity.for_kernel(info)
         self.connection_file = Path(connection_file)
         self.owns_connection_file = owns_connection_file
         self.kernel_id = crash.kernel_id_from(self.connection_file)
@@ -95,6 +98,7 @@ class Supervisor:
         """Bind the five public channels and the two private worker pipes."""
         ctx = self.context = zmq.Context()
         info = self.info
+        self.security.start(ctx)
         self.shell = self._router(info.bind_url("shell"))
         self.control = self._router(info.bind_url("control"))
         self.stdin = self._router(info.bind_url("stdin"))
@@ -102,9 +106,11 @@ class Supervisor:
         self.iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.iopub.linger = 1000
         self.iopub.sndhwm = 0
+        self.security.secure(self.iopub)
         self.iopub.bind(info.bind_url("iopub"))
         self.hb = ctx.socket(zmq.ROUTER)
         self.hb.linger = 0
+        self.security.secure(self.hb, heartbeat=True)
         self.hb.bind(info.bind_url("hb"))
         threading.Thread(target=self._heartbeat, name="ipytui-hb", daemon=True).start()
         self.private_dir = tempfile.mkdtemp(prefix="ipytui-")
@@ -122,6 +128,7 @@ class Supervisor:
         sock = self.context.socket(zmq.ROUTER)
         sock.linger = 1000
         sock.sndhwm = 0
+        self.security.secure(sock)
         sock.bind(url)
         return sock
 
@@ -292,7 +299,7 @@ class Supervisor:
     # -- incoming ---------------------------------------------------------
     def on_client(self, channel: str, sock: zmq.Socket) -> None:
         """A request from a client: verify, answer ourselves or forward."""
-        frames = sock.recv_multipart(copy=True)
+        frames = self.security.recv(sock)  # notes the sender's authenticated name
         try:
             msg = self.codec.deserialize(frames)
         except WireError as exc:
