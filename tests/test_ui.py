@@ -384,12 +384,11 @@ async def test_a_huge_print_is_bounded_and_typing_goes_on(kernel):
         screen = app.main_screen
         screen.editor.set_text("for i in range(200_000):\n    print(i)")
         await pilot.press("f5")
-        await wait_for(
-            pilot, lambda: [c for c in screen.stream.cells.values() if c.running], "a running cell"
-        )
+        await wait_for(pilot, lambda: screen.stream.cells, "the cell")
+        cell = next(iter(screen.stream.cells.values()))
+        await wait_for(pilot, lambda: cell.outputs(), "the first output")
         await pilot.press("x", "y", "z")  # keys are handled while output pours in
         assert screen.editor.text == "xyz"
-        cell = next(iter(screen.stream.cells.values()))
         await wait_for(pilot, lambda: cell.status == "ok", "the print to finish", timeout=120)
         stream = cell.outputs()[0]
         assert stream.plain.endswith("199999")

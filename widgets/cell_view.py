@@ -78,13 +78,17 @@ class CellView(Vertical):
         self.frame = 0
         self._clear_pending = False
         self._outputs: list[StreamOutput | RichOutput] = []
+        self._composed = False
         self._header = Static(classes="cell-header")
         self._code = Static(classes="cell-code")
         self._code.display = bool(code)
 
     def compose(self):
+        # Outputs that arrived before the cell was composed come after header and code.
+        self._composed = True
         yield self._header
         yield self._code
+        yield from self._outputs
 
     def on_mount(self) -> None:
         self._draw_code()
@@ -174,8 +178,7 @@ class CellView(Vertical):
         last = outputs[-1] if outputs else None
         if not (isinstance(last, StreamOutput) and last.stream == name):
             last = StreamOutput(name, max_lines=self.max_lines)
-            self._outputs.append(last)
-            self.mount(last)
+            self._add(last)
         return last.append(text)
 
     def add_output(
@@ -188,8 +191,7 @@ class CellView(Vertical):
     ) -> RichOutput:
         self._before_output()
         output = RichOutput(renderable, kind=kind, prompt=prompt, display_id=display_id)
-        self._outputs.append(output)
-        self.mount(output)
+        self._add(output)
         return output
 
     def clear_output(self, wait: bool = False) -> None:
@@ -200,10 +202,16 @@ class CellView(Vertical):
             self._clear_pending = False
             self._remove_outputs()
 
+    def _add(self, output: StreamOutput | RichOutput) -> None:
+        self._outputs.append(output)
+        if self._composed:
+            self.mount(output)
+
     def _remove_outputs(self) -> None:
         outputs, self._outputs = self._outputs, []
         for output in outputs:
-            output.remove()
+            if output.parent is not None:
+                output.remove()
 
     # -- size and text -------------------------------------------------------------
     @property

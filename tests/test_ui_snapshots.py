@@ -1,0 +1,126 @@
+"""Snapshots of the main screen at a fixed size, against a real kernel.
+
+The app runs with ``deterministic=True``: no spinner, times, pids, memory or
+versions on screen, no cursor blink, so a picture only changes when the look
+does. Update after an intended change with ``pytest --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from ipytui.kernel.client import KernelClient
+from ipytui.widgets.mimebundle import RECOVERY_MIME
+from test_ui_support import SIZE, KernelProcess, make_app, run_cell, wait_for, wait_ready
+
+
+@pytest.fixture
+def kernel(tmp_path):
+    proc = KernelProcess(tmp_path).start()
+    yield proc
+    proc.stop()
+
+
+async def _settle(pilot) -> None:
+    """Wait until nothing runs and the kernel is idle, so the picture is final."""
+    screen = pilot.app.main_screen
+    await wait_for(pilot, lambda: screen.status.state == "idle", "an idle kernel")
+    await pilot.pause(0.1)
+
+
+async def _with_output(pilot) -> None:
+    await wait_ready(pilot)
+    await run_cell(pilot, "print('hello, world')\nsum(range(10))")
+    await run_cell(pilot, "from IPython.display import Markdown\nMarkdown('**bold** and *italic*')")
+    await run_cell(pilot, "import sys\nprint('to stderr', file=sys.stderr)\n{'a': 1}")
+    await run_cell(pilot, "1 / 0")
+    await _settle(pilot)
+
+
+def test_snapshot_idle(kernel, snap_compare):
+    async def run_before(pilot):
+        await wait_ready(pilot)
+        await _settle(pilot)
+
+    assert snap_compare(make_app(kernel), terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_with_output(kernel, snap_compare):
+    assert snap_compare(make_app(kernel), terminal_size=SIZE, run_before=_with_output)
+
+
+def test_snapshot_completion_menu(kernel, snap_compare):
+    async def run_before(pilot):
+        await wait_ready(pilot)
+        # Functions only: how a kernel types other names can depend on a time budget.
+        await run_cell(
+            pilot,
+            "def alpha_func(x, y=2):\n    return x\n"
+            "def alpha_sum(*values):\n    return sum(values)\n"
+            "def alpha_max(a, b):\n    return max(a, b)",
+        )
+        screen = pilot.app.main_screen
+        screen.editor.set_text("alpha_")
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: screen.menu.has_class("-open"), "the completion menu")
+        await _settle(pilot)
+
+    assert snap_compare(make_app(kernel), terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_help_pane(kernel, snap_compare):
+    async def run_before(pilot):
+        await wait_ready(pilot)
+        screen = pilot.app.main_screen
+        screen.editor.set_text("len")
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: screen.help_pane.is_open, "the help pane")
+        await _settle(pilot)
+
+    assert snap_compare(make_app(kernel), terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_after_crash(kernel, snap_compare):
+    report = {
+        "cause": "SIGSEGV (segmentation fault)",
+        "cell": {"execution_count": 2, "username": "alice", "code": "ctypes.string_at(0)"},
+        "restored": ["data", "model", "helper"],
+        "lost": {"stream": "open socket"},
+        "seconds": 0.31,
+    }
+    publish = (
+        "from IPython.display import display\n"
+        f"display({{{RECOVERY_MIME!r}: {report!r}, 'text/plain': 'restored 3 names'}}, raw=True)"
+    )
+
+    async def run_before(pilot):
+        await wait_ready(pilot)
+        await run_cell(pilot, "data = [1, 2, 3]")
+        screen = pilot.app.main_screen
+        async with KernelClient(kernel.info, username="kernel") as client:
+            await client.wait_ready(20)
+            await client.execute(publish, timeout=20)
+        await wait_for(pilot, lambda: screen.banner.is_open, "the banner")
+        screen.editor.set_text("draft = 'kept'")
+        await _settle(pilot)
+
+    assert snap_compare(make_app(kernel), terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_peer_cell(kernel, snap_compare):
+    async def run_before(pilot):
+        await wait_ready(pilot)
+        await run_cell(pilot, "x = 'mine'")
+        screen = pilot.app.main_screen
+        async with KernelClient(kernel.info, username="bob") as bob:
+            await bob.wait_ready(20)
+            await bob.execute("print('hello from bob')", timeout=20)
+        await wait_for(pilot, lambda: "bob" in screen.peers_panel.plain, "bob in the panel")
+        await wait_for(pilot, lambda: "hello from bob" in screen.stream.plain, "bob's output")
+        await _settle(pilot)
+
+    assert snap_compare(make_app(kernel), terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.mark.parametrize("theme", ["light", "high-contrast"])
+def test_snapshot_themes(kernel, snap_compare, theme):
+    assert snap_compare(make_app(kernel, theme=theme), terminal_size=SIZE, run_before=_with_output)
