@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .connection import (
     ConnectionError_,
@@ -14,25 +15,43 @@ from .connection import (
     write_connection_file,
 )
 
+if TYPE_CHECKING:
+    from .connection import ConnectionInfo
+    from .security import ServerSecurity
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipytui kernel",
                                      description="Run an ipytui kernel (supervisor and worker).")
     parser.add_argument("-f", "--connection-file", help="Jupyter connection file (read, or written if missing)")
-    parser.add_argument("--ip", default="127.0.0.1", help="address to bind (default: loopback)")
+    parser.add_argument("--ip", default=None,
+                        help="address to bind (default: loopback; 0.0.0.0 with --remote)")
     parser.add_argument("--transport", choices=("tcp", "ipc"), default="tcp")
     parser.add_argument("--port-base", type=int, default=None,
-                        help="put shell, iopub, stdin, control, hb on N..N+4")
+                        help="fixed ports N..N+4, in this order: shell, iopub, stdin, control, hb")
     parser.add_argument("--no-snapshots", action="store_true", help="switch fork() snapshots off")
     parser.add_argument("--restore-from", help="start from this checkpoint file")
     parser.add_argument("--insecure", action="store_true",
                         help="allow a non-loopback address without encryption")
+    parser.add_argument("--encrypt", action="store_true",
+                        help="CurveZMQ with the server keys in the connection file (as Jupyter's "
+                             "transport_encryption); any client holding the file may connect")
+    parser.add_argument("--remote", action="store_true",
+                        help="serve on the network with CurveZMQ, letting in only keys on the "
+                             "allow-list (`ipytui keys`); also writes a share file for remote users")
+    parser.add_argument("--advertise", metavar="HOST",
+                        help="host name remote users connect to, for the share file (default: this host)")
+    parser.add_argument("--share-file", help="where --remote writes the share file "
+                                             "(default: share-<connection file name> next to it)")
+    parser.add_argument("--authorized-keys", help="the allow-list file (default: in the config dir)")
     parser.add_argument("--log-level", default="WARNING")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.ip is None:
+        args.ip = "0.0.0.0" if args.remote else "127.0.0.1"
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s ipytui-kernel[%(process)d] %(levelname)s %(message)s")
     try:
@@ -40,19 +59,49 @@ def main(argv: list[str] | None = None) -> int:
     except ConnectionError_ as exc:
         print(f"ipytui kernel: {exc}", file=sys.stderr)
         return 2
-    if not info.is_loopback and not info.encrypted and not args.insecure:
-        print(f"ipytui kernel: refusing to serve {info.ip} without encryption; "
-              "use --insecure to do it anyway", file=sys.stderr)
+    if (args.encrypt or args.remote) and not info.curve_secretkey:
+        print(f"ipytui kernel: {path} holds no Curve server keys; start without -f, or with a "
+              "new file name, to get a fresh encrypted connection file", file=sys.stderr)
         return 2
+    if not info.is_loopback and not info.curve_secretkey and not args.insecure:
+        print(f"ipytui kernel: refusing to serve {info.ip} without encryption; use --encrypt or "
+              "--remote, or --insecure to do it anyway", file=sys.stderr)
+        return 2
+    from .security import ServerSecurity
     from .supervisor import Supervisor
 
+    authorized = Path(args.authorized_keys) if args.authorized_keys else None
+    security = ServerSecurity.for_kernel(info, remote=args.remote, authorized_keys=authorized)
     sup = Supervisor(info, path, snapshots=not args.no_snapshots, owns_connection_file=owns,
-                     restore_from=args.restore_from)
+                     restore_from=args.restore_from, security=security)
     sup.bind()
     if owns:
         print(f"ipytui kernel: connection file {path}", file=sys.stderr, flush=True)
-    sup.run()
+    share = _share(args, path, info, security) if args.remote else None
+    try:
+        sup.run()
+    finally:
+        if share is not None and owns:
+            share.unlink(missing_ok=True)
     return 0
+
+
+def _share(args: argparse.Namespace, path: Path, info: ConnectionInfo,
+           security: ServerSecurity) -> Path:
+    """Write the file remote users connect with: no server secret in it."""
+    import socket
+
+    from .security import share_file_path, write_shared_file
+
+    host = args.advertise or (info.ip if info.ip not in ("0.0.0.0", "*", "", "::") else socket.getfqdn())
+    share = write_shared_file(info, host, Path(args.share_file) if args.share_file else share_file_path(path))
+    print(f"ipytui kernel: share file for remote users {share}", file=sys.stderr)
+    allow = security.allow_list
+    if allow is not None and not len(allow):
+        print(f"ipytui kernel: the allow-list {allow.path} is empty; add users with "
+              "`ipytui keys authorize KEY --name NAME`", file=sys.stderr)
+    sys.stderr.flush()
+    return share
 
 
 def _connection(args: argparse.Namespace):
@@ -60,6 +109,10 @@ def _connection(args: argparse.Namespace):
     if args.connection_file and Path(args.connection_file).exists():
         return Path(args.connection_file), read_connection_file(args.connection_file), False
     info = new_connection_info(ip=args.ip, transport=args.transport, port_base=args.port_base)
+    if args.encrypt or args.remote:
+        from .security import add_server_keys
+
+        add_server_keys(info)
     path = write_connection_file(info, args.connection_file)
     return path, info, args.connection_file is None
 
