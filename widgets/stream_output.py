@@ -14,7 +14,7 @@ from bisect import bisect_right
 from collections import OrderedDict
 
 from rich.ansi import AnsiDecoder
-from rich.cells import cell_len
+from rich.cells import get_character_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -41,30 +41,43 @@ def _plain(line: Line) -> str:
     return line if isinstance(line, str) else line.plain
 
 
+def _cuts(plain: str, width: int) -> list[int]:
+    """Offsets where a line folds at ``width`` cells (wide characters never split)."""
+    if plain.isascii():
+        return list(range(width, len(plain), width))
+    cuts = []
+    used = 0
+    for index, char in enumerate(plain):
+        cells = get_character_cell_size(char)
+        if used + cells > width and used:
+            cuts.append(index)
+            used = 0
+        used += cells
+    return cuts
+
+
 def _rows(line: Line, width: int) -> int:
     """Rows a line takes when folded at ``width`` cells."""
     plain = _plain(line)
-    cells = len(plain) if plain.isascii() else cell_len(plain)
-    return max(1, -(-cells // width))
+    if plain.isascii():
+        return max(1, -(-len(plain) // width))
+    return len(_cuts(plain, width)) + 1
 
 
 def _fold(line: Line, width: int, console) -> list[Strip]:
     """The line as strips of at most ``width`` cells."""
-    if isinstance(line, str):
-        if line.isascii():
-            if not line:
-                return [Strip([], 0)]
-            return [
-                Strip([Segment(line[i : i + width])], len(line[i : i + width]))
-                for i in range(0, len(line), width)
-            ]
-        line = Text(line)
-    plain = line.plain
-    if plain.isascii():
-        parts = line.divide(range(width, len(plain), width)) if len(plain) > width else [line]
-    else:
-        parts = line.wrap(console, width, overflow="fold", no_wrap=False)
-    return [Strip(list(part.render(console)), part.cell_len) for part in parts] or [Strip([], 0)]
+    if isinstance(line, str) and line.isascii():
+        if not line:
+            return [Strip([], 0)]
+        return [
+            Strip([Segment(line[i : i + width])], len(line[i : i + width]))
+            for i in range(0, len(line), width)
+        ]
+    text = Text(line) if isinstance(line, str) else line
+    if not text.plain:
+        return [Strip([], 0)]
+    parts = text.divide(_cuts(text.plain, width))
+    return [Strip(list(part.render(console)), part.cell_len) for part in parts]
 
 
 class StreamOutput(Widget):

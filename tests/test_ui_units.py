@@ -1,0 +1,241 @@
+"""The UI's pure parts, without a kernel: parsing, merging, rendering decisions."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from ipytui.app.cli import build_parser, goodbye
+from ipytui.app.completion import common_prefix, filter_items, items_from_reply, still_completing
+from ipytui.app.config import MIN_SCROLLBACK, load_config, parse_config
+from ipytui.app.iopub import coalesce_streams, help_query, name_at
+from ipytui.app.main_screen import local_is_complete
+from ipytui.themes import THEMES, resolve_theme_name
+from ipytui.widgets.crash_banner import describe_report
+from ipytui.widgets.input_editor import local_indent
+from ipytui.widgets.kernel_status import format_bytes, format_uptime
+from ipytui.widgets.mimebundle import RECOVERY_MIME, plain_of, render_bundle, render_traceback
+from ipytui.widgets.python_highlight import python_highlights
+from ipytui.widgets.stream_output import StreamOutput, _fold, _rows
+from rich.text import Text
+
+
+def msg(msg_type, parent="p1", **content):
+    return SimpleNamespace(
+        msg_type=msg_type,
+        parent_id=parent,
+        parent_header={"msg_id": parent, "session": "s"},
+        content=content,
+    )
+
+
+# -- burst merging -------------------------------------------------------------------
+def test_coalesce_merges_runs_of_one_stream_only():
+    batch = [
+        msg("stream", name="stdout", text="a\n"),
+        msg("stream", name="stdout", text="b\n"),
+        msg("stream", name="stderr", text="e\n"),
+        msg("stream", name="stdout", text="c\n"),
+        msg("execute_result", data={}),
+        msg("stream", name="stdout", text="d\n"),
+        msg("stream", parent="p2", name="stdout", text="x\n"),
+    ]
+    merged = coalesce_streams(batch)
+    assert [(m.msg_type, m.content.get("text")) for m in merged] == [
+        ("stream", "a\nb\n"),
+        ("stream", "e\n"),
+        ("stream", "c\n"),
+        ("execute_result", None),
+        ("stream", "d\n"),
+        ("stream", "x\n"),
+    ]
+    assert batch[0].content["text"] == "a\n"  # the input messages are not modified
+
+
+def test_coalesce_a_flood_becomes_one_message():
+    batch = [msg("stream", name="stdout", text=f"{i}\n") for i in range(10_000)]
+    merged = coalesce_streams(batch)
+    assert len(merged) == 1
+    assert merged[0].content["text"].count("\n") == 10_000
+
+
+# -- stream output -------------------------------------------------------------------
+def test_stream_output_joins_partial_lines_and_honours_carriage_returns():
+    out = StreamOutput(max_lines=100)
+    out.append("hel")
+    out.append("lo\nprogress 10%\rprogress 50%\r")
+    assert out.plain == "hello\nprogress 50%"
+    out.append("progress 100%\ndone\n")
+    assert out.plain == "hello\nprogress 100%\ndone"
+    assert out.line_count == 3
+
+
+def test_stream_output_is_bounded_and_counts_what_it_dropped():
+    out = StreamOutput(max_lines=1000)
+    dropped = out.append("".join(f"{i}\n" for i in range(5000)))
+    assert dropped == 4000 and out.dropped == 4000
+    assert out.plain.splitlines()[0] == "4000"
+    for _ in range(3):
+        out.append("".join(f"{i}\n" for i in range(600)))
+    assert out.line_count <= 1000 + max(100, 1000 // 10)
+    assert out.dropped == 5000 + 1800 - out.line_count
+
+
+def test_stream_output_keeps_ansi_colours():
+    out = StreamOutput()
+    out.append("\x1b[31mred\x1b[0m plain\n")
+    assert out.plain == "red plain"
+    assert isinstance(out._lines[0], Text)
+    assert out._lines[0].spans
+
+
+def test_rows_and_fold_agree():
+    from rich.console import Console
+
+    console = Console(width=80)
+    for line in ["", "x" * 10, "y" * 25, Text("z" * 41), "wide 日本語 " * 5]:
+        for width in (7, 10, 40):
+            assert len(_fold(line, width, console)) == _rows(line, width)
+
+
+# -- completion ------------------------------------------------------------------------
+def test_completion_items_carry_type_and_signature():
+    reply = {
+        "matches": ["alpha", "alphabet", "alpha"],
+        "metadata": {
+            "_jupyter_types_experimental": [
+                {"text": "alpha", "type": "function", "signature": "(x)"},
+                {"text": "alphabet", "type": "instance"},
+            ]
+        },
+    }
+    items = items_from_reply(reply)
+    assert [(i.text, i.type, i.signature) for i in items] == [
+        ("alpha", "function", "(x)"),
+        ("alphabet", "instance", ""),
+    ]
+    assert common_prefix(items) == "alpha"
+    assert [i.text for i in filter_items(items, "alphab")] == ["alphabet"]
+    assert [i.text for i in filter_items(items, "ALPHAB")] == ["alphabet"]
+    assert still_completing("alpha.be") and not still_completing("alpha(")
+
+
+# -- input -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("code", "verdict"),
+    [
+        ("x = 1", "complete"),
+        ("for i in x:", "incomplete"),
+        ("for i in x:\n    pass", "incomplete"),
+        ("for i in x:\n    pass\n", "complete"),
+        ("x = (1,", "incomplete"),
+        ("x = )", "invalid"),
+    ],
+)
+def test_local_is_complete(code, verdict):
+    assert local_is_complete(code) == verdict
+
+
+@pytest.mark.parametrize(
+    ("line", "indent"),
+    [("def f():", "    "), ("    x = 1", "    "), ("        return x", "    "), ("x = 1", "")],
+)
+def test_local_indent(line, indent):
+    assert local_indent(line) == indent
+
+
+def test_help_query_and_name_at_cursor():
+    assert help_query("len?") == ("len", 0)
+    assert help_query("os.path.join??") == ("os.path.join", 1)
+    assert help_query("?sorted") == ("sorted", 0)
+    assert help_query("x = 1") is None
+    assert name_at("print(os.path.jo", 16) == "os.path.jo"
+    assert name_at("len(x)", 1) == "len"
+
+
+def test_python_highlights_use_byte_offsets():
+    text = 'def f():\n    return "é" + 1\n'
+    highlights = python_highlights(text)
+    line = text.split("\n")[1].encode()
+    found = {line[a:b].decode(): name for a, b, name in highlights[1]}
+    assert found["return"] == "Token.Keyword"
+    assert found["1"] == "Token.Literal.Number"
+    assert "é" in found
+
+
+# -- rendering ----------------------------------------------------------------------------
+def test_bundles_render_by_preference():
+    assert type(render_bundle({"text/markdown": "# T", "text/plain": "T"})).__name__ == "Markdown"
+    assert '"a"' in plain_of(render_bundle({"application/json": {"a": 1}}))
+    image = plain_of(render_bundle({"image/png": "aGVsbG8=", "text/plain": "<Figure>"}))
+    assert image.startswith("[image/png, 5 B]") and "<Figure>" in image
+    html = plain_of(render_bundle({"text/html": "<b>x</b>", "text/plain": "x"}))
+    assert html.startswith("[text/html") and html.endswith("x")
+    assert plain_of(render_bundle({"text/plain": "\x1b[32mok\x1b[0m"})) == "ok"
+    assert plain_of(render_bundle({RECOVERY_MIME: {}})) == ""
+
+
+def test_traceback_rendering():
+    text = render_traceback({"ename": "E", "evalue": "v", "traceback": ["\x1b[31mline\x1b[0m", "E: v"]})
+    assert text.plain == "line\nE: v"
+    assert render_traceback({"ename": "KernelDied", "evalue": "SIGSEGV"}).plain == "KernelDied: SIGSEGV"
+
+
+def test_recovery_report_description_tolerates_shapes():
+    title, lines = describe_report(
+        {
+            "cause": "os._exit(3)",
+            "cell": {"execution_count": 7, "username": "carol", "code": "import os\nos._exit(3)"},
+            "restored": [{"name": "a"}, "b"],
+            "lost": [{"name": "g", "reason": "generator"}],
+            "seconds": 1.5,
+        }
+    )
+    assert title == "Kernel crashed: os._exit(3)"
+    assert lines[0] == "in In [7] run by carol: import os"
+    assert "restored 2 names in 1.50s: a, b" in lines
+    assert "lost 1: g (generator)" in lines
+    title, lines = describe_report({})
+    assert title == "Kernel crashed: unknown cause" and lines == ["restored 0 names"]
+
+
+def test_status_formatting():
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(50 * 1024 * 1024) == "50.0 MB"
+    assert format_uptime(59) == "59s" and format_uptime(3 * 3600 + 120) == "3h02m"
+
+
+# -- config, themes, CLI ------------------------------------------------------------------
+def test_config_file(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(
+        'display_name = "dana"\ntheme = "light"\nscrollback_lines = 5\n'
+        'share_drafts = "yes"\nmystery = 1\n'
+    )
+    config = load_config(path)
+    assert config.display_name == "dana" and config.theme == "light"
+    assert config.scrollback_lines == MIN_SCROLLBACK
+    assert config.share_drafts is True
+    assert len(config.warnings) == 3
+    assert load_config(tmp_path / "missing.toml").warnings == []
+    (tmp_path / "bad.toml").write_text("display_name = ")
+    assert load_config(tmp_path / "bad.toml").warnings
+    assert parse_config({"scrollback_lines": True}).warnings
+
+
+def test_theme_names():
+    names = {theme.name for theme in THEMES}
+    assert {"ipytui-dark", "ipytui-light", "ipytui-high-contrast"} == names
+    assert resolve_theme_name("high-contrast") == "ipytui-high-contrast"
+    assert resolve_theme_name(None) == "ipytui-dark"
+    assert resolve_theme_name("nord") == "nord"
+
+
+def test_cli_arguments():
+    parser = build_parser()
+    assert parser.parse_args([]).existing is None
+    assert parser.parse_args(["--existing"]).existing == ""
+    args = parser.parse_args(["--existing", "kernel-1.json", "--theme", "light", "--shutdown-on-exit"])
+    assert (args.existing, args.theme, args.shutdown_on_exit) == ("kernel-1.json", "light", True)
+    assert "ipytui --existing /k.json" in goodbye(None, "/k.json")
+    assert goodbye(SimpleNamespace(kernel_shut_down=True), "/k.json") == "ipytui: kernel shut down."
