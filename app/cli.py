@@ -9,6 +9,7 @@ USAGE_EPILOG = """\
 subcommands:
   ipytui kernel ...            run the kernel (supervisor) itself
   ipytui kernelspec install    make ipytui a Jupyter kernel
+  ipytui keys new|authorize|list|revoke   Curve keys for remote kernels
 """
 
 
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         from ipytui.kernel.__main__ import main as kernel_main
 
         return kernel_main(argv[1:]) or 0
+    if argv and argv[0] == "keys":
+        from ipytui.kernel.keys import main as keys_main
+
+        return keys_main(argv[1:]) or 0
     if argv and argv[0] == "kernelspec":
         from ipytui.kernel.kernelspec import main as kernelspec_main
 
