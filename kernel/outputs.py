@@ -12,6 +12,7 @@ import ctypes
 import fcntl
 import io
 import os
+import select
 import struct
 import termios
 import threading
@@ -35,7 +36,8 @@ class OutStream(io.TextIOBase):
         self._publisher = publisher
         self._flusher = flusher
         self._buf: list[str] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _buf; writers hold it only to append
+        self._send_lock = threading.Lock()  # held from taking the buffer until it is sent
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -49,6 +51,7 @@ class OutStream(io.TextIOBase):
         """After a fork: fresh lock and flusher, nothing buffered."""
         self._flusher = flusher
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._buf = []
 
     def writable(self) -> bool:
@@ -74,14 +77,18 @@ class OutStream(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
-        with self._lock:
-            if not self._buf:
-                return
-            buf, self._buf = self._buf, []
-        text = "".join(buf)
-        publisher = self._publisher
-        for start in range(0, len(text), MAX_CHUNK):
-            publisher.send("iopub", "stream", {"name": self.name, "text": text[start : start + MAX_CHUNK]})
+        # The send lock makes a flush wait for one already under way in another
+        # thread (the flusher), so after flush() returns everything is sent.
+        with self._send_lock:
+            with self._lock:
+                if not self._buf:
+                    return
+                buf, self._buf = self._buf, []
+            text = "".join(buf)
+            publisher = self._publisher
+            for start in range(0, len(text), MAX_CHUNK):
+                publisher.send("iopub", "stream",
+                               {"name": self.name, "text": text[start : start + MAX_CHUNK]})
 
 
 class Flusher(threading.Thread):
@@ -121,7 +128,7 @@ class FdCapture:
     def __init__(self, streams: dict[int, OutStream]) -> None:
         self._streams = streams
         self._readers: dict[int, int] = {}
-        self._busy = threading.Event()
+        self._busy: dict[int, threading.Event] = {}
         self.original: dict[int, int] = {}
         self._libc = _load_libc()
 
@@ -136,31 +143,37 @@ class FdCapture:
 
     def restart(self) -> None:
         """Start the pump threads (again, in a promoted snapshot), dropping stale bytes."""
-        self._busy = threading.Event()
+        self._busy = {fd: threading.Event() for fd in self._readers}
         for fd, read_end in self._readers.items():
             os.set_blocking(read_end, False)
             with contextlib.suppress(OSError):
                 while os.read(read_end, 65536):
                     pass
             os.set_blocking(read_end, True)
-            threading.Thread(target=self._pump, args=(read_end, self._streams[fd]), daemon=True,
-                             name=f"ipytui-fd{fd}").start()
+            threading.Thread(target=self._pump, args=(read_end, self._streams[fd], self._busy[fd]),
+                             daemon=True, name=f"ipytui-fd{fd}").start()
 
-    def _pump(self, read_end: int, stream: OutStream) -> None:
+    def _pump(self, read_end: int, stream: OutStream, busy: threading.Event) -> None:
+        poller = select.poll()
+        poller.register(read_end, select.POLLIN)
         while True:
             try:
+                poller.poll()
+                # Busy is set while the bytes are still in the pipe, so pending()
+                # never sees "pipe empty and reader idle" while data is in flight.
+                busy.set()
                 data = os.read(read_end, 65536)
             except OSError:
-                return
+                data = b""
             if not data:
+                busy.clear()
                 return
-            self._busy.set()
             stream.write(data.decode("utf-8", "replace"))
-            self._busy.clear()
+            busy.clear()
 
     def pending(self) -> bool:
         """True if bytes wait in a pipe or a reader is mid-write."""
-        if self._busy.is_set():
+        if any(busy.is_set() for busy in self._busy.values()):
             return True
         for read_end in self._readers.values():
             buf = fcntl.ioctl(read_end, termios.FIONREAD, b"\0\0\0\0")
