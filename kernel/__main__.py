@@ -54,18 +54,17 @@ def main(argv: list[str] | None = None) -> int:
         args.ip = "0.0.0.0" if args.remote else "127.0.0.1"
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s ipytui-kernel[%(process)d] %(levelname)s %(message)s")
+    existed = bool(args.connection_file) and Path(args.connection_file).exists()
     try:
         path, info, owns = _connection(args)
     except ConnectionError_ as exc:
         print(f"ipytui kernel: {exc}", file=sys.stderr)
         return 2
-    if (args.encrypt or args.remote) and not info.curve_secretkey:
-        print(f"ipytui kernel: {path} holds no Curve server keys; start without -f, or with a "
-              "new file name, to get a fresh encrypted connection file", file=sys.stderr)
-        return 2
-    if not info.is_loopback and not info.curve_secretkey and not args.insecure:
-        print(f"ipytui kernel: refusing to serve {info.ip} without encryption; use --encrypt or "
-              "--remote, or --insecure to do it anyway", file=sys.stderr)
+    refusal = _refusal(args, path, info)
+    if refusal:
+        print(f"ipytui kernel: {refusal}", file=sys.stderr)
+        if not existed:
+            path.unlink(missing_ok=True)
         return 2
     from .security import ServerSecurity
     from .supervisor import Supervisor
@@ -84,6 +83,17 @@ def main(argv: list[str] | None = None) -> int:
         if share is not None and owns:
             share.unlink(missing_ok=True)
     return 0
+
+
+def _refusal(args: argparse.Namespace, path: Path, info: ConnectionInfo) -> str:
+    """Why this kernel must not start as asked, or ""."""
+    if (args.encrypt or args.remote) and not info.curve_secretkey:
+        return (f"{path} holds no Curve server keys; start without -f, or with a new file "
+                "name, to get a fresh encrypted connection file")
+    if not info.is_loopback and not info.curve_secretkey and not args.insecure:
+        return (f"refusing to serve {info.ip} without encryption; use --encrypt or --remote, "
+                "or --insecure to do it anyway")
+    return ""
 
 
 def _share(args: argparse.Namespace, path: Path, info: ConnectionInfo,
