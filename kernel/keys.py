@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import shlex
 import socket
 import sys
 from dataclasses import dataclass
@@ -143,7 +144,7 @@ def parse_authorized_keys(text: str) -> tuple[dict[str, str], list[str]]:
     problems: list[str] = []
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith("#"):  # no Z85 key starts with "#" (index 84 > 82)
             continue
         key, _, name = line.partition(" ")
         try:
@@ -249,7 +250,7 @@ def _cmd_new(args: argparse.Namespace) -> int:
     print(f"new client key: {path}")
     print("Send this line to the kernel's owner (it holds no secret):")
     print(f"  {pair.public} {pair.name}")
-    print(f"They run:  ipytui keys authorize {pair.public} --name '{pair.name}'")
+    print(f"They run:  ipytui keys authorize {shlex.quote(pair.public)} --name {shlex.quote(pair.name)}")
     return 0
 
 
