@@ -13,6 +13,7 @@ from typing import Any
 from .wire import Message
 
 REPORT_MIME = "application/vnd.ipytui.recovery+json"
+SNAPSHOT_NAME = b"ipytui-snapshot"  # a waiting snapshot's process name (snapshots.py)
 BACKOFF = (0.0, 0.0, 0.5, 1.0, 2.0)  # delay before the n-th crash in a row is restarted
 
 _SIGNAL_TEXT = {
@@ -48,6 +49,29 @@ def reap(pid: int) -> int | None:
 def kill(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGKILL)
+
+
+def waiting_snapshots() -> list[int]:
+    """Snapshots re-parented to us (a subreaper) by a dead worker, oldest first.
+
+    A worker announces each snapshot on its pipe, but one that dies right
+    after forking (the next queued cell crashes at once) can take that
+    message with it. Its orphaned snapshot is still ours: a live child that
+    carries the snapshot's process name.
+    """
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+            name, rest = stat.split(b"(", 1)[1].rsplit(b")", 1)
+            fields = rest.split()
+            if int(fields[1]) == me and fields[0] not in (b"Z", b"X") and name == SNAPSHOT_NAME:
+                found.append((int(fields[19]), int(entry)))
+        except (OSError, ValueError, IndexError):
+            continue
+    return [pid for _, pid in sorted(found)]
 
 
 def describe_exit(status: int | None) -> str:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ipytui.worker")
 
+SNAPSHOT_NAME = b"ipytui-snapshot"
 CHECKPOINT_DELAY = 1.0  # seconds a snapshot must stay current before it checkpoints
 POLL = 0.5
 
@@ -75,14 +76,17 @@ class Snapshots:
         threads = [t.name for t in threading.enumerate()
                    if t is not threading.main_thread() and not t.name.startswith("ipytui-")]
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        old_name = _rename(SNAPSHOT_NAME)  # the child is born with it
         try:
             with worker.publisher.lock, worker.stdout._lock, worker.stderr._lock:
                 pid = os.fork()
         except OSError as exc:
+            _rename(old_name)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
             return
         if pid:
+            _rename(old_name)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             self._reap()
             self.children.append(pid)
@@ -91,6 +95,7 @@ class Snapshots:
             return
         self.children = []
         self._wait_for_promotion(worker, execution_count)
+        _rename(old_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         worker.promote(lost_threads=threads)
 
@@ -131,6 +136,24 @@ class Snapshots:
             checkpoint.write(self.checkpoint_path, state)
         except Exception:  # noqa: BLE001 - a failed checkpoint must not kill the snapshot
             log.exception("checkpoint failed")
+
+
+def _rename(name: bytes) -> bytes:
+    """Set this thread's name (/proc/PID/comm); returns the old one.
+
+    A waiting snapshot is named SNAPSHOT_NAME so the supervisor can find one
+    whose worker died before announcing it (crash.waiting_snapshots).
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        old = ctypes.create_string_buffer(16)
+        libc.prctl(16, old, 0, 0, 0)  # PR_GET_NAME
+        libc.prctl(15, ctypes.c_char_p(name), 0, 0, 0)  # PR_SET_NAME
+        return old.value
+    except (OSError, AttributeError):
+        return name
 
 
 def _alive(pid: int) -> bool:

@@ -176,7 +176,7 @@ class Supervisor:
         """The worker died: record why, answer its clients, bring back a worker."""
         dead = self.worker
         status = crash.reap(dead.pid)
-        snapshot = dead.snapshot_pid, dead.snapshot_count
+        snapshot = self._newest_snapshot(dead)
         running = self._running_cell()
         if not self.running:
             return
@@ -201,6 +201,20 @@ class Supervisor:
             record.method = "checkpoint" if self.checkpoint_path.exists() else "fresh"
             self.spawn_worker(str(self.checkpoint_path) if record.method == "checkpoint" else None)
         self.publish("iopub", "status", {"execution_state": "restarting"})
+
+    @staticmethod
+    def _newest_snapshot(dead: WorkerState) -> tuple[int, int]:
+        """(pid, cell count) of the dead worker's latest snapshot, announced or not.
+
+        An unannounced one is newer than any we know; its hello brings its count.
+        """
+        orphans = crash.waiting_snapshots()
+        for pid in orphans[:-1]:
+            crash.kill(pid)
+            crash.reap(pid)
+        if orphans and orphans[-1] != dead.snapshot_pid:
+            return orphans[-1], 0
+        return dead.snapshot_pid, dead.snapshot_count
 
     def _running_cell(self) -> Pending | None:
         """The execute the worker was running: the oldest unanswered one.
@@ -387,6 +401,8 @@ class Supervisor:
         self.worker.routing_id = routing_id
         self.worker.ready = True
         if event.get("promoted"):
+            if self.crash_pending is not None:
+                self.crash_pending.snapshot_count = int(event.get("execution_count", 0))
             self.down.send_multipart([routing_id, b"sup", json.dumps(
                 {"cmd": "resume", "execution_count": self.execution_count}).encode()])
         else:
