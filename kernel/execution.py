@@ -112,9 +112,10 @@ class DisplayHook:
         self.namespace = namespace
         self.publish = publish
         self.execution_count = 0
+        self.silent = False  # a silent execute shows no result and keeps _ and Out
 
     def __call__(self, value: Any) -> None:
-        if value is None:
+        if value is None or self.silent:
             return
         ns = self.namespace
         if value is not ns.get("Out"):

@@ -60,6 +60,7 @@ def execute(worker: Worker, msg: Message) -> None:
     if not silent:
         pub.send("iopub", "execute_input", {"code": code, "execution_count": count})
     source = _transform(code)
+    worker.displayhook.silent = silent
     outcome = worker.run_user_cell(source, count)
     worker.flush_streams()
     reply = {"status": outcome.status, "execution_count": count}
@@ -72,14 +73,17 @@ def execute(worker: Worker, msg: Message) -> None:
         if not silent:
             pub.send("iopub", "error", outcome.error_content())
         reply.update(outcome.error_content())
+    # Take the queued executes before replying: a client that answers the reply
+    # with a new execute must see that one run, not aborted.
+    aborted = _take_queued(worker) if outcome.status != "ok" and content.get("stop_on_error", True) else []
     pub.reply("shell", msg, "execute_reply", reply, metadata={"status": outcome.status})
     pub.status("idle", msg)
     pub.parent = None
     worker.stdin.request = None
     pub.sup({"event": "cell_done", "status": outcome.status, "execution_count": count,
              "msg_id": msg.msg_id})
-    if outcome.status != "ok" and content.get("stop_on_error", True):
-        abort_queued(worker)
+    if aborted:
+        abort_queued(worker, aborted)
     elif outcome.status == "ok" and worker.snapshots is not None and not is_inert(source):
         worker.snapshots.after_cell(worker, count)
 
@@ -137,16 +141,23 @@ def _user_expressions(worker: Worker, expressions: Any) -> dict[str, Any]:
     return results
 
 
-def abort_queued(worker: Worker) -> None:
-    """After an error with stop_on_error, answer already-queued executes 'aborted'."""
+def _take_queued(worker: Worker) -> list[Message]:
+    """Empty the execute queue (a stop command stays in it)."""
+    taken: list[Message] = []
     while True:
         try:
             msg = worker.exec_queue.get_nowait()
         except Exception:  # noqa: BLE001 - queue.Empty
-            return
+            return taken
         if msg is None:
             worker.exec_queue.put(None)
-            return
+            return taken
+        taken.append(msg)
+
+
+def abort_queued(worker: Worker, queued: list[Message] | None = None) -> None:
+    """After an error with stop_on_error, answer already-queued executes 'aborted'."""
+    for msg in _take_queued(worker) if queued is None else queued:
         pub = worker.publisher
         pub.status("busy", msg)
         pub.reply("shell", msg, "execute_reply",
