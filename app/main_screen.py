@@ -576,23 +576,28 @@ class MainScreen(Screen):
     async def _restart(self, restore: bool) -> None:
         assert self.router is not None
         previous = self.lifecycle
+        what = "restart and restore" if restore else "restart"
         self.lifecycle = "restarting"
         self._refresh_state()
         try:
             call = self.session.restore if restore else self.session.restart
-            await asyncio.wait_for(call(), REQUEST_TIMEOUT)
-        except NotImplementedError as exc:
+            reply = await asyncio.wait_for(call(), REQUEST_TIMEOUT)
+            content = getattr(reply, "content", reply) or {}
+            if content.get("status") == "error":
+                raise RuntimeError(content.get("evalue") or content.get("ename") or "refused")
+        except Exception as exc:
             self.lifecycle = previous
             self._refresh_state()
-            self.notify(str(exc), severity="warning")
+            detail = str(exc) or type(exc).__name__
+            self.notify(f"{what} failed: {detail}", severity="warning")
             return
-        except Exception as exc:
-            self.notify(f"restart request: {type(exc).__name__}: {exc}", severity="warning")
         self.router.abort_unfinished()
-        if not restore:
+        if restore:
+            self.notify(f"Kernel restarted from {content.get('method') or 'its latest state'}")
+        else:
             self.execution_count = None
-            self.restarts += 1
-            self.status.set(restarts=self.restarts)
+        self.restarts += 1
+        self.status.set(restarts=self.restarts)
         self._show_peers()
         await self.session.wait_ready(READY_TIMEOUT)
 

@@ -9,6 +9,7 @@ from ipytui.app.config import Config
 from ipytui.kernel.client import KernelClient
 from ipytui.widgets.mimebundle import RECOVERY_MIME
 from test_ui_support import (
+    DISPLAY_PRELUDE,
     SIZE,
     USES_IPYKERNEL,
     KernelProcess,
@@ -261,8 +262,7 @@ async def test_recovery_report_shows_as_banner(kernel):
         "lost": {"gen": "not in the snapshot"},
         "seconds": 0.42,
     }
-    code = (
-        "from IPython.display import display\n"
+    code = DISPLAY_PRELUDE + (
         f"display({{{RECOVERY_MIME!r}: {report!r}, 'text/plain': 'kernel restored'}}, raw=True)"
     )
     app = make_app(kernel)
@@ -330,7 +330,6 @@ async def test_help_pane_with_f1_and_question_mark(kernel):
 
 async def test_display_update_and_clear_output(kernel):
     code = (
-        "from IPython.display import display, update_display, clear_output\n"
         "display('first version', display_id='d1')\n"
         "update_display('second version', display_id='d1')\n"
         "print('gone soon')\n"
@@ -340,6 +339,7 @@ async def test_display_update_and_clear_output(kernel):
     app = make_app(kernel)
     async with app.run_test(size=SIZE) as pilot:
         await wait_ready(pilot)
+        await run_cell(pilot, DISPLAY_PRELUDE)
         cell = await run_cell(pilot, code)
         text = outputs_text(cell)
         assert "after clear" in text
@@ -348,29 +348,26 @@ async def test_display_update_and_clear_output(kernel):
 
 async def test_display_update_replaces_in_place(kernel):
     code = (
-        "from IPython.display import display, update_display\n"
         "display('first version', display_id='d2')\n"
         "update_display('second version', display_id='d2')\n"
     )
     app = make_app(kernel)
     async with app.run_test(size=SIZE) as pilot:
         await wait_ready(pilot)
+        await run_cell(pilot, DISPLAY_PRELUDE)
         cell = await run_cell(pilot, code)
         await wait_for(pilot, lambda: "second version" in outputs_text(cell), "the update")
         assert "first version" not in outputs_text(cell)
 
 
 async def test_markdown_and_json_are_rendered(kernel):
-    code = (
-        "from IPython.display import Markdown, JSON, display\n"
-        "display(Markdown('# Title\\n\\n*some* text'))\n"
-        "display(JSON({'key': [1, 2]}))\n"
-    )
+    code = "display(Md('# Title\\n\\n*some* text'))\ndisplay(Js({'key': [1, 2]}))\n"
     app = make_app(kernel)
     async with app.run_test(size=SIZE) as pilot:
         await wait_ready(pilot)
+        await run_cell(pilot, DISPLAY_PRELUDE)
         cell = await run_cell(pilot, code)
-        outputs = [o for o in cell.outputs() if o.kind == "display"]
+        outputs = [o for o in cell.outputs() if getattr(o, "kind", "") == "display"]
         assert len(outputs) == 2
         assert type(outputs[0].body).__name__ == "Markdown"
         assert '"key"' in outputs[1].plain

@@ -10,7 +10,15 @@ from __future__ import annotations
 import pytest
 from ipytui.kernel.client import KernelClient
 from ipytui.widgets.mimebundle import RECOVERY_MIME
-from test_ui_support import SIZE, KernelProcess, make_app, run_cell, wait_for, wait_ready
+from test_ui_support import (
+    DISPLAY_PRELUDE,
+    SIZE,
+    KernelProcess,
+    make_app,
+    run_cell,
+    wait_for,
+    wait_ready,
+)
 
 
 @pytest.fixture
@@ -27,10 +35,16 @@ async def _settle(pilot) -> None:
     await pilot.pause(0.1)
 
 
+async def _define_display_helpers(client) -> None:
+    """Md, Js, display… in the kernel, silently (no cell appears)."""
+    await client.execute(DISPLAY_PRELUDE, silent=True, store_history=False, timeout=20)
+
+
 async def _with_output(pilot) -> None:
     await wait_ready(pilot)
+    await _define_display_helpers(pilot.app.main_screen.session.client)
     await run_cell(pilot, "print('hello, world')\nsum(range(10))")
-    await run_cell(pilot, "from IPython.display import Markdown\nMarkdown('**bold** and *italic*')")
+    await run_cell(pilot, "Md('**bold** and *italic*')")
     await run_cell(pilot, "import sys\nprint('to stderr', file=sys.stderr)\n{'a': 1}")
     await run_cell(pilot, "1 / 0")
     await _settle(pilot)
@@ -87,10 +101,7 @@ def test_snapshot_after_crash(kernel, snap_compare):
         "lost": {"stream": "open socket"},
         "seconds": 0.31,
     }
-    publish = (
-        "from IPython.display import display\n"
-        f"display({{{RECOVERY_MIME!r}: {report!r}, 'text/plain': 'restored 3 names'}}, raw=True)"
-    )
+    publish = f"display({{{RECOVERY_MIME!r}: {report!r}, 'text/plain': 'restored 3 names'}}, raw=True)"
 
     async def run_before(pilot):
         await wait_ready(pilot)
@@ -98,6 +109,7 @@ def test_snapshot_after_crash(kernel, snap_compare):
         screen = pilot.app.main_screen
         async with KernelClient(kernel.info, username="kernel") as client:
             await client.wait_ready(20)
+            await _define_display_helpers(client)
             await client.execute(publish, timeout=20)
         await wait_for(pilot, lambda: screen.banner.is_open, "the banner")
         screen.editor.set_text("draft = 'kept'")

@@ -26,8 +26,35 @@ from ipytui.kernel.connection import ConnectionInfo, new_connection_info, write_
 
 IPYKERNEL_ARGV = [sys.executable, "-m", "ipykernel_launcher", "-f"]
 IPYTUI_KERNEL_ARGV = [sys.executable, "-m", "ipytui.kernel", "-f"]
-UI_KERNEL_ARGV = IPYKERNEL_ARGV
+# The one switch: IPYTUI_UI_TEST_KERNEL=ipytui runs the UI tests against our kernel.
+UI_KERNEL_ARGV = (
+    IPYTUI_KERNEL_ARGV if os.environ.get("IPYTUI_UI_TEST_KERNEL") == "ipytui" else IPYKERNEL_ARGV
+)
 USES_IPYKERNEL = UI_KERNEL_ARGV is IPYKERNEL_ARGV
+
+# Rich display that works in ipykernel (IPython.display) and in ours (display builtins).
+DISPLAY_PRELUDE = """\
+try:
+    from IPython import get_ipython
+    _in_ipython = get_ipython() is not None
+except ImportError:
+    _in_ipython = False
+if _in_ipython:
+    from IPython.display import clear_output, display, update_display
+else:
+    def update_display(obj, *, display_id):
+        display(obj, display_id=display_id, update=True)
+class Md:
+    def __init__(self, text):
+        self.text = text
+    def _repr_markdown_(self):
+        return self.text
+class Js:
+    def __init__(self, data):
+        self.data = data
+    def _repr_json_(self):
+        return self.data
+"""
 
 SIZE = (120, 36)
 WAIT_TIMEOUT = 30.0

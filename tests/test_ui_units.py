@@ -199,6 +199,31 @@ def test_recovery_report_description_tolerates_shapes():
     assert title == "Kernel crashed: unknown cause" and lines == ["restored 0 names"]
 
 
+def test_recovery_report_in_the_kernels_own_shape():
+    title, lines = describe_report(
+        {
+            "cause": "segmentation fault (SIGSEGV)",
+            "code": "import ctypes\nctypes.string_at(0)",
+            "username": "alice",
+            "restored_from": "snapshot",
+            "snapshot_after_cell": 4,
+            "restored": ["x", "f"],
+            "lost": {"y": "assigned by the crashing cell"},
+            "notes": ["threads do not survive fork"],
+            "seconds": 0.25,
+        }
+    )
+    assert title == "Kernel crashed: segmentation fault (SIGSEGV)"
+    assert lines == [
+        "in a cell run by alice: import ctypes",
+        "restored 2 names from a snapshot (state after In [4]) in 0.25s: x, f",
+        "lost 1: y (assigned by the crashing cell)",
+        "note: threads do not survive fork",
+    ]
+    _, lines = describe_report({"cause": "c", "restored_from": "fresh", "seconds": 1})
+    assert lines == ["no snapshot or checkpoint could serve: the kernel restarted empty in 1.00s"]
+
+
 def test_status_formatting():
     assert format_bytes(512) == "512 B"
     assert format_bytes(50 * 1024 * 1024) == "50.0 MB"

@@ -35,30 +35,52 @@ def _shorten(names: list[str], limit: int = 12) -> str:
     return ", ".join(names[:limit]) + f", … (+{len(names) - limit})"
 
 
+def _where(report: dict[str, Any]) -> str | None:
+    cell = report.get("cell")
+    if isinstance(cell, dict):
+        count = cell.get("execution_count")
+        who = cell.get("username") or cell.get("who") or ""
+        code = cell.get("code") or ""
+        where = f"In [{count}]" if count is not None else "a cell"
+    elif cell:
+        return f"in {cell}"
+    else:
+        who = report.get("username") or ""
+        code = report.get("code") or ""
+        if not (who or code):
+            return None
+        where = "a cell"
+    lines = code.strip().splitlines()
+    first = f": {lines[0][:60]}" if lines else ""
+    return f"in {where}{' run by ' + who if who else ''}{first}"
+
+
 def describe_report(report: dict[str, Any]) -> tuple[str, list[str]]:
     """Title and detail lines for a recovery report; tolerant of missing fields."""
     cause = report.get("cause") or report.get("reason") or "unknown cause"
     title = f"Kernel crashed: {cause}"
     lines = []
-    cell = report.get("cell")
-    if isinstance(cell, dict):
-        count = cell.get("execution_count")
-        who = cell.get("username") or cell.get("who") or ""
-        code = (cell.get("code") or "").strip().splitlines()
-        where = f"In [{count}]" if count is not None else "a cell"
-        first = f": {code[0][:60]}" if code else ""
-        lines.append(f"in {where}{' run by ' + who if who else ''}{first}")
-    elif cell:
-        lines.append(f"in {cell}")
+    where = _where(report)
+    if where:
+        lines.append(where)
     restored = _names(report.get("restored") or report.get("restored_names"))
     lost = _names(report.get("lost") or report.get("lost_names"))
     seconds = report.get("seconds") or report.get("duration")
-    source = report.get("source") or report.get("restored_from")
     took = f" in {float(seconds):.2f}s" if isinstance(seconds, (int, float)) else ""
-    origin = f" from {source}" if source else ""
-    lines.append(f"restored {len(restored)} names{origin}{took}: {_shorten(restored)}".rstrip(": "))
+    method = report.get("restored_from") or report.get("source") or ""
+    after = report.get("snapshot_after_cell")
+    if method == "fresh":
+        lines.append(f"no snapshot or checkpoint could serve: the kernel restarted empty{took}")
+    elif method == "pending":
+        lines.append("a new kernel is on its way")
+    else:
+        origin = f" from a {method}" if method else ""
+        if method == "snapshot" and after:
+            origin += f" (state after In [{after}])"
+        lines.append(f"restored {len(restored)} names{origin}{took}: {_shorten(restored)}".rstrip(": "))
     if lost:
         lines.append(f"lost {len(lost)}: {_shorten(lost)}")
+    lines.extend(f"note: {note}" for note in report.get("notes") or [] if isinstance(note, str))
     return title, lines
 
 
