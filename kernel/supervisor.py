@@ -356,10 +356,12 @@ class Supervisor:
     def restart_worker(self, restore: bool) -> str:
         """Replace the worker on demand; returns how the state came back."""
         old = self.worker
-        snapshot = (old.snapshot_pid, old.snapshot_count) if restore else (0, 0)
-        if not restore and old.snapshot_pid:
-            crash.kill(old.snapshot_pid)
         self._stop_worker(old)
+        snapshot = self._newest_snapshot(old)  # its announcement may still be on the way
+        if not restore and snapshot[0]:
+            crash.kill(snapshot[0])
+            crash.reap(snapshot[0])
+            snapshot = (0, 0)
         for pending in list(self.inflight.values()):
             self._answer(pending, pending.msg.msg_type.replace("_request", "_reply"),
                          {"status": "aborted" if pending.msg.msg_type == "execute_request" else "error",
