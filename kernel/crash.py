@@ -118,7 +118,7 @@ class CrashRecord:
             lost[name] = "assigned by the crashing cell"
         checkpoint = (ready or {}).get("restored") or {}
         lost.update(checkpoint.get("lost", {}))
-        if ready is None:
+        if ready is None and self.method != "stopped":
             method, notes = "pending", [*self.notes, "no worker was ready in time; it may still come"]
         else:
             method, notes = self.method, list(self.notes)
@@ -150,6 +150,8 @@ def report_text(report: dict[str, Any]) -> str:
         lines.append(f"Restored from the last checkpoint in {report['seconds']:.2f} s.")
     elif method == "fresh":
         lines.append("No snapshot or checkpoint was available: the new kernel starts empty.")
+    elif method == "stopped":
+        lines.append("No new worker was started.")
     else:
         lines.append("A new worker is on its way.")
     if report["restored"]:

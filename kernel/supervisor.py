@@ -91,6 +91,7 @@ class Supervisor:
         self.started = time.time()
         self.restarts = 0
         self.last_crash = ""
+        self.given_up = ""  # why no worker is restarted any more, or ""
         self.lock = new_lock(self.kernel_id, str(self.connection_file), str(self.checkpoint_path))
 
     # -- sockets ----------------------------------------------------------
@@ -243,13 +244,31 @@ class Supervisor:
                 self.backlog.insert(0, (p.channel, p.frames))
 
     def _give_up(self, record: crash.CrashRecord) -> None:
+        """Stop restarting: say so to the crashed cell, then answer every request with why."""
         text = (f"The kernel crashed {self.crashes.in_a_row} times in a row without finishing a "
                 f"cell ({record.cause}); ipytui stopped restarting it. Restart it by hand "
                 "(shutdown_request with restart=true) once the cause is fixed.")
         log.error(text)
         self.given_up = text
+        record.method = "stopped"
+        record.notes.append(text)
+        running = getattr(self, "crash_running", None)
+        self.publish("iopub", "stream", {"name": "stderr", "text": text + "\n"},
+                     parent=running.msg if running else None)
         self._finish_crash(None)
-        self.publish("iopub", "stream", {"name": "stderr", "text": text + "\n"})
+        self._flush_backlog()
+
+    def _refuse(self, channel: str, frames: list[bytes]) -> None:
+        """No worker will come: answer a request with the reason instead of queueing it."""
+        try:
+            msg = Codec(self.info.key, self.info.signature_scheme, check_replay=False).deserialize(frames)
+        except WireError:
+            return
+        self.inflight.pop(msg.msg_id, None)
+        if channel in ("shell", "control") and msg.msg_type.endswith("_request"):
+            self._answer(Pending(channel, msg, frames), msg.msg_type.replace("_request", "_reply"),
+                         {"status": "error", "ename": "KernelDied", "evalue": self.given_up,
+                          "traceback": [self.given_up], "execution_count": self.execution_count})
 
     # -- crash reporting --------------------------------------------------
     def _finish_crash(self, ready: dict[str, Any] | None) -> None:
@@ -297,6 +316,9 @@ class Supervisor:
 
     def to_worker(self, channel: str, frames: list[bytes]) -> None:
         """Send to the live worker, or keep in the backlog until one is ready."""
+        if self.given_up:
+            self._refuse(channel, frames)
+            return
         if not self.worker.ready or self.backlog:
             self.backlog.append((channel, frames))
             return
@@ -369,6 +391,7 @@ class Supervisor:
                           "traceback": [], "execution_count": self.execution_count})
         self.inflight.clear()
         self.restarts += 1
+        self.given_up, self.crashes = "", crash.CrashHistory()  # by hand: start counting again
         self.worker = WorkerState(snapshot_pid=snapshot[0], snapshot_count=snapshot[1])
         if restore and self.promote_snapshot():
             self.execution_count = max(self.execution_count, snapshot[1])
