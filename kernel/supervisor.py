@@ -229,15 +229,20 @@ class Supervisor:
         return started[0] if started else (executes[0] if executes else None)
 
     def _requeue_after_crash(self, running: Pending | None) -> None:
-        """Keep the crashed cell for its reply; abort or re-send the others."""
+        """Keep the crashed cell for its reply; abort or re-send the others.
+
+        As for any error, the failed cell's stop_on_error decides whether the
+        executes queued behind it are aborted (the messaging spec).
+        """
         pending, self.inflight = list(self.inflight.values()), {}
         self.crash_running = running
+        abort = running is not None and running.msg.content.get("stop_on_error", True)
         if running is not None:
             self.recorder.finished(running.msg.msg_id, "crashed", "KernelDied")
         for p in pending:
             if p is running:
                 continue
-            if p.msg.msg_type == "execute_request" and p.msg.content.get("stop_on_error", True):
+            if p.msg.msg_type == "execute_request" and abort:
                 self._answer(p, "execute_reply", {"status": "aborted",
                                                   "execution_count": self.execution_count})
             else:
