@@ -115,6 +115,7 @@ class ServerSecurity:
         self.owner_name = owner_name or getpass.getuser()
         self.max_message_bytes = max_message_bytes
         self.peers: OrderedDict[bytes, str] = OrderedDict()
+        self.last_fd = -1  # source fd of the last message recv() returned
         self._ports = ports or {}
         self._guard: _Guard | None = None
 
@@ -189,6 +190,7 @@ class ServerSecurity:
         The name is the ZAP User-Id of the connection, so a header cannot fake it.
         """
         parts = sock.recv_multipart(copy=False)
+        self.last_fd = _source_fd(parts[0])
         if self.curve and len(parts) > 1:
             name = frame_user(parts[0])
             if name:
@@ -202,6 +204,14 @@ class ServerSecurity:
     def peer_name(self, identities: list[bytes]) -> str | None:
         """The authenticated name behind a message's routing ids, if any."""
         return self.peers.get(identities[0]) if identities else None
+
+
+def _source_fd(frame: zmq.Frame) -> int:
+    """The connection's file descriptor (ties a message to monitor events), or -1."""
+    try:
+        return int(frame.get(zmq.SRCFD))
+    except (zmq.ZMQError, AttributeError, TypeError, ValueError):
+        return -1
 
 
 def frame_user(frame: zmq.Frame) -> str | None:
@@ -297,7 +307,7 @@ class _Guard(threading.Thread):
         if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
             why = ("it does not encrypt" if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
                    else "wrong server key or not a ZeroMQ client")
-            _limited(f"proto-{channel}", logging.WARNING, "%s: refused a client: %s", channel, why)
+            _limited(f"{channel}-{why}", logging.WARNING, "%s: refused a client: %s", channel, why)
         elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             _limited(f"fail-{channel}", logging.WARNING, "%s: a client's handshake failed", channel)
         elif kind == zmq.EVENT_DISCONNECTED:

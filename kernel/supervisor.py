@@ -32,6 +32,7 @@ from .info import kernel_info_content
 from .journal import Journal
 from .lockfile import new_lock
 from .paths import checkpoints_dir
+from .presence_service import PresenceService
 from .recorder import Recorder
 from .security import ServerSecurity
 from .wire import Codec, Message, WireError, peek_header, peek_parent, split_identities
@@ -313,6 +314,8 @@ class Supervisor:
     def _answer(self, pending: Pending, reply_type: str, content: dict[str, Any],
                 busy: bool = True) -> None:
         """Reply to a request ourselves, with busy/idle around it like the worker would."""
+        if pending.msg.msg_type == "execute_request":
+            self.presence.finished(pending.msg.msg_id)
         if busy:
             self.publish("iopub", "status", {"execution_state": "busy"}, parent=pending.msg)
         self.publish(pending.channel, reply_type, content, parent=pending.msg,
@@ -346,6 +349,12 @@ class Supervisor:
         except WireError as exc:
             log.warning("dropped a message on %s: %s", channel, exc)
             return
+        if channel != "stdin":
+            self.presence.on_request(channel, msg, self.security.last_fd,
+                                     self.security.peer_name(msg.identities))
+            if self.presence.handles(msg):
+                self.presence.on_comm(msg)
+                return
         handler = getattr(self, f"do_{msg.msg_type}", None)
         if handler is not None and channel in ("shell", "control"):
             handler(channel, msg)
@@ -453,6 +462,7 @@ class Supervisor:
             pending = self.inflight.pop(peek_parent(body).get("msg_id", ""), None)
             if pending is not None and pending.msg.msg_type == "execute_request":
                 self._record_reply(pending, body)
+                self.presence.finished(pending.msg.msg_id)
             (self.shell if channel == b"shell" else self.control).send_multipart(body)
         elif channel == b"stdin":
             self.stdin.send_multipart(body)
@@ -473,6 +483,7 @@ class Supervisor:
         if pending is not None:
             pending.started = True
             self.recorder.started(pending.msg.as_dict(), count)
+            self.presence.running(pending.msg.msg_id, count)
 
     def _record_reply(self, pending: Pending, body: list[bytes]) -> None:
         _, rest = split_identities(body)
@@ -522,6 +533,8 @@ class Supervisor:
         self.journal_session = self.journal.open_session(
             self.kernel_id, pid=os.getpid(), host=self.lock.host, connection_file=str(self.connection_file))
         self.lock.journal_session = self.journal_session or 0
+        self.presence = PresenceService(
+            self.publish, lambda n: self.journal.recent_cells(self.kernel_id, n) or [])
         self.recorder = Recorder(self.journal, self.journal_session)
         self.recorder.start()
         self.lock.write()
@@ -534,7 +547,8 @@ class Supervisor:
             self.spawn_worker()
         poller = zmq.Poller()
         sockets = {self.shell: "shell", self.control: "control", self.stdin: "stdin"}
-        for sock in (*sockets, self.iopub, self.down, self.up):
+        monitor = self.presence.watch(self.shell)
+        for sock in (*sockets, self.iopub, self.down, self.up, monitor):
             poller.register(sock, zmq.POLLIN)
         registered_fd = -1
         while self.running:
@@ -556,12 +570,15 @@ class Supervisor:
                     self.on_client(channel, sock)
             if self.iopub in events:
                 self._on_subscription(self.iopub.recv())
+            if monitor in events:
+                self.presence.on_monitor()
             if registered_fd >= 0 and registered_fd in events:
                 poller.unregister(registered_fd)
                 registered_fd = -1
                 self._drain_worker_output()
                 self._on_worker_exit()
             self._check_crash_deadline()
+            self.presence.flush()
         self.shutdown()
 
     def _drain_worker_output(self) -> None:
