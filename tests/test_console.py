@@ -1,0 +1,83 @@
+"""``jupyter console --kernel ipytui`` in a real pseudo-terminal, driven with pexpect."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pexpect
+import psutil
+import pytest
+from ipytui.kernel import kernelspec
+
+pytestmark = pytest.mark.timeout(120)
+
+TIMEOUT = 60
+SGR = r"(?:\x1b\[[0-9;]*m)*"  # colour codes prompt_toolkit puts inside prompts
+
+
+def prompt(kind: str, n: int) -> str:
+    """A regex for ``In [n]`` / ``Out[n]`` with any colour codes around the number."""
+    return rf"{kind} ?\[{SGR}{n}{SGR}\]"
+
+
+@pytest.fixture
+def console_env(tmp_path: Path) -> dict[str, str]:
+    kernelspec.install(prefix=str(tmp_path / "prefix"))
+    return {
+        **os.environ,
+        "JUPYTER_PATH": str(tmp_path / "prefix" / "share" / "jupyter"),
+        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "IPYTUI_DATA_DIR": str(tmp_path / "ipytui"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        "TERM": "xterm",
+        "COLUMNS": "100",
+        "LINES": "30",
+    }
+
+
+def jupyter_console_argv() -> list[str]:
+    exe = shutil.which("jupyter-console", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "jupyter_console"]
+
+
+def test_console_computes_6_times_7(console_env: dict[str, str], tmp_path: Path) -> None:
+    argv = [*jupyter_console_argv(), "--kernel", "ipytui"]
+    child = pexpect.spawn(argv[0], argv[1:], env=console_env, cwd=str(tmp_path),
+                          dimensions=(30, 100), encoding="utf-8", timeout=TIMEOUT)
+    log = tmp_path / "console.log"
+    child.logfile_read = open(log, "w")  # noqa: SIM115 - closed below
+    try:
+        child.expect("ipytui")  # the kernel's banner, from its kernel_info_reply
+        child.expect(prompt("In", 1))
+        child.send("import os; print('pids', os.getpid(), os.getppid())\r")
+        child.expect(r"pids (\d+) (\d+)")
+        pids = [int(child.match.group(1)), int(child.match.group(2))]
+        child.expect(prompt("In", 2))
+        child.send("6*7\r")
+        child.expect(prompt("Out", 2) + r":\s*" + SGR + "42")
+        child.expect(prompt("In", 3))
+        child.sendcontrol("d")
+        child.expect(re.compile(r"exit", re.IGNORECASE))
+        child.send("y\r")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0, log.read_text(errors="replace")
+        # The console started the kernel, so it shut it down: worker and supervisor are gone.
+        procs = []
+        for pid in pids:
+            try:
+                procs.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                continue
+        _, alive = psutil.wait_procs(procs, timeout=TIMEOUT)
+        assert not alive, f"kernel processes still running: {alive}"
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+        child.logfile_read.close()
