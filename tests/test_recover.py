@@ -1,0 +1,185 @@
+"""After kill -9 of the supervisor: ``ipytui list``, ``ipytui recover``, ``ipytui stop``.
+
+Each test runs a real kernel, waits for its pickle checkpoint, kills the
+supervisor and its worker with SIGKILL, then drives the CLI as a subprocess
+with the same data and runtime dirs, and attaches to the kernel it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import IPYTUI_ARGV
+from ipytui.kernel import checkpoint
+from ipytui.kernel.connection import read_connection_file
+from ipytui.kernel.journal import Journal
+
+pytestmark = pytest.mark.timeout(60)
+
+T = 30.0
+SETUP = "x = 41\nwords = ['a', 'b']\ndef double(v):\n    return v * 2\ngen = (i for i in range(3))"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """The environment start_kernel gives its kernels (same data and runtime dirs)."""
+    return {**os.environ, "IPYTHONDIR": str(tmp_path / "ipython"),
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+            "IPYTUI_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture
+def recovered(tmp_path: Path) -> Iterator[list[int]]:
+    """Pids of kernels the CLI started; killed at teardown if a test left them."""
+    pids: list[int] = []
+    yield pids
+    for lock in (tmp_path / "data" / "locks").glob("*.lock"):
+        pid = json.loads(lock.read_text())["pid"]
+        if pid not in pids:
+            pids.append(pid)
+    procs = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            procs.extend([proc, *proc.children(recursive=True)])
+        except psutil.NoSuchProcess:
+            pass
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=10)
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ipytui.app.cli", *args], env=env, text=True,
+                          capture_output=True, stdin=subprocess.DEVNULL, timeout=T + 30)
+
+
+async def _until(condition, what: str) -> None:
+    deadline = time.monotonic() + T
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def _checkpoint_count(path: Path) -> int:
+    try:
+        return int(checkpoint.read(path)["execution_count"])
+    except (OSError, ValueError, EOFError):
+        return -1
+
+
+async def kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path: Path,
+                                         after: str | None = None, running: str | None = None):
+    """Run SETUP, wait for its checkpoint, optionally run more, then kill -9 everything."""
+    info, proc = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    setup = await client.execute(SETUP, timeout=T)
+    assert setup.status == "ok"
+    ckpt = tmp_path / "data" / "checkpoints" / "0.pickle"
+    await _until(lambda: _checkpoint_count(ckpt) >= setup.execution_count, "the checkpoint")
+    if after is not None:
+        assert (await client.execute(after, timeout=T)).status == "ok"
+    if running is not None:
+        client.send("shell", "execute_request", {"code": running, "silent": False})
+        journal = Journal(tmp_path / "data" / "journal.sqlite3")
+        session = json.loads((tmp_path / "data" / "locks" / "0.lock").read_text())["journal_session"]
+        await _until(lambda: journal.unfinished_cells(session), "the running cell in the journal")
+        journal.close()
+    family = psutil.Process(proc.pid).children(recursive=True)
+    proc.kill()
+    proc.wait(timeout=T)
+    _, alive = psutil.wait_procs(family, timeout=T)
+    assert not alive
+    # A snapshot forked after `after` must not have checkpointed it: it is to be replayed.
+    assert _checkpoint_count(ckpt) == setup.execution_count
+    return setup.execution_count
+
+
+def _new_connection_file(output: str) -> Path:
+    match = re.search(r"ipytui --existing (\S+)", output)
+    assert match, output
+    return Path(match.group(1))
+
+
+async def _attach(make_client, path: Path, recovered: list[int], tmp_path: Path):
+    kernel_id = path.stem.removeprefix("kernel-")
+    lock = json.loads((tmp_path / "data" / "locks" / f"{kernel_id}.lock").read_text())
+    recovered.append(lock["pid"])
+    return await make_client(read_connection_file(path)), kernel_id, lock["pid"]
+
+
+async def test_recover_restores_checkpointed_variables(start_kernel, make_client, tmp_path, env,
+                                                       recovered) -> None:
+    await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path, after="y = x + 1")
+    listing = cli(env, "list")
+    assert re.search(r"^0\s+\d+\s+\S+\s+stale\s", listing.stdout, re.M), listing.stdout
+
+    result = cli(env, "recover", "--yes", "--no-replay")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "y = x + 1" in result.stdout  # listed, not run
+    assert "Not replayed" in result.stdout
+    assert not (tmp_path / "data" / "locks" / "0.lock").exists()
+    path = _new_connection_file(result.stdout)
+    client, kernel_id, pid = await _attach(make_client, path, recovered, tmp_path)
+    check = await client.execute("print(x, words, double(3))", timeout=T)
+    assert check.status == "ok" and check.text == "41 ['a', 'b'] 6\n"
+    assert (await client.execute("y", timeout=T)).error[0] == "NameError"
+    assert (await client.execute("gen", timeout=T)).error[0] == "NameError"  # not picklable
+
+    assert re.search(rf"^{kernel_id}\s+{pid}\s+\S+\s+alive\s", cli(env, "list").stdout, re.M)
+    stopped = cli(env, "stop", kernel_id)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    _, alive = psutil.wait_procs([psutil.Process(pid)], timeout=T)
+    assert not alive
+    assert "No ipytui kernels" in cli(env, "list").stdout
+
+
+async def test_recover_replays_cells_after_the_checkpoint(start_kernel, make_client, tmp_path, env,
+                                                          recovered) -> None:
+    count = await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path,
+                                                 after="y = x + 1\nwords.append('c')")
+    result = cli(env, "recover", "--yes", "--replay")
+    assert result.returncode == 0, result.stdout + result.stderr
+    listed = result.stdout.index("can be replayed")
+    assert result.stdout.index(f"[{count + 1}] replayed as") > listed
+    path = _new_connection_file(result.stdout)
+    client, _, _ = await _attach(make_client, path, recovered, tmp_path)
+    check = await client.execute("print(x, y, words)", timeout=T)
+    assert check.text == "41 42 ['a', 'b', 'c']\n", check.reply.content
+
+
+async def test_recover_list_names_the_stale_kernel_and_the_cell(start_kernel, make_client,
+                                                                tmp_path, env) -> None:
+    running = "import time\ntime.sleep(60)"
+    count = await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path,
+                                                 running=running)
+    result = cli(env, "recover", "--list")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Kernel 0 went down uncleanly" in out
+    assert f"while running cell [{count + 1}]" in out and "import time" in out
+    assert f"checkpoint: after cell [{count}]" in out
+    assert "double, words, x" in out and "not in the checkpoint: gen" in out
+    assert re.search(rf"\[{count + 1}\] running\s+not replayed", out), out
+    # --list changes nothing.
+    assert (tmp_path / "data" / "locks" / "0.lock").exists()
+    assert (tmp_path / "data" / "checkpoints" / "0.pickle").exists()
+
+
+def test_nothing_to_recover(env) -> None:
+    result = cli(env, "recover", "--yes")
+    assert result.returncode == 0 and "nothing to recover" in result.stdout
+    assert cli(env, "recover", "nope").returncode == 2
+    assert cli(env, "stop", "nope").returncode == 2
