@@ -10,6 +10,9 @@ subcommands:
   ipytui kernel ...            run the kernel (supervisor) itself
   ipytui kernelspec install    make ipytui a Jupyter kernel
   ipytui keys new|authorize|list|revoke   Curve keys for remote kernels
+  ipytui list                  running and stale kernels (from their lock files)
+  ipytui stop ID               shut a kernel down
+  ipytui recover [ID]          bring back a kernel that went down uncleanly
 """
 
 
@@ -47,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         from ipytui.kernel.keys import main as keys_main
 
         return keys_main(argv[1:]) or 0
+    if argv and argv[0] in ("recover", "stop", "list"):
+        from ipytui.kernel import manage, recover
+
+        commands = {"recover": recover.main, "stop": manage.stop_main, "list": manage.list_main}
+        return commands[argv[0]](argv[1:]) or 0
     if argv and argv[0] == "kernelspec":
         from ipytui.kernel.kernelspec import main as kernelspec_main
 
