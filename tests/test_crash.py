@@ -1,0 +1,377 @@
+"""The crash matrix and the supervisor's promises, against the real ipytui kernel.
+
+For each way a worker can die (segfault, abort, ``os._exit``, SIGKILL, C-stack
+overflow), through our KernelClient and through jupyter_client: the crashed
+cell gets an error reply and its idle, the report is published, the kernel
+answers again with the state from before the crash (unpicklable objects
+included), and requests sent meanwhile are served. Then: crashes in a row,
+SIGINT, killing the supervisor, clients that go away, restart and restore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+import pytest
+from conftest import IPYTUI_ARGV
+from ipytui.kernel.client import KernelClient
+from ipytui.kernel.crash import REPORT_MIME
+from ipytui.kernel.wire import Message
+from jupyter_client.blocking import BlockingKernelClient
+
+pytestmark = pytest.mark.timeout(60)
+
+T = 30.0  # generous: a loaded 2-core machine must not make these tests flaky
+
+# name -> (cell that kills the worker, words the error's evalue must hold)
+CRASHES: dict[str, tuple[str, str]] = {
+    "segfault": ("import ctypes; ctypes.string_at(0)", "SIGSEGV"),
+    "abort": ("import os; os.abort()", "SIGABRT"),
+    "exit": ("import os; os._exit(3)", "code 3"),
+    "sigkill": ("import os; os.kill(os.getpid(), 9)", "SIGKILL"),
+    # CPython 3.11 runs pure-Python recursion without using the C stack (it
+    # ends in RecursionError), so recurse in C: the json scanner, with the
+    # recursion limit out of the way, overflows the 8 MiB main-thread stack.
+    "c_stack_overflow": (
+        "import sys, json; sys.setrecursionlimit(10**7); json.loads('[' * 10**6)",
+        "SIGSEGV",
+    ),
+}
+
+# State from before the crash: a plain value, a lambda, a generator part-way
+# through and an open file; the last three cannot be pickled.
+SETUP = textwrap.dedent("""\
+    import os
+    x = 41
+    square = lambda v: v * v
+    gen = (i for i in range(10))
+    first = next(gen)
+    fh = open(os.devnull)
+""")
+SETUP_NAMES = {"x", "square", "gen", "first", "fh"}
+CHECK = "print(x, square(3), next(gen), fh.closed)"
+CHECK_OUT = "41 9 1 False\n"
+
+
+def _report(outputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The structured recovery report among a cell's iopub contents."""
+    reports = [c["data"][REPORT_MIME] for c in outputs if REPORT_MIME in c.get("data", {})]
+    assert len(reports) == 1, outputs
+    return reports[0]
+
+
+def _outputs(iopub: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """Drop the busy and execute_input a dying worker may or may not have sent."""
+    return [(t, c) for t, c in iopub
+            if t != "execute_input" and (t, c) != ("status", {"execution_state": "busy"})]
+
+
+def _check_crash_outputs(reply: dict[str, Any], iopub: list[tuple[str, dict[str, Any]]],
+                         cause: str) -> dict[str, Any]:
+    """Assert the reply and iopub of a crashed cell; returns the recovery report."""
+    assert reply["status"] == "error", reply
+    assert reply["ename"] == "KernelDied"
+    assert cause in reply["evalue"], reply["evalue"]
+    types = [t for t, _ in iopub]
+    assert "error" in types and "display_data" in types, types
+    assert iopub[-1] == ("status", {"execution_state": "idle"}), types
+    error = next(c for t, c in iopub if t == "error")
+    assert error["ename"] == "KernelDied" and cause in error["evalue"]
+    report = _report([c for t, c in iopub if t == "display_data"])
+    assert cause in report["cause"]
+    assert report["restored_from"] == "snapshot"
+    assert set(report["restored"]) >= SETUP_NAMES, report
+    assert "text/plain" in next(c for t, c in iopub if t == "display_data")["data"]
+    return report
+
+
+# -- through our asyncio KernelClient ------------------------------------------
+async def _worker_pid(client: KernelClient) -> int:
+    return (await client.kernel_info(timeout=T))["ipytui"]["worker_pid"]
+
+
+async def _snapshot_taken(worker_pid: int) -> None:
+    """Wait until the worker has forked the snapshot of its last cell."""
+    worker = psutil.Process(worker_pid)
+    deadline = time.monotonic() + T
+    while not any(child.name() == "ipytui-snapshot" for child in worker.children()):
+        assert time.monotonic() < deadline, "no snapshot process appeared"
+        await asyncio.sleep(0.02)
+
+
+async def _next(sub: Any, pred: Callable[[Message], bool]) -> Message:
+    async def scan() -> Message:
+        async for msg in sub:
+            if pred(msg):
+                return msg
+        raise AssertionError("iopub subscription ended")
+
+    return await asyncio.wait_for(scan(), T)
+
+
+@pytest.mark.parametrize("crash", list(CRASHES))
+async def test_crash_kernel_client(crash: str, start_kernel, make_client) -> None:
+    code, cause = CRASHES[crash]
+    info, proc = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    assert (await client.execute(SETUP, timeout=T)).status == "ok"
+    old_worker = await _worker_pid(client)
+    sub = client.iopub_messages()
+    seen: list[Message] = []
+
+    started = time.monotonic()
+    crashed = asyncio.ensure_future(
+        client.execute(code, stop_on_error=False, timeout=T, on_iopub=seen.append))
+    # Queued behind the crashing cell in the dying worker: with stop_on_error
+    # False it must run on the new worker, with the restored state.
+    queued = asyncio.ensure_future(client.execute("x + 1", stop_on_error=False, timeout=T))
+    # Sent in the gap, when the supervisor says the worker is restarting.
+    await _next(sub, lambda m: m.content.get("execution_state") == "restarting")
+    in_gap = asyncio.ensure_future(client.execute("x + 2", timeout=T))
+    info_in_gap = asyncio.ensure_future(client.kernel_info(timeout=T))
+
+    result = await crashed
+    replied = time.monotonic() - started
+    report = _check_crash_outputs(result.reply.content, _outputs(
+        [(m.msg_type, m.content) for m in seen]), cause)
+    assert [m.parent_id for m in seen] == [result.reply.parent_id] * len(seen)
+
+    assert (await queued).data == {"text/plain": "42"}
+    assert (await in_gap).data == {"text/plain": "43"}
+    assert (await info_in_gap)["status"] == "ok"
+    check = await client.execute(CHECK, timeout=T)
+    assert check.status == "ok" and check.text == CHECK_OUT
+    assert proc.poll() is None
+    assert await _worker_pid(client) != old_worker
+    print(f"\n{crash}: reply after {replied:.3f} s, report says {report['seconds']} s")
+
+
+@pytest.mark.parametrize("stop_on_error", [True, False])
+async def test_stop_on_error_of_the_crashed_cell_decides(stop_on_error: bool, start_kernel,
+                                                         make_client) -> None:
+    """As for any error, the failed cell's stop_on_error says if the queue behind it is aborted."""
+    info, _ = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    assert (await client.execute("x = 1", timeout=T)).status == "ok"
+    crashed = asyncio.ensure_future(
+        client.execute(CRASHES["exit"][0], stop_on_error=stop_on_error, timeout=T))
+    queued = asyncio.ensure_future(client.execute("x = 2", timeout=T))
+    assert (await crashed).error[0] == "KernelDied"
+    assert (await queued).status == ("aborted" if stop_on_error else "ok")
+    expected = "1" if stop_on_error else "2"
+    assert (await client.execute("x", timeout=T)).data == {"text/plain": expected}
+
+
+# -- through jupyter_client ----------------------------------------------------
+def _blocking_client(info) -> BlockingKernelClient:
+    kc = BlockingKernelClient()
+    kc.load_connection_info(info.to_dict())
+    kc.start_channels()
+    kc.wait_for_ready(timeout=T)
+    return kc
+
+
+def _collect(kc: BlockingKernelClient, msg_ids: list[str]) -> tuple[dict, dict]:
+    """Replies and iopub (type, content) lists of msg_ids, once each has reply and idle."""
+    replies: dict[str, dict[str, Any]] = {}
+    iopub: dict[str, list[tuple[str, dict[str, Any]]]] = {i: [] for i in msg_ids}
+    deadline = time.monotonic() + T
+    while len(replies) < len(msg_ids) or not all(
+            iopub[i] and iopub[i][-1] == ("status", {"execution_state": "idle"}) for i in msg_ids):
+        left = deadline - time.monotonic()
+        assert left > 0, (replies, iopub)
+        try:
+            msg = kc.get_iopub_msg(timeout=0.05)
+            parent = msg["parent_header"].get("msg_id")
+            if parent in iopub:
+                iopub[parent].append((msg["msg_type"], msg["content"]))
+        except Exception:  # noqa: BLE001 - queue.Empty
+            pass
+        try:
+            msg = kc.get_shell_msg(timeout=0.01)
+            if msg["parent_header"].get("msg_id") in iopub:
+                replies[msg["parent_header"]["msg_id"]] = msg["content"]
+        except Exception:  # noqa: BLE001 - queue.Empty
+            pass
+    return replies, iopub
+
+
+def _run(kc: BlockingKernelClient, code: str) -> tuple[dict[str, Any], list]:
+    msg_id = kc.execute(code)
+    replies, iopub = _collect(kc, [msg_id])
+    return replies[msg_id], iopub[msg_id]
+
+
+@pytest.mark.parametrize("crash", list(CRASHES))
+def test_crash_jupyter_client(crash: str, start_kernel) -> None:
+    code, cause = CRASHES[crash]
+    info, proc = start_kernel(IPYTUI_ARGV)
+    kc = _blocking_client(info)
+    try:
+        assert _run(kc, SETUP)[0]["status"] == "ok"
+        crash_id = kc.execute(code, stop_on_error=False)
+        queued_id = kc.execute("x + 1", stop_on_error=False)
+        replies, iopub = _collect(kc, [crash_id, queued_id])
+        _check_crash_outputs(replies[crash_id], _outputs(iopub[crash_id]), cause)
+        assert replies[queued_id]["status"] == "ok"
+        assert ("execute_result", 42) in [
+            (t, int(c["data"]["text/plain"])) for t, c in iopub[queued_id] if t == "execute_result"]
+        reply, outputs = _run(kc, CHECK)
+        assert reply["status"] == "ok"
+        assert [c["text"] for t, c in outputs if t == "stream"] == [CHECK_OUT]
+        assert proc.poll() is None
+    finally:
+        kc.stop_channels()
+
+
+# -- crashes in a row ----------------------------------------------------------
+async def test_crashes_in_a_row_stop_with_a_clear_message(start_kernel, make_client) -> None:
+    info, proc = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    sub = client.iopub_messages()
+    replies = []
+    for _ in range(6):
+        result = await client.execute(CRASHES["exit"][0], timeout=T)
+        replies.append(result)
+        if "stopped restarting" in "\n".join(result.reply.content.get("traceback", [])):
+            break
+    assert all(r.error[0] == "KernelDied" for r in replies)
+    assert len(replies) >= 5, "gave up before backing off"
+    last = replies[-1]
+    assert "stopped restarting" in "\n".join(last.reply.content["traceback"]), last.reply.content
+    report = _report([m.content for m in last.outputs if m.msg_type == "display_data"])
+    assert report["restored_from"] == "stopped"
+    stream = await _next(sub, lambda m: m.msg_type == "stream")
+    assert "stopped restarting" in stream.content["text"]
+    # Nobody hangs while it is stopped: requests are answered with the reason.
+    after = await client.execute("1 + 1", timeout=T)
+    assert after.status == "error" and "stopped restarting" in after.error[1]
+    assert (await client.kernel_info(timeout=T))["status"] == "ok"
+    assert proc.poll() is None
+    # A restart by hand starts over with a working kernel.
+    await client.shutdown(restart=True, timeout=T)
+    assert (await client.execute("1 + 1", timeout=T)).data == {"text/plain": "2"}
+
+
+# -- SIGINT ------------------------------------------------------------------
+@pytest.mark.parametrize("to_group", [False, True], ids=["pid", "process-group"])
+async def test_sigint_interrupts_the_running_cell_only(to_group: bool, start_kernel,
+                                                       make_client) -> None:
+    info, proc = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    assert (await client.execute("x = 5", timeout=T)).status == "ok"
+    worker = await _worker_pid(client)
+    kill = os.killpg if to_group else os.kill
+
+    # Idle: harmless.
+    for _ in range(3):
+        kill(proc.pid, signal.SIGINT)
+    assert (await client.execute("x + 1", timeout=T)).data == {"text/plain": "6"}
+
+    started = asyncio.Event()
+
+    def on_iopub(msg: Message) -> None:
+        if msg.msg_type == "stream" and "running" in msg.content.get("text", ""):
+            started.set()
+
+    cell = asyncio.ensure_future(client.execute(
+        "import time\nprint('running', flush=True)\ntime.sleep(60)", timeout=T, on_iopub=on_iopub))
+    await asyncio.wait_for(started.wait(), T)
+    kill(proc.pid, signal.SIGINT)
+    result = await cell
+    assert result.error is not None and result.error[0] == "KeyboardInterrupt"
+    assert proc.poll() is None
+    assert await _worker_pid(client) == worker
+    assert (await client.execute("x", timeout=T)).data == {"text/plain": "5"}
+
+
+# -- the supervisor dies -------------------------------------------------------
+async def test_killing_the_supervisor_leaves_no_orphans(start_kernel, make_client) -> None:
+    info, proc = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    assert (await client.execute("x = 1", timeout=T)).status == "ok"
+    supervisor = psutil.Process(proc.pid)
+    await _snapshot_taken(await _worker_pid(client))
+    family = supervisor.children(recursive=True)
+    assert len(family) >= 2
+    proc.kill()
+    proc.wait(timeout=T)
+    gone, alive = psutil.wait_procs(family, timeout=T)
+    assert not alive, alive
+
+
+# -- clients come and go -----------------------------------------------------
+async def test_closed_client_leaves_the_kernel_running(start_kernel, make_client) -> None:
+    info, proc = start_kernel(IPYTUI_ARGV)
+    first = await make_client(info)
+    assert (await first.execute("x = 7", timeout=T)).status == "ok"
+    await first.stop()
+    second = await make_client(info)
+    assert (await second.execute("x", timeout=T)).data == {"text/plain": "7"}
+    assert proc.poll() is None
+
+
+KILLED_CLIENT = """\
+import sys
+from jupyter_client.blocking import BlockingKernelClient
+kc = BlockingKernelClient()
+kc.load_connection_file(sys.argv[1])
+kc.start_channels()
+kc.wait_for_ready(timeout=30)
+kc.execute_interactive("z = 5", timeout=30)
+kc.execute("import time; time.sleep(0.5); w = z + 1")
+print("sent", flush=True)
+import time; time.sleep(60)
+"""
+
+
+async def test_killed_client_leaves_the_kernel_running(start_kernel, make_client,
+                                                       tmp_path) -> None:
+    info, proc = start_kernel(IPYTUI_ARGV)
+    client = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, str(tmp_path / "kernel-0.json")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(client.stdout.readline), T)
+        assert line == "sent\n"
+    finally:
+        client.kill()
+        client.wait()
+        client.stdout.close()
+    second = await make_client(info)
+    # Queued behind the dead client's cell, which still runs to its end.
+    assert (await second.execute("w", timeout=T)).data == {"text/plain": "6"}
+    assert proc.poll() is None
+
+
+# -- restart on demand ---------------------------------------------------------
+async def test_restart_and_restore(start_kernel, make_client) -> None:
+    info, proc = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    assert (await client.execute(SETUP, timeout=T)).status == "ok"
+    worker = await _worker_pid(client)
+    # The snapshot is forked after the reply; a restore before that finds none.
+    await _snapshot_taken(worker)
+
+    reply = await client.request("control", "ipytui_restore_request", {}, timeout=T)
+    assert reply.msg_type == "ipytui_restore_reply"
+    assert reply.content == {"status": "ok", "method": "snapshot"}
+    check = await client.execute(CHECK, timeout=T)
+    assert check.text == CHECK_OUT
+    restored = await _worker_pid(client)
+    assert restored != worker
+
+    assert (await client.shutdown(restart=True, timeout=T))["restart"] is True
+    fresh = await client.execute("x", timeout=T)
+    assert fresh.error is not None and fresh.error[0] == "NameError"
+    assert fresh.execution_count == 1
+    assert await _worker_pid(client) not in (worker, restored)
+    assert proc.poll() is None
