@@ -106,7 +106,9 @@ class CellView(Vertical):
 
     def header_text(self) -> Text:
         count = " " if self.execution_count is None else str(self.execution_count)
-        style = self.get_component_rich_style
+        def style(name: str):
+            return self.get_component_rich_style(name, partial=True)
+
         text = Text.assemble((f"In [{count}]", style("cell-view--prompt")))
         if self.who:
             who = f"{self.who} (you)" if self.own else self.who

@@ -42,8 +42,8 @@ class CompletionMenu(OptionList, can_focus=False):
         self.items = list(items)
         width = max((len(i.text) for i in self.items), default=0)
         type_width = max((len(i.type) for i in self.items), default=0)
-        type_style = self.get_component_rich_style("completion-menu--type")
-        sig_style = self.get_component_rich_style("completion-menu--signature")
+        type_style = self.get_component_rich_style("completion-menu--type", partial=True)
+        sig_style = self.get_component_rich_style("completion-menu--signature", partial=True)
         options = []
         for item in self.items:
             row = Text(item.text.ljust(width), no_wrap=True, overflow="ellipsis")

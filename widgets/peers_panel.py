@@ -58,11 +58,13 @@ class PeersPanel(Vertical):
         self.query_one("#peers-title", Static).update(f"Peers ({len(self.peers)})")
 
     def _row(self, peer: Peer) -> Text:
-        name_style = self.get_component_rich_style("peers-panel--self") if peer.is_self else ""
+        name_style = (
+            self.get_component_rich_style("peers-panel--self", partial=True) if peer.is_self else ""
+        )
         text = Text("● ")
         text.append(f"{peer.name} (you)" if peer.is_self else peer.name, name_style)
         text.append("\n  ")
-        text.append(peer.state, self.get_component_rich_style("peers-panel--state"))
+        text.append(peer.state, self.get_component_rich_style("peers-panel--state", partial=True))
         return text
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

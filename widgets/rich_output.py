@@ -60,7 +60,9 @@ class RichOutput(Static):
         if not self.prompt:
             self.update(self.body)
             return
-        prompt = Text(self.prompt, style=self.get_component_rich_style("rich-output--prompt"))
+        prompt = Text(
+            self.prompt, style=self.get_component_rich_style("rich-output--prompt", partial=True)
+        )
         body = self.body
         if isinstance(body, Text) and "\n" not in body.plain:
             self.update(Text.assemble(prompt, " ", body))
