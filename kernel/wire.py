@@ -216,6 +216,8 @@ class Codec:
             body = loads(parts[3]) if content else {}
         except (ValueError, UnicodeDecodeError) as exc:
             raise WireError(f"malformed JSON: {exc}") from None
+        except RecursionError:
+            raise WireError("JSON nested too deeply") from None
         if not isinstance(header, dict) or not isinstance(header.get("msg_type"), str):
             raise WireError("header is not an object with a msg_type")
         for name, value in (("parent_header", parent), ("metadata", metadata), ("content", body)):
