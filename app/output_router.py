@@ -220,6 +220,8 @@ class OutputRouter:
         if not shown:
             return
         cell = self._cell_for(msg)
+        if RECOVERY_MIME in data and cell.status == "died":
+            return  # its error already tells the story; the banner has the report
         display_id = (msg.content.get("transient") or {}).get("display_id")
         self.stream.add_output(
             cell.cell_id,

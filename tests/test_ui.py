@@ -10,6 +10,7 @@ from ipytui.kernel.client import KernelClient
 from ipytui.widgets.mimebundle import RECOVERY_MIME
 from test_ui_support import (
     DISPLAY_PRELUDE,
+    IPYTUI_KERNEL_ARGV,
     SIZE,
     USES_IPYKERNEL,
     KernelProcess,
@@ -252,6 +253,37 @@ async def test_kernel_death_shows_the_banner_and_keeps_draft_and_scrollback(kern
         await wait_for(pilot, lambda: not screen.banner.is_open, "the banner to go")
         assert screen.editor.text == "half = 'written'"
         assert "still here after the crash" in screen.stream.plain
+
+
+async def test_worker_crash_on_the_ipytui_kernel_shows_its_report(tmp_path):
+    kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
+    try:
+        app = make_app(kernel)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            screen = app.main_screen
+            await run_cell(pilot, "kept = 41")
+            screen.editor.set_text("import ctypes\nctypes.string_at(0)")
+            await pilot.press("f5")
+            screen.editor.set_text("my draft")  # typed while the kernel goes down
+
+            def died():
+                return [c for c in screen.stream.cells.values() if c.status == "died"]
+
+            cell = (await wait_for(pilot, died, "the cell marked as died"))[0]
+            assert "KernelDied" in cell.plain
+            banner = screen.banner
+            await wait_for(pilot, lambda: banner.kind == "crash" and "restored" in banner.plain, "the report")
+            assert "segmentation fault" in banner.plain
+            assert "kept" in banner.plain
+            await wait_for(pilot, lambda: screen.lifecycle == "ok", "the kernel back")
+            assert screen.editor.text == "my draft"
+            assert "kept = 41" in screen.stream.plain
+            after = await run_cell(pilot, "kept + 1")
+            assert "Out[" in after.plain and "42" in after.plain
+            assert screen.status.last_crash
+    finally:
+        kernel.stop()
 
 
 async def test_recovery_report_shows_as_banner(kernel):

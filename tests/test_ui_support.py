@@ -64,10 +64,13 @@ LISTEN_TIMEOUT = 30.0
 class KernelProcess:
     """A kernel subprocess on one connection file; ``respawn`` restarts it when it exits."""
 
-    def __init__(self, tmp_path: Path, *, respawn: bool = False) -> None:
+    def __init__(
+        self, tmp_path: Path, *, respawn: bool = False, argv: list[str] | None = None
+    ) -> None:
         self.tmp_path = tmp_path
         self.respawn = respawn
-        kernel_name = "python3" if USES_IPYKERNEL else "ipytui"
+        self.argv = list(argv or UI_KERNEL_ARGV)
+        kernel_name = "python3" if self.argv == IPYKERNEL_ARGV else "ipytui"
         self.info: ConnectionInfo = new_connection_info(kernel_name=kernel_name)
         self.path = write_connection_file(self.info, tmp_path / "kernel.json")
         self.env = {
@@ -93,7 +96,7 @@ class KernelProcess:
     def _launch(self) -> None:
         log = open(self.tmp_path / f"kernel-{self.starts}.log", "wb")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
-            [*UI_KERNEL_ARGV, str(self.path)],
+            [*self.argv, str(self.path)],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -66,7 +66,8 @@ class KernelStatus(Horizontal):
         self.heartbeat: bool | None = None
         self._labels = {
             name: Label(id=f"ks-{name}", classes="ks-item")
-            for name in ("state", "kernel", "count", "proc", "uptime", "restarts", "conn", "hb")
+            # Most useful first: a narrow terminal clips from the right.
+            for name in ("state", "kernel", "count", "hb", "conn", "proc", "uptime", "restarts")
         }
 
     def compose(self):
@@ -92,7 +93,8 @@ class KernelStatus(Horizontal):
         for name in STATES:
             state.set_class(name == self.state, f"-{name}")
         state.update(f"{_STATE_MARK.get(self.state, '?')} {self.state}")
-        kernel = " · ".join(p for p in (self.kernel_name, self.implementation) if p)
+        name, impl = self.kernel_name, self.implementation
+        kernel = impl if name and impl.startswith(name) else " · ".join(p for p in (name, impl) if p)
         self._show("kernel", kernel)
         self._show("count", f"[{self.execution_count}]" if self.execution_count else "")
         proc = []
@@ -104,7 +106,8 @@ class KernelStatus(Horizontal):
         self._draw_uptime()
         restarts = f"restarts {self.restarts}" if self.restarts else ""
         if self.last_crash:
-            restarts = f"{restarts} · last crash: {self.last_crash}".strip(" ·")
+            crash = self.last_crash if len(self.last_crash) <= 40 else self.last_crash[:39] + "…"
+            restarts = f"{restarts} · last crash: {crash}".strip(" ·")
         self._show("restarts", restarts)
         labels["restarts"].set_class(bool(self.last_crash), "-crashed")
         conn = ("remote" if self.remote else "local") + (" · encrypted" if self.encrypted else "")
