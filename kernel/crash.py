@@ -51,6 +51,15 @@ def kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def is_running(pid: int) -> bool:
+    """True while pid exists and is not a zombie (os.kill(pid, 0) succeeds on zombies)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
 def waiting_snapshots() -> list[int]:
     """Snapshots re-parented to us (a subreaper) by a dead worker, oldest first.
 

@@ -182,6 +182,8 @@ class Supervisor:
         running = self._running_cell()
         if not self.running:
             return
+        if self.crash_pending is not None:
+            self._finish_crash(None)  # the last crash's new worker died before its hello
         record = crash.CrashRecord.from_exit(status, running.msg if running else None,
                                              dead.notes, snapshot_count=snapshot[1])
         self.last_crash = record.cause
@@ -216,6 +218,10 @@ class Supervisor:
             crash.reap(pid)
         if orphans and orphans[-1] != dead.snapshot_pid:
             return orphans[-1], 0
+        if dead.snapshot_pid and not crash.is_running(dead.snapshot_pid):
+            crash.reap(dead.snapshot_pid)  # killed while it waited (the OOM killer's pick)
+            dead.notes.append("the snapshot had been killed (out of memory?) and could not be used")
+            return 0, 0
         return dead.snapshot_pid, dead.snapshot_count
 
     def _running_cell(self) -> Pending | None:
