@@ -24,6 +24,7 @@ import psutil
 import pytest
 from conftest import IPYTUI_ARGV
 from ipytui.kernel.client import KernelClient
+from ipytui.kernel.connection import write_connection_file
 from ipytui.kernel.crash import REPORT_MIME
 from ipytui.kernel.wire import Message
 from jupyter_client.blocking import BlockingKernelClient
@@ -233,6 +234,36 @@ def test_crash_jupyter_client(crash: str, start_kernel) -> None:
         kc.stop_channels()
 
 
+async def test_killed_snapshot_falls_back_to_the_checkpoint(start_kernel, make_client,
+                                                            tmp_path) -> None:
+    """The OOM killer may pick the waiting snapshot: the checkpoint serves, the report says so."""
+    info, _ = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    assert (await client.execute(SETUP, timeout=T)).status == "ok"
+    kernel_id = (await client.kernel_info(timeout=T))["ipytui"]["kernel_id"]
+    worker = await _worker_pid(client)
+    await _snapshot_taken(worker)
+    ckpt = tmp_path / "data" / "checkpoints" / f"{kernel_id}.pickle"
+    deadline = time.monotonic() + T
+    while not ckpt.exists():
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        await asyncio.sleep(0.05)
+    snapshot = next(p for p in psutil.Process(worker).children() if p.name() == "ipytui-snapshot")
+    snapshot.kill()
+    while snapshot.status() != psutil.STATUS_ZOMBIE:  # its worker reaps it only later
+        assert time.monotonic() < deadline, "the snapshot did not die"
+        await asyncio.sleep(0.02)
+
+    result = await client.execute(CRASHES["segfault"][0], timeout=T)
+    assert result.error[0] == "KernelDied"
+    report = _report([m.content for m in result.outputs if m.msg_type == "display_data"])
+    assert report["restored_from"] == "checkpoint"
+    assert {"x", "first"} <= set(report["restored"])
+    assert {"square", "gen", "fh"} <= set(report["lost"])  # not picklable
+    assert any("snapshot" in note for note in report["notes"]), report["notes"]
+    assert (await client.execute("x", timeout=T)).data == {"text/plain": "41"}
+
+
 # -- crashes in a row ----------------------------------------------------------
 async def test_crashes_in_a_row_stop_with_a_clear_message(start_kernel, make_client) -> None:
     info, proc = start_kernel(IPYTUI_ARGV)
@@ -337,7 +368,8 @@ import time; time.sleep(60)
 async def test_killed_client_leaves_the_kernel_running(start_kernel, make_client,
                                                        tmp_path) -> None:
     info, proc = start_kernel(IPYTUI_ARGV)
-    client = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, str(tmp_path / "kernel-0.json")],
+    path = write_connection_file(info, tmp_path / "for-the-client.json")
+    client = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, str(path)],
                               stdout=subprocess.PIPE, text=True)
     try:
         line = await asyncio.wait_for(asyncio.to_thread(client.stdout.readline), T)

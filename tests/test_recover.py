@@ -82,19 +82,24 @@ def _checkpoint_count(path: Path) -> int:
 
 async def kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path: Path,
                                          after: str | None = None, running: str | None = None):
-    """Run SETUP, wait for its checkpoint, optionally run more, then kill -9 everything."""
+    """Run SETUP, wait for its checkpoint, optionally run more, then kill -9 everything.
+
+    Returns (kernel id, execution count of the checkpoint).
+    """
     info, proc = start_kernel(IPYTUI_ARGV)
     client = await make_client(info)
+    kernel_id = (await client.kernel_info(timeout=T))["ipytui"]["kernel_id"]
     setup = await client.execute(SETUP, timeout=T)
     assert setup.status == "ok"
-    ckpt = tmp_path / "data" / "checkpoints" / "0.pickle"
+    ckpt = tmp_path / "data" / "checkpoints" / f"{kernel_id}.pickle"
     await _until(lambda: _checkpoint_count(ckpt) >= setup.execution_count, "the checkpoint")
     if after is not None:
         assert (await client.execute(after, timeout=T)).status == "ok"
     if running is not None:
         client.send("shell", "execute_request", {"code": running, "silent": False})
         journal = Journal(tmp_path / "data" / "journal.sqlite3")
-        session = json.loads((tmp_path / "data" / "locks" / "0.lock").read_text())["journal_session"]
+        lock = tmp_path / "data" / "locks" / f"{kernel_id}.lock"
+        session = json.loads(lock.read_text())["journal_session"]
         await _until(lambda: journal.unfinished_cells(session), "the running cell in the journal")
         journal.close()
     family = psutil.Process(proc.pid).children(recursive=True)
@@ -104,7 +109,7 @@ async def kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path: Pa
     assert not alive
     # A snapshot forked after `after` must not have checkpointed it: it is to be replayed.
     assert _checkpoint_count(ckpt) == setup.execution_count
-    return setup.execution_count
+    return kernel_id, setup.execution_count
 
 
 def _new_connection_file(output: str) -> Path:
@@ -122,34 +127,42 @@ async def _attach(make_client, path: Path, recovered: list[int], tmp_path: Path)
 
 async def test_recover_restores_checkpointed_variables(start_kernel, make_client, tmp_path, env,
                                                        recovered) -> None:
-    await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path, after="y = x + 1")
+    old_id, _ = await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path,
+                                                     after="y = x + 1")
     listing = cli(env, "list")
-    assert re.search(r"^0\s+\d+\s+\S+\s+stale\s", listing.stdout, re.M), listing.stdout
+    assert re.search(rf"^{old_id}\s+\d+\s+\S+\s+stale\s", listing.stdout, re.M), listing.stdout
 
     result = cli(env, "recover", "--yes", "--no-replay")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "y = x + 1" in result.stdout  # listed, not run
     assert "Not replayed" in result.stdout
-    assert not (tmp_path / "data" / "locks" / "0.lock").exists()
+    assert not (tmp_path / "data" / "locks" / f"{old_id}.lock").exists()
     path = _new_connection_file(result.stdout)
     client, kernel_id, pid = await _attach(make_client, path, recovered, tmp_path)
     check = await client.execute("print(x, words, double(3))", timeout=T)
     assert check.status == "ok" and check.text == "41 ['a', 'b'] 6\n"
     assert (await client.execute("y", timeout=T)).error[0] == "NameError"
     assert (await client.execute("gen", timeout=T)).error[0] == "NameError"  # not picklable
+    lock = json.loads((tmp_path / "data" / "locks" / f"{kernel_id}.lock").read_text())
+    assert lock["pid"] == pid and lock["connection_file"] == str(path)
 
-    assert re.search(rf"^{kernel_id}\s+{pid}\s+\S+\s+alive\s", cli(env, "list").stdout, re.M)
+
+async def test_list_and_stop_a_running_kernel(start_kernel, make_client, env) -> None:
+    info, proc = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    kernel_id = (await client.kernel_info(timeout=T))["ipytui"]["kernel_id"]
+    listing = cli(env, "list")
+    assert re.search(rf"^{kernel_id}\s+{proc.pid}\s+\S+\s+alive\s", listing.stdout, re.M), listing.stdout
     stopped = cli(env, "stop", kernel_id)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-    _, alive = psutil.wait_procs([psutil.Process(pid)], timeout=T)
-    assert not alive
+    assert proc.wait(timeout=T) == 0
     assert "No ipytui kernels" in cli(env, "list").stdout
 
 
 async def test_recover_replays_cells_after_the_checkpoint(start_kernel, make_client, tmp_path, env,
                                                           recovered) -> None:
-    count = await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path,
-                                                 after="y = x + 1\nwords.append('c')")
+    _, count = await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path,
+                                                    after="y = x + 1\nwords.append('c')")
     result = cli(env, "recover", "--yes", "--replay")
     assert result.returncode == 0, result.stdout + result.stderr
     listed = result.stdout.index("can be replayed")
@@ -163,19 +176,19 @@ async def test_recover_replays_cells_after_the_checkpoint(start_kernel, make_cli
 async def test_recover_list_names_the_stale_kernel_and_the_cell(start_kernel, make_client,
                                                                 tmp_path, env) -> None:
     running = "import time\ntime.sleep(60)"
-    count = await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path,
-                                                 running=running)
+    old_id, count = await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path,
+                                                         running=running)
     result = cli(env, "recover", "--list")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "Kernel 0 went down uncleanly" in out
+    assert f"Kernel {old_id} went down uncleanly" in out
     assert f"while running cell [{count + 1}]" in out and "import time" in out
     assert f"checkpoint: after cell [{count}]" in out
     assert "double, words, x" in out and "not in the checkpoint: gen" in out
     assert re.search(rf"\[{count + 1}\] running\s+not replayed", out), out
     # --list changes nothing.
-    assert (tmp_path / "data" / "locks" / "0.lock").exists()
-    assert (tmp_path / "data" / "checkpoints" / "0.pickle").exists()
+    assert (tmp_path / "data" / "locks" / f"{old_id}.lock").exists()
+    assert (tmp_path / "data" / "checkpoints" / f"{old_id}.pickle").exists()
 
 
 def test_nothing_to_recover(env) -> None:
