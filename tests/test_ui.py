@@ -286,6 +286,46 @@ async def test_worker_crash_on_the_ipytui_kernel_shows_its_report(tmp_path):
         kernel.stop()
 
 
+async def test_restart_and_restore_on_the_ipytui_kernel(tmp_path):
+    kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
+    try:
+        app = make_app(kernel)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            screen = app.main_screen
+            await run_cell(pilot, "survivor = [1, 2, 3]")
+            screen.editor.set_text("unsent")
+            await pilot.press("f9")
+            await wait_for(pilot, lambda: screen.status.restarts == 1, "the restore to be counted")
+            await wait_ready(pilot)
+            cell = await run_cell(pilot, "survivor")
+            assert "[1, 2, 3]" in cell.plain
+            assert screen.editor.text == ""  # run_cell replaced the draft on purpose
+    finally:
+        kernel.stop()
+
+
+async def test_restore_on_a_kernel_without_it_says_so(kernel):
+    app = make_app(kernel)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        screen = app.main_screen
+        screen.editor.set_text("still here")
+        if not USES_IPYKERNEL:
+            pytest.skip("our kernel supports restore")
+        from ipytui.app import main_screen
+
+        main_screen.REQUEST_TIMEOUT, saved = 2.0, main_screen.REQUEST_TIMEOUT
+        try:
+            await pilot.press("f9")
+            await wait_for(pilot, lambda: screen.lifecycle == "restarting", "restarting")
+            await wait_for(pilot, lambda: screen.lifecycle == "ok", "back to ok")
+        finally:
+            main_screen.REQUEST_TIMEOUT = saved
+        assert screen.status.restarts == 0
+        assert screen.editor.text == "still here"
+
+
 async def test_recovery_report_shows_as_banner(kernel):
     report = {
         "cause": "SIGSEGV (segmentation fault)",

@@ -264,3 +264,17 @@ def test_cli_arguments():
     assert (args.existing, args.theme, args.shutdown_on_exit) == ("kernel-1.json", "light", True)
     assert "ipytui --existing /k.json" in goodbye(None, "/k.json")
     assert goodbye(SimpleNamespace(kernel_shut_down=True), "/k.json") == "ipytui: kernel shut down."
+
+
+def test_theme_from_config_and_flag():
+    from ipytui.app.app import IpytuiApp
+    from ipytui.app.config import Config
+    from ipytui.kernel.connection import new_connection_info
+
+    info = new_connection_info()
+    assert IpytuiApp(info, config=Config(theme="light")).theme == "ipytui-light"
+    app = IpytuiApp(info, config=Config(theme="light"), theme="high-contrast")
+    assert app.theme == "ipytui-high-contrast"
+    app = IpytuiApp(info, config=Config(theme="no-such-theme"))
+    assert app.theme == "ipytui-dark"
+    assert any("no-such-theme" in w for w in app.config.warnings)

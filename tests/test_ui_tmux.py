@@ -1,0 +1,160 @@
+"""End to end: the installed ``ipytui`` in a real terminal (tmux), read off the screen."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import psutil
+import pytest
+from ipytui.kernel.client import KernelClient
+from test_ui_support import IPYTUI_KERNEL_ARGV, KernelProcess
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+
+SCREEN_TIMEOUT = 40.0
+
+
+class Terminal:
+    """One tmux server of our own, one 120x36 window running a command."""
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.socket = f"ipytui-test-{uuid.uuid4().hex[:8]}"
+        assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        line = f"env {assignments} {shlex.join(command)}"
+        self._tmux("new-session", "-d", "-s", "ui", "-x", "120", "-y", "36", line)
+        self._tmux("set-option", "-t", "ui", "remain-on-exit", "on")
+
+    def _tmux(self, *args: str) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
+        )
+        return result.stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", "ui")
+
+    def keys(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", "ui", *keys)
+
+    def type(self, text: str) -> None:
+        self._tmux("send-keys", "-t", "ui", "-l", text)
+
+    def wait_for(self, text: str, what: str) -> str:
+        deadline = time.monotonic() + SCREEN_TIMEOUT
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.1)  # polling a terminal: there is no event to await
+        raise AssertionError(f"no {what!r} on screen after {SCREEN_TIMEOUT}s:\n{self.screen()}")
+
+    def close(self) -> None:
+        self._tmux("kill-server")
+
+
+def _ipytui() -> list[str]:
+    exe = shutil.which("ipytui")
+    return [exe] if exe else [sys.executable, "-m", "ipytui.app.cli"]
+
+
+def _env(tmp_path) -> dict[str, str]:
+    return {
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "IPYTUI_DATA_DIR": str(tmp_path / "data"),
+        "IPYTUI_CONFIG_DIR": str(tmp_path / "config"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "TERM": "xterm-256color",
+        "COLORTERM": "truecolor",
+    }
+
+
+def _kill_kernels_under(path) -> None:
+    """Kill any process whose command line names a file under ``path``."""
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(str(path) in part for part in proc.info["cmdline"] or []):
+                proc.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+
+
+def test_attach_run_and_quit_leaves_the_kernel(tmp_path):
+    config = tmp_path / "config"
+    config.mkdir(exist_ok=True)
+    (config / "config.toml").write_text('display_name = "tmuxer"\n')
+    kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
+    term = Terminal([*_ipytui(), "--existing", str(kernel.path)], _env(tmp_path))
+    try:
+        term.wait_for("idle", "the idle kernel")
+        term.type("6 * 7")
+        term.keys("Enter")
+        screen = term.wait_for("Out[1]: 42", "the result")
+        assert "tmuxer (you)" in screen
+        term.type("for i in range(2):")
+        term.keys("Enter")
+        term.type("print('line', i)")
+        term.keys("Enter", "Enter")
+        screen = term.wait_for("line 1", "the loop's output")
+        assert "line 0" in screen
+        term.keys("C-q")
+        screen = term.wait_for("ipytui --existing", "how to come back")
+        assert str(kernel.path) in screen.replace("\n", "")
+        assert kernel.proc.poll() is None
+    finally:
+        term.close()
+        kernel.stop()
+
+
+def test_new_kernel_and_shutdown_on_exit(tmp_path):
+    term = Terminal([*_ipytui(), "--shutdown-on-exit"], _env(tmp_path))
+    try:
+        term.wait_for("idle", "a new kernel, idle")
+        term.type("print('hello from tmux')")
+        term.keys("Enter")
+        term.wait_for("hello from tmux", "the output")
+        runtime = tmp_path / "runtime"
+        files = list(runtime.glob("kernel-*.json"))
+        assert files, "ipytui wrote no connection file"
+        term.keys("C-q")
+        term.wait_for("kernel shut down", "the goodbye")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _kernels_alive(tmp_path):
+            time.sleep(0.1)
+        assert not _kernels_alive(tmp_path)
+    finally:
+        term.close()
+        _kill_kernels_under(tmp_path)
+
+
+def _kernels_alive(tmp_path) -> bool:
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmdline = proc.info["cmdline"] or []
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if "ipytui.kernel" in cmdline and any(str(tmp_path) in part for part in cmdline):
+            return proc.status() != psutil.STATUS_ZOMBIE
+    return False
+
+
+async def test_the_kernel_from_the_tmux_session_is_usable_by_others(tmp_path):
+    kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
+    term = Terminal([*_ipytui(), "--existing", str(kernel.path)], _env(tmp_path))
+    try:
+        term.wait_for("idle", "the idle kernel")
+        async with KernelClient(kernel.info, username="observer") as client:
+            await client.wait_ready(20)
+            await client.execute("print('seen in the terminal')", timeout=20)
+        screen = term.wait_for("seen in the terminal", "the other client's output")
+        assert "observer" in screen
+    finally:
+        term.close()
+        kernel.stop()
