@@ -157,13 +157,10 @@ def _rename(name: bytes) -> bytes:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """False once the supervisor is gone, or a zombie its parent has not reaped yet."""
+    from .crash import is_running
+
+    return is_running(pid)
 
 
 def _has_cuda() -> bool:
