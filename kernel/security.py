@@ -126,8 +126,10 @@ class ServerSecurity:
         if remote and not info.curve_secretkey:
             raise ConnectionError_("--remote needs Curve keys in the connection file")
         ports = {info.port(ch): ch for ch in CHANNELS} if info.transport == "tcp" else {}
-        return cls(info.curve_secretkey, allow_list=AllowList(authorized_keys or keys.authorized_keys_path()),
-                   require_allowed=remote, ports=ports)
+        allow = None
+        if info.curve_secretkey:
+            allow = AllowList(authorized_keys or keys.authorized_keys_path())
+        return cls(info.curve_secretkey, allow_list=allow, require_allowed=remote, ports=ports)
 
     @property
     def curve(self) -> bool:
