@@ -15,6 +15,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .presence import TARGET, PeerTable, PresenceError
+from .security import WATCHED_EVENTS
 from .wire import Message
 
 log = logging.getLogger("ipytui.supervisor")
@@ -27,23 +28,29 @@ Publish = Callable[..., None]
 class PresenceService:
     """Peer bookkeeping for one supervisor; ``publish`` sends on IOPub."""
 
-    def __init__(self, publish: Publish, recent_cells: Callable[[int], list[dict[str, Any]]]) -> None:
+    def __init__(self, publish: Publish, recent_cells: Callable[[int], list[dict[str, Any]]],
+                 log_event: Callable[[dict[str, Any]], None] = lambda event: None) -> None:
         self.table = PeerTable()
         self._publish = publish
         self._recent_cells = recent_cells
         self._fds: dict[int, bytes] = {}  # shell connection fd -> routing id
         self.monitor: zmq.Socket | None = None
+        self._log_event = log_event
 
     def watch(self, shell: zmq.Socket) -> zmq.Socket:
         """Monitor the shell socket for disconnects; ZMTP heartbeats catch dead networks."""
         shell.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         shell.setsockopt(zmq.HEARTBEAT_TIMEOUT, 4000)
-        self.monitor = shell.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        # One monitor per socket: this one also reports refused handshakes for security's log.
+        self.monitor = shell.get_monitor_socket(zmq.EVENT_DISCONNECTED | WATCHED_EVENTS)
         return self.monitor
 
     def on_monitor(self) -> None:
         assert self.monitor is not None
         event = recv_monitor_message(self.monitor)
+        self._log_event(event)
+        if event.get("event") != zmq.EVENT_DISCONNECTED:
+            return
         routing_id = self._fds.pop(int(event.get("value", -1)), None)
         if routing_id is not None:
             self.table.disconnected(routing_id)

@@ -30,6 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import zmq
 from zmq.utils import z85
@@ -203,6 +204,10 @@ class ServerSecurity:
                     self.peers.popitem(last=False)
         return [p.bytes for p in parts]
 
+    def log_event(self, event: dict[str, Any]) -> None:
+        """Log a monitor event of a socket whose monitor someone else owns (presence's shell)."""
+        log_monitor_event(event, self._ports)
+
     def peer_name(self, identities: list[bytes]) -> str | None:
         """The authenticated name behind a message's routing ids, if any."""
         return self.peers.get(identities[0]) if identities else None
@@ -302,19 +307,23 @@ class _Guard(threading.Thread):
         zap.send_multipart([b"1.0", request_id, *status, user.encode("utf-8"), b""])
 
     def _on_event(self, frames: list[bytes]) -> None:
-        event = parse_monitor_message(frames)
-        endpoint = event["endpoint"].decode("utf-8", "replace")
-        channel = self.ports.get(_port_of(endpoint), endpoint)
-        kind, value = event["event"], event["value"]
-        if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            why = ("it does not encrypt" if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
-                   else "wrong server key or not a ZeroMQ client")
-            _limited(f"{channel}-{why}", logging.WARNING, "%s: refused a client: %s", channel, why)
-        elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-            _limited(f"fail-{channel}", logging.WARNING, "%s: a client's handshake failed", channel)
-        elif kind == zmq.EVENT_DISCONNECTED:
-            _limited(f"gone-{channel}", logging.INFO,
-                     "%s: a client disconnected (left, lost, or sent an oversized message)", channel)
+        log_monitor_event(parse_monitor_message(frames), self.ports)
+
+
+def log_monitor_event(event: dict[str, Any], ports: dict[int, str]) -> None:
+    """One (rate-limited) log line for a refused handshake or a departure."""
+    endpoint = event["endpoint"].decode("utf-8", "replace")
+    channel = ports.get(_port_of(endpoint), endpoint)
+    kind, value = event["event"], event["value"]
+    if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        why = ("it does not encrypt" if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+               else "wrong server key or not a ZeroMQ client")
+        _limited(f"{channel}-{why}", logging.WARNING, "%s: refused a client: %s", channel, why)
+    elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        _limited(f"fail-{channel}", logging.WARNING, "%s: a client's handshake failed", channel)
+    elif kind == zmq.EVENT_DISCONNECTED:
+        _limited(f"gone-{channel}", logging.INFO,
+                 "%s: a client disconnected (left, lost, or sent an oversized message)", channel)
 
 
 def _port_of(endpoint: str) -> int:

@@ -540,7 +540,8 @@ class Supervisor:
             self.kernel_id, pid=os.getpid(), host=self.lock.host, connection_file=str(self.connection_file))
         self.lock.journal_session = self.journal_session or 0
         self.presence = PresenceService(
-            self.publish, lambda n: self.journal.recent_cells(self.kernel_id, n) or [])
+            self.publish, lambda n: self.journal.recent_cells(self.kernel_id, n) or [],
+            log_event=self.security.log_event)
         self.recorder = Recorder(self.journal, self.journal_session)
         self.recorder.start()
         self.lock.write()
