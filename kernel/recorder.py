@@ -43,6 +43,15 @@ class Recorder(threading.Thread):
     def finished(self, msg_id: str, status: str, ename: str | None = None) -> None:
         self._queue.put(("finished", (msg_id, status, ename)))
 
+    def wait_written(self, timeout: float = 1.0) -> None:
+        """Block (bounded) until everything queued so far is in the journal."""
+        done = threading.Event()
+        self._queue.put(("marker", done))
+        done.wait(timeout)
+
+    def _on_marker(self, done: threading.Event) -> None:
+        done.set()
+
     def stop(self) -> None:
         self._queue.put(None)
         self.join(timeout=5)

@@ -491,6 +491,11 @@ class Supervisor:
             self.recorder.started(pending.msg.as_dict(), count)
             self.presence.running(pending.msg.msg_id, count)
 
+    def _recent_cells(self, n: int) -> list[dict[str, Any]]:
+        """The last n cells of this kernel with outputs, for a late joiner."""
+        self.recorder.wait_written()
+        return self.journal.recent_cells(self.kernel_id, n) or []
+
     def _record_reply(self, pending: Pending, body: list[bytes]) -> None:
         _, rest = split_identities(body)
         content = json.loads(rest[4])
@@ -540,7 +545,7 @@ class Supervisor:
             self.kernel_id, pid=os.getpid(), host=self.lock.host, connection_file=str(self.connection_file))
         self.lock.journal_session = self.journal_session or 0
         self.presence = PresenceService(
-            self.publish, lambda n: self.journal.recent_cells(self.kernel_id, n) or [],
+            self.publish, self._recent_cells,
             log_event=self.security.log_event)
         self.recorder = Recorder(self.journal, self.journal_session)
         self.recorder.start()
