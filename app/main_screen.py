@@ -25,11 +25,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label, TextArea
+from textual.widgets import Footer, Label
 
-from .completion import Completion, common_prefix, filter_items, items_from_reply, still_completing
+from .assist import InputAssist, local_is_complete
+from .completion import Completion
 from .config import Config
-from .iopub import help_query, name_at
+from .iopub import help_query
 from .messages import HeartbeatChanged, HistoryLoaded, IopubBatch, KernelReady, KernelUnreachable
 from .output_router import OutputRouter
 from .session import KernelSession
@@ -38,27 +39,9 @@ IS_COMPLETE_TIMEOUT = 1.0
 REQUEST_TIMEOUT = 10.0
 READY_TIMEOUT = 60.0
 USAGE_SECONDS = 5.0
-MENU_ROWS = 10
 
 
-def local_is_complete(code: str) -> str:
-    """'complete', 'incomplete' or 'invalid' by the stdlib compiler (kernel busy or away)."""
-    import codeop
-
-    try:
-        compiled = codeop.compile_command(code, symbol="exec")
-    except (SyntaxError, ValueError, OverflowError):
-        return "invalid"
-    if compiled is None:
-        return "incomplete"
-    # A block header that compiles still wants its blank line to end it.
-    last = code.rstrip("\n").split("\n")[-1]
-    if "\n" in code.strip() and last.startswith((" ", "\t")) and not code.endswith("\n"):
-        return "incomplete"
-    return "complete"
-
-
-class MainScreen(Screen):
+class MainScreen(InputAssist, Screen):
     """Status bar, output stream, input, peers, footer."""
 
     BINDINGS = [
@@ -397,144 +380,6 @@ class MainScreen(Screen):
             cell.set_status(status)
         self._show_peers()
         self._refresh_state()
-
-    # -- completion --------------------------------------------------------------------
-    @on(InputEditor.CompletionRequested)
-    def _completion_requested(self, event: InputEditor.CompletionRequested) -> None:
-        self._completion_seq += 1
-        self.run_worker(
-            self._complete(self._completion_seq, event.text, event.cursor_pos),
-            group="complete",
-            exit_on_error=False,
-        )
-
-    async def _complete(self, seq: int, text: str, cursor_pos: int) -> None:
-        try:
-            reply = await asyncio.wait_for(self.session.complete(text, cursor_pos), REQUEST_TIMEOUT)
-        except Exception:
-            return
-        editor = self.editor
-        if seq != self._completion_seq or editor.text != text or editor.cursor_offset != cursor_pos:
-            return  # stale: the user moved on
-        items = items_from_reply(reply)
-        if not items:
-            self.app.bell()
-            return
-        start = int(reply.get("cursor_start", cursor_pos))
-        end = int(reply.get("cursor_end", cursor_pos))
-        if len(items) == 1:
-            self._replace(start, end, items[0].text)
-            return
-        prefix = common_prefix(items)
-        if len(prefix) > end - start:
-            self._replace(start, end, prefix)
-        self._completion = Completion(start=start, items=items)
-        self._filter_completion()
-
-    def _replace(self, start: int, end: int, text: str) -> None:
-        editor = self.editor
-        editor.replace(
-            text,
-            editor.location_of(start),
-            editor.location_of(end),
-            maintain_selection_offset=False,
-        )
-
-    def _filter_completion(self) -> None:
-        completion = self._completion
-        if completion is None:
-            return
-        editor = self.editor
-        cursor = editor.cursor_offset
-        typed = editor.text[completion.start : cursor]
-        if cursor < completion.start or not still_completing(typed):
-            self._close_completion()
-            return
-        items = filter_items(completion.items, typed)
-        if not items:
-            self._close_completion()
-            return
-        menu = self.menu
-        menu.show_items(items)
-        menu.add_class("-open")
-        editor.completing = True
-        self._place_menu(len(typed), len(items))
-
-    def _place_menu(self, typed: int, count: int) -> None:
-        offset = self.editor.cursor_screen_offset
-        rows = min(count, MENU_ROWS) + 2  # borders
-        x = max(0, offset.x - typed - 1)
-        y = max(0, offset.y - rows)
-        self.menu.styles.offset = (x, y)
-
-    def _close_completion(self) -> None:
-        self._completion = None
-        if self.is_mounted:
-            self.menu.remove_class("-open")
-            self.editor.completing = False
-
-    @on(InputEditor.CompletionKey)
-    def _completion_key(self, event: InputEditor.CompletionKey) -> None:
-        menu = self.menu
-        if event.action in ("up", "down"):
-            menu.move(-1 if event.action == "up" else 1)
-        elif event.action == "accept":
-            chosen = menu.chosen
-            completion = self._completion
-            if chosen is not None and completion is not None:
-                self._replace(completion.start, self.editor.cursor_offset, chosen.text)
-            self._close_completion()
-        else:
-            self._close_completion()
-
-    @on(TextArea.Changed, "#editor")
-    def _editor_changed(self) -> None:
-        if self._completion is not None:
-            self._filter_completion()
-
-    @on(TextArea.SelectionChanged, "#editor")
-    def _editor_moved(self) -> None:
-        completion = self._completion
-        if completion is not None and self.editor.cursor_offset < completion.start:
-            self._close_completion()
-
-    # -- help ------------------------------------------------------------------------------
-    @on(InputEditor.HelpRequested)
-    def _help_requested(self, event: InputEditor.HelpRequested) -> None:
-        title = name_at(event.text, event.cursor_pos)
-        self.run_worker(
-            self._inspect(event.text, event.cursor_pos, 0, title), group="inspect", exit_on_error=False
-        )
-
-    async def _inspect(self, code: str, cursor_pos: int, detail: int, title: str) -> None:
-        try:
-            reply = await asyncio.wait_for(
-                self.session.inspect(code, cursor_pos, detail), REQUEST_TIMEOUT
-            )
-        except Exception as exc:
-            self.help_pane.show_help(title, f"help unavailable: {type(exc).__name__}")
-            return
-        data = reply.get("data") or {}
-        text = data.get("text/plain", "") if reply.get("found") else ""
-        if not text:
-            text = f"No help found for {title or 'the text at the cursor'}."
-        self.help_pane.show_help(title, text)
-
-    # -- history search ----------------------------------------------------------------------
-    @on(InputEditor.HistorySearchRequested)
-    def _history_search(self) -> None:
-        self.query_one(HistorySearch).open(self.editor.input_history)
-
-    @on(HistorySearch.Accepted)
-    def _history_accepted(self, event: HistorySearch.Accepted) -> None:
-        self.query_one(HistorySearch).close()
-        self.editor.set_text(event.entry)
-        self.editor.focus()
-
-    @on(HistorySearch.Cancelled)
-    def _history_cancelled(self) -> None:
-        self.query_one(HistorySearch).close()
-        self.editor.focus()
 
     # -- keys ---------------------------------------------------------------------------------
     def on_key(self, event: events.Key) -> None:

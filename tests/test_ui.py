@@ -390,7 +390,7 @@ async def test_help_pane_with_f1_and_question_mark(kernel):
         await pilot.press("f1")
         pane = screen.help_pane
         await wait_for(pilot, lambda: pane.is_open, "the help pane")
-        assert "Return the number of items" in pane.plain
+        assert "Return the number of items" in pane.plain, pane.plain
         assert screen.editor.text == "len"
         await pilot.press("escape")
         await wait_for(pilot, lambda: not pane.is_open, "the pane closed")

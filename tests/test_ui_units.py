@@ -5,11 +5,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from ipytui.app.assist import local_is_complete
 from ipytui.app.cli import build_parser, goodbye
 from ipytui.app.completion import common_prefix, filter_items, items_from_reply, still_completing
 from ipytui.app.config import MIN_SCROLLBACK, load_config, parse_config
 from ipytui.app.iopub import coalesce_streams, help_query, name_at
-from ipytui.app.main_screen import local_is_complete
 from ipytui.themes import THEMES, resolve_theme_name
 from ipytui.widgets.crash_banner import describe_report
 from ipytui.widgets.input_editor import local_indent
