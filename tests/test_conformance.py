@@ -8,6 +8,12 @@ kernel name, exactly as JupyterLab or nbclient would.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +55,47 @@ def test_kernelspec_is_found() -> None:
     assert spec.language == "python"
     assert spec.interrupt_mode == "signal"
     assert spec.metadata == {"supported_encryption": ["curve"]}
+
+
+def test_cli_installs_for_the_user_end_to_end(tmp_path: Path) -> None:
+    """``ipytui kernelspec install --user`` (the console script) and ``python -m`` both work."""
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(tmp_path / "data")}
+    ipytui = shutil.which("ipytui", path=os.path.dirname(sys.executable)) or shutil.which("ipytui")
+    assert ipytui, "the ipytui console script is not installed"
+    done = subprocess.run([ipytui, "kernelspec", "install", "--user"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    spec = json.loads((tmp_path / "data" / "kernels" / "ipytui" / "kernel.json").read_text())
+    assert spec["argv"][1:] == ["-m", "ipytui.kernel", "-f", "{connection_file}"]
+    assert os.path.samefile(spec["argv"][0], sys.executable)  # the Python ipytui runs on
+    assert spec["interrupt_mode"] == "signal"
+    done = subprocess.run([sys.executable, "-m", "ipytui.kernel.kernelspec", "install",
+                           "--prefix", str(tmp_path / "p"), "--name", "other",
+                           "--interrupt-mode", "message"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    spec = json.loads((tmp_path / "p" / "share" / "jupyter" / "kernels" / "other" /
+                       "kernel.json").read_text())
+    assert spec["interrupt_mode"] == "message"
+    listed = subprocess.run([ipytui, "kernelspec", "list"], capture_output=True, text=True,
+                            timeout=60, env={**env, "JUPYTER_PATH": str(tmp_path / "p/share/jupyter")})
+    assert "ipytui" in listed.stdout and "other" in listed.stdout
+
+
+def test_install_without_jupyter_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """jupyter_client is not a runtime dependency: the same directories are used without it."""
+    monkeypatch.setitem(sys.modules, "jupyter_client", None)
+    monkeypatch.setitem(sys.modules, "jupyter_client.kernelspec", None)
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    user = kernelspec.install(user=True)
+    assert user == tmp_path / "data" / "kernels" / "ipytui"
+    prefixed = kernelspec.install("named", prefix=str(tmp_path / "p"))
+    assert prefixed == tmp_path / "p" / "share" / "jupyter" / "kernels" / "named"
+    for path in (user, prefixed):
+        spec = json.loads((path / "kernel.json").read_text())
+        assert spec == kernelspec.kernel_json()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o755  # readable by everyone
+    assert set(kernelspec.find_specs()) >= {"ipytui"}
 
 
 class TestIpytuiKernel(jkt.KernelTests):
