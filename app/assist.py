@@ -19,7 +19,9 @@ from textual.widgets import TextArea
 from .completion import Completion, common_prefix, filter_items, items_from_reply, still_completing
 from .iopub import name_at
 
-REQUEST_TIMEOUT = 10.0
+# Replies are awaited in the background and dropped when stale, so waiting long is
+# harmless; a first inspect or complete can take seconds while jedi loads.
+REQUEST_TIMEOUT = 30.0
 MENU_ROWS = 10
 
 
