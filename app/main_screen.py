@@ -20,6 +20,7 @@ from ipytui.widgets.input_editor import InputEditor
 from ipytui.widgets.kernel_status import KernelStatus
 from ipytui.widgets.output_stream import OutputStream
 from ipytui.widgets.peers_panel import PeersPanel
+from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -374,8 +375,6 @@ class MainScreen(InputAssist, Screen):
         cell = self.stream.cell(local_id)
         if cell is not None:
             if note:
-                from rich.text import Text
-
                 self.stream.add_output(local_id, Text(note), kind="error")
             cell.set_status(status)
         self._show_peers()

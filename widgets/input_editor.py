@@ -19,6 +19,7 @@ import re
 
 from textual import events
 from textual.binding import Binding
+from textual.color import Color
 from textual.message import Message
 from textual.widgets import TextArea
 from textual.widgets.text_area import TextAreaTheme
@@ -116,15 +117,14 @@ class InputEditor(TextArea):
         self._apply_editor_theme()
 
     def _apply_editor_theme(self) -> None:
-        background = self.app.current_theme
-        from textual.color import Color
-
-        surface = Color.parse(background.surface or background.background or "black")
-        theme = TextAreaTheme(
-            name=EDITOR_THEME,
-            syntax_styles=syntax_styles(self.app.theme_variables, surface),
+        theme = self.app.current_theme
+        surface = Color.parse(theme.surface or theme.background or "black")
+        self.register_theme(
+            TextAreaTheme(
+                name=EDITOR_THEME,
+                syntax_styles=syntax_styles(self.app.theme_variables, surface),
+            )
         )
-        self.register_theme(theme)
         self._set_theme(EDITOR_THEME)
         self.theme = EDITOR_THEME
         self._line_cache.clear()
