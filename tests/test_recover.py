@@ -93,15 +93,17 @@ async def kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path: Pa
     assert setup.status == "ok"
     ckpt = tmp_path / "data" / "checkpoints" / f"{kernel_id}.pickle"
     await _until(lambda: _checkpoint_count(ckpt) >= setup.execution_count, "the checkpoint")
+    journal = Journal(tmp_path / "data" / "journal.sqlite3")
+    lock = tmp_path / "data" / "locks" / f"{kernel_id}.lock"
+    session = json.loads(lock.read_text())["journal_session"]
     if after is not None:
         assert (await client.execute(after, timeout=T)).status == "ok"
+        # The journal records a cell's end off the supervisor's loop, moments later.
+        await _until(lambda: not journal.unfinished_cells(session), "the cell's end in the journal")
     if running is not None:
         client.send("shell", "execute_request", {"code": running, "silent": False})
-        journal = Journal(tmp_path / "data" / "journal.sqlite3")
-        lock = tmp_path / "data" / "locks" / f"{kernel_id}.lock"
-        session = json.loads(lock.read_text())["journal_session"]
         await _until(lambda: journal.unfinished_cells(session), "the running cell in the journal")
-        journal.close()
+    journal.close()
     family = psutil.Process(proc.pid).children(recursive=True)
     proc.kill()
     proc.wait(timeout=T)
