@@ -228,6 +228,21 @@ def test_clear_output(shared: BlockingKernelClient) -> None:
     assert stream_text(outs[:clear]) == "gone\n" and stream_text(outs[clear:]) == "kept\n"
 
 
+def test_kernel_info_and_comm_info(shared: BlockingKernelClient) -> None:
+    msg_id = shared.kernel_info()
+    info = shell_reply(shared, msg_id)["content"]
+    assert info["status"] == "ok" and info["implementation"] == "ipytui"
+    assert info["language_info"]["name"] == "python"
+    assert info["protocol_version"].startswith("5.")
+    assert "ipytui" in info["banner"]
+    assert info["help_links"]
+    msg_id = shared.comm_info()
+    reply = shell_reply(shared, msg_id)
+    assert reply["msg_type"] == "comm_info_reply"
+    assert reply["content"]["status"] == "ok"
+    assert isinstance(reply["content"]["comms"], dict)
+
+
 # -- stdin --------------------------------------------------------------------
 def test_input_and_getpass_round_trip(shared: BlockingKernelClient) -> None:
     asked: list[tuple[str, bool]] = []
@@ -388,6 +403,23 @@ def test_manager_shutdown(fresh) -> None:
     assert not km.is_alive()
     _, alive = psutil.wait_procs(family, timeout=TIMEOUT)
     assert not alive, f"left running: {alive}"
+
+
+def test_shutdown_request_with_restart_replaces_the_worker_in_place(fresh) -> None:
+    """Without a manager's help: same supervisor, same ports, a fresh namespace."""
+    km, kc = fresh()
+    supervisor, worker = _pids(kc)
+    run(kc, "state = 41")
+    msg_id = kc.shutdown(restart=True)
+    reply = kc.get_control_msg(timeout=TIMEOUT)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"] == {"status": "ok", "restart": True}
+    kc.wait_for_ready(timeout=TIMEOUT)
+    new_supervisor, new_worker = _pids(kc)
+    assert new_supervisor == supervisor and new_worker != worker
+    reply, _ = run(kc, "state")
+    assert reply["content"]["ename"] == "NameError"
+    assert km.is_alive()
 
 
 def test_restart_gives_a_fresh_namespace(fresh) -> None:
