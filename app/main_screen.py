@@ -17,6 +17,7 @@ from ipytui.widgets.crash_banner import CrashBanner
 from ipytui.widgets.help_pane import HelpPane
 from ipytui.widgets.history_search import HistorySearch
 from ipytui.widgets.input_editor import InputEditor
+from ipytui.widgets.input_prompt import InputPrompt
 from ipytui.widgets.kernel_status import KernelStatus
 from ipytui.widgets.output_stream import OutputStream
 from ipytui.widgets.peers_panel import PeersPanel
@@ -32,7 +33,14 @@ from .assist import InputAssist, local_is_complete
 from .completion import Completion
 from .config import Config
 from .iopub import help_query
-from .messages import HeartbeatChanged, HistoryLoaded, IopubBatch, KernelReady, KernelUnreachable
+from .messages import (
+    HeartbeatChanged,
+    HistoryLoaded,
+    InputRequested,
+    IopubBatch,
+    KernelReady,
+    KernelUnreachable,
+)
 from .output_router import OutputRouter
 from .session import KernelSession
 
@@ -82,6 +90,7 @@ class MainScreen(InputAssist, Screen):
         self._completion: Completion | None = None
         self._completion_seq = 0
         self._submit_seq = 0
+        self._input_future: asyncio.Future[str] | None = None
 
     # -- layout ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -95,6 +104,7 @@ class MainScreen(InputAssist, Screen):
                 )
                 yield HelpPane(id="help")
                 yield HistorySearch(id="history-search")
+                yield InputPrompt(id="input-prompt")
                 with Horizontal(id="input-row"):
                     yield Label("In [ ]:", id="prompt")
                     yield InputEditor(id="editor", blink=volatile)
@@ -235,6 +245,7 @@ class MainScreen(InputAssist, Screen):
         if not message.ok:
             if self.lifecycle == "ok":
                 self.lifecycle = "dead"
+                self.cancel_input()
                 self.banner.show_message(
                     "lost",
                     "Kernel not responding (heartbeat lost)",
@@ -380,6 +391,34 @@ class MainScreen(InputAssist, Screen):
         self._show_peers()
         self._refresh_state()
 
+    # -- input() from a running cell ------------------------------------------------------
+    def on_input_requested(self, message: InputRequested) -> None:
+        self.cancel_input()
+        self._input_future = message.future
+        self.query_one(InputPrompt).ask(message.prompt, message.password)
+
+    def on_input_prompt_answered(self, event: InputPrompt.Answered) -> None:
+        prompt = self.query_one(InputPrompt)
+        future, self._input_future = self._input_future, None
+        if future is not None and not future.done():
+            future.set_result(event.value)
+            shown = "•" * len(event.value) if prompt.password else event.value
+            running = [c for c in self.stream.running_cells() if c.own and c.running]
+            if running:
+                self.stream.append_stream(running[0].cell_id, "stdout", f"{prompt.prompt}{shown}\n")
+        prompt.close()
+        self.editor.focus()
+
+    def cancel_input(self) -> None:
+        """Drop an unanswered input() (interrupt, restart, kernel gone)."""
+        future, self._input_future = self._input_future, None
+        if future is not None and not future.done():
+            future.set_exception(RuntimeError("input request abandoned"))
+        prompt = self.query_one(InputPrompt)
+        if prompt.is_open:
+            prompt.close()
+            self.editor.focus()
+
     # -- keys ---------------------------------------------------------------------------------
     def on_key(self, event: events.Key) -> None:
         # Typing while the output has focus goes to the input.
@@ -401,6 +440,7 @@ class MainScreen(InputAssist, Screen):
             editor.set_text("")
 
     def action_interrupt(self) -> None:
+        self.cancel_input()
         self.run_worker(self._request("interrupt", self.session.interrupt), exit_on_error=False)
         self.notify("Interrupt sent", timeout=2)
 
@@ -436,6 +476,7 @@ class MainScreen(InputAssist, Screen):
             self.notify(f"{what} failed: {detail}", severity="warning")
             return
         self.router.abort_unfinished()
+        self.cancel_input()
         if restore:
             self.notify(f"Kernel restarted from {content.get('method') or 'its latest state'}")
         else:

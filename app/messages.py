@@ -49,3 +49,13 @@ class HistoryLoaded(Message):
     def __init__(self, entries: list[str]) -> None:
         super().__init__()
         self.entries = entries
+
+
+class InputRequested(Message):
+    """The running cell called input(); answer by resolving ``future``."""
+
+    def __init__(self, prompt: str, password: bool, future: Any) -> None:
+        super().__init__()
+        self.prompt = prompt
+        self.password = password
+        self.future = future

@@ -17,7 +17,13 @@ from typing import Any
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from .messages import HeartbeatChanged, IopubBatch, KernelReady, KernelUnreachable
+from .messages import (
+    HeartbeatChanged,
+    InputRequested,
+    IopubBatch,
+    KernelReady,
+    KernelUnreachable,
+)
 
 log = logging.getLogger("ipytui.app")
 
@@ -69,6 +75,7 @@ class KernelSession:
         if self.client is None:
             self.client = self.client_factory(self.info, username=self.username)
             self.client.on_heartbeat = self._on_heartbeat
+            self.client.input_handler = self._input_handler
         return self.client
 
     async def start(self, timeout: float = 30.0) -> None:
@@ -131,6 +138,12 @@ class KernelSession:
         if self._loop is not None and not self.closed:
             self._loop.call_soon_threadsafe(self._post, HeartbeatChanged(bool(ok)))
 
+    async def _input_handler(self, prompt: str, password: bool) -> str:
+        """input() in a cell we ran: the screen answers through the future."""
+        future = asyncio.get_running_loop().create_future()
+        self._post(InputRequested(prompt, password, future))
+        return await future
+
     def _post(self, message: Message) -> None:
         if not self.closed or isinstance(message, IopubBatch):
             self.target.post_message(message)
@@ -138,7 +151,7 @@ class KernelSession:
     # -- requests ------------------------------------------------------------------------
     async def execute(self, code: str, on_iopub: Callable[[Any], None] | None = None) -> Any:
         return await self.client.execute(
-            code, silent=False, store_history=True, allow_stdin=False, on_iopub=on_iopub
+            code, silent=False, store_history=True, allow_stdin=True, on_iopub=on_iopub
         )
 
     async def complete(self, code: str, cursor_pos: int) -> dict[str, Any]:

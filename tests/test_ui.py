@@ -207,6 +207,38 @@ async def test_interrupt_a_sleeping_cell(kernel):
         await wait_for(pilot, lambda: screen.status.state == "idle", "idle again")
 
 
+async def test_input_in_a_cell_is_answered_from_the_prompt(kernel):
+    app = make_app(kernel)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        screen = app.main_screen
+        screen.editor.set_text("name = input('your name? ')\nprint('hello', name)")
+        await pilot.press("f5")
+        prompt = screen.query_one("#input-prompt")
+        await wait_for(pilot, lambda: prompt.is_open, "the input prompt")
+        assert prompt.prompt == "your name? "
+        await pilot.press("b", "o", "b", "enter")
+        await wait_for(pilot, lambda: "hello bob" in screen.stream.plain, "the answer used")
+        assert "your name? bob" in screen.stream.plain
+        assert not prompt.is_open and screen.focused is screen.editor
+
+
+async def test_interrupt_abandons_a_pending_input(kernel):
+    app = make_app(kernel)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        screen = app.main_screen
+        screen.editor.set_text("input('never answered: ')")
+        await pilot.press("f5")
+        prompt = screen.query_one("#input-prompt")
+        await wait_for(pilot, lambda: prompt.is_open, "the input prompt")
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: not prompt.is_open, "the prompt closed")
+        cell = next(iter(screen.stream.cells.values()))
+        await wait_for(pilot, lambda: cell.status == "error", "the cell interrupted")
+        assert "KeyboardInterrupt" in cell.plain or "Interrupt" in cell.plain
+
+
 async def test_ctrl_c_clears_the_input_when_nothing_runs(kernel):
     app = make_app(kernel)
     async with app.run_test(size=SIZE) as pilot:
