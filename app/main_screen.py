@@ -157,7 +157,11 @@ class MainScreen(InputAssist, Screen):
             self.run_worker(self._poll_usage(), name="usage", exit_on_error=False)
 
     async def _start(self) -> None:
-        await self.session.start(READY_TIMEOUT)
+        try:
+            await self.session.start(READY_TIMEOUT)
+        except Exception as exc:  # bad address, refused socket options…
+            self.post_message(KernelUnreachable(f"{type(exc).__name__}: {exc}"))
+            return
         try:
             entries = await asyncio.wait_for(self.session.history_tail(), REQUEST_TIMEOUT)
         except Exception:

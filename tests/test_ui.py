@@ -572,3 +572,21 @@ async def test_themes_switch(kernel):
         app.theme = "ipytui-high-contrast"
         await pilot.pause()
         assert app.current_theme.name == "ipytui-high-contrast"
+
+
+async def test_an_unreachable_kernel_is_reported_and_typing_still_works(tmp_path, monkeypatch):
+    from ipytui.app import main_screen
+    from ipytui.app.app import IpytuiApp
+    from ipytui.kernel.connection import new_connection_info, write_connection_file
+
+    monkeypatch.setattr(main_screen, "READY_TIMEOUT", 2.0)
+    path = write_connection_file(new_connection_info(), tmp_path / "nobody.json")
+    app = IpytuiApp(path, config=Config(display_name="alice"), deterministic=True)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.main_screen
+        assert screen.status.state == "starting"
+        await wait_for(pilot, lambda: screen.banner.is_open, "the unreachable banner")
+        assert "Cannot reach the kernel" in screen.banner.plain
+        assert screen.status.state == "unreachable"
+        await pilot.press("o", "k")
+        assert screen.editor.text == "ok"
