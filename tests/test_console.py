@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -79,5 +80,12 @@ def test_console_computes_6_times_7(console_env: dict[str, str], tmp_path: Path)
         assert not alive, f"kernel processes still running: {alive}"
     finally:
         if child.isalive():
+            # A failed run must not leave the kernel it launched behind.
+            kernels: list[psutil.Process] = []
+            with contextlib.suppress(psutil.NoSuchProcess):
+                kernels = psutil.Process(child.pid).children(recursive=True)
             child.terminate(force=True)
+            for proc in kernels:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.kill()
         child.logfile_read.close()
