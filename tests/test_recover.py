@@ -98,8 +98,9 @@ async def kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path: Pa
     session = json.loads(lock.read_text())["journal_session"]
     if after is not None:
         assert (await client.execute(after, timeout=T)).status == "ok"
-        # The journal records a cell's end off the supervisor's loop, moments later.
-        await _until(lambda: not journal.unfinished_cells(session), "the cell's end in the journal")
+        # The journal records a cell off the supervisor's loop, moments later.
+        await _until(lambda: [c["status"] for c in journal.cells_since(session, setup.execution_count)]
+                     == ["ok"], "the cell's end in the journal")
     if running is not None:
         client.send("shell", "execute_request", {"code": running, "silent": False})
         await _until(lambda: journal.unfinished_cells(session), "the running cell in the journal")
@@ -137,7 +138,7 @@ async def test_recover_restores_checkpointed_variables(start_kernel, make_client
     result = cli(env, "recover", "--yes", "--no-replay")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "y = x + 1" in result.stdout  # listed, not run
-    assert "Not replayed" in result.stdout
+    assert "Not replayed" in result.stdout, result.stdout
     assert not (tmp_path / "data" / "locks" / f"{old_id}.lock").exists()
     path = _new_connection_file(result.stdout)
     client, kernel_id, pid = await _attach(make_client, path, recovered, tmp_path)
