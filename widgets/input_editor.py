@@ -117,8 +117,7 @@ class InputEditor(TextArea):
         self._apply_editor_theme()
 
     def _apply_editor_theme(self) -> None:
-        theme = self.app.current_theme
-        surface = Color.parse(theme.surface or theme.background or "black")
+        surface = Color.parse(self.app.theme_variables["surface"])
         self.register_theme(
             TextAreaTheme(
                 name=EDITOR_THEME,
