@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fixed ports N..N+4, in this order: shell, iopub, stdin, control, hb")
     parser.add_argument("--no-snapshots", action="store_true", help="switch fork() snapshots off")
     parser.add_argument("--restore-from", help="start from this checkpoint file")
+    parser.add_argument("--exit-on-restart", action="store_true",
+                        help="exit on shutdown_request(restart=true), as Jupyter kernel managers "
+                             "expect (default: restart the worker in place, same process)")
     parser.add_argument("--insecure", action="store_true",
                         help="allow a non-loopback address without encryption")
     parser.add_argument("--encrypt", action="store_true",
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     authorized = Path(args.authorized_keys) if args.authorized_keys else None
     security = ServerSecurity.for_kernel(info, remote=args.remote, authorized_keys=authorized)
     sup = Supervisor(info, path, snapshots=not args.no_snapshots, owns_connection_file=owns,
-                     restore_from=args.restore_from, security=security)
+                     restore_from=args.restore_from, security=security, exit_on_restart=args.exit_on_restart)
     sup.bind()
     if owns:
         print(f"ipytui kernel: connection file {path}", file=sys.stderr, flush=True)

@@ -332,6 +332,19 @@ QUICK: dict[str, Callable[[Worker, str, Message], None]] = {
 }
 
 
+class ExitRequest:
+    """``exit()`` / ``quit()`` in a cell: ask the client to quit (the ask_exit payload)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    def __repr__(self) -> str:
+        return "Use exit() to leave this client; the kernel keeps running for the others."
+
+    def __call__(self, keep_kernel: bool = True) -> None:
+        self._worker.payloads.append({"source": "ask_exit", "keepkernel": keep_kernel})
+
+
 def install_shell(worker: Worker) -> None:
     """Put the magics object in builtins as ``__ipytui__`` (used by transformed cells)."""
     import builtins
@@ -340,6 +353,7 @@ def install_shell(worker: Worker) -> None:
         from .magics.shell import MagicShell
     except ImportError:
         return
+    worker.namespace["exit"] = worker.namespace["quit"] = ExitRequest(worker)
     builtins.__ipytui__ = MagicShell(WorkerContext(worker))  # type: ignore[attr-defined]
 
 

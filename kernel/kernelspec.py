@@ -24,7 +24,9 @@ def kernel_json(display_name: str = DISPLAY_NAME, interrupt_mode: str = "signal"
                 env: dict[str, str] | None = None) -> dict[str, Any]:
     """The kernel.json contents; ``{connection_file}`` is filled in by the launcher."""
     spec: dict[str, Any] = {
-        "argv": [sys.executable, "-m", "ipytui.kernel", "-f", "{connection_file}"],
+        # A Jupyter kernel manager restarts by starting a new process, so the
+        # supervisor exits on a restart request instead of restarting in place.
+        "argv": [sys.executable, "-m", "ipytui.kernel", "--exit-on-restart", "-f", "{connection_file}"],
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": interrupt_mode,

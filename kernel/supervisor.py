@@ -71,8 +71,9 @@ class Supervisor:
 
     def __init__(self, info: ConnectionInfo, connection_file: Path, *, snapshots: bool = True,
                  owns_connection_file: bool = False, restore_from: str | None = None,
-                 security: ServerSecurity | None = None) -> None:
+                 security: ServerSecurity | None = None, exit_on_restart: bool = False) -> None:
         self.info = info
+        self.exit_on_restart = exit_on_restart
         self.security = security or ServerSecurity.for_kernel(info)
         self.connection_file = Path(connection_file)
         self.owns_connection_file = owns_connection_file
@@ -384,7 +385,7 @@ class Supervisor:
     def do_shutdown_request(self, channel: str, msg: Message) -> None:
         restart = bool(msg.content.get("restart", False))
         self._answer(Pending(channel, msg, []), "shutdown_reply", {"status": "ok", "restart": restart})
-        if restart:
+        if restart and not self.exit_on_restart:
             self.restart_worker(restore=False)
         else:
             self.running = False
@@ -503,12 +504,11 @@ class Supervisor:
 
     def do_history_request(self, channel: str, msg: Message) -> None:
         """History comes from the journal, so it works while a cell runs or after a crash."""
-        content = {k: v for k, v in msg.content.items() if isinstance(k, str)}
-        try:
-            history = self.journal.history_request(**content)
-            reply = {"status": "ok", "history": history}
-        except TypeError as exc:
-            reply = {"status": "error", "ename": "TypeError", "evalue": str(exc), "traceback": []}
+        why = history_content_error(msg.content)
+        if why is None:
+            reply = {"status": "ok", "history": self.journal.history_request(**msg.content)}
+        else:
+            reply = {"status": "error", "ename": "TypeError", "evalue": why, "traceback": [why]}
         self._answer(Pending(channel, msg, []), "history_reply", reply)
 
     def _on_sup(self, event: dict[str, Any]) -> None:
@@ -635,3 +635,21 @@ def _become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1)
     except (OSError, AttributeError):
         log.warning("cannot become a child subreaper; snapshots may not be promotable")
+
+
+_HISTORY_TYPES: dict[str, tuple[type, ...]] = {
+    "output": (bool,), "raw": (bool,), "hist_access_type": (str,), "session": (int,),
+    "start": (int,), "stop": (int, type(None)), "n": (int, type(None)), "pattern": (str,),
+    "unique": (bool,),
+}
+
+
+def history_content_error(content: dict[str, Any]) -> str | None:
+    """Why a history_request's content is unusable, or None if it is fine."""
+    for key, value in content.items():
+        types = _HISTORY_TYPES.get(key)
+        if types is not None and not isinstance(value, types):
+            return f"history_request content {key!r} must be {' or '.join(t.__name__ for t in types)}"
+    if content.get("hist_access_type", "tail") not in ("tail", "range", "search"):
+        return f"unknown hist_access_type {content.get('hist_access_type')!r}"
+    return None

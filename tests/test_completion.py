@@ -320,7 +320,7 @@ def test_fallback_when_jedi_raises(ns: dict, jedi_calls: list) -> None:
     reply = at_end("unknown_fn(1, my_v", ns)
     assert jedi_calls  # jedi was asked (the callee is not live) and failed
     assert reply["matches"] == ["my_var"]
-    assert at_end("import jso", ns)["matches"] == ["json"]  # from sys.modules
+    assert "json" in at_end("import jso", ns)["matches"]  # from sys.modules
 
 
 def test_fallback_when_jedi_is_slow(ns: dict, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,7 +50,7 @@ def test_kernelspec_is_found() -> None:
     from jupyter_client.kernelspec import KernelSpecManager
 
     spec = KernelSpecManager().get_kernel_spec("ipytui")
-    assert spec.argv[1:] == ["-m", "ipytui.kernel", "-f", "{connection_file}"]
+    assert spec.argv[1:] == ["-m", "ipytui.kernel", "--exit-on-restart", "-f", "{connection_file}"]
     assert spec.display_name == "Python 3 (ipytui)"
     assert spec.language == "python"
     assert spec.interrupt_mode == "signal"
@@ -66,7 +66,7 @@ def test_cli_installs_for_the_user_end_to_end(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     spec = json.loads((tmp_path / "data" / "kernels" / "ipytui" / "kernel.json").read_text())
-    assert spec["argv"][1:] == ["-m", "ipytui.kernel", "-f", "{connection_file}"]
+    assert spec["argv"][1:] == ["-m", "ipytui.kernel", "--exit-on-restart", "-f", "{connection_file}"]
     assert os.path.samefile(spec["argv"][0], sys.executable)  # the Python ipytui runs on
     assert spec["interrupt_mode"] == "signal"
     done = subprocess.run([sys.executable, "-m", "ipytui.kernel.kernelspec", "install",

@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 import pytest
+from conftest import IPYTUI_ARGV
 from ipytui.kernel import kernelspec
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
@@ -405,9 +406,14 @@ def test_manager_shutdown(fresh) -> None:
     assert not alive, f"left running: {alive}"
 
 
-def test_shutdown_request_with_restart_replaces_the_worker_in_place(fresh) -> None:
-    """Without a manager's help: same supervisor, same ports, a fresh namespace."""
-    km, kc = fresh()
+def test_shutdown_request_with_restart_replaces_the_worker_in_place(start_kernel) -> None:
+    """A kernel started without a manager (as ipytui does) restarts in place:
+    same supervisor, same ports, a fresh namespace."""
+    info, proc = start_kernel(IPYTUI_ARGV)
+    kc = BlockingKernelClient()
+    kc.load_connection_info(info.to_dict())
+    kc.start_channels()
+    kc.wait_for_ready(timeout=TIMEOUT)
     supervisor, worker = _pids(kc)
     run(kc, "state = 41")
     msg_id = kc.shutdown(restart=True)
@@ -419,13 +425,18 @@ def test_shutdown_request_with_restart_replaces_the_worker_in_place(fresh) -> No
     assert new_supervisor == supervisor and new_worker != worker
     reply, _ = run(kc, "state")
     assert reply["content"]["ename"] == "NameError"
-    assert km.is_alive()
+    assert proc.poll() is None
+    kc.stop_channels()
 
 
 def test_restart_gives_a_fresh_namespace(fresh) -> None:
+    """Under a kernel manager (the kernelspec says --exit-on-restart) the
+    supervisor exits on restart and the manager starts a new one."""
     km, kc = fresh()
     run(kc, "state = 41")
+    old_pid = km.provisioner.process.pid
     km.restart_kernel()
+    assert km.provisioner.process.pid != old_pid
     kc.wait_for_ready(timeout=TIMEOUT)
     reply, seen = run(kc, "state")
     assert reply["content"]["status"] == "error"
