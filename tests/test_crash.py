@@ -128,6 +128,8 @@ async def test_crash_kernel_client(crash: str, start_kernel, make_client) -> Non
     old_worker = await _worker_pid(client)
     sub = client.iopub_messages()
     seen: list[Message] = []
+    observer = await make_client(info)  # another client, only watching
+    watched = observer.iopub_messages()
 
     started = time.monotonic()
     crashed = asyncio.ensure_future(
@@ -146,6 +148,11 @@ async def test_crash_kernel_client(crash: str, start_kernel, make_client) -> Non
         [(m.msg_type, m.content) for m in seen]), cause)
     assert [m.parent_id for m in seen] == [result.reply.parent_id] * len(seen)
 
+    crashed_id = result.reply.parent_id
+    error = await _next(watched, lambda m: m.msg_type == "error" and m.parent_id == crashed_id)
+    assert error.content["ename"] == "KernelDied"
+    await _next(watched, lambda m: m.parent_id == crashed_id
+                and m.content.get("execution_state") == "idle")
     assert (await queued).data == {"text/plain": "42"}
     assert (await in_gap).data == {"text/plain": "43"}
     assert (await info_in_gap)["status"] == "ok"
