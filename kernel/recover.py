@@ -259,6 +259,12 @@ def recover(wreck: Wreck, yes: bool, replay: bool | None) -> int:
         print(f"ipytui recover: the new kernel did not come up: {exc}", file=sys.stderr)
         if proc.poll() is None:
             proc.terminate()
+            proc.wait(timeout=10)
+        path.unlink(missing_ok=True)
+        if wreck.state is not None:
+            from .paths import checkpoints_dir
+
+            (checkpoints_dir() / f"{new_id}.pickle").unlink(missing_ok=True)
         return 1
     _forget(wreck)
     restored = f" with {len(wreck.restorable)} names restored" if wreck.state is not None else ""
