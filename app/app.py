@@ -14,6 +14,7 @@ from textual.screen import Screen
 
 from .config import Config, load_config
 from .main_screen import MainScreen
+from .messages import KernelReady
 
 
 @dataclass
@@ -25,12 +26,15 @@ class ExitInfo:
 
 
 def _resolve_connection(connection: Any) -> tuple[Any, str | None]:
-    from ipytui.kernel.connection import ConnectionInfo, read_connection_file
+    """ConnectionInfo ready to connect with: Curve client keys filled in for
+    encrypted kernels (a private connection file or a share file)."""
+    from ipytui.kernel.connection import ConnectionInfo
+    from ipytui.kernel.security import client_info
 
     if isinstance(connection, ConnectionInfo):
         return connection, None
     path = os.fspath(connection)
-    return read_connection_file(path), str(Path(path).resolve())
+    return client_info(path), str(Path(path).resolve())
 
 
 class IpytuiApp(App[ExitInfo]):
@@ -79,6 +83,12 @@ class IpytuiApp(App[ExitInfo]):
         for warning in self.config.warnings:
             self.notify(warning, title="config", severity="warning")
 
+    def on_kernel_ready(self, message: KernelReady) -> None:
+        """The kernel's own word on encryption (ours says so in kernel_info)."""
+        extra = message.info.get("ipytui")
+        if isinstance(extra, dict) and extra.get("encrypted"):
+            self.main_screen.status.set(encrypted=True)
+
     # -- quitting -------------------------------------------------------------------
     async def action_quit(self) -> None:
         await self.quit_session(shutdown=self.shutdown_on_exit)
@@ -100,6 +110,10 @@ class IpytuiApp(App[ExitInfo]):
         )
         yield SystemCommand("Clear output", "Empty the output stream", main.action_clear_output)
         yield SystemCommand("Toggle peers panel", "Show or hide the peers", main.action_toggle_peers)
+        yield SystemCommand(
+            "Toggle draft sharing", "Share your input with peers as you type, or stop",
+            main.action_toggle_share_draft,
+        )
         yield SystemCommand("Keys", "Every key of ipytui", main.action_show_keys)
         for theme in THEMES:
             label = theme.name.removeprefix("ipytui-").replace("-", " ")

@@ -30,6 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE|ID",
         help="attach to a running kernel (a connection file, a kernel id, or the newest)",
     )
+    parser.add_argument(
+        "--kernel",
+        metavar="NAME",
+        help="start the installed Jupyter kernelspec NAME (detached) and attach to it",
+    )
+    parser.add_argument(
+        "--ssh",
+        metavar="USER@HOST[:PORT]",
+        type=_ssh_destination,
+        help="reach the kernel through an ssh tunnel (with --existing FILE)",
+    )
     parser.add_argument("--theme", help="dark, light, high-contrast or any Textual theme")
     parser.add_argument(
         "--shutdown-on-exit",
@@ -38,6 +49,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="PATH", help="config file (default: config dir)")
     return parser
+
+
+def _ssh_destination(text: str) -> str:
+    from ipytui.kernel.connection import ConnectionError_
+    from ipytui.kernel.tunnel import parse_server
+
+    try:
+        parse_server(text)
+    except ConnectionError_ as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.kernel is not None and args.existing is not None:
+        parser.error("--kernel starts a kernel, --existing attaches to one: pick one")
+    if args.ssh and args.existing is None:
+        parser.error("--ssh needs --existing FILE (the kernel's connection file, as seen from the ssh host)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,51 +91,75 @@ def main(argv: list[str] | None = None) -> int:
         from ipytui.kernel.kernelspec import main as kernelspec_main
 
         return kernelspec_main(argv[1:]) or 0
-    args = build_parser().parse_args(argv)
-    return run_ui(args)
+    return run_ui(parse_args(argv))
+
+
+def resolve_connection_file(args: argparse.Namespace):
+    """The connection file to attach to, starting a kernel unless --existing."""
+    from ipytui.kernel.connection import find_connection_file
+
+    if args.existing is not None:
+        return find_connection_file(args.existing or None)
+    if args.kernel:
+        from .launch import start_kernelspec
+
+        return start_kernelspec(args.kernel)
+    from .launch import start_kernel
+
+    return start_kernel()
 
 
 def run_ui(args: argparse.Namespace) -> int:
-    from ipytui.kernel.connection import ConnectionError_, find_connection_file
+    from ipytui.kernel.connection import ConnectionError_
 
-    if args.existing is not None:
-        try:
-            connection_file = find_connection_file(args.existing or None)
-        except ConnectionError_ as exc:
-            print(f"ipytui: {exc}", file=sys.stderr)
-            return 2
-    else:
-        from .launch import start_kernel
+    from .launch import KernelSpecError
 
-        try:
-            connection_file = start_kernel()
-        except (OSError, RuntimeError) as exc:
-            print(f"ipytui: cannot start a kernel: {exc}", file=sys.stderr)
-            return 1
+    try:
+        connection_file = resolve_connection_file(args)
+    except (ConnectionError_, KernelSpecError) as exc:
+        print(f"ipytui: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, RuntimeError) as exc:
+        print(f"ipytui: cannot start a kernel: {exc}", file=sys.stderr)
+        return 1
 
     from .app import IpytuiApp
     from .config import load_config
 
     config = load_config(args.config) if args.config else load_config()
+    tunnel = None
     try:
+        connection = connection_file
+        if args.ssh:
+            from ipytui.kernel.security import client_info
+            from ipytui.kernel.tunnel import open_tunnel
+
+            # Before the UI takes the screen: ssh may ask for a password.
+            tunnel = open_tunnel(client_info(connection_file), args.ssh)
+            connection = tunnel.info
         app = IpytuiApp(
-            connection_file,
+            connection,
             config=config,
             theme=args.theme,
             shutdown_on_exit=args.shutdown_on_exit,
         )
+        app.connection_file = str(connection_file)
+        result = app.run()
     except ConnectionError_ as exc:
         print(f"ipytui: {exc}", file=sys.stderr)
         return 2
-    result = app.run()
-    print(goodbye(result, str(connection_file)))
+    finally:
+        if tunnel is not None:
+            tunnel.close()
+    print(goodbye(result, str(connection_file), ssh=args.ssh))
     return app.return_code or 0
 
 
-def goodbye(result, connection_file: str) -> str:
+def goodbye(result, connection_file: str, ssh: str | None = None) -> str:
     if result is not None and result.kernel_shut_down:
         return "ipytui: kernel shut down."
-    return f"ipytui: the kernel is still running. Come back with:\n  ipytui --existing {connection_file}"
+    via = f" --ssh {ssh}" if ssh else ""
+    return f"ipytui: the kernel is still running. Come back with:\n  ipytui --existing {connection_file}{via}"
 
 
 if __name__ == "__main__":

@@ -19,19 +19,73 @@ def start_kernel(connection_file: str | os.PathLike[str] | None = None, *, wait:
     written up front so its ports and key are ours to choose.
     """
     from ipytui.kernel.connection import new_connection_info, write_connection_file
-    from ipytui.kernel.paths import data_dir
 
     path = Path(connection_file) if connection_file else None
     path = write_connection_file(new_connection_info(), path)
+    return _spawn([sys.executable, "-m", "ipytui.kernel", "-f", str(path)], path, wait=wait)
+
+
+class KernelSpecError(RuntimeError):
+    """No such kernelspec, or no jupyter_client to look it up with."""
+
+
+def kernelspec_argv(name: str, connection_file: Path) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of the installed Jupyter kernelspec ``name``.
+
+    Placeholders are filled in as jupyter_client does. ``--exit-on-restart``
+    (in ipytui's own spec) is dropped: it is for managers that restart the
+    process themselves, and this kernel must outlive the UI and restart in place.
+    """
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    except ImportError:
+        raise KernelSpecError("--kernel needs jupyter_client (pip install jupyter_client)") from None
+    manager = KernelSpecManager()
+    try:
+        spec = manager.get_kernel_spec(name)
+    except NoSuchKernel:
+        known = ", ".join(sorted(manager.find_kernel_specs())) or "none"
+        raise KernelSpecError(f"no kernelspec named {name!r} (installed: {known})") from None
+    fields = {"connection_file": str(connection_file), "resource_dir": spec.resource_dir,
+              "prefix": sys.prefix}
+    argv = [arg.format(**fields) if "{" in arg else arg for arg in spec.argv
+            if arg != "--exit-on-restart"]
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    return argv, dict(spec.env or {})
+
+
+def start_kernelspec(name: str, connection_file: str | os.PathLike[str] | None = None, *,
+                     wait: float = START_TIMEOUT) -> Path:
+    """Start the installed Jupyter kernel ``name`` detached on a new connection file."""
+    import secrets
+
+    from ipytui.kernel.connection import (
+        jupyter_runtime_dir,
+        new_connection_info,
+        write_connection_file,
+    )
+
+    path = Path(connection_file) if connection_file else (
+        jupyter_runtime_dir() / f"kernel-{name}-{secrets.token_hex(6)}.json")
+    argv, env = kernelspec_argv(name, path)
+    write_connection_file(new_connection_info(kernel_name=name), path)
+    return _spawn(argv, path, wait=wait, env={**os.environ, **env})
+
+
+def _spawn(argv: list[str], path: Path, *, wait: float, env: dict[str, str] | None = None) -> Path:
+    from ipytui.kernel.paths import data_dir
+
     log_path = data_dir() / f"{path.stem}.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ipytui.kernel", "-f", str(path)],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             start_new_session=True,
             close_fds=True,
+            env=env,
         )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and process.poll() is None:

@@ -110,9 +110,10 @@ class KernelStatus(Horizontal):
             restarts = f"{restarts} · last crash: {crash}".strip(" ·")
         self._show("restarts", restarts)
         labels["restarts"].set_class(bool(self.last_crash), "-crashed")
+        insecure = self.remote and not self.encrypted
         conn = ("remote" if self.remote else "local") + (" · encrypted" if self.encrypted else "")
-        self._show("conn", conn)
-        labels["conn"].set_class(self.remote and not self.encrypted, "-insecure")
+        self._show("conn", f"{conn} · ⚠ insecure" if insecure else conn)
+        labels["conn"].set_class(insecure, "-insecure")
         hb = {None: "", True: "♥ hb", False: "♡ hb lost"}[self.heartbeat]
         if not self.show_volatile and self.heartbeat is not False:
             hb = ""  # its arrival time varies; only a loss is shown in fixed views
