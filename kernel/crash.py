@@ -60,6 +60,23 @@ def is_running(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
+def rss_bytes(*pids: int) -> int:
+    """Resident memory of the live ``pids`` summed, from /proc/<pid>/statm (0 if unknown).
+
+    Pages a snapshot still shares copy-on-write with the worker count in both,
+    so the sum is an upper bound of what the kernel holds.
+    """
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in dict.fromkeys(p for p in pids if p > 0):
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def waiting_snapshots() -> list[int]:
     """Snapshots re-parented to us (a subreaper) by a dead worker, oldest first.
 

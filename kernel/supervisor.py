@@ -535,7 +535,8 @@ class Supervisor:
         """Facts for kernel_info's ``ipytui`` key and the UI's status pane."""
         return {"pid": os.getpid(), "worker_pid": self.worker.pid, "started": self.started,
                 "restarts": self.restarts, "last_crash": self.last_crash,
-                "encrypted": self.info.encrypted, "kernel_id": self.kernel_id}
+                "encrypted": self.info.encrypted, "kernel_id": self.kernel_id,
+                "rss": crash.rss_bytes(os.getpid(), self.worker.pid, self.worker.snapshot_pid)}
 
     # -- main loop --------------------------------------------------------
     def run(self) -> None:
