@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 from typing import Any
 
 from ipytui.widgets.completion_menu import CompletionMenu
@@ -42,6 +43,7 @@ from .messages import (
     KernelUnreachable,
 )
 from .output_router import OutputRouter
+from .presence import DRAFT_DEBOUNCE, TARGET, DraftShare, Presence, hello
 from .session import KernelSession
 
 IS_COMPLETE_TIMEOUT = 1.0
@@ -57,6 +59,8 @@ class MainScreen(InputAssist, Screen):
         Binding("ctrl+c", "interrupt_or_clear", "Interrupt/clear", priority=True, key_display="^C"),
         Binding("f2", "show_keys", "Keys", key_display="F2"),
         Binding("f3", "toggle_peers", "Peers", key_display="F3"),
+        # Off the footer (full at 120 columns); the keys page and the palette list it.
+        Binding("f4", "toggle_share_draft", "Share draft", key_display="F4", show=False),
         Binding("ctrl+l", "clear_output", "Clear", key_display="^L"),
         Binding("f8", "restart", "Restart", key_display="F8"),
         Binding("f9", "restart_restore", "Restore", key_display="F9"),
@@ -91,6 +95,9 @@ class MainScreen(InputAssist, Screen):
         self._completion_seq = 0
         self._submit_seq = 0
         self._input_future: asyncio.Future[str] | None = None
+        self.presence: Presence | None = None
+        self.drafts = DraftShare(enabled=config.share_drafts)
+        self._draft_timer: Any = None
 
     # -- layout ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -150,6 +157,7 @@ class MainScreen(InputAssist, Screen):
             remote=not getattr(self.info, "is_loopback", True),
             encrypted=bool(getattr(self.info, "encrypted", False)),
         )
+        self.presence = Presence(own_session=self.session.session_id)
         self._show_peers()
         self.editor.focus()
         self.run_worker(self._start(), name="kernel-start", exit_on_error=False)
@@ -162,6 +170,7 @@ class MainScreen(InputAssist, Screen):
         except Exception as exc:  # bad address, refused socket options…
             self.post_message(KernelUnreachable(f"{type(exc).__name__}: {exc}"))
             return
+        self._join_presence()
         try:
             entries = await asyncio.wait_for(self.session.history_tail(), REQUEST_TIMEOUT)
         except Exception:
@@ -270,7 +279,13 @@ class MainScreen(InputAssist, Screen):
     # -- IOPub --------------------------------------------------------------------------
     def on_iopub_batch(self, message: IopubBatch) -> None:
         assert self.router is not None
-        result = self.router.apply(message.messages)
+        messages = message.messages
+        if self.presence is not None:
+            own = [m for m in messages if self.presence.owns(m)]
+            if own:
+                self._on_presence(own)
+            messages = [m for m in messages if not self.presence.owns(m) and not self.presence.about_comm(m)]
+        result = self.router.apply(messages)
         if result.execution_count is not None:
             self.execution_count = result.execution_count
         for death in result.deaths:
@@ -302,8 +317,54 @@ class MainScreen(InputAssist, Screen):
         await self.session.wait_ready(REQUEST_TIMEOUT)
 
     def _show_peers(self) -> None:
-        if self.router is not None:
+        if self.presence is not None and self.presence.active:
+            self.peers_panel.set_peers(self.presence.panel_peers(), self.presence.panel_queue())
+        elif self.router is not None:
             self.peers_panel.set_peers(list(self.router.peers.values()))
+
+    # -- presence ---------------------------------------------------------------------------
+    def _join_presence(self) -> None:
+        """Open the presence comm; a kernel without it closes it or stays silent."""
+        assert self.presence is not None
+        data = hello(self.config.display_name, "ipytui", socket.gethostname())
+        self.session.comm_open(self.presence.comm_id, TARGET, data)
+
+    def _on_presence(self, messages: list[Any]) -> None:
+        assert self.presence is not None and self.router is not None
+        was_active = self.presence.active
+        update = self.presence.apply(messages)
+        if self.presence.active and not was_active:
+            self._share_draft()
+        if update.peers_changed:
+            self.router.set_names(self.presence.names())
+        if update.replay:
+            self.router.replay(update.replay)
+        if update.peers_changed or update.closed:
+            self._show_peers()
+
+    @on(InputEditor.Changed, "#editor")
+    def _draft_changed(self, event: InputEditor.Changed) -> None:
+        self._schedule_draft()
+
+    def _schedule_draft(self) -> None:
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
+        self._draft_timer = self.set_timer(DRAFT_DEBOUNCE, self._share_draft)
+
+    def _share_draft(self) -> None:
+        self._draft_timer = None
+        if self.presence is None or not self.presence.active or self.session.closed:
+            return
+        text = self.drafts.due(self.editor.text)
+        if text is not None and not self.session.comm_send(
+            self.presence.comm_id, {"type": "draft", "text": text}
+        ):
+            self.drafts.sent = ""  # not sent: try again on the next change
+
+    def action_toggle_share_draft(self) -> None:
+        self.drafts.enabled = not self.drafts.enabled
+        self._share_draft()  # off: the kernel gets an empty draft once; on: the current one
+        self.notify("Sharing your draft" if self.drafts.enabled else "Draft sharing off", timeout=2)
 
     # -- running code ---------------------------------------------------------------------
     @on(InputEditor.Submitted)

@@ -25,6 +25,23 @@ DIED_ENAMES = {"KernelDied", "DeadKernelError", "WorkerDied"}
 KERNEL_CELL = "kernel-output"
 
 
+_REPLAYED = {"stream", "execute_result", "display_data", "error"}
+
+
+@dataclass
+class _Replayed:
+    """A journal output dressed as the IOPub message it was, for the usual handlers."""
+
+    msg_type: str
+    content: dict[str, Any]
+    parent_id: str
+    session: str
+
+    @property
+    def parent_header(self) -> dict[str, Any]:
+        return {"msg_id": self.parent_id, "session": self.session, "msg_type": "execute_request"}
+
+
 @dataclass
 class RouteResult:
     execution_count: int | None = None
@@ -42,6 +59,7 @@ class OutputRouter:
         self.pending: deque[str] = deque()
         self._expected: dict[str, str] = {}
         self.peers: dict[str, Peer] = {}
+        self.names: dict[str, str] = {}  # session -> display name, from presence
         self.seen_peer_time: dict[str, float] = {}
         self._failed: set[str] = set()
         self._result = RouteResult()
@@ -116,13 +134,55 @@ class OutputRouter:
         for session in self.peers:
             self._set_peer_state(session)
 
+    # -- presence -------------------------------------------------------------------------
+    def set_names(self, names: dict[str, str]) -> None:
+        """Display names by session (presence): others' cells are attributed by them."""
+        self.names = {s: n for s, n in names.items() if n}
+        for cell in self.stream.cells.values():
+            name = self.names.get(cell.session)
+            if name and not cell.own and cell.who != name:
+                cell.who = name
+                cell.draw_header()
+
+    def who(self, session: str, username: str) -> str:
+        return self.names.get(session) or username or session[:8]
+
+    def replay(self, cells: list[dict[str, Any]]) -> None:
+        """Cells from before we attached (the presence replay), shown as history, oldest first."""
+        self._result = RouteResult()  # a replayed death or recovery report is not news
+        for data in cells:
+            cell_id = data.get("msg_id") or f"history-{data.get('id', len(self.stream.cells))}"
+            if not isinstance(cell_id, str) or self.stream.cell(cell_id) is not None:
+                continue
+            session = data.get("client_session") or ""
+            session = session if isinstance(session, str) else ""
+            status = data.get("status")
+            count = data.get("execution_count")
+            self.stream.add_cell(
+                cell_id,
+                code=data.get("code") if isinstance(data.get("code"), str) else "",
+                who=self.who(session, str(data.get("username") or "")),
+                own=False,
+                session=session,
+                execution_count=count if isinstance(count, int) else None,
+                status=status if status in ("ok", "error", "aborted", "died") else "ok",
+                history=True,
+            )
+            for output in data.get("outputs") or []:
+                if not isinstance(output, dict) or not isinstance(output.get("content"), dict):
+                    continue
+                msg = _Replayed(output.get("msg_type", ""), output["content"], cell_id, session)
+                if msg.msg_type in _REPLAYED:
+                    self._handlers[msg.msg_type](msg)
+        self.stream.enforce_limit()
+
     # -- peers ----------------------------------------------------------------------------
     def _note_peer(self, session: str, username: str) -> None:
         self.seen_peer_time[session] = time.monotonic()
         if session in self.peers:
             return
         is_self = session == self.own_session
-        name = self.display_name if is_self else (username or session[:8])
+        name = self.display_name if is_self else self.who(session, username)
         self.peers[session] = Peer(session=session, name=name, is_self=is_self)
         self._result.peers_changed = True
 
@@ -161,7 +221,7 @@ class OutputRouter:
         if not msg.parent_id:
             who, status = "kernel", "ok"
         else:
-            who = self.display_name if own else parent_username(msg) or session[:8]
+            who = self.display_name if own else self.who(session, parent_username(msg))
             status = "running" if parent_type(msg) == "execute_request" else "ok"
         return self.stream.add_cell(cell_id, who=who, own=own, session=session, status=status)
 

@@ -174,6 +174,24 @@ class KernelSession:
                 entries.append(item[2])
         return entries
 
+    def comm_open(self, comm_id: str, target: str, data: dict[str, Any]) -> bool:
+        """Open a comm (no reply expected); False when this client cannot send."""
+        return self._send("comm_open", {"comm_id": comm_id, "target_name": target, "data": data})
+
+    def comm_send(self, comm_id: str, data: dict[str, Any]) -> bool:
+        return self._send("comm_msg", {"comm_id": comm_id, "data": data})
+
+    def _send(self, msg_type: str, content: dict[str, Any]) -> bool:
+        send = getattr(self.client, "send", None)
+        if self.closed or not callable(send):
+            return False
+        try:
+            send("shell", msg_type, content)
+        except Exception as exc:  # not started, stopped, socket gone
+            log.debug("%s not sent: %s", msg_type, exc)
+            return False
+        return True
+
     async def kernel_info(self) -> dict[str, Any]:
         return await self.client.kernel_info()
 

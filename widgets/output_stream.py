@@ -92,12 +92,21 @@ class OutputStream(VerticalScroll):
     def cell(self, cell_id: str) -> CellView | None:
         return self.cells.get(cell_id)
 
-    def add_cell(self, cell_id: str, **kwargs) -> CellView:
+    def add_cell(self, cell_id: str, *, history: bool = False, **kwargs) -> CellView:
+        """A new cell at the end; ``history`` cells (from before we attached) go first."""
         kwargs.setdefault("max_lines", self.max_lines)
         kwargs.setdefault("show_times", self.show_times)
         cell = CellView(cell_id, **kwargs)
-        self.cells[cell_id] = cell
-        self.mount(cell)
+        if not history:
+            self.cells[cell_id] = cell
+            self.mount(cell)
+            return cell
+        cell.add_class("-history")
+        earlier = [c for c in self.cells.values() if c.has_class("-history")]
+        self.mount(cell, after=earlier[-1] if earlier else self._notice)
+        # Keep the dict in screen order: history, then the live cells.
+        later = {k: v for k, v in self.cells.items() if not v.has_class("-history")}
+        self.cells = {**{c.cell_id: c for c in earlier}, cell_id: cell, **later}
         return cell
 
     def rekey(self, old_id: str, new_id: str) -> CellView | None:

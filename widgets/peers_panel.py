@@ -1,18 +1,22 @@
-"""PeersPanel: the clients attached to the kernel and what they are doing.
+"""PeersPanel: the clients attached to the kernel, the execution queue, and one peer's detail.
 
-For now a peer is a (session, username) seen in IOPub parent headers; the
-presence protocol fills in more later. The panel only shows what it is given.
+With the presence extension a peer carries its kind, host, live draft and
+recent inputs; without it (a foreign kernel) it is a (session, username) seen
+in IOPub parent headers. The panel only shows what it is given. Selecting a
+peer (click, or Enter / arrows on the focused list) shows its detail.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
+
+from .peer_detail import PeerDetail
 
 
 @dataclass
@@ -21,18 +25,41 @@ class Peer:
     name: str
     state: str = "idle"
     is_self: bool = False
+    kind: str = ""
+    host: str = ""
+    draft: str = ""
+    recent: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QueueEntry:
+    name: str
+    state: str = "queued"  # running or queued
+    cell: int | None = None
+    is_self: bool = False
 
 
 class PeersPanel(Vertical):
-    """A toggleable side panel listing peers, you first."""
+    """A toggleable side panel listing peers, you first, then the queue and the detail."""
 
-    COMPONENT_CLASSES = {"peers-panel--self", "peers-panel--state"}
+    COMPONENT_CLASSES = {"peers-panel--self", "peers-panel--state", "peers-panel--where"}
 
     DEFAULT_CSS = """
-    PeersPanel > #peers-title {
+    PeersPanel > #peers-title, PeersPanel > #queue-title {
         height: 1;
     }
     PeersPanel > OptionList {
+        height: auto;
+        max-height: 50%;
+    }
+    PeersPanel.-no-queue > OptionList {
+        height: 1fr;
+        max-height: 100%;
+    }
+    PeersPanel > #queue {
+        height: auto;
+    }
+    PeersPanel > PeerDetail {
         height: 1fr;
     }
     """
@@ -45,34 +72,95 @@ class PeersPanel(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.peers: list[Peer] = []
+        self.queue: list[QueueEntry] = []
+        self.selected: str | None = None
+        self.add_class("-no-queue")
         self._list = OptionList(id="peers-list")
-        self._list.can_focus = False
+        self._queue = Static(id="queue")
+        self._detail = PeerDetail(id="peer-detail")
 
     def compose(self):
         yield Static("Peers", id="peers-title")
         yield self._list
+        yield Static("Queue", id="queue-title")
+        yield self._queue
+        yield self._detail
 
-    def set_peers(self, peers: list[Peer]) -> None:
+    @property
+    def detail(self) -> PeerDetail:
+        return self._detail
+
+    def set_peers(self, peers: list[Peer], queue: list[QueueEntry] | None = None) -> None:
         self.peers = sorted(peers, key=lambda p: (not p.is_self, p.name.lower(), p.session))
+        # No queue (a kernel without presence): the section hides.
+        self.queue = list(queue or [])
+        self.set_class(queue is None, "-no-queue")
         self._list.set_options(Option(self._row(p), id=p.session) for p in self.peers)
         self.query_one("#peers-title", Static).update(f"Peers ({len(self.peers)})")
+        self._queue.update(self._queue_text())
+        index = self._index(self.selected)
+        if index is not None:
+            self._list.highlighted = index
+        self._detail.show(self.peer(self.selected))
+
+    def peer(self, session: str | None) -> Peer | None:
+        return next((p for p in self.peers if p.session == session), None)
+
+    def _index(self, session: str | None) -> int | None:
+        return next((i for i, p in enumerate(self.peers) if p.session == session), None)
+
+    def select_peer(self, session: str | None) -> None:
+        """Show this peer's detail (None: nobody)."""
+        self.selected = session
+        peer = self.peer(session)
+        index = self._index(session)
+        if index is not None and self._list.highlighted != index:
+            self._list.highlighted = index
+        self._detail.show(peer)
+        if peer is not None:
+            self.post_message(self.PeerSelected(peer))
+
+    def _style(self, name: str):
+        return self.get_component_rich_style(name, partial=True)
 
     def _row(self, peer: Peer) -> Text:
-        name_style = (
-            self.get_component_rich_style("peers-panel--self", partial=True) if peer.is_self else ""
-        )
         text = Text("● ")
-        text.append(f"{peer.name} (you)" if peer.is_self else peer.name, name_style)
+        text.append(f"{peer.name} (you)" if peer.is_self else peer.name,
+                    self._style("peers-panel--self") if peer.is_self else "")
+        where = "@".join(part for part in (peer.kind, peer.host) if part)
+        if where:
+            text.append("\n  ")
+            text.append(where, self._style("peers-panel--where"))
         text.append("\n  ")
-        text.append(peer.state, self.get_component_rich_style("peers-panel--state", partial=True))
+        text.append(peer.state, self._style("peers-panel--state"))
+        return text
+
+    def _queue_text(self) -> Text:
+        if not self.queue:
+            return Text("(empty)", self._style("peers-panel--state"))
+        text = Text()
+        for i, entry in enumerate(self.queue):
+            if i:
+                text.append("\n")
+            mark = "▶" if entry.state == "running" else "…"
+            cell = f" [{entry.cell}]" if entry.cell is not None else ""
+            text.append(f"{mark} {entry.name}{' (you)' if entry.is_self else ''}{cell}")
+            text.append(f" {entry.state}", self._style("peers-panel--state"))
         return text
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        for peer in self.peers:
-            if peer.session == event.option_id:
-                self.post_message(self.PeerSelected(peer))
+        self.select_peer(event.option_id)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        if self._list.has_focus and event.option_id != self.selected:
+            self.select_peer(event.option_id)
 
     @property
     def plain(self) -> str:
-        return "\n".join(f"{p.name}{' (you)' if p.is_self else ''}: {p.state}" for p in self.peers)
+        lines = [f"{p.name}{' (you)' if p.is_self else ''}: {p.state}" for p in self.peers]
+        for entry in self.queue:
+            cell = f" [{entry.cell}]" if entry.cell is not None else ""
+            lines.append(f"queue: {entry.name}{cell} {entry.state}")
+        return "\n".join(lines)

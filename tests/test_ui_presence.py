@@ -1,0 +1,202 @@
+"""Presence in the UI: three clients on one real ipytui kernel, then a late fourth.
+
+Two ipytui apps run under the Pilot at once (two ``run_test()`` contexts on
+one loop), attached to the same connection file, next to a foreign
+jupyter_client. Each app's peers panel shows the others with their names and
+states, a draft typed in one shows in the other's panel detail, a cell run by
+one is attributed in the other's stream, departures are noticed, and a late
+app shows the earlier cells from the presence replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import pytest
+from ipytui.app.config import Config
+from ipytui.kernel.client import KernelClient
+from jupyter_client import BlockingKernelClient
+from test_ui_support import (
+    IPYTUI_KERNEL_ARGV,
+    SIZE,
+    KernelProcess,
+    make_app,
+    run_cell,
+    type_text,
+    wait_for,
+    wait_ready,
+)
+
+TIMEOUT = 60.0
+
+
+@pytest.fixture
+def kernel(tmp_path):
+    proc = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
+    yield proc
+    proc.stop()
+
+
+def app_named(kernel: KernelProcess, name: str):
+    return make_app(kernel, config=Config(display_name=name, scrollback_lines=5000))
+
+
+def peer(screen, name: str):
+    return next((p for p in screen.peers_panel.peers if p.name == name), None)
+
+
+def state_of(screen, name: str) -> str:
+    found = peer(screen, name)
+    return found.state if found is not None else ""
+
+
+async def presence_ready(pilot) -> None:
+    await wait_ready(pilot)
+    screen = pilot.app.main_screen
+    await wait_for(pilot, lambda: screen.presence.active, "the presence comm", TIMEOUT)
+
+
+async def test_three_clients_then_a_late_joiner(kernel):
+    alice_app, bob_app = app_named(kernel, "alice"), app_named(kernel, "bob")
+    host = socket.gethostname()
+    carol = BlockingKernelClient()
+    carol.load_connection_info(kernel.info.to_dict())
+    carol.session.username = "carol"
+    async with contextlib.AsyncExitStack() as stack:
+        alice = await stack.enter_async_context(alice_app.run_test(size=SIZE))
+        bob_stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(bob_stack)
+        bob = await bob_stack.enter_async_context(bob_app.run_test(size=SIZE))
+        await presence_ready(alice)
+        await presence_ready(bob)
+        carol.start_channels()
+        stack.callback(carol.stop_channels)
+        await asyncio.to_thread(carol.wait_for_ready, timeout=TIMEOUT)
+        a, b = alice_app.main_screen, bob_app.main_screen
+
+        # Everyone sees everyone, with names, kinds and hosts.
+        for screen, me, others in ((a, "alice", ("bob", "carol")), (b, "bob", ("alice", "carol"))):
+            await wait_for(alice, lambda s=screen, o=others: all(peer(s, n) for n in o),
+                           f"{me} to see {others}", TIMEOUT)
+            assert peer(screen, me).is_self
+            assert f"{me} (you): idle" in screen.peers_panel.plain
+        assert (peer(a, "bob").kind, peer(a, "bob").host) == ("ipytui", host)
+        assert peer(a, "carol").kind == "jupyter"
+
+        # A draft typed in bob's app shows live in alice's panel detail.
+        b.editor.focus()
+        await type_text(bob, "import numpy as np")
+        a.peers_panel.select_peer(peer(a, "bob").session)
+        await wait_for(alice, lambda: "import numpy as np" in a.peers_panel.detail.plain,
+                       "bob's draft in alice's detail", TIMEOUT)
+        assert state_of(a, "bob") == "typing"
+
+        # Bob runs a cell: alice sees him running, then his cell attributed to him.
+        b.editor.set_text("import time; time.sleep(2); shared = 41 + 1")
+        await bob.press("f5")
+        await wait_for(alice, lambda: state_of(a, "bob").startswith("running cell ["),
+                       "bob running in alice's panel", TIMEOUT)
+        assert "queue: bob" in a.peers_panel.plain
+        await wait_for(alice, lambda: state_of(a, "bob") == "idle", "bob idle again", TIMEOUT)
+        bobs = [c for c in a.stream.cells.values() if c.who == "bob" and "shared" in c.code]
+        assert bobs and not bobs[0].own
+        assert "import time" in a.peers_panel.detail.plain  # his recent inputs
+
+        # Carol (jupyter_client) runs one: both apps attribute it to her.
+        await asyncio.to_thread(carol.execute_interactive, "print('from carol', shared)",
+                                timeout=TIMEOUT, output_hook=lambda msg: None)
+        for pilot, screen in ((alice, a), (bob, b)):
+            await wait_for(pilot, lambda s=screen: any(
+                c.who == "carol" and "from carol 42" in c.plain for c in s.stream.cells.values()),
+                "carol's cell attributed", TIMEOUT)
+
+        # Alice runs one of her own; bob sees it as hers.
+        await run_cell(alice, "mine = 'alice'")
+        await wait_for(bob, lambda: any(c.who == "alice" and not c.own and "mine" in c.code
+                                        for c in b.stream.cells.values()),
+                       "alice's cell in bob's stream", TIMEOUT)
+
+        # Departures: carol's client stops, then bob's app quits.
+        carol.stop_channels()
+        await wait_for(alice, lambda: peer(a, "carol") is None, "carol gone", TIMEOUT)
+        await bob_stack.aclose()
+        await wait_for(alice, lambda: peer(a, "bob") is None, "bob gone", TIMEOUT)
+
+        # A late joiner sees the earlier cells, attributed to who ran them.
+        dave_app = app_named(kernel, "dave")
+        async with dave_app.run_test(size=SIZE) as dave:
+            await presence_ready(dave)
+            d = dave_app.main_screen
+
+            def history():
+                return [c for c in d.stream.cells.values() if c.has_class("-history")]
+
+            await wait_for(dave, lambda: len(history()) >= 3, "the replayed cells", TIMEOUT)
+            by_who = {c.who: c for c in history()}
+            assert "shared = 41 + 1" in by_who["bob"].code
+            assert "from carol 42" in by_who["carol"].plain
+            assert "mine = 'alice'" in by_who["alice"].code
+            assert not any(c.own for c in history())
+            await wait_for(dave, lambda: peer(d, "alice") is not None, "alice in dave's panel")
+
+
+async def test_draft_sharing_toggles_off_and_on(kernel):
+    alice_app = app_named(kernel, "alice")
+    async with alice_app.run_test(size=SIZE) as alice, \
+            KernelClient(kernel.info, username="watcher") as watcher:
+        await presence_ready(alice)
+        a = alice_app.main_screen
+        await watcher.wait_ready(TIMEOUT)
+        a.editor.focus()
+        await type_text(alice, "secret = 1")
+        await wait_for(alice, lambda: a.drafts.sent == "secret = 1", "the draft shared")
+        await alice.press("f4")
+        assert not a.drafts.enabled and a.drafts.sent == ""
+        await type_text(alice, "2")
+        await alice.pause(0.5)
+        assert a.drafts.sent == ""
+        await alice.press("f4")
+        assert a.drafts.sent == "secret = 12"
+
+
+def test_snapshot_peers_panel(kernel, snap_compare, monkeypatch):
+    """Alice's panel with Bob (an ipytui peer, typing) and carol (a plain Jupyter client)."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "laptop")
+    clients = []
+    for username in ("bob", "carol"):
+        client = BlockingKernelClient()
+        client.load_connection_info(kernel.info.to_dict())
+        client.session.username = username
+        client.start_channels()
+        client.wait_for_ready(timeout=TIMEOUT)
+        clients.append(client)
+    bob, _carol = clients
+
+    def to_comm(msg_type: str, content: dict) -> None:
+        bob.shell_channel.send(bob.session.msg(msg_type, content))
+
+    to_comm("comm_open", {"comm_id": "c0ffee", "target_name": "ipytui.presence",
+                          "data": {"name": "Bob", "kind": "ipytui", "host": "workstation"}})
+    bob.execute_interactive("total = sum(range(10))\nprint(total)", timeout=TIMEOUT,
+                            output_hook=lambda msg: None)
+    to_comm("comm_msg", {"comm_id": "c0ffee", "data": {
+        "type": "draft", "text": "def mean(xs):\n    return sum(xs) / len(xs)"}})
+
+    async def run_before(pilot):
+        await presence_ready(pilot)
+        screen = pilot.app.main_screen
+        await wait_for(pilot, lambda: state_of(screen, "Bob") == "typing", "Bob typing", TIMEOUT)
+        await wait_for(pilot, lambda: peer(screen, "carol") is not None, "carol", TIMEOUT)
+        await wait_for(pilot, lambda: "45" in screen.stream.plain, "Bob's replayed cell", TIMEOUT)
+        screen.peers_panel.select_peer(peer(screen, "Bob").session)
+        await wait_for(pilot, lambda: "def mean" in screen.peers_panel.detail.plain, "the draft")
+        await wait_for(pilot, lambda: screen.status.state == "idle", "an idle kernel")
+        await pilot.pause(0.2)
+
+    try:
+        assert snap_compare(app_named(kernel, "alice"), terminal_size=SIZE, run_before=run_before)
+    finally:
+        for client in clients:
+            client.stop_channels()
