@@ -122,6 +122,8 @@ class CrashRecord:
     died_at: float = field(default_factory=time.monotonic)
     method: str = "fresh"
     ok_since_start: bool = False
+    restart_began: float = 0.0
+    cell: int | None = None  # the crashed cell's execution count, if it was seen
 
     @classmethod
     def from_exit(cls, status: int | None, request: Message | None, notes: list[str],
@@ -160,7 +162,11 @@ class CrashRecord:
 
     def error_content(self, report: dict[str, Any]) -> dict[str, Any]:
         """ename/evalue/traceback for the crashed cell's error reply."""
-        return {"ename": "KernelDied", "evalue": f"{self.cause} while running this cell",
+        first = self.code.strip().splitlines()[0] if self.code.strip() else ""
+        if len(first) > 60:
+            first = first[:57] + "..."
+        where = f"cell [{self.cell}]" if self.cell else "this cell"
+        return {"ename": "KernelDied", "evalue": f"{self.cause} while running {where}: {first}",
                 "traceback": report_text(report).splitlines()}
 
 

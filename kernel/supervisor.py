@@ -50,6 +50,7 @@ class Pending:
     msg: Message
     frames: list[bytes]
     started: bool = False
+    count: int | None = None  # its execution count, once execute_input was seen
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Supervisor:
         self.checkpoint_path = checkpoints_dir() / f"{self.kernel_id}.pickle"
         self.restore_from = restore_from
         self.journal_session: int | None = None
+        self.restart_due: tuple[float, crash.CrashRecord, tuple[int, int]] | None = None
         self.worker = WorkerState()
         self.inflight: dict[str, Pending] = {}
         self.backlog: list[tuple[str, list[bytes]]] = []
@@ -179,6 +181,10 @@ class Supervisor:
         """The worker died: record why, answer its clients, bring back a worker."""
         dead = self.worker
         status = crash.reap(dead.pid)
+        if dead.pidfd >= 0:
+            os.close(dead.pidfd)
+        # Nothing is routed to the dead worker while the replacement is on its way.
+        self.worker = WorkerState(snapshot_pid=dead.snapshot_pid, snapshot_count=dead.snapshot_count)
         snapshot = self._newest_snapshot(dead)
         running = self._running_cell()
         if not self.running:
@@ -187,6 +193,7 @@ class Supervisor:
             self._finish_crash(None)  # the last crash's new worker died before its hello
         record = crash.CrashRecord.from_exit(status, running.msg if running else None,
                                              dead.notes, snapshot_count=snapshot[1])
+        record.cell = running.count if running else None
         self.last_crash = record.cause
         log.warning("worker %d died: %s", dead.pid, record.cause)
         self._requeue_after_crash(running)
@@ -197,8 +204,16 @@ class Supervisor:
             self.worker = WorkerState()
             self._give_up(record)
             return
-        if delay:
-            time.sleep(delay)
+        # Back off without blocking the loop: requests keep being answered or queued.
+        self.restart_due = (time.monotonic() + delay, record, snapshot)
+
+    def _bring_back(self) -> None:
+        """Start the replacement worker once the back-off is over."""
+        due, record, snapshot = self.restart_due
+        if time.monotonic() < due:
+            return
+        self.restart_due = None
+        record.restart_began = time.monotonic()
         self.worker = WorkerState(snapshot_pid=snapshot[0], snapshot_count=snapshot[1])
         if snapshot[0] and self.promote_snapshot():
             record.method = "snapshot"
@@ -489,6 +504,7 @@ class Supervisor:
         self.execution_count = max(self.execution_count, count)
         if pending is not None:
             pending.started = True
+            pending.count = count
             self.recorder.started(pending.msg.as_dict(), count)
             self.presence.running(pending.msg.msg_id, count)
 
@@ -590,6 +606,8 @@ class Supervisor:
                 registered_fd = -1
                 self._drain_worker_output()
                 self._on_worker_exit()
+            if self.restart_due is not None:
+                self._bring_back()
             self._check_crash_deadline()
             self.presence.flush()
         self.shutdown()
@@ -601,7 +619,8 @@ class Supervisor:
 
     def _check_crash_deadline(self) -> None:
         record = self.crash_pending
-        if record is not None and time.monotonic() - record.died_at > READY_TIMEOUT:
+        if (record is not None and self.restart_due is None
+                and time.monotonic() - max(record.died_at, record.restart_began) > READY_TIMEOUT):
             self._finish_crash(None)
 
     def _on_subscription(self, frame: bytes) -> None:
