@@ -1,8 +1,14 @@
 """stdout/stderr capture: batched ``stream`` messages and C-level fd capture.
 
 Writes are appended to a buffer; a flusher thread sends it a few ms after
-the first write, and a large buffer is sent at once by the writer. So a
-print loop becomes a handful of messages, not one per line.
+the first write. So a print loop becomes a handful of messages, not one per
+line.
+
+``write`` is the hot path of every print loop, so it takes no lock: the
+buffer is a deque (its append and popleft are atomic), never replaced while
+writers may hold it, and a flag says whether a flush is already scheduled.
+A flush clears the flag *before* taking what is buffered, so a write either
+lands in that flush or sees the flag clear and schedules the next one.
 """
 
 from __future__ import annotations
@@ -17,13 +23,13 @@ import struct
 import termios
 import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .publisher import Publisher
 
 FLUSH_DELAY = 0.01  # seconds from the first buffered write to its send
-FLUSH_ITEMS = 2048  # writes buffered before the writer sends them itself
 MAX_CHUNK = 256 * 1024  # characters per stream message
 
 
@@ -35,9 +41,14 @@ class OutStream(io.TextIOBase):
         self.name = name
         self._publisher = publisher
         self._flusher = flusher
-        self._buf: list[str] = []
-        self._lock = threading.Lock()  # guards _buf; writers hold it only to append
+        self._fresh_buffer()
         self._send_lock = threading.Lock()  # held from taking the buffer until it is sent
+
+    def _fresh_buffer(self) -> None:
+        self._buf: deque[str] = deque()
+        self._append = self._buf.append  # bound once: write() does no attribute chase
+        self._scheduled = False  # a flush of this stream is pending in the flusher
+        self._lock = threading.Lock()  # serializes taking the buffer (held across fork)
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -50,9 +61,8 @@ class OutStream(io.TextIOBase):
     def reset(self, flusher: Flusher) -> None:
         """After a fork: fresh lock and flusher, nothing buffered."""
         self._flusher = flusher
-        self._lock = threading.Lock()
+        self._fresh_buffer()
         self._send_lock = threading.Lock()
-        self._buf = []
 
     def writable(self) -> bool:
         return True
@@ -64,16 +74,12 @@ class OutStream(io.TextIOBase):
         return 1 if self.name == "stdout" else 2
 
     def write(self, text: str) -> int:  # type: ignore[override]
-        if not isinstance(text, str):
+        if text.__class__ is not str and not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        with self._lock:
-            buf = self._buf
-            buf.append(text)
-            pending = len(buf)
-        if pending == 1:
+        self._append(text)
+        if not self._scheduled:
+            self._scheduled = True
             self._flusher.schedule(self)
-        elif pending >= FLUSH_ITEMS:
-            self.flush()
         return len(text)
 
     def flush(self) -> None:
@@ -81,10 +87,13 @@ class OutStream(io.TextIOBase):
         # thread (the flusher), so after flush() returns everything is sent.
         with self._send_lock:
             with self._lock:
-                if not self._buf:
+                self._scheduled = False  # first: a write from now on schedules anew
+                buf = self._buf
+                count = len(buf)
+                if not count:
                     return
-                buf, self._buf = self._buf, []
-            text = "".join(buf)
+                pop = buf.popleft
+                text = "".join([pop() for _ in range(count)])
             publisher = self._publisher
             for start in range(0, len(text), MAX_CHUNK):
                 publisher.send("iopub", "stream",

@@ -2,6 +2,12 @@
 
 It also holds the one "current parent" that every output sink reads, so
 output from any thread during a cell is attributed to that cell.
+
+Every reply, status and stream chunk passes through ``send``, so it builds
+the frames itself rather than through ``Codec.msg``/``Codec.serialize``:
+the same bytes (``wire.dumps`` settings, ``Codec.sign``), but one JSON
+encoder made once, the parent header encoded once per parent, and no
+intermediate objects beyond the returned Message.
 """
 
 from __future__ import annotations
@@ -12,7 +18,15 @@ from typing import Any
 
 import zmq
 
-from .wire import Codec, Message
+from .wire import DELIM, Codec, Message, _json_default
+
+# Exactly wire.dumps's settings; building an encoder per call costs more than encoding a header.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
+_encode = _ENCODER.encode
+
+
+def _dumps(obj: Any) -> bytes:
+    return _encode(obj).encode("utf-8", "surrogateescape")
 
 
 class Publisher:
@@ -23,6 +37,16 @@ class Publisher:
         self.codec = codec
         self.lock = threading.Lock()
         self.parent: Message | None = None
+        self._parent_ref: dict[str, Any] | None = None  # a received header: never mutated
+        self._parent_bytes = b"{}"
+        self._channels: dict[str, bytes] = {}
+
+    def _encode_parent(self, header: dict[str, Any]) -> bytes:
+        """The parent header's JSON, remembered for the messages of the same parent."""
+        if header is not self._parent_ref:
+            self._parent_bytes = _dumps(header)
+            self._parent_ref = header
+        return self._parent_bytes
 
     def send(
         self,
@@ -35,13 +59,21 @@ class Publisher:
     ) -> Message:
         """Build, sign and send one message; parent defaults to the current one."""
         parent = parent if parent is not None else self.parent
-        msg = self.codec.msg(msg_type, content, parent=parent, metadata=metadata)
+        codec = self.codec
+        header = codec.header(msg_type)
+        parent_header = parent.header if isinstance(parent, Message) else parent or {}
+        parts = [_dumps(header), self._encode_parent(parent_header) if parent_header else b"{}",
+                 _dumps(metadata) if metadata else b"{}", _dumps(content)]
         if identities is None:
             identities = [msg_type.encode()] if channel == "iopub" else []
-        frames = self.codec.serialize(msg, identities)
+        tag = self._channels.get(channel)
+        if tag is None:
+            tag = self._channels[channel] = channel.encode()
+        frames = [tag, *identities, DELIM, codec.sign(parts), *parts]
         with self.lock:
-            self.socket.send_multipart([channel.encode(), *frames], copy=False)
-        return msg
+            self.socket.send_multipart(frames)
+        return Message(header=header, parent_header=parent_header, metadata=metadata or {},
+                       content=content)
 
     def reply(self, channel: str, request: Message, msg_type: str, content: dict[str, Any],
               metadata: dict[str, Any] | None = None) -> Message:

@@ -1,0 +1,67 @@
+"""The benchmark still runs end to end (tiny counts); it checks shape, never timings."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "benchmarks" / "run.py"
+ONLY_IPYTUI = {"crash_error_reply", "ui_key_latency"}  # ipykernel has no such figure
+MAYBE_ONE_SIDED = {"shutdown"}  # a kernel slower than --quick's grace period has no figure
+TINY = ["--quick", "--reps", "1", "--lines", "2000", "--exec-n", "5", "--pipelined-n", "10",
+        "--assign-n", "3", "--complete-n", "4", "--busy-sleep", "0.3", "--ui-lines", "2000"]
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _metrics() -> dict[str, tuple[str, str, bool]]:
+    sys.path.insert(0, str(RUN.parent))
+    try:
+        import run  # type: ignore[import-not-found]
+
+        return dict(run.METRICS)
+    finally:
+        sys.path.remove(str(RUN.parent))
+
+
+def test_benchmark_runs_and_reports_every_metric(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(RUN), *TINY, "--json", str(out)],
+                          capture_output=True, text=True, timeout=220, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    workdir = re.search(r"workdir (\S+)", proc.stderr).group(1)
+    leftovers = [p.pid for p in psutil.process_iter(["cmdline"])
+                 if any(workdir in part for part in p.info.get("cmdline") or [])]
+    assert not leftovers, f"processes left running: {leftovers}"
+
+    report = json.loads(out.read_text())
+    summary, pending = report["summary"], report["pending"]
+    ui_possible = shutil.which("tmux") is not None
+    for name, (label, _unit, _) in _metrics().items():
+        if name not in summary and (name == "ui_key_latency" or not ui_possible):
+            assert name in pending, f"{name}: neither figures nor a pending reason"
+            continue
+        assert name in summary, f"no figures for {name}"
+        assert label.split("N-line")[0].split("N lines")[0].strip() in proc.stdout
+        row = summary[name]
+        assert "ipytui" in row, name
+        for kind in ("ipytui", "ipykernel"):
+            if kind in row:
+                assert isinstance(row[kind]["median"], float) and isinstance(row[kind]["p99"], float)
+        if name in ONLY_IPYTUI or (name in MAYBE_ONE_SIDED and "ratio" not in row):
+            continue
+        assert "ipykernel" in row, name
+        ratio = row["ratio"]
+        assert isinstance(ratio, float) and not math.isnan(ratio), (name, ratio)
+    verdicts = {t["verdict"] for t in report["targets"]}
+    assert verdicts <= {"PASS", "MISS", "PENDING"}
+    assert "targets" in proc.stdout
