@@ -151,6 +151,9 @@ def run_ui(args: argparse.Namespace) -> int:
     finally:
         if tunnel is not None:
             tunnel.close()
+    if args.kernel and result is not None and result.kernel_shut_down:
+        # A Jupyter kernel leaves its connection file to whoever started it.
+        connection_file.unlink(missing_ok=True)
     print(goodbye(result, str(connection_file), ssh=args.ssh))
     return app.return_code or 0
 

@@ -173,6 +173,21 @@ def test_kernel_flag_a_kernel_that_dies_at_once(kernel_env: dict, tmp_path: Path
         launch.start_kernelspec("broken")
 
 
+def test_kernel_flag_shutdown_on_exit_removes_the_connection_file(
+        kernel_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[Path] = []
+
+    def start_kernelspec(name: str) -> Path:
+        started.append(write_connection_file(new_connection_info(kernel_name=name),
+                                             tmp_path / "runtime" / f"kernel-{name}-x.json"))
+        return started[-1]
+
+    monkeypatch.setattr(launch, "start_kernelspec", start_kernelspec)
+    monkeypatch.setattr(IpytuiApp, "run", lambda self: ExitInfo(self.connection_file, True))
+    assert cli.run_ui(cli.parse_args(["--kernel", "python3", "--shutdown-on-exit"])) == 0
+    assert started and not started[0].exists()
+
+
 def test_kernel_and_existing_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.parse_args(["--kernel", "python3", "--existing", "k.json"])
