@@ -486,8 +486,9 @@ class MainScreen(InputAssist, Screen):
 
     # -- keys ---------------------------------------------------------------------------------
     def on_key(self, event: events.Key) -> None:
-        # Typing while the output has focus goes to the input.
-        if event.is_printable and self.focused is self.stream and event.character:
+        # Typing while the output or the peers list has focus goes to the input.
+        readers = (self.stream, self.peers_panel.peer_list)
+        if event.is_printable and self.focused in readers and event.character:
             event.stop()
             self.editor.focus()
             self.editor.insert(event.character)

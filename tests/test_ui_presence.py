@@ -88,7 +88,9 @@ async def test_three_clients_then_a_late_joiner(kernel):
         # A draft typed in bob's app shows live in alice's panel detail.
         b.editor.focus()
         await type_text(bob, "import numpy as np")
-        a.peers_panel.select_peer(peer(a, "bob").session)
+        # Alice clicks bob's row (rows: alice, bob, carol; three lines each).
+        await alice.click(a.peers_panel.peer_list, offset=(4, 4))
+        assert a.peers_panel.selected == peer(a, "bob").session
         await wait_for(alice, lambda: "import numpy as np" in a.peers_panel.detail.plain,
                        "bob's draft in alice's detail", TIMEOUT)
         assert state_of(a, "bob") == "typing"
@@ -113,6 +115,7 @@ async def test_three_clients_then_a_late_joiner(kernel):
                 "carol's cell attributed", TIMEOUT)
 
         # Alice runs one of her own; bob sees it as hers.
+        a.editor.focus()
         await run_cell(alice, "mine = 'alice'")
         await wait_for(bob, lambda: any(c.who == "alice" and not c.own and "mine" in c.code
                                         for c in b.stream.cells.values()),

@@ -87,6 +87,10 @@ class PeersPanel(Vertical):
         yield self._detail
 
     @property
+    def peer_list(self) -> OptionList:
+        return self._list
+
+    @property
     def detail(self) -> PeerDetail:
         return self._detail
 
