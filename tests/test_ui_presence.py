@@ -19,6 +19,7 @@ from ipytui.app.config import Config
 from ipytui.kernel.client import KernelClient
 from jupyter_client import BlockingKernelClient
 from test_ui_support import (
+    IPYKERNEL_ARGV,
     IPYTUI_KERNEL_ARGV,
     SIZE,
     KernelProcess,
@@ -162,6 +163,28 @@ async def test_draft_sharing_toggles_off_and_on(kernel):
         assert a.drafts.sent == ""
         await alice.press("f4")
         assert a.drafts.sent == "secret = 12"
+
+
+async def test_a_kernel_without_presence_keeps_the_header_peers(tmp_path):
+    """ipykernel closes the unknown comm: no noise in the stream, peers from parent headers."""
+    proc = KernelProcess(tmp_path, argv=IPYKERNEL_ARGV).start()
+    try:
+        alice_app = app_named(proc, "alice")
+        async with alice_app.run_test(size=SIZE) as alice:
+            await wait_ready(alice)
+            a = alice_app.main_screen
+            await wait_for(alice, lambda: a.presence.supported is False, "the comm refused", TIMEOUT)
+            async with KernelClient(proc.info, username="bob") as bob:
+                await bob.wait_ready(TIMEOUT)
+                await bob.execute("print('hi from bob')", timeout=TIMEOUT)
+            await wait_for(alice, lambda: "hi from bob" in a.stream.plain, "bob's output", TIMEOUT)
+            await wait_for(alice, lambda: "bob: idle" in a.peers_panel.plain, "bob", TIMEOUT)
+            assert "comm" not in a.stream.plain
+            await type_text(alice, "draft")
+            await alice.pause(0.5)
+            assert a.drafts.sent == ""  # nothing is sent to a kernel that refused the comm
+    finally:
+        proc.stop()
 
 
 def test_snapshot_peers_panel(kernel, snap_compare, monkeypatch):
