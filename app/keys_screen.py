@@ -24,6 +24,7 @@ KEYS: list[tuple[str, str, str]] = [
     ("Output", "Shift+PgUp / Shift+PgDn", "scroll the output (pauses follow)"),
     ("Output", "Ctrl+End / End", "resume following new output"),
     ("Window", "F3", "show or hide the peers panel"),
+    ("Window", "F6", "pick a peer to watch (arrows; Escape returns to the input)"),
     ("Window", "F4", "share your draft with peers as you type, or stop"),
     ("Window", "Escape", "close the menu, search, help pane or banner"),
     ("Window", "Ctrl+P", "command palette (themes too)"),

@@ -62,6 +62,7 @@ class MainScreen(InputAssist, Screen):
         # Off the footer (full at 120 columns); the keys page and the palette list it.
         Binding("f4", "toggle_share_draft", "Share draft", key_display="F4", show=False),
         Binding("ctrl+l", "clear_output", "Clear", key_display="^L"),
+        Binding("f6", "focus_peers", "Peers list", key_display="F6", show=False, priority=True),
         Binding("f8", "restart", "Restart", key_display="F8"),
         Binding("f9", "restart_restore", "Restore", key_display="F9"),
         Binding("escape", "dismiss_overlay", "Close", show=False),
@@ -558,6 +559,12 @@ class MainScreen(InputAssist, Screen):
     def action_toggle_peers(self) -> None:
         self.peers_panel.toggle_class("-hidden")
 
+    def action_focus_peers(self) -> None:
+        """Arrows pick a peer to watch; Escape goes back to the input."""
+        panel = self.peers_panel
+        panel.remove_class("-hidden")
+        panel.focus_list()
+
     def action_show_keys(self) -> None:
         from .keys_screen import KeysScreen
 
@@ -581,6 +588,8 @@ class MainScreen(InputAssist, Screen):
             self.editor.focus()
         elif self.help_pane.is_open:
             self.help_pane.close()
+        elif self.focused is self.peers_panel.peer_list:
+            self.editor.focus()
         elif self.banner.is_open:
             self.banner.hide()
 

@@ -96,6 +96,14 @@ async def test_three_clients_then_a_late_joiner(kernel):
                        "bob's draft in alice's detail", TIMEOUT)
         assert state_of(a, "bob") == "typing"
 
+        # Bob picks a peer with the keys, then goes back to typing.
+        await bob.press("f6")
+        assert b.peers_panel.selected == peer(b, "alice").session
+        await bob.press("down")
+        await wait_for(bob, lambda: b.peers_panel.selected == peer(b, "carol").session, "carol")
+        await bob.press("escape")
+        assert b.focused is b.editor
+
         # Bob runs a cell: alice sees him running, then his cell attributed to him.
         b.editor.set_text("import time; time.sleep(2); shared = 41 + 1")
         await bob.press("f5")

@@ -124,6 +124,14 @@ class PeersPanel(Vertical):
         if peer is not None:
             self.post_message(self.PeerSelected(peer))
 
+    def focus_list(self) -> None:
+        """Focus the list on the selected peer, else the first other one."""
+        self._list.focus()
+        if self.selected is None:
+            other = next((p for p in self.peers if not p.is_self), None)
+            if other is not None:
+                self.select_peer(other.session)
+
     def _style(self, name: str):
         return self.get_component_rich_style(name, partial=True)
 
