@@ -104,6 +104,11 @@ def resolve_connection_file(args: argparse.Namespace):
         from .launch import start_kernelspec
 
         return start_kernelspec(args.kernel)
+    from ipytui.kernel.recover import offer_at_start
+
+    restored = offer_at_start(interactive=sys.stdin.isatty() and sys.stdout.isatty())
+    if restored is not None:
+        return restored
     from .launch import start_kernel
 
     return start_kernel()

@@ -291,5 +291,36 @@ def stale_notice() -> str | None:
             "`ipytui recover` brings their work back.")
 
 
+def offer_at_start(interactive: bool) -> Path | None:
+    """At ``ipytui`` start: tell of a kernel that went down and offer to bring it back.
+
+    Returns the restored kernel's connection file if the user said yes, else None
+    (not interactive: one line on stderr, nothing started).
+    """
+    locks = stale_locks()
+    if not locks:
+        return None
+    if not interactive:
+        print(stale_notice(), file=sys.stderr)
+        return None
+    wreck = examine(locks[0])
+    print(describe(wreck))
+    if not _ask("\nRecover it (a new kernel restored from its checkpoint) instead of "
+                "starting an empty one?", default=True):
+        print("Starting an empty kernel; `ipytui recover` can still bring it back.")
+        return None
+    path, proc = start_restored(wreck)
+    try:
+        asyncio.run(_serve(path, proc, []))
+    except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - fall back to a new kernel
+        print(f"ipytui: the restored kernel did not come up ({exc}); starting an empty one.",
+              file=sys.stderr)
+        if proc.poll() is None:
+            proc.terminate()
+        return None
+    _forget(wreck)
+    return path
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -199,3 +199,32 @@ def test_nothing_to_recover(env) -> None:
     assert result.returncode == 0 and "nothing to recover" in result.stdout
     assert cli(env, "recover", "nope").returncode == 2
     assert cli(env, "stop", "nope").returncode == 2
+
+
+async def test_ipytui_start_offers_to_recover_a_stale_kernel(start_kernel, make_client, tmp_path,
+                                                              env, recovered) -> None:
+    """The next `ipytui` start finds the stale lock, says what went down and offers recovery."""
+    import pexpect
+
+    old_id, _ = await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path)
+    child = pexpect.spawn(sys.executable, ["-m", "ipytui.app.cli", "--shutdown-on-exit"],
+                          env={**env, "TERM": "xterm-256color"}, dimensions=(36, 120),
+                          encoding="utf-8", timeout=T)
+    try:
+        await asyncio.to_thread(child.expect, old_id)
+        await asyncio.to_thread(child.expect, r"Recover it")
+        child.sendline("y")
+        locks_dir = tmp_path / "data" / "locks"
+        await _until(lambda: [p.stem for p in locks_dir.glob("*.lock")] not in ([], [old_id])
+                     and not (locks_dir / f"{old_id}.lock").exists(),
+                     "the restored kernel's lock, and the stale one gone")
+        locks = list(locks_dir.glob("*.lock"))
+        assert len(locks) == 1 and locks[0].stem != old_id
+        path = Path(json.loads(locks[0].read_text())["connection_file"])
+        client, _, _ = await _attach(make_client, path, recovered, tmp_path)
+        check = await client.execute("print(x, double(4))", timeout=T)
+        assert check.text == "41 8\n"
+    finally:
+        child.sendcontrol("q")
+        await asyncio.to_thread(child.expect, [pexpect.EOF, pexpect.TIMEOUT])
+        child.close(force=True)
