@@ -85,7 +85,7 @@ def execute(worker: Worker, msg: Message) -> None:
     if aborted:
         abort_queued(worker, aborted)
     elif outcome.status == "ok" and worker.snapshots is not None and not is_inert(source):
-        worker.snapshots.after_cell(worker, count)
+        worker.snapshots.after_cell(worker, count, msg.msg_id)
 
 
 _INERT_NODES = (ast.Module, ast.Expr, ast.Pass, ast.Name, ast.Load, ast.Constant, ast.Attribute,

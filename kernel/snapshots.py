@@ -67,7 +67,7 @@ class Snapshots:
             return "a CUDA context does not survive fork()"
         return None
 
-    def after_cell(self, worker: Worker, execution_count: int) -> None:
+    def after_cell(self, worker: Worker, execution_count: int, msg_id: str = "") -> None:
         """Fork a snapshot of the state after a good cell (in the parent: return at once)."""
         reason = self.why_not()
         if reason is not None:
@@ -97,7 +97,7 @@ class Snapshots:
         self._wait_for_promotion(worker, execution_count)
         _rename(old_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        worker.promote(lost_threads=threads)
+        worker.promote(lost_threads=threads, after_msg_id=msg_id)
 
     def _reap(self) -> None:
         """Collect snapshots the supervisor has discarded (no zombies)."""

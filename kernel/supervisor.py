@@ -85,6 +85,8 @@ class Supervisor:
         self.restore_from = restore_from
         self.journal_session: int | None = None
         self.restart_due: tuple[float, crash.CrashRecord, tuple[int, int]] | None = None
+        self.crash_running: Pending | None = None
+        self.crash_queued: list[Pending] = []
         self.worker = WorkerState()
         self.inflight: dict[str, Pending] = {}
         self.backlog: list[tuple[str, list[bytes]]] = []
@@ -252,24 +254,47 @@ class Supervisor:
         return started[0] if started else (executes[0] if executes else None)
 
     def _requeue_after_crash(self, running: Pending | None) -> None:
-        """Keep the crashed cell for its reply; abort or re-send the others.
-
-        As for any error, the failed cell's stop_on_error decides whether the
-        executes queued behind it are aborted (the messaging spec).
-        """
+        """Keep the crashed cell and the executes behind it until the new worker says
+        which cell its state follows; re-send everything else."""
         pending, self.inflight = list(self.inflight.values()), {}
         self.crash_running = running
-        abort = running is not None and running.msg.content.get("stop_on_error", True)
+        self.crash_queued = [p for p in pending if p is not running
+                             and p.channel == "shell" and p.msg.msg_type == "execute_request"]
+        others = [(p.channel, p.frames) for p in pending
+                  if p is not running and p not in self.crash_queued]
+        self.backlog[:0] = others
+
+    def _blame(self, record: crash.CrashRecord, ready: dict[str, Any] | None) -> Pending | None:
+        """The cell that really crashed.
+
+        A cell can finish and the worker die before its reply leaves the
+        process. The promoted snapshot knows the last cell it holds the state
+        of: if that is the cell we suspected, it gets its 'ok' and the blame
+        moves to the next one.
+        """
+        running, queued = self.crash_running, list(getattr(self, "crash_queued", []))
+        self.crash_running, self.crash_queued = None, []
+        after = (ready or {}).get("after_msg_id")
+        if running is not None and after and after == running.msg.msg_id:
+            self._answer(running, "execute_reply",
+                         {"status": "ok", "execution_count": running.count or record.snapshot_count,
+                          "payload": [], "user_expressions": {}}, busy=False)
+            self.recorder.finished(running.msg.msg_id, "ok")
+            running = queued.pop(0) if queued else None
+            record.request = running.msg if running else None
+            record.cell = running.count if running else None
         if running is not None:
             self.recorder.finished(running.msg.msg_id, "crashed", "KernelDied")
-        for p in pending:
-            if p is running:
-                continue
-            if p.msg.msg_type == "execute_request" and abort:
+        # As for any error, the failed cell's stop_on_error decides whether the
+        # executes queued behind it are aborted (the messaging spec).
+        abort = running is not None and running.msg.content.get("stop_on_error", True)
+        for p in queued:
+            if abort:
                 self._answer(p, "execute_reply", {"status": "aborted",
                                                   "execution_count": self.execution_count})
             else:
-                self.backlog.insert(0, (p.channel, p.frames))
+                self.backlog.insert(queued.index(p), (p.channel, p.frames))
+        return running
 
     def _give_up(self, record: crash.CrashRecord) -> None:
         """Stop restarting: say so to the crashed cell, then answer every request with why."""
@@ -304,9 +329,8 @@ class Supervisor:
         record, self.crash_pending = self.crash_pending, None
         if record is None:
             return
+        running = self._blame(record, ready)
         report = record.report(ready, time.monotonic())
-        running = getattr(self, "crash_running", None)
-        self.crash_running = None
         parent = running.msg if running else None
         error = record.error_content(report)
         if parent is not None:

@@ -114,7 +114,7 @@ class Worker:
         handlers.install_shell(self)
         self.snapshots = Snapshots(self.config)
 
-    def promote(self, lost_threads: list[str]) -> None:
+    def promote(self, lost_threads: list[str], after_msg_id: str = "") -> None:
         """In a snapshot child that was chosen: become the worker on fresh sockets."""
         self._abandoned = (self.context, self.down, self.publisher.socket)  # never close: forked
         _die_with_parent()
@@ -130,7 +130,7 @@ class Worker:
         self.start_listener({"event": "ready", "pid": os.getpid(), "promoted": True,
                              "execution_count": self.execution_count,
                              "names": handlers.user_names(self.namespace),
-                             "lost_threads": lost_threads})
+                             "lost_threads": lost_threads, "after_msg_id": after_msg_id})
 
     # -- threads ----------------------------------------------------------
     def _listen(self, hello: dict[str, Any]) -> None:
