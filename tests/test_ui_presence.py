@@ -234,3 +234,44 @@ def test_snapshot_peers_panel(kernel, snap_compare, monkeypatch):
     finally:
         for client in clients:
             client.stop_channels()
+
+
+class _Msg:
+    def __init__(self, msg_type, content, parent_header=None):
+        self.msg_type, self.content, self.parent_header = msg_type, content, parent_header or {}
+
+
+def test_presence_model_ignores_junk_and_labels_states():
+    from ipytui.app.presence import Presence
+
+    presence = Presence(own_session="me", comm_id="c")
+    assert not presence.owns(_Msg("comm_msg", {"comm_id": "other", "data": {}}))
+    update = presence.apply([
+        _Msg("comm_msg", {"comm_id": "c", "data": "not a dict"}),
+        _Msg("comm_msg", {"comm_id": "c", "data": {"type": "replay", "cells": [{"code": "1"}, 5]}}),
+        _Msg("comm_msg", {"comm_id": "c", "data": {"type": "peers", "peers": [
+            {"session": "me", "display_name": "alice", "state": "idle"},
+            {"session": "b", "display_name": "Bob", "state": "running", "cell": 3,
+             "kind": "ipytui", "host": "h", "recent": ["x = 1", 7]},
+            "junk"], "queue": [{"session": "b", "state": "running", "cell": 3}, "junk"]}}),
+    ])
+    assert presence.active and update.peers_changed and update.replay == [{"code": "1"}]
+    peers = {p.name: p for p in presence.panel_peers()}
+    assert peers["alice"].is_self and peers["Bob"].state == "running cell [3]"
+    assert peers["Bob"].recent == ["x = 1"]
+    assert [(q.name, q.state, q.cell) for q in presence.panel_queue()] == [("Bob", "running", 3)]
+    assert presence.about_comm(_Msg("stream", {}, {"session": "me", "msg_type": "comm_open"}))
+    assert not presence.about_comm(_Msg("stream", {}, {"session": "b", "msg_type": "comm_open"}))
+    assert presence.apply([_Msg("comm_close", {"comm_id": "c"})]).closed and not presence.active
+
+
+def test_draft_share_sends_changes_only_and_clips():
+    from ipytui.app.presence import MAX_DRAFT, DraftShare
+
+    share = DraftShare()
+    assert share.due("") is None
+    assert share.due("a") == "a" and share.due("a") is None
+    big = share.due("é" * MAX_DRAFT)
+    assert big is not None and len(big.encode()) <= MAX_DRAFT
+    share.enabled = False
+    assert share.due("anything") == "" and share.due("more") is None
