@@ -80,11 +80,12 @@ def execute(worker: Worker, msg: Message) -> None:
     pub.status("idle", msg)
     pub.parent = None
     worker.stdin.request = None
+    inert = outcome.status != "ok" or is_inert(source)
     pub.sup({"event": "cell_done", "status": outcome.status, "execution_count": count,
-             "msg_id": msg.msg_id})
+             "msg_id": msg.msg_id, "inert": inert or worker.snapshots is None})
     if aborted:
         abort_queued(worker, aborted)
-    elif outcome.status == "ok" and worker.snapshots is not None and not is_inert(source):
+    elif not inert and worker.snapshots is not None:
         worker.snapshots.after_cell(worker, count, msg.msg_id)
 
 

@@ -86,6 +86,7 @@ class Supervisor:
         self.journal_session: int | None = None
         self.restart_due: tuple[float, crash.CrashRecord, tuple[int, int]] | None = None
         self.crash_running: Pending | None = None
+        self.last_ok_count = 0  # the last good, state-changing cell (its snapshot follows)
         self.crash_queued: list[Pending] = []
         self.worker = WorkerState()
         self.inflight: dict[str, Pending] = {}
@@ -431,9 +432,20 @@ class Supervisor:
 
     def do_ipytui_restore_request(self, channel: str, msg: Message) -> None:
         """Restart and restore: a fresh worker back at the latest snapshot or checkpoint."""
+        self._await_snapshot()
         method = self.restart_worker(restore=True)
         self._answer(Pending(channel, msg, []), "ipytui_restore_reply",
                      {"status": "ok", "method": method})
+
+    def _await_snapshot(self, timeout: float = 1.0) -> None:
+        """The worker forks its snapshot just after a good cell's reply: let its
+        announcement arrive before restoring, so a restore right after a cell
+        does not miss it."""
+        deadline = time.monotonic() + timeout
+        while (self.worker.ready and self.last_ok_count > self.worker.snapshot_count
+               and not self.worker.notes and time.monotonic() < deadline):
+            if self.up.poll(20):
+                self.on_worker_output()
 
     def restart_worker(self, restore: bool) -> str:
         """Replace the worker on demand; returns how the state came back."""
@@ -565,6 +577,8 @@ class Supervisor:
             self.worker.notes = [f"no snapshot: {event.get('why')}"]
         elif kind == "cell_done":
             self.crashes.cell_finished()
+            if event.get("status") == "ok" and not event.get("inert"):
+                self.last_ok_count = int(event.get("execution_count") or 0)
             self.execution_count = max(self.execution_count, int(event.get("execution_count") or 0))
         elif kind == "cell_start":
             pending = self.inflight.get(event.get("msg_id", ""))
