@@ -1,16 +1,16 @@
 """PeerDetail: one peer's live draft and recent inputs, highlighted as Python.
 
 The peers panel hands it a ``Peer``; it redraws whenever it is given a newer
-one, so the draft updates live as that peer types.
+one, so the draft updates live as that peer types. Code is highlighted the
+way the output stream highlights cells, and wraps to the panel's width.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.console import Group
-from rich.text import Text
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.highlight import highlight
 from textual.widgets import Static
 
@@ -18,12 +18,15 @@ if TYPE_CHECKING:
     from .peers_panel import Peer
 
 RECENT_SHOWN = 5
+SEPARATOR = "─" * 8
+
+
+def _code(text: str) -> Content:
+    return highlight(text.rstrip("\n"), language="python")
 
 
 class PeerDetail(VerticalScroll):
     """The selected peer: who, their draft, their last inputs."""
-
-    COMPONENT_CLASSES = {"peer-detail--heading", "peer-detail--muted"}
 
     DEFAULT_CSS = """
     PeerDetail {
@@ -37,10 +40,16 @@ class PeerDetail(VerticalScroll):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="-empty")
         self.peer: Peer | None = None
-        self._body = Static(id="peer-detail-body")
+        self._draft_title = Static(classes="peer-detail-heading")
+        self._draft = Static(classes="peer-detail-code")
+        self._recent_title = Static("recent inputs", classes="peer-detail-heading")
+        self._recent = Static(classes="peer-detail-code")
 
     def compose(self):
-        yield self._body
+        yield self._draft_title
+        yield self._draft
+        yield self._recent_title
+        yield self._recent
 
     def show(self, peer: Peer | None) -> None:
         self.peer = peer
@@ -51,31 +60,19 @@ class PeerDetail(VerticalScroll):
     def on_mount(self) -> None:
         self._draw()
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        if self.is_mounted:
-            self._draw()
-
     def _draw(self) -> None:
         peer = self.peer
         if peer is None:
-            self._body.update("")
             return
-        heading = self.get_component_rich_style("peer-detail--heading", partial=True)
-        muted = self.get_component_rich_style("peer-detail--muted", partial=True)
-        parts: list = [Text(f"{peer.name} · draft", heading)]
-        if peer.draft:
-            parts.append(highlight(peer.draft.rstrip("\n"), language="python"))
+        self._draft_title.update(f"{peer.name} · draft")
+        self._draft.set_class(not peer.draft, "-none")
+        self._draft.update(_code(peer.draft) if peer.draft else "(empty)")
+        recent = list(reversed(peer.recent[-RECENT_SHOWN:]))
+        self._recent.set_class(not recent, "-none")
+        if recent:
+            self._recent.update(Content(f"\n{SEPARATOR}\n").join(_code(code) for code in recent))
         else:
-            parts.append(Text("(empty)", muted))
-        parts.append(Text("recent inputs", heading))
-        recent = peer.recent[-RECENT_SHOWN:]
-        if not recent:
-            parts.append(Text("(none)", muted))
-        for code in reversed(recent):
-            parts.append(highlight(code.rstrip("\n"), language="python"))
-            parts.append(Text("─" * 8, muted))
-        self._body.update(Group(*parts))
+            self._recent.update("(none)")
 
     @property
     def plain(self) -> str:
