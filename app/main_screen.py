@@ -50,6 +50,7 @@ IS_COMPLETE_TIMEOUT = 1.0
 REQUEST_TIMEOUT = 10.0
 READY_TIMEOUT = 60.0
 USAGE_SECONDS = 5.0
+PRESENCE_RETRY = 3.0
 
 
 class MainScreen(InputAssist, Screen):
@@ -99,6 +100,7 @@ class MainScreen(InputAssist, Screen):
         self.presence: Presence | None = None
         self.drafts = DraftShare(enabled=config.share_drafts)
         self._draft_timer: Any = None
+        self._presence_retries = 0
 
     # -- layout ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -240,6 +242,9 @@ class MainScreen(InputAssist, Screen):
             self.execution_count = extra["execution_count"]
         fields["heartbeat"] = self.session.heartbeat_ok
         self.status.set(**fields)
+        if self.lifecycle == "dead":
+            self._presence_retries = 0
+            self._rejoin_presence()
         self.lifecycle = "ok"
         if self.banner.kind in ("lost", "unreachable"):
             self.banner.hide()
@@ -329,6 +334,25 @@ class MainScreen(InputAssist, Screen):
         assert self.presence is not None
         data = hello(self.config.display_name, "ipytui", socket.gethostname())
         self.session.comm_open(self.presence.comm_id, TARGET, data)
+        self.set_timer(PRESENCE_RETRY, lambda comm=self.presence.comm_id: self._join_unanswered(comm))
+
+    def _join_unanswered(self, comm_id: str) -> None:
+        """No word on our comm yet: its answer may have gone out before our IOPub reconnected."""
+        presence = self.presence
+        if presence is None or presence.comm_id != comm_id or presence.supported is not None:
+            return
+        if self.session.closed or self.lifecycle != "ok" or self._presence_retries >= 3:
+            return
+        self._presence_retries += 1
+        self._rejoin_presence()
+
+    def _rejoin_presence(self) -> None:
+        """Back after the heartbeat was lost: the kernel may have dropped us (or be new)."""
+        if self.presence is None or self.presence.supported is False:
+            return
+        self.presence = Presence(own_session=self.session.session_id)
+        self.drafts.sent = ""
+        self._join_presence()
 
     def _on_presence(self, messages: list[Any]) -> None:
         assert self.presence is not None and self.router is not None

@@ -173,6 +173,27 @@ async def test_draft_sharing_toggles_off_and_on(kernel):
         assert a.drafts.sent == "secret = 12"
 
 
+async def test_presence_is_joined_again_when_the_kernel_comes_back(kernel):
+    alice_app = app_named(kernel, "alice")
+    async with alice_app.run_test(size=SIZE) as alice:
+        await presence_ready(alice)
+        a = alice_app.main_screen
+        await run_cell(alice, "print('before the kill')")
+        a.editor.set_text("half = 'written'")
+        await wait_for(alice, lambda: peer(a, "alice").draft == "half = 'written'", "the draft")
+        first_comm = a.presence.comm_id
+        await asyncio.to_thread(kernel.kill)
+        await wait_for(alice, lambda: a.lifecycle == "dead", "the heartbeat lost", TIMEOUT)
+        await asyncio.to_thread(kernel.relaunch)
+        await wait_for(alice, lambda: a.lifecycle == "ok", "the kernel back", TIMEOUT)
+        await wait_for(alice, lambda: a.presence.active and a.presence.comm_id != first_comm
+                       and (peer(a, "alice") or None) is not None
+                       and peer(a, "alice").kind == "ipytui"
+                       and peer(a, "alice").draft == "half = 'written'",
+                       "alice rejoined with her draft", TIMEOUT)
+        assert len(a.stream.cells) == 1  # a replay of the same cell is not shown twice
+
+
 async def test_a_kernel_without_presence_keeps_the_header_peers(tmp_path):
     """ipykernel closes the unknown comm: no noise in the stream, peers from parent headers."""
     proc = KernelProcess(tmp_path, argv=IPYKERNEL_ARGV).start()
