@@ -114,10 +114,6 @@ class IpytuiApp(App[ExitInfo]):
             "Toggle draft sharing", "Share your input with peers as you type, or stop",
             main.action_toggle_share_draft,
         )
-        yield SystemCommand(
-            "Toggle draft sharing", "Share your input with peers as you type, or stop",
-            main.action_toggle_share_draft,
-        )
         yield SystemCommand("Keys", "Every key of ipytui", main.action_show_keys)
         for theme in THEMES:
             label = theme.name.removeprefix("ipytui-").replace("-", " ")
