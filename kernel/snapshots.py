@@ -98,6 +98,9 @@ class Snapshots:
         _rename(old_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         worker.promote(lost_threads=threads, after_msg_id=msg_id)
+        # The promoted state is the last good one: keep a snapshot of it at once,
+        # so a second crash before the next good cell still restores everything.
+        self.after_cell(worker, execution_count, msg_id)
 
     def _reap(self) -> None:
         """Collect snapshots the supervisor has discarded (no zombies)."""
