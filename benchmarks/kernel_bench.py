@@ -21,6 +21,7 @@ from leanclient import LeanClient
 from procs import (
     KERNEL_COMMANDS,
     Workdir,
+    clear_stale_locks,
     kill_tree,
     read_info,
     register,
@@ -103,6 +104,7 @@ class KernelRun:
             for proc in family:  # whatever outlived its parent
                 with contextlib.suppress(psutil.NoSuchProcess):
                     proc.kill()
+            clear_stale_locks(self.wd)  # a killed ipytui kernel must not offer a recovery later
         client.close()
 
     # -- measurements ----------------------------------------------------------------

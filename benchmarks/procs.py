@@ -177,10 +177,29 @@ def install_handlers() -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
-def kill_by_path(marker: str) -> None:
-    """Kill processes whose command line names our private temp dir (kernels a UI detached)."""
+def by_path(marker: str) -> list[psutil.Process]:
+    """Processes whose command line names `marker` (our private temp dir)."""
+    found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info.get("cmdline") or []
         if any(marker in part for part in cmdline):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                kill_tree(proc.pid)
+            found.append(proc)
+    return found
+
+
+def kill_by_path(marker: str) -> None:
+    """Kill processes whose command line names our private temp dir (kernels a UI detached)."""
+    for proc in by_path(marker):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            kill_tree(proc.pid)
+
+
+def clear_stale_locks(wd: Workdir) -> None:
+    """Remove ipytui lock files of kernels that are gone, so no UI start offers a recovery."""
+    for lock in (wd.root / "data" / "locks").glob("*.lock"):
+        try:
+            pid = int(json.loads(lock.read_text()).get("pid", 0))
+        except (OSError, ValueError):
+            continue
+        if not pid or not psutil.pid_exists(pid):
+            lock.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -169,6 +170,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, help="repetitions (default 5, quick 2)")
     p.add_argument("--only", help=f"comma-separated groups: {','.join(GROUPS)}")
     p.add_argument("--json", metavar="PATH", help="write samples and summary as JSON")
+    p.add_argument("--keep-workdir", action="store_true", help="keep the temp dir (kernel logs)")
     p.add_argument("--lines", type=int, help="lines printed by the stdout test (default 200000)")
     p.add_argument("--exec-n", type=int, help="sequential execute round trips per rep")
     p.add_argument("--pipelined-n", type=int, help="executes sent at once for req/s")
@@ -227,11 +229,20 @@ def main(argv: list[str] | None = None) -> int:
 
                 for kind in order:
                     t0 = time.perf_counter()
-                    run_ui_rep(kind, wd, sizes.ui_lines, adder(kind), pending)  # type: ignore[attr-defined]
+                    try:
+                        run_ui_rep(kind, wd, sizes.ui_lines, adder(kind), pending)  # type: ignore[attr-defined]
+                    except Exception as exc:  # noqa: BLE001 - one bad UI run must not lose the rest
+                        print(f"  rep {rep + 1}/{reps} {kind:9} ui failed: {exc}", file=sys.stderr)
+                        for name in METRICS:
+                            if name.startswith("ui_"):
+                                pending.setdefault(name, f"a {kind} UI run failed: {str(exc)[:60]}")
+                        continue
                     print(f"  rep {rep + 1}/{reps} {kind:9} ui     {time.perf_counter() - t0:5.1f}s",
                           file=sys.stderr)
     finally:
         procs.kill_all()
+        if not args.keep_workdir:
+            shutil.rmtree(wd.root, ignore_errors=True)
     summary = summarize(samples)
     verdicts = judge(summary, pending)
     print(render(summary, verdicts, pending, sizes))

@@ -20,6 +20,7 @@ have a resolution of about 5-10 ms.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import string
 import subprocess
@@ -32,6 +33,8 @@ import psutil
 from procs import (
     KERNEL_COMMANDS,
     Workdir,
+    by_path,
+    clear_stale_locks,
     kill_by_path,
     kill_tree,
     read_info,
@@ -101,16 +104,40 @@ class Tmux:
 
     def close(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError, OSError):
+            path = self._tmux("display-message", "-p", "#{socket_path}").strip()
             self._tmux("kill-server")
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def _stop_ui(tmux: Tmux, wd: Workdir) -> None:
-    """Kill the UI, its children, and any kernel a UI started (they name our runtime dir)."""
+    """Kill the UI and its children; shut down any kernel a UI started, then kill leftovers."""
     with contextlib.suppress(Exception):
         kill_tree(tmux.pane_pid())
     with contextlib.suppress(Exception):
         tmux.respawn(["sleep", "1000000"])
+    for path in (wd.root / "runtime").glob("kernel-*.json"):
+        _shutdown(path)
     kill_by_path(str(wd.root / "runtime" / "kernel-"))
+    clear_stale_locks(wd)
+
+
+def _shutdown(path, grace: float = 3.0) -> None:
+    """shutdown_request to the kernel of a connection file; wait (bounded) for it to exit."""
+    from leanclient import LeanClient
+
+    procs = by_path(str(path))
+    if not procs:
+        return
+    client = LeanClient(read_info(path))
+    try:
+        client.send("control", "shutdown_request", {"restart": False})
+        client.pump(50)
+        psutil.wait_procs(procs, timeout=grace)
+    except Exception:  # noqa: BLE001 - killed just after anyway
+        pass
+    finally:
+        client.close()
 
 
 def _last_line_shown(text: str, last: int) -> bool:
@@ -122,6 +149,7 @@ def _streaming(text: str) -> bool:
 
 
 def ui_startup(tmux: Tmux, kind: str, add: Add) -> None:
+    clear_stale_locks(tmux.wd)
     t0 = time.perf_counter()
     tmux.respawn(UI_COMMANDS[kind])
     t1, _ = tmux.wait_screen(lambda s: READY[kind].search(s) is not None, 60, f"the {kind} UI prompt")
@@ -200,6 +228,8 @@ def ui_attach(tmux: Tmux, wd: Workdir, kind: str, add: Add) -> None:
     try:
         client.wait_reply(client.send("shell", "kernel_info_request", {}), 60)
         client.wait_iopub(60)
+        client.run("pass", 60)  # ipytui answers kernel_info before its worker is up
+        wait_quiet(kernel.pid, timeout=5.0)  # the UI alone is timed, not a booting kernel
         cmd = [*UI_COMMANDS[kind][:3], "--existing", str(path)]
         t0 = time.perf_counter()
         tmux.respawn(cmd)
@@ -209,7 +239,9 @@ def ui_attach(tmux: Tmux, wd: Workdir, kind: str, add: Add) -> None:
     finally:
         _stop_ui(tmux, wd)
         client.close()
+        _shutdown(path)
         kill_tree(kernel.pid)
+        clear_stale_locks(wd)
 
 
 def run_ui_rep(kind: str, wd: Workdir, lines: int, add: Add, pending: dict[str, str]) -> None:
