@@ -13,6 +13,7 @@ from ipytui.widgets.mimebundle import RECOVERY_MIME
 from test_ui_support import (
     DISPLAY_PRELUDE,
     SIZE,
+    USES_IPYKERNEL,
     KernelProcess,
     make_app,
     run_cell,
@@ -143,8 +144,11 @@ def test_snapshot_peer_cell(kernel, snap_compare):
         async with KernelClient(kernel.info, username="bob") as bob:
             await bob.wait_ready(20)
             await bob.execute("print('hello from bob')", timeout=20)
-        await wait_for(pilot, lambda: "bob" in screen.peers_panel.plain, "bob in the panel")
         await wait_for(pilot, lambda: "hello from bob" in screen.stream.plain, "bob's output")
+        if USES_IPYKERNEL:  # peers seen in parent headers stay listed
+            await wait_for(pilot, lambda: "bob" in screen.peers_panel.plain, "bob in the panel")
+        else:  # with presence, bob has left the panel; his cell stays attributed to him
+            await wait_for(pilot, lambda: "bob" not in screen.peers_panel.plain, "bob gone")
         await _settle(pilot)
 
     assert snap_compare(make_app(kernel), terminal_size=SIZE, run_before=run_before)

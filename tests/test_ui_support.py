@@ -26,9 +26,10 @@ from ipytui.kernel.connection import ConnectionInfo, new_connection_info, write_
 
 IPYKERNEL_ARGV = [sys.executable, "-m", "ipykernel_launcher", "-f"]
 IPYTUI_KERNEL_ARGV = [sys.executable, "-m", "ipytui.kernel", "-f"]
-# The one switch: IPYTUI_UI_TEST_KERNEL=ipytui runs the UI tests against our kernel.
+# The one switch: the UI tests run against our kernel; IPYTUI_UI_TEST_KERNEL=ipykernel
+# runs them against ipykernel (a foreign kernel the UI must also serve).
 UI_KERNEL_ARGV = (
-    IPYTUI_KERNEL_ARGV if os.environ.get("IPYTUI_UI_TEST_KERNEL") == "ipytui" else IPYKERNEL_ARGV
+    IPYKERNEL_ARGV if os.environ.get("IPYTUI_UI_TEST_KERNEL") == "ipykernel" else IPYTUI_KERNEL_ARGV
 )
 USES_IPYKERNEL = UI_KERNEL_ARGV is IPYKERNEL_ARGV
 
