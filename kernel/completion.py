@@ -86,6 +86,28 @@ T = TypeVar("T")
 _jedi_lock = threading.Lock()  # held while a jedi run is alive (see run_jedi)
 
 
+@contextlib.contextmanager
+def jedi_lock_for_fork(timeout: float = 3.0):
+    """Hold the jedi lock across a fork(), waiting (bounded) for a jedi run to end.
+
+    A jedi thread caught mid-run by fork() (the start-up warm-up importing jedi
+    and parsing stubs, or a late completion) leaves the child holding locks no
+    thread will ever release: this one, so a promoted snapshot would never use
+    jedi again, and the import system's per-module locks. When jedi stays busy
+    past ``timeout`` the child at least gets a fresh lock of ours.
+    """
+    global _jedi_lock
+    acquired = _jedi_lock.acquire(timeout=timeout)
+    parent = os.getpid()
+    try:
+        yield
+    finally:
+        if acquired:
+            _jedi_lock.release()
+        elif os.getpid() != parent:
+            _jedi_lock = threading.Lock()
+
+
 @dataclass
 class Match:
     """One completion: the replacement text plus what a UI shows next to it."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import checkpoint
+from .completion import jedi_lock_for_fork
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -78,7 +79,9 @@ class Snapshots:
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         old_name = _rename(SNAPSHOT_NAME)  # the child is born with it
         try:
-            with worker.publisher.lock, worker.stdout._lock, worker.stderr._lock:
+            # jedi first: waiting for it must not hold up the other threads' output
+            with jedi_lock_for_fork(), worker.publisher.lock, worker.stdout._lock, \
+                    worker.stderr._lock:
                 pid = os.fork()
         except OSError as exc:
             _rename(old_name)
