@@ -422,10 +422,31 @@ def _complete_dotted(code: str, cursor: int, line: str, ns: dict) -> _Result | N
             return None
         return _Result(params + _name_matches(prefix, ns), start, cursor)
     obj = resolve_dotted(".".join(parents), ns)
+    if obj is MISSING and parents[0] not in ns:
+        imported = _imported_here(code[:start]).get(parents[0])
+        if imported is not None:
+            obj = resolve_dotted(".".join(parents), {parents[0]: imported})
     if obj is MISSING:
         return None
     found = {n: _attribute_value(obj, n) for n in attribute_names(obj) if _visible(n, prefix)}
     return _Result(_describe(found), start, cursor, final=True)
+
+
+_PLAIN_IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w.]+(?:[ \t]+as[ \t]+\w+)?(?:[ \t]*,[ \t]*[\w.]+(?:[ \t]+as[ \t]+\w+)?)*)[ \t]*$", re.M)
+
+
+def _imported_here(code: str) -> dict[str, Any]:
+    """Names the code's own ``import a.b`` / ``import a as b`` lines bind, for modules
+    this process has imported already: their attributes are read live, without jedi."""
+    names: dict[str, Any] = {}
+    for line in _PLAIN_IMPORT.finditer(code):
+        for item in line.group(1).split(","):
+            module, *alias = item.split()[::2]  # "a.b" or "a.b as c" -> ["a.b"] / ["a.b", "c"]
+            bound = alias[0] if alias else module.split(".")[0]
+            value = sys.modules.get(module if alias else bound)
+            if value is not None:
+                names[bound] = value
+    return names
 
 
 def _attribute_value(obj: object, name: str) -> Any:

@@ -100,6 +100,9 @@ class PresenceService:
         """Broadcast the table if it changed."""
         if not self.table.dirty:
             return
+        if not self.table.comms:  # nobody listens: building the snapshot is wasted
+            self.table.dirty = False
+            return
         snapshot = self.table.snapshot()
         for comm_id in list(self.table.comms):
             self._send(comm_id, snapshot, None)

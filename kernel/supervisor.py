@@ -35,7 +35,7 @@ from .paths import checkpoints_dir
 from .presence_service import PresenceService
 from .recorder import Recorder
 from .security import ServerSecurity
-from .wire import Codec, Message, WireError, peek_header, peek_parent, split_identities
+from .wire import DELIM, Codec, Message, WireError, peek_header, peek_parent, split_identities
 
 log = logging.getLogger("ipytui.supervisor")
 
@@ -517,18 +517,23 @@ class Supervisor:
             self.iopub.send_multipart(body)
             self._watch_iopub(body)
         elif channel in (b"shell", b"control"):
+            # The client first, the books after: the reply is on the critical path.
+            (self.shell if channel == b"shell" else self.control).send_multipart(body)
             pending = self.inflight.pop(peek_parent(body).get("msg_id", ""), None)
             if pending is not None and pending.msg.msg_type == "execute_request":
                 self._record_reply(pending, body)
                 self.presence.finished(pending.msg.msg_id)
-            (self.shell if channel == b"shell" else self.control).send_multipart(body)
         elif channel == b"stdin":
             self.stdin.send_multipart(body)
         elif channel == b"sup":
             self._on_sup(json.loads(body[0]))
 
     def _watch_iopub(self, body: list[bytes]) -> None:
-        msg_type = peek_header(body).get("msg_type")
+        # The worker's IOPub topic frame is the msg_type: no JSON to parse for it.
+        if len(body) > 1 and body[1] == DELIM:
+            msg_type = body[0].decode("utf-8", "replace")
+        else:
+            msg_type = peek_header(body).get("msg_type")
         if msg_type == "status":
             return
         if msg_type != "execute_input":

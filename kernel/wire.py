@@ -47,11 +47,13 @@ def _json_default(obj: Any) -> Any:
     return repr(obj)
 
 
+# One encoder: json.dumps with non-default arguments builds a new JSONEncoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default).encode
+
+
 def dumps(obj: Any) -> bytes:
     """Compact JSON bytes; tolerant of the odd non-JSON value in user data."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_json_default).encode(
-        "utf-8", "surrogateescape"
-    )
+    return _ENCODE(obj).encode("utf-8", "surrogateescape")
 
 
 def loads(data: bytes) -> Any:

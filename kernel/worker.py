@@ -34,6 +34,8 @@ from .wire import Codec, Message, WireError
 
 log = logging.getLogger("ipytui.worker")
 
+WARM_UP_ON = {"is_complete_request", "complete_request", "inspect_request"}
+
 
 class Worker:
     """One worker: sockets, threads, the user namespace and the execute loop."""
@@ -42,6 +44,7 @@ class Worker:
         self.config = config
         self.codec = Codec(config["key"], config.get("signature_scheme", "hmac-sha256"),
                            session=config.get("session"), username="kernel", check_replay=False)
+        self.pipe_codec = Codec(b"", check_replay=False)  # the supervisor verified it already
         self.execution_count = 0
         self.executing = False
         self.exec_queue: queue.Queue[Message | None] = queue.Queue()
@@ -50,6 +53,7 @@ class Worker:
         self.shutting_down = False
         self.snapshots: Snapshots | None = None
         self.restored: dict[str, Any] | None = None
+        self.warming = False
 
     # -- setup ------------------------------------------------------------
     @staticmethod
@@ -147,7 +151,7 @@ class Worker:
                 self._on_sup(json.loads(frames[1]))
                 continue
             try:
-                msg = self.codec.deserialize(frames[1:])
+                msg = self.pipe_codec.deserialize(frames[1:])
             except WireError as exc:
                 log.warning("dropped a message from the supervisor: %s", exc)
                 continue
@@ -164,6 +168,11 @@ class Worker:
         if msg.msg_type == "execute_request" and channel == "shell":
             self.exec_queue.put(msg)
             return
+        if msg.msg_type in WARM_UP_ON and not self.warming:
+            # jedi costs ~40 MiB and seconds of CPU: pay it once someone edits code,
+            # not at start (ipykernel loads it on the first completion).
+            self.warming = True
+            threading.Thread(target=_warm_up, name="ipytui-warmup", daemon=True).start()
         handler = handlers.QUICK.get(msg.msg_type)
         self.publisher.status("busy", msg)
         try:
@@ -200,7 +209,6 @@ class Worker:
 
     def serve(self) -> None:
         """Main loop: run queued executes until told to stop."""
-        threading.Thread(target=_warm_up, name="ipytui-warmup", daemon=True).start()
         self.start_listener({"event": "ready", "pid": os.getpid(), "promoted": False,
                              "execution_count": self.execution_count,
                              "names": handlers.user_names(self.namespace),
