@@ -27,6 +27,8 @@ class KernelLock:
     connection_file: str
     checkpoint: str = ""
     journal_session: int = 0
+    clients: int = 0  # connected peers, kept current by the supervisor
+    activity: str = "idle"  # idle or busy
 
     @property
     def path(self) -> Path:
@@ -79,7 +81,9 @@ def read_locks() -> list[KernelLock]:
     locks = []
     for path in locks_dir().glob("*.lock"):
         try:
-            locks.append(KernelLock(**json.loads(path.read_text())))
+            data = json.loads(path.read_text())
+            known = {k: v for k, v in data.items() if k in KernelLock.__dataclass_fields__}
+            locks.append(KernelLock(**known))
         except (OSError, ValueError, TypeError):
             continue
     return sorted(locks, key=lambda lock: lock.started, reverse=True)

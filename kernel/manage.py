@@ -49,22 +49,27 @@ def list_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     locks = read_locks()
     now = time.time()
-    rows = [(lock.kernel_id, str(lock.pid), age(now - lock.started),
-             "alive" if lock.is_alive() else "stale", lock.connection_file) for lock in locks]
+    rows = []
+    for lock in locks:
+        alive = lock.is_alive()
+        rows.append((lock.kernel_id, str(lock.pid), age(now - lock.started),
+                     ("alive" if alive else "stale") + (f" {lock.activity}" if alive else ""),
+                     str(lock.clients) if alive else "-", lock.connection_file))
     if args.json:
         import json
 
-        for kernel_id, pid, started, state, path in rows:
+        for kernel_id, pid, started, state, clients, path in rows:
             print(json.dumps({"id": kernel_id, "pid": int(pid), "age": started, "state": state,
+                              "clients": int(clients) if clients.isdigit() else 0,
                               "connection_file": path}))
         return 0
     if not rows:
         print("No ipytui kernels.")
         return 0
-    header = ("ID", "PID", "AGE", "STATE", "CONNECTION FILE")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    header = ("ID", "PID", "AGE", "STATE", "CLIENTS", "CONNECTION FILE")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)) + "  " + row[5])
     if any(r[3] == "stale" for r in rows):
         print("\nA stale kernel went down uncleanly: `ipytui recover ID` brings its work back.")
     return 0

@@ -653,7 +653,16 @@ class Supervisor:
                 self._bring_back()
             self._check_crash_deadline()
             self.presence.flush()
+            self._update_lock()
         self.shutdown()
+
+    def _update_lock(self) -> None:
+        """Keep the lock's client count and activity current, for ``ipytui list``."""
+        table = self.presence.table
+        clients, activity = len(table.peers), "busy" if table.queue else "idle"
+        if (clients, activity) != (self.lock.clients, self.lock.activity):
+            self.lock.clients, self.lock.activity = clients, activity
+            self.lock.write()
 
     def _drain_worker_output(self) -> None:
         """Forward what a dying worker managed to say before answering for it."""

@@ -154,8 +154,10 @@ async def test_list_and_stop_a_running_kernel(start_kernel, make_client, env) ->
     info, proc = start_kernel(IPYTUI_ARGV)
     client = await make_client(info)
     kernel_id = (await client.kernel_info(timeout=T))["ipytui"]["kernel_id"]
+    await client.execute("pass", timeout=T)  # the loop has noted its client by now
     listing = cli(env, "list")
-    assert re.search(rf"^{kernel_id}\s+{proc.pid}\s+\S+\s+alive\s", listing.stdout, re.M), listing.stdout
+    assert re.search(rf"^{kernel_id}\s+{proc.pid}\s+\S+\s+alive idle\s+1\s", listing.stdout,
+                     re.M), listing.stdout
     stopped = cli(env, "stop", kernel_id)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert proc.wait(timeout=T) == 0
