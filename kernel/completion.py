@@ -505,7 +505,7 @@ def _name_matches(prefix: str, ns: dict) -> list[Match]:
     return matches
 
 
-def _open_call(before: str, limit: int = 2000) -> int | None:
+def open_call(before: str, limit: int = 2000) -> int | None:
     """Index of the innermost unclosed '(' before the cursor (None: not inside a call)."""
     depth = 0
     for i in range(len(before) - 1, max(-1, len(before) - 1 - limit), -1):
@@ -523,7 +523,7 @@ def _call_params(before_word: str, prefix: str, ns: dict) -> list[Match] | None:
     """``param=`` matches when typing an argument of a live callable; None to ask jedi."""
     if not before_word.rstrip().endswith(("(", ",")):
         return []  # not where an argument name goes
-    paren = _open_call(before_word)
+    paren = open_call(before_word)
     if paren is None:
         return []
     head = before_word[:paren]

@@ -25,6 +25,7 @@ from .completion import (
     format_signature,
     kind_of,
     line_column,
+    open_call,
     resolve_dotted,
     run_jedi,
     snapshot,
@@ -111,7 +112,7 @@ def _candidates(code: str, cursor: int) -> list[tuple[str, int]]:
     if word is not None:
         found.append(word)
     before = code[:cursor]
-    while (paren := _open_paren(before)) is not None:
+    while (paren := open_call(before, limit=len(before))) is not None:
         callee = _dotted_around(code, paren)
         if callee is not None:
             found.append(callee)
@@ -127,20 +128,6 @@ def _dotted_around(code: str, pos: int) -> tuple[str, int] | None:
     if not _DOTTED.fullmatch(expr) or (start > 0 and code[start - 1] in ")]}'\""):
         return None  # attribute of a call result, subscript or literal: not a plain name
     return expr, start + len(expr)
-
-
-def _open_paren(before: str) -> int | None:
-    """Index of the innermost unclosed '(' in `before`."""
-    depth = 0
-    for i in range(len(before) - 1, -1, -1):
-        ch = before[i]
-        if ch in ")]}":
-            depth += 1
-        elif ch in "([{":
-            if depth == 0:
-                return i if ch == "(" else None
-            depth -= 1
-    return None
 
 
 # ---------------------------------------------------------------- live objects

@@ -287,54 +287,54 @@ async def test_kernel_death_shows_the_banner_and_keeps_draft_and_scrollback(kern
         assert "still here after the crash" in screen.stream.plain
 
 
-async def test_worker_crash_on_the_ipytui_kernel_shows_its_report(tmp_path):
+@pytest.fixture
+def ipytui_kernel(tmp_path):
+    """Our own kernel, whatever UI_KERNEL_ARGV says: these tests need its crash handling."""
     kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
-    try:
-        app = make_app(kernel)
-        async with app.run_test(size=SIZE) as pilot:
-            await wait_ready(pilot)
-            screen = app.main_screen
-            await run_cell(pilot, "kept = 41")
-            screen.editor.set_text("import ctypes\nctypes.string_at(0)")
-            await pilot.press("f5")
-            screen.editor.set_text("my draft")  # typed while the kernel goes down
-
-            def died():
-                return [c for c in screen.stream.cells.values() if c.status == "died"]
-
-            cell = (await wait_for(pilot, died, "the cell marked as died"))[0]
-            assert "KernelDied" in cell.plain
-            banner = screen.banner
-            await wait_for(pilot, lambda: banner.kind == "crash" and "restored" in banner.plain, "the report")
-            assert "segmentation fault" in banner.plain
-            assert "kept" in banner.plain
-            await wait_for(pilot, lambda: screen.lifecycle == "ok", "the kernel back")
-            assert screen.editor.text == "my draft"
-            assert "kept = 41" in screen.stream.plain
-            after = await run_cell(pilot, "kept + 1")
-            assert "Out[" in after.plain and "42" in after.plain
-            assert screen.status.last_crash
-    finally:
-        kernel.stop()
+    yield kernel
+    kernel.stop()
 
 
-async def test_restart_and_restore_on_the_ipytui_kernel(tmp_path):
-    kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
-    try:
-        app = make_app(kernel)
-        async with app.run_test(size=SIZE) as pilot:
-            await wait_ready(pilot)
-            screen = app.main_screen
-            await run_cell(pilot, "survivor = [1, 2, 3]")
-            screen.editor.set_text("unsent")
-            await pilot.press("f9")
-            await wait_for(pilot, lambda: screen.status.restarts == 1, "the restore to be counted")
-            await wait_ready(pilot)
-            cell = await run_cell(pilot, "survivor")
-            assert "[1, 2, 3]" in cell.plain
-            assert screen.editor.text == ""  # run_cell replaced the draft on purpose
-    finally:
-        kernel.stop()
+async def test_worker_crash_on_the_ipytui_kernel_shows_its_report(ipytui_kernel):
+    app = make_app(ipytui_kernel)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        screen = app.main_screen
+        await run_cell(pilot, "kept = 41")
+        screen.editor.set_text("import ctypes\nctypes.string_at(0)")
+        await pilot.press("f5")
+        screen.editor.set_text("my draft")  # typed while the kernel goes down
+
+        def died():
+            return [c for c in screen.stream.cells.values() if c.status == "died"]
+
+        cell = (await wait_for(pilot, died, "the cell marked as died"))[0]
+        assert "KernelDied" in cell.plain
+        banner = screen.banner
+        await wait_for(pilot, lambda: banner.kind == "crash" and "restored" in banner.plain, "the report")
+        assert "segmentation fault" in banner.plain
+        assert "kept" in banner.plain
+        await wait_for(pilot, lambda: screen.lifecycle == "ok", "the kernel back")
+        assert screen.editor.text == "my draft"
+        assert "kept = 41" in screen.stream.plain
+        after = await run_cell(pilot, "kept + 1")
+        assert "Out[" in after.plain and "42" in after.plain
+        assert screen.status.last_crash
+
+
+async def test_restart_and_restore_on_the_ipytui_kernel(ipytui_kernel):
+    app = make_app(ipytui_kernel)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        screen = app.main_screen
+        await run_cell(pilot, "survivor = [1, 2, 3]")
+        screen.editor.set_text("unsent")
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: screen.status.restarts == 1, "the restore to be counted")
+        await wait_ready(pilot)
+        cell = await run_cell(pilot, "survivor")
+        assert "[1, 2, 3]" in cell.plain
+        assert screen.editor.text == ""  # run_cell replaced the draft on purpose
 
 
 async def test_restore_on_a_kernel_without_it_says_so(kernel):
