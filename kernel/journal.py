@@ -3,8 +3,9 @@
 One database file in the user data dir serves three readers:
 - history (``history_request``, ``%history``): cells numbered by
   (session id, execution_count), Jupyter's history_reply tuples;
-- crash forensics and recovery: a cell is committed durably *before* it runs,
-  so after any crash the journal says which cell was running and who ran it;
+- crash forensics and recovery: a cell's start is committed durably (fsync)
+  within moments of its execute_input, so after any crash, the machine's
+  included, the journal says which cell was running and who ran it;
 - late joiners: the last cells of a kernel with their (bounded) outputs.
 
 Several kernel processes write at once: WAL mode, a busy timeout, one
@@ -23,7 +24,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -261,6 +262,37 @@ class Journal:
         )
         return rows[0] if rows else None
 
+    @contextlib.contextmanager
+    def batch(self, durable: bool = False) -> Iterator[None]:
+        """Run this thread's writes in one transaction: one commit, one fsync if durable.
+
+        A burst of cells then costs one disk flush, not one per start. On any
+        database error the batch's writes are logged and dropped, like every
+        other journal error.
+        """
+        try:
+            conn = self._conn()
+            if durable:
+                conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+        except (sqlite3.Error, OSError) as exc:
+            self._report("batch", exc)
+            yield
+            return
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if not isinstance(exc, (sqlite3.Error, OSError)):
+                raise
+            self._report("batch", exc)
+        finally:
+            if durable:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA synchronous=NORMAL")
+
     # -- cells and outputs ---------------------------------------------------
 
     @_guarded(None)
@@ -274,7 +306,8 @@ class Journal:
         None when the journal is unavailable; the other cell methods accept that None.
         """
         conn = self._conn()
-        if self.durable_starts:
+        durable = self.durable_starts and not conn.in_transaction  # a batch decides for itself
+        if durable:
             conn.execute("PRAGMA synchronous=FULL")
         try:
             cursor = conn.execute(
@@ -284,7 +317,7 @@ class Journal:
                  username, code, time.time()),
             )
         finally:
-            if self.durable_starts:
+            if durable:
                 conn.execute("PRAGMA synchronous=NORMAL")
         return int(cursor.lastrowid)
 

@@ -1,16 +1,20 @@
 """Journal writes off the supervisor's loop: a thread fed raw frames through a queue.
 
 The supervisor must forward messages without waiting on SQLite, so it only
-enqueues; this thread parses and writes, in arrival order. A cell's start is
-recorded (committed) within moments of its execute_input.
+enqueues; this thread parses and writes, in arrival order. What arrives
+within GATHER seconds is written as one transaction (group commit), so a
+burst of cells costs one disk flush, not one per cell: a cell's start is
+committed durably within about GATHER seconds of its execute_input.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 from .journal import Journal
@@ -20,6 +24,7 @@ log = logging.getLogger("ipytui.supervisor")
 
 _KEPT = {"stream", "execute_result", "display_data", "error", "update_display_data", "clear_output"}
 _TEXT_LIMIT = 64 * 1024
+GATHER = 0.02  # seconds a batch stays open after its first item (group commit)
 
 
 class Recorder(threading.Thread):
@@ -49,9 +54,6 @@ class Recorder(threading.Thread):
         self._queue.put(("marker", done))
         done.wait(timeout)
 
-    def _on_marker(self, done: threading.Event) -> None:
-        done.set()
-
     def stop(self) -> None:
         self._queue.put(None)
         self.join(timeout=5)
@@ -59,14 +61,30 @@ class Recorder(threading.Thread):
     # -- the thread ---------------------------------------------------------
     def run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            batch = [self._queue.get()]
+            if batch[0] is not None and batch[0][0] != "marker":
+                time.sleep(GATHER)  # let the rest of the burst arrive: one commit for all
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._queue.get_nowait())
+            if not self._write(batch):
                 return
-            kind, payload = item
-            try:
-                getattr(self, f"_on_{kind}")(payload)
-            except Exception:  # noqa: BLE001 - history must never break the kernel
-                log.exception("journal write failed")
+
+    def _write(self, batch: list[tuple[str, Any] | None]) -> bool:
+        """Record a batch in one transaction; False once the stop sentinel is in it."""
+        items = batch[: batch.index(None)] if None in batch else batch
+        markers = [payload for kind, payload in items if kind == "marker"]
+        with self.journal.batch(durable=any(kind == "started" for kind, _ in items)):
+            for kind, payload in items:
+                if kind == "marker":
+                    continue
+                try:
+                    getattr(self, f"_on_{kind}")(payload)
+                except Exception:  # noqa: BLE001 - history must never break the kernel
+                    log.exception("journal write failed")
+        for done in markers:  # set only once the batch is committed
+            done.set()
+        return len(items) == len(batch)
 
     def _on_started(self, payload: tuple[dict[str, Any], int]) -> None:
         request, count = payload

@@ -40,6 +40,7 @@ from .wire import DELIM, Codec, Message, WireError, peek_header, peek_parent, sp
 log = logging.getLogger("ipytui.supervisor")
 
 READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the crash anyway
+LOCK_REFRESH = 0.5  # at most one lock-file rewrite per this many seconds (it is only for ``ipytui list``)
 
 
 @dataclass
@@ -100,6 +101,8 @@ class Supervisor:
         self.last_crash = ""
         self.given_up = ""  # why no worker is restarted any more, or ""
         self.lock = new_lock(self.kernel_id, str(self.connection_file), str(self.checkpoint_path))
+        self.lock_written_at = 0.0  # monotonic time of the last lock-file rewrite
+        self.lock_stale = False  # the lock file lags behind the clients/activity
 
     # -- sockets ----------------------------------------------------------
     def bind(self) -> None:
@@ -630,7 +633,7 @@ class Supervisor:
                 registered_fd = self.worker.pidfd
                 if registered_fd >= 0:
                     poller.register(registered_fd, zmq.POLLIN)
-            timeout = 100 if self.crash_pending is not None else 1000
+            timeout = 100 if self.crash_pending is not None else self._lock_due_ms()
             events = dict(poller.poll(timeout))
             if self.up in events:
                 while self.up.getsockopt(zmq.EVENTS) & zmq.POLLIN:
@@ -657,12 +660,27 @@ class Supervisor:
         self.shutdown()
 
     def _update_lock(self) -> None:
-        """Keep the lock's client count and activity current, for ``ipytui list``."""
+        """Keep the lock's client count and activity current, for ``ipytui list``.
+
+        Rewritten at most every LOCK_REFRESH seconds: a fast client flips busy
+        and idle a thousand times a second, and a file per flip would cost
+        more than the cells themselves.
+        """
         table = self.presence.table
         clients, activity = len(table.peers), "busy" if table.queue else "idle"
-        if (clients, activity) != (self.lock.clients, self.lock.activity):
+        self.lock_stale = (clients, activity) != (self.lock.clients, self.lock.activity)
+        now = time.monotonic()
+        if self.lock_stale and now - self.lock_written_at >= LOCK_REFRESH:
             self.lock.clients, self.lock.activity = clients, activity
             self.lock.write()
+            self.lock_written_at, self.lock_stale = now, False
+
+    def _lock_due_ms(self) -> int:
+        """The poll timeout: 1 s, or sooner when a lock rewrite is waiting."""
+        if not self.lock_stale:
+            return 1000
+        left = self.lock_written_at + LOCK_REFRESH - time.monotonic()
+        return max(1, min(1000, int(left * 1000) + 1))
 
     def _drain_worker_output(self) -> None:
         """Forward what a dying worker managed to say before answering for it."""

@@ -278,3 +278,19 @@ def test_threads_get_their_own_connections(db: Path) -> None:
     assert errors == []
     outputs = journal.recent_cells("k", 1)[0]["outputs"]
     assert len(outputs) == 100
+
+
+def test_batch_commits_its_writes_together(db: Path) -> None:
+    """The recorder's group commit: nothing of a batch is visible until it ends."""
+    writer, reader = Journal(db), Journal(db)
+    session = writer.open_session("k")
+    with writer.batch(durable=True):
+        run_cell(writer, session, 1, "a = 1")
+        run_cell(writer, session, 2, "b = 2")
+        assert reader.history_tail(5) == []
+    assert reader.history_tail(5) == [(session, 1, "a = 1"), (session, 2, "b = 2")]
+    with pytest.raises(ZeroDivisionError), writer.batch():
+        run_cell(writer, session, 3, "c = 3")
+        raise ZeroDivisionError  # a bug mid-batch rolls the batch back and is not swallowed
+    assert [row[1] for row in reader.history_tail(5)] == [1, 2]
+    assert writer.cell_started(session, 3, "c = 3") is not None  # the connection still works

@@ -150,14 +150,23 @@ async def test_recover_restores_checkpointed_variables(start_kernel, make_client
     assert lock["pid"] == pid and lock["connection_file"] == str(path)
 
 
+async def _await_listed(env: dict[str, str], pattern: str, timeout: float = T) -> None:
+    """Until ``ipytui list`` shows a line matching pattern (the lock file lags up to 0.5 s)."""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, listing := cli(env, "list").stdout, re.M):
+        assert time.monotonic() < deadline, listing
+        await asyncio.sleep(0.1)
+
+
 async def test_list_and_stop_a_running_kernel(start_kernel, make_client, env) -> None:
     info, proc = start_kernel(IPYTUI_ARGV)
     client = await make_client(info)
     kernel_id = (await client.kernel_info(timeout=T))["ipytui"]["kernel_id"]
-    await client.execute("pass", timeout=T)  # the loop has noted its client by now
-    listing = cli(env, "list")
-    assert re.search(rf"^{kernel_id}\s+{proc.pid}\s+\S+\s+alive idle\s+1\s", listing.stdout,
-                     re.M), listing.stdout
+    running = asyncio.ensure_future(client.execute("import time; time.sleep(30)", timeout=60))
+    await _await_listed(env, rf"^{kernel_id}\s+{proc.pid}\s+\S+\s+alive busy\s+1\s")
+    await client.interrupt(timeout=T)
+    assert (await running).error[0] == "KeyboardInterrupt"
+    await _await_listed(env, rf"^{kernel_id}\s+{proc.pid}\s+\S+\s+alive idle\s+1\s")
     stopped = cli(env, "stop", kernel_id)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert proc.wait(timeout=T) == 0
