@@ -75,7 +75,7 @@ def execute(worker: Worker, msg: Message) -> None:
         reply.update(outcome.error_content())
     # Take the queued executes before replying: a client that answers the reply
     # with a new execute must see that one run, not aborted.
-    aborted = _take_queued(worker) if outcome.status != "ok" and content.get("stop_on_error", True) else []
+    aborted = worker.take_queued_executes() if outcome.status != "ok" and content.get("stop_on_error", True) else []
     pub.reply("shell", msg, "execute_reply", reply, metadata={"status": outcome.status})
     pub.status("idle", msg)
     pub.parent = None
@@ -142,23 +142,9 @@ def _user_expressions(worker: Worker, expressions: Any) -> dict[str, Any]:
     return results
 
 
-def _take_queued(worker: Worker) -> list[Message]:
-    """Empty the execute queue (a stop command stays in it)."""
-    taken: list[Message] = []
-    while True:
-        try:
-            msg = worker.exec_queue.get_nowait()
-        except Exception:  # noqa: BLE001 - queue.Empty
-            return taken
-        if msg is None:
-            worker.exec_queue.put(None)
-            return taken
-        taken.append(msg)
-
-
 def abort_queued(worker: Worker, queued: list[Message] | None = None) -> None:
     """After an error with stop_on_error, answer already-queued executes 'aborted'."""
-    for msg in _take_queued(worker) if queued is None else queued:
+    for msg in worker.take_queued_executes() if queued is None else queued:
         pub = worker.publisher
         pub.status("busy", msg)
         pub.reply("shell", msg, "execute_reply",

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
-
-import zmq
+from typing import TYPE_CHECKING, Any
 
 from .wire import DELIM, Codec, Message, _json_default
+
+if TYPE_CHECKING:
+    from .pipe import WorkerPipe
 
 # Exactly wire.dumps's settings; building an encoder per call costs more than encoding a header.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
@@ -32,7 +33,7 @@ def _dumps(obj: Any) -> bytes:
 class Publisher:
     """Sends wire messages tagged with their channel; safe from any thread."""
 
-    def __init__(self, socket: zmq.Socket, codec: Codec) -> None:
+    def __init__(self, socket: WorkerPipe, codec: Codec) -> None:
         self.socket = socket
         self.codec = codec
         self.lock = threading.Lock()

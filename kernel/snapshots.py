@@ -1,7 +1,7 @@
 """Copy-on-write fork() snapshots of the worker, taken after each successful cell.
 
 The child sleeps in ``sigtimedwait``. SIGUSR1 from the supervisor promotes it:
-it opens fresh sockets and becomes the worker, with every object of the last
+it connects fresh pipes and becomes the worker, with every object of the last
 good state, unpicklable ones included. While it waits, it writes a durable
 pickle checkpoint once the user pauses, at low priority. SIGKILL discards it.
 """

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from typing import Any
 
 import zmq
 
-from . import crash
+from . import crash, pipe
 from .connection import ConnectionInfo
 from .info import kernel_info_content
 from .journal import Journal
@@ -60,7 +61,8 @@ class WorkerState:
 
     pid: int = 0
     pidfd: int = -1
-    routing_id: bytes = b""
+    pipes: dict[str, pipe.PipeEnd] = field(default_factory=dict)  # role -> our end
+    hello: dict[str, Any] | None = None  # its "ready" event, once it arrived
     ready: bool = False
     spawned_at: float = 0.0
     snapshot_pid: int = 0
@@ -91,7 +93,8 @@ class Supervisor:
         self.crash_queued: list[Pending] = []
         self.worker = WorkerState()
         self.inflight: dict[str, Pending] = {}
-        self.backlog: list[tuple[str, list[bytes]]] = []
+        self.backlog: list[tuple[str, list[bytes], bool]] = []  # (channel, frames, is an execute)
+        self.unclaimed: list[pipe.PipeEnd] = []  # worker connections that have not said who they are
         self.execution_count = 0
         self.crashes = crash.CrashHistory()
         self.crash_pending: crash.CrashRecord | None = None
@@ -125,15 +128,9 @@ class Supervisor:
         self.hb.bind(info.bind_url("hb"))
         threading.Thread(target=self._heartbeat, name="ipytui-hb", daemon=True).start()
         self.private_dir = tempfile.mkdtemp(prefix="ipytui-")
-        self.down = ctx.socket(zmq.ROUTER)
-        self.down.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.down.linger = 0
-        self.down.sndhwm = 0
-        self.down.bind(f"ipc://{self.private_dir}/down")
-        self.up = ctx.socket(zmq.PULL)
-        self.up.linger = 0
-        self.up.rcvhwm = 0
-        self.up.bind(f"ipc://{self.private_dir}/up")
+        self.pipe_path = f"{self.private_dir}/pipe"
+        self.pipe_listener = pipe.listen(self.pipe_path)
+        self.poller = zmq.Poller()
 
     def _router(self, url: str) -> zmq.Socket:
         sock = self.context.socket(zmq.ROUTER)
@@ -155,8 +152,7 @@ class Supervisor:
         """Start a fresh worker process (optionally loading a checkpoint)."""
         config = {
             "key": self.info.key, "signature_scheme": self.info.signature_scheme,
-            "session": self.codec.session, "down": f"ipc://{self.private_dir}/down",
-            "up": f"ipc://{self.private_dir}/up", "supervisor_pid": os.getpid(),
+            "session": self.codec.session, "pipe": self.pipe_path, "supervisor_pid": os.getpid(),
             "checkpoint_path": str(self.checkpoint_path), "snapshots": self.snapshots,
             "restore_from": restore_from, "journal_session": self.journal_session,
         }
@@ -189,6 +185,7 @@ class Supervisor:
         status = crash.reap(dead.pid)
         if dead.pidfd >= 0:
             os.close(dead.pidfd)
+        self._close_pipes(dead)
         # Nothing is routed to the dead worker while the replacement is on its way.
         self.worker = WorkerState(snapshot_pid=dead.snapshot_pid, snapshot_count=dead.snapshot_count)
         snapshot = self._newest_snapshot(dead)
@@ -264,7 +261,7 @@ class Supervisor:
         self.crash_running = running
         self.crash_queued = [p for p in pending if p is not running
                              and p.channel == "shell" and p.msg.msg_type == "execute_request"]
-        others = [(p.channel, p.frames) for p in pending
+        others = [(p.channel, p.frames, _is_execute(p.channel, p.msg)) for p in pending
                   if p is not running and p not in self.crash_queued]
         self.backlog[:0] = others
 
@@ -297,7 +294,7 @@ class Supervisor:
                 self._answer(p, "execute_reply", {"status": "aborted",
                                                   "execution_count": self.execution_count})
             else:
-                self.backlog.insert(queued.index(p), (p.channel, p.frames))
+                self.backlog.insert(queued.index(p), (p.channel, p.frames, True))
         return running
 
     def _give_up(self, record: crash.CrashRecord) -> None:
@@ -372,23 +369,28 @@ class Supervisor:
                      identities=pending.msg.identities)
         self.publish("iopub", "status", {"execution_state": "idle"}, parent=pending.msg)
 
-    def to_worker(self, channel: str, frames: list[bytes]) -> None:
-        """Send to the live worker, or keep in the backlog until one is ready."""
+    def to_worker(self, channel: str, frames: list[bytes], execute: bool = False) -> None:
+        """Send to the live worker, or keep in the backlog until one is ready.
+
+        Executes go to the pipe its main thread reads, everything else to its
+        listener thread's, so they are answered while a cell runs.
+        """
         if self.given_up:
             self._refuse(channel, frames)
             return
         if not self.worker.ready or self.backlog:
-            self.backlog.append((channel, frames))
+            self.backlog.append((channel, frames, execute))
             return
-        try:
-            self.down.send_multipart([self.worker.routing_id, channel.encode(), *frames])
-        except zmq.ZMQError:
-            self.backlog.append((channel, frames))
+        end = self.worker.pipes["exec" if execute else "quick"]
+        if not end.send([channel.encode(), *frames]):
+            self.backlog.append((channel, frames, execute))
+        elif end.wants_write:
+            self.poller.register(end.fd, zmq.POLLIN | zmq.POLLOUT)
 
     def _flush_backlog(self) -> None:
         backlog, self.backlog = self.backlog, []
-        for channel, frames in backlog:
-            self.to_worker(channel, frames)
+        for channel, frames, execute in backlog:
+            self.to_worker(channel, frames, execute)
 
     # -- incoming ---------------------------------------------------------
     def on_client(self, channel: str, sock: zmq.Socket) -> None:
@@ -414,7 +416,7 @@ class Supervisor:
             return
         if msg.msg_type.endswith("_request"):
             self.inflight[msg.msg_id] = Pending(channel, msg, frames)
-        self.to_worker(channel, frames)
+        self.to_worker(channel, frames, _is_execute(channel, msg))
 
     def do_kernel_info_request(self, channel: str, msg: Message) -> None:
         content = kernel_info_content()
@@ -447,8 +449,7 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while (self.worker.ready and self.last_ok_count > self.worker.snapshot_count
                and not self.worker.notes and time.monotonic() < deadline):
-            if self.up.poll(20):
-                self.on_worker_output()
+            self._read_up(timeout_ms=20)
 
     def restart_worker(self, restore: bool) -> str:
         """Replace the worker on demand; returns how the state came back."""
@@ -485,25 +486,88 @@ class Supervisor:
         if state.pidfd >= 0:
             os.close(state.pidfd)
             state.pidfd = -1
+        self._close_pipes(state)
 
     def interrupt_worker(self) -> None:
         if self.worker.pid and self.worker.ready:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.worker.pid, signal.SIGINT)
 
-    def on_worker_hello(self) -> None:
-        """A worker connected its down pipe: route to it and flush the backlog."""
-        routing_id, _tag, body = self.down.recv_multipart()
-        event = json.loads(body)
+    # -- the worker's pipes ------------------------------------------------
+    def _accept_pipes(self) -> None:
+        """New worker connections: watch them until their hello says who they are."""
+        for end in pipe.accept(self.pipe_listener):
+            self.unclaimed.append(end)
+            self.poller.register(end.fd, zmq.POLLIN)
+
+    def _on_pipe(self, end: pipe.PipeEnd, events: int) -> None:
+        """A worker connection is readable (or writable again)."""
+        if events & zmq.POLLOUT and end.flush() and not end.wants_write:
+            self.poller.register(end.fd, zmq.POLLIN)
+        if not events & zmq.POLLIN:
+            return
+        for frames in end.read():
+            if not end.role:
+                self._claim(end, frames)
+            elif end.role == "up" and end is self.worker.pipes.get("up"):
+                self._on_up(frames)
+        if end.closed:
+            self._drop_pipe(end)
+
+    def _claim(self, end: pipe.PipeEnd, frames: list[bytes]) -> None:
+        """A connection's hello: it belongs to the current worker, or it is closed."""
+        hello = pipe.parse_hello(frames)
+        self.unclaimed.remove(end)
+        if hello is None or hello.get("pid") != self.worker.pid or hello["role"] in self.worker.pipes:
+            log.warning("closed a pipe connection from %s", (hello or {}).get("pid", "an unknown process"))
+            self._drop_pipe(end)
+            return
+        end.pid, end.role = int(hello["pid"]), str(hello["role"])
+        self.worker.pipes[end.role] = end
+        self._check_ready()
+
+    def _drop_pipe(self, end: pipe.PipeEnd) -> None:
+        with contextlib.suppress(KeyError):
+            self.poller.unregister(end.fd)
+        if end in self.unclaimed:
+            self.unclaimed.remove(end)
+        end.close()
+
+    def _close_pipes(self, state: WorkerState) -> None:
+        for end in state.pipes.values():
+            self._drop_pipe(end)
+        state.pipes = {}
+
+    def _read_up(self, timeout_ms: int = 0) -> None:
+        """Handle what the worker has said (waiting up to timeout_ms for something)."""
+        end = self.worker.pipes.get("up")
+        if end is None or end.closed:
+            return
+        if timeout_ms:
+            poll = select.poll()
+            poll.register(end.fd, select.POLLIN)
+            if not poll.poll(timeout_ms):
+                return
+        self._on_pipe(end, zmq.POLLIN)
+
+    def _on_worker_ready(self, event: dict[str, Any]) -> None:
         if event.get("pid") != self.worker.pid:
             log.warning("ignored a hello from stale worker %s", event.get("pid"))
             return
-        self.worker.routing_id = routing_id
-        self.worker.ready = True
+        self.worker.hello = event
+        self._check_ready()
+
+    def _check_ready(self) -> None:
+        """Once the worker has said hello on all three pipes: route to it, flush the backlog."""
+        worker = self.worker
+        if worker.ready or worker.hello is None or len(worker.pipes) < len(pipe.ROLES):
+            return
+        worker.ready = True
+        event = worker.hello
         if event.get("promoted"):
             if self.crash_pending is not None:
                 self.crash_pending.snapshot_count = int(event.get("execution_count", 0))
-            self.down.send_multipart([routing_id, b"sup", json.dumps(
+            worker.pipes["exec"].send([b"sup", json.dumps(
                 {"cmd": "resume", "execution_count": self.execution_count}).encode()])
         else:
             self.execution_count = max(self.execution_count, int(event.get("execution_count", 0)))
@@ -511,9 +575,8 @@ class Supervisor:
             self._finish_crash(event)
         self._flush_backlog()
 
-    def on_worker_output(self) -> None:
+    def _on_up(self, frames: list[bytes]) -> None:
         """Everything the worker says: forward, and keep the books."""
-        frames = self.up.recv_multipart(copy=True)
         channel = frames[0]
         body = frames[1:]
         if channel == b"iopub":
@@ -588,6 +651,8 @@ class Supervisor:
             if event.get("status") == "ok" and not event.get("inert"):
                 self.last_ok_count = int(event.get("execution_count") or 0)
             self.execution_count = max(self.execution_count, int(event.get("execution_count") or 0))
+        elif kind == "ready":
+            self._on_worker_ready(event)
         elif kind == "cell_start":
             pending = self.inflight.get(event.get("msg_id", ""))
             if pending is not None:
@@ -620,10 +685,10 @@ class Supervisor:
             self.spawn_worker(self.restore_from)
         else:
             self.spawn_worker()
-        poller = zmq.Poller()
+        poller = self.poller
         sockets = {self.shell: "shell", self.control: "control", self.stdin: "stdin"}
         monitor = self.presence.watch(self.shell)
-        for sock in (*sockets, self.iopub, self.down, self.up, monitor):
+        for sock in (*sockets, self.iopub, monitor, self.pipe_listener.fileno()):
             poller.register(sock, zmq.POLLIN)
         registered_fd = -1
         while self.running:
@@ -635,11 +700,12 @@ class Supervisor:
                     poller.register(registered_fd, zmq.POLLIN)
             timeout = 100 if self.crash_pending is not None else self._lock_due_ms()
             events = dict(poller.poll(timeout))
-            if self.up in events:
-                while self.up.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                    self.on_worker_output()
-            if self.down in events:
-                self.on_worker_hello()
+            up = self.worker.pipes.get("up")
+            if up is not None and up.fd in events:
+                self._on_pipe(up, events.pop(up.fd))
+            for end in [*self.worker.pipes.values(), *self.unclaimed]:
+                if end.fd in events and not end.closed:
+                    self._on_pipe(end, events.pop(end.fd))
             for sock, channel in sockets.items():
                 if sock in events:
                     self.on_client(channel, sock)
@@ -647,6 +713,8 @@ class Supervisor:
                 self._on_subscription(self.iopub.recv())
             if monitor in events:
                 self.presence.on_monitor()
+            if self.pipe_listener.fileno() in events:
+                self._accept_pipes()
             if registered_fd >= 0 and registered_fd in events:
                 poller.unregister(registered_fd)
                 registered_fd = -1
@@ -684,8 +752,7 @@ class Supervisor:
 
     def _drain_worker_output(self) -> None:
         """Forward what a dying worker managed to say before answering for it."""
-        while self.up.poll(20):
-            self.on_worker_output()
+        self._read_up()  # it is dead: what it wrote is all in the pipe already
 
     def _check_crash_deadline(self) -> None:
         record = self.crash_pending
@@ -710,10 +777,18 @@ class Supervisor:
             self.journal.end_session(self.journal_session, "shutdown")
         self.lock.remove()
         self.checkpoint_path.unlink(missing_ok=True)
+        for end in [*self.worker.pipes.values(), *self.unclaimed]:
+            end.close()
+        self.pipe_listener.close()
         shutil.rmtree(self.private_dir, ignore_errors=True)
         if self.owns_connection_file:
             self.connection_file.unlink(missing_ok=True)
         self.context.destroy(linger=200)
+
+
+def _is_execute(channel: str, msg: Message) -> bool:
+    """Whether a request goes to the worker's main thread (else to its listener)."""
+    return channel == "shell" and msg.msg_type == "execute_request"
 
 
 def _become_subreaper() -> None:

@@ -2,8 +2,10 @@
 
 Started by the supervisor as ``python -m ipytui.kernel.worker`` with its
 settings in $IPYTUI_WORKER (JSON, so the key never shows in ``ps``). It
-connects two ipc pipes to the supervisor: "down" (requests in) and "up"
-(everything out). See docs/internals.md.
+connects three pipes to the supervisor (kernel/pipe.py): "exec" brings the
+executes its main thread runs, "quick" the requests its listener thread
+answers meanwhile, and "up" takes everything out. It does not use ZeroMQ.
+See docs/internals.md.
 """
 
 from __future__ import annotations
@@ -17,16 +19,14 @@ import queue
 import signal
 import sys
 import threading
-import time
 import types
 from typing import Any
-
-import zmq
 
 from . import handlers
 from .display import Display, format_object
 from .execution import DisplayHook, run_cell
 from .outputs import FdCapture, Flusher, OutStream
+from .pipe import connect_worker
 from .publisher import Publisher
 from .snapshots import Snapshots
 from .stdin import StdinBridge
@@ -47,7 +47,6 @@ class Worker:
         self.pipe_codec = Codec(b"", check_replay=False)  # the supervisor verified it already
         self.execution_count = 0
         self.executing = False
-        self.exec_queue: queue.Queue[Message | None] = queue.Queue()
         self.namespace = self._make_namespace()
         self.payloads: list[dict[str, Any]] = []
         self.shutting_down = False
@@ -66,17 +65,9 @@ class Worker:
         return ns
 
     def connect(self) -> None:
-        """Open fresh sockets and threads (also after a snapshot is promoted)."""
-        self.context = zmq.Context()
-        self.down = self.context.socket(zmq.DEALER)
-        self.down.linger = 0
-        # A fresh routing id per process: the supervisor addresses exactly this
-        # worker, never a forked snapshot still holding the old connection.
-        self.down.routing_id = f"w{os.getpid()}-{time.monotonic_ns()}".encode()
-        self.down.connect(self.config["down"])
-        up = self.context.socket(zmq.PUSH)
-        up.linger = 2000
-        up.connect(self.config["up"])
+        """Open fresh pipes to the supervisor (also after a snapshot is promoted)."""
+        pipes = connect_worker(self.config["pipe"])
+        self.quick, self.exec_pipe, up = pipes["quick"], pipes["exec"], pipes["up"]
         if hasattr(self, "publisher"):
             self.publisher.socket = up
             self.publisher.lock = threading.Lock()
@@ -119,10 +110,10 @@ class Worker:
         self.snapshots = Snapshots(self.config)
 
     def promote(self, lost_threads: list[str], after_msg_id: str = "") -> None:
-        """In a snapshot child that was chosen: become the worker on fresh sockets."""
-        self._abandoned = (self.context, self.down, self.publisher.socket)  # never close: forked
+        """In a snapshot child that was chosen: become the worker on fresh pipes."""
+        for pipe in (self.quick, self.exec_pipe, self.publisher.socket):
+            pipe.abandon()  # the dead worker's connections, inherited through fork()
         _die_with_parent()
-        self.exec_queue = queue.Queue()
         self.stdin.replies = queue.Queue()
         self.connect()
         self.flusher = Flusher()
@@ -138,18 +129,17 @@ class Worker:
 
     # -- threads ----------------------------------------------------------
     def _listen(self, hello: dict[str, Any]) -> None:
-        """Listener thread: queue executes, answer the rest at once."""
-        down = self.down
-        down.send_multipart([b"sup", json.dumps(hello).encode()])
+        """Listener thread: answer everything but executes, even while a cell runs."""
+        quick = self.quick
+        self.publisher.sup(hello)  # the supervisor routes to us from now on
         while True:
             try:
-                frames = down.recv_multipart(copy=True)
-            except zmq.ZMQError:
+                frames = quick.recv_multipart()
+            except OSError:
+                return
+            if frames is None:
                 return
             channel = frames[0].decode()
-            if channel == "sup":
-                self._on_sup(json.loads(frames[1]))
-                continue
             try:
                 msg = self.pipe_codec.deserialize(frames[1:])
             except WireError as exc:
@@ -164,9 +154,6 @@ class Worker:
         if channel == "stdin":
             if msg.msg_type == "input_reply":
                 self.stdin.replies.put(msg)
-            return
-        if msg.msg_type == "execute_request" and channel == "shell":
-            self.exec_queue.put(msg)
             return
         if msg.msg_type in WARM_UP_ON and not self.warming:
             # jedi costs ~40 MiB and seconds of CPU: pay it once someone edits code,
@@ -183,11 +170,27 @@ class Worker:
         finally:
             self.publisher.status("idle", msg)
 
-    def _on_sup(self, command: dict[str, Any]) -> None:
-        if command.get("cmd") == "resume":
-            self.execution_count = int(command.get("execution_count", self.execution_count))
-        elif command.get("cmd") == "stop":
-            self.exec_queue.put(None)
+    def _exec_message(self, frames: list[bytes]) -> Message | None:
+        """An execute from the exec pipe; supervisor commands on it are applied in order."""
+        if frames[0] == b"sup":
+            command = json.loads(frames[1])
+            if command.get("cmd") == "resume":
+                self.execution_count = int(command.get("execution_count", self.execution_count))
+            return None
+        try:
+            return self.pipe_codec.deserialize(frames[1:])
+        except WireError as exc:
+            log.warning("dropped an execute from the supervisor: %s", exc)
+            return None
+
+    def take_queued_executes(self) -> list[Message]:
+        """The executes that have arrived but not run yet (to abort them after an error)."""
+        taken = []
+        while (frames := self.exec_pipe.recv_nowait()) is not None:
+            msg = self._exec_message(frames)
+            if msg is not None:
+                taken.append(msg)
+        return taken
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         """SIGINT interrupts a running cell and is harmless while idle."""
@@ -208,19 +211,23 @@ class Worker:
                             {"execution_count": count, "data": data, "metadata": metadata})
 
     def serve(self) -> None:
-        """Main loop: run queued executes until told to stop."""
+        """Main loop: run executes as they arrive, until the supervisor is gone."""
         self.start_listener({"event": "ready", "pid": os.getpid(), "promoted": False,
                              "execution_count": self.execution_count,
                              "names": handlers.user_names(self.namespace),
                              "restored": self.restored})
         while True:
             try:
-                msg = self.exec_queue.get()  # re-read: a promoted snapshot has a new queue
+                frames = self.exec_pipe.recv_multipart()  # re-read: a promoted snapshot has a new one
             except KeyboardInterrupt:
                 continue
-            if msg is None:
+            except OSError:
                 break
-            handlers.execute(self, msg)
+            if frames is None:
+                break
+            msg = self._exec_message(frames)
+            if msg is not None:
+                handlers.execute(self, msg)
 
     def journal(self) -> Any:
         """This process's journal handle (history for %history), opened on first use."""

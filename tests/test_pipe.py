@@ -1,0 +1,112 @@
+"""The supervisor<->worker pipes: framing (pure), the socket ends, and the live kernel
+pushing more through them than a socket buffer holds, both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import IPYTUI_ARGV
+from hypothesis import given
+from hypothesis import strategies as st
+from ipytui.kernel import pipe
+from ipytui.kernel.pipeframe import Decoder, FrameError, encode
+
+T = 60.0
+
+messages = st.lists(st.lists(st.binary(max_size=300), max_size=6), min_size=1, max_size=8)
+
+
+@given(messages, st.lists(st.integers(min_value=1, max_value=97), min_size=1))
+def test_any_cut_of_the_stream_gives_the_messages_back(msgs: list[list[bytes]],
+                                                       cuts: list[int]) -> None:
+    stream = b"".join(encode(m) for m in msgs)
+    decoder, got, pos, i = Decoder(), [], 0, 0
+    while pos < len(stream):
+        step = cuts[i % len(cuts)]
+        got.extend(decoder.feed(stream[pos : pos + step]))
+        pos, i = pos + step, i + 1
+    assert got == msgs and decoder.pending == 0
+
+
+def test_a_partial_message_waits_for_the_rest() -> None:
+    data = encode([b"shell", b"x" * 1000])
+    decoder = Decoder()
+    assert decoder.feed(data[:500]) == [] and decoder.pending == 500
+    assert decoder.feed(data[500:]) == [[b"shell", b"x" * 1000]]
+
+
+def test_garbage_is_refused() -> None:
+    with pytest.raises(FrameError):
+        Decoder().feed(b"\xff\xff\xff\xff")
+
+
+def test_supervisor_end_queues_what_the_worker_has_not_read(tmp_path: Path) -> None:
+    """The supervisor never blocks: a send the socket cannot take waits in its end."""
+    listener = pipe.listen(str(tmp_path / "pipe"))
+    worker = pipe.WorkerPipe(str(tmp_path / "pipe"), "exec")
+    (end,) = pipe.accept(listener)
+    assert pipe.parse_hello(end.read()[0]) == {"pid": os.getpid(), "role": "exec"}
+    big = [b"shell", b"y" * (4 << 20)]
+    assert end.send(big) and end.wants_write  # 4 MiB: more than the socket buffer
+    received: list[list[bytes] | None] = []
+    reader = threading.Thread(target=lambda: received.append(worker.recv_multipart()))
+    reader.start()
+    while end.wants_write:
+        assert end.flush()
+    reader.join(T)
+    assert received == [big]
+    worker.abandon()
+    assert end.read() == [] and end.closed
+    assert not end.send([b"late"])
+    end.close()
+    listener.close()
+
+
+def test_a_hello_must_name_a_known_role() -> None:
+    assert pipe.parse_hello([b"hello", b'{"pid": 1, "role": "up"}']) == {"pid": 1, "role": "up"}
+    assert pipe.parse_hello([b"hello", b'{"pid": 1, "role": "root"}']) is None
+    assert pipe.parse_hello([b"hello", b"not json"]) is None
+    assert pipe.parse_hello([b"shell", b"{}"]) is None
+
+
+async def test_executes_beyond_the_pipe_buffer_all_run_in_order(start_kernel, make_client) -> None:
+    """Queued behind a running cell, 3 MiB of executes wait in the supervisor, then all run."""
+    info, _ = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    await client.execute("seen = []", timeout=T)
+    first = asyncio.ensure_future(client.execute("import time; time.sleep(1)", timeout=T))
+    filler = "#" + "f" * 30_000
+    cells = [client.execute(f"seen.append({i})  {filler}", timeout=T) for i in range(100)]
+    results = await asyncio.gather(first, *cells)
+    assert [r.status for r in results] == ["ok"] * 101
+    check = await client.execute("print(seen == list(range(100)))", timeout=T)
+    assert check.text == "True\n"
+
+
+async def test_output_larger_than_the_pipe_buffer_arrives_whole(start_kernel, make_client) -> None:
+    info, _ = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    result = await client.execute("print('z' * 5_000_000)", timeout=T)
+    assert result.status == "ok"
+    assert result.text == "z" * 5_000_000 + "\n"
+
+
+def test_a_stranger_on_the_pipe_socket_is_turned_away(start_kernel) -> None:
+    """Only the current worker's pid may claim a pipe; anything else is closed."""
+    info, proc = start_kernel(IPYTUI_ARGV)
+    worker = next(p for p in psutil.Process(proc.pid).children() if "worker" in " ".join(p.cmdline()))
+    path = next(c.laddr for c in psutil.Process(proc.pid).net_connections("unix")
+                if c.laddr and c.laddr.endswith("/pipe"))
+    stranger = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stranger.connect(path)
+    stranger.sendall(encode([b"hello", b'{"pid": 1, "role": "up"}']))
+    stranger.settimeout(T)
+    assert stranger.recv(10) == b""  # closed by the supervisor
+    assert worker.is_running()
+
