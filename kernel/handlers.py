@@ -52,13 +52,14 @@ def execute(worker: Worker, msg: Message) -> None:
     pub.parent = msg
     worker.stdin.request = msg
     worker.payloads = []
-    pub.status("busy", msg)
     count = worker.execution_count + 1 if store else worker.execution_count
     if store:
         worker.execution_count = count
         _remember_input(worker.namespace, code, count)
-    if not silent:
-        pub.send("iopub", "execute_input", {"code": code, "execution_count": count})
+    with pub.together():
+        pub.status("busy", msg)
+        if not silent:
+            pub.send("iopub", "execute_input", {"code": code, "execution_count": count})
     source = _transform(code)
     worker.displayhook.silent = silent
     outcome = worker.run_user_cell(source, count)
@@ -76,8 +77,9 @@ def execute(worker: Worker, msg: Message) -> None:
     # Take the queued executes before replying: a client that answers the reply
     # with a new execute must see that one run, not aborted.
     aborted = worker.take_queued_executes() if outcome.status != "ok" and content.get("stop_on_error", True) else []
-    pub.reply("shell", msg, "execute_reply", reply, metadata={"status": outcome.status})
-    pub.status("idle", msg)
+    with pub.together():
+        pub.reply("shell", msg, "execute_reply", reply, metadata={"status": outcome.status})
+        pub.status("idle", msg)
     pub.parent = None
     worker.stdin.request = None
     inert = outcome.status != "ok" or is_inert(source)

@@ -42,6 +42,10 @@ class WorkerPipe:
         """Write one message (callers serialize writers, e.g. the Publisher's lock)."""
         self.sock.sendall(encode(frames))
 
+    def send_many(self, messages: list[list[bytes]]) -> None:
+        """Write several messages at once (one system call, one wake-up of the reader)."""
+        self.sock.sendall(b"".join(encode(frames) for frames in messages))
+
     def recv_multipart(self) -> list[bytes] | None:
         """The next message, waiting for it; None once the supervisor is gone."""
         while not self._ready:

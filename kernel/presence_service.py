@@ -12,10 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from .presence import TARGET, PeerTable, PresenceError
-from .security import WATCHED_EVENTS
+from .security import WATCHED_EVENTS, parse_monitor_event
 from .wire import Message
 
 log = logging.getLogger("ipytui.supervisor")
@@ -47,7 +46,7 @@ class PresenceService:
 
     def on_monitor(self) -> None:
         assert self.monitor is not None
-        event = recv_monitor_message(self.monitor)
+        event = parse_monitor_event(self.monitor.recv_multipart())
         self._log_event(event)
         if event.get("event") != zmq.EVENT_DISCONNECTED:
             return
@@ -109,3 +108,4 @@ class PresenceService:
 
     def _send(self, comm_id: str, data: dict[str, Any], parent: Message | None) -> None:
         self._publish("iopub", "comm_msg", {"comm_id": comm_id, "data": data}, parent=parent)
+

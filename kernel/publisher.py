@@ -12,8 +12,10 @@ intermediate objects beyond the returned Message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .wire import DELIM, Codec, Message, _json_default
@@ -41,6 +43,24 @@ class Publisher:
         self._parent_ref: dict[str, Any] | None = None  # a received header: never mutated
         self._parent_bytes = b"{}"
         self._channels: dict[str, bytes] = {}
+        self._held: list[list[bytes]] | None = None  # messages of a together() block
+        self._holder = 0  # the thread in that block
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Messages sent in this block leave in one write: one wake-up of the supervisor.
+
+        A reply and its idle are what a client waits for; written apart, the
+        supervisor may wake for each. Other threads' sends wait for the block.
+        """
+        with self.lock:
+            self._held, self._holder = [], threading.get_ident()
+            try:
+                yield
+            finally:
+                held, self._held, self._holder = self._held, None, 0
+                if held:
+                    self.socket.send_many(held)
 
     def _encode_parent(self, header: dict[str, Any]) -> bytes:
         """The parent header's JSON, remembered for the messages of the same parent."""
@@ -71,8 +91,11 @@ class Publisher:
         if tag is None:
             tag = self._channels[channel] = channel.encode()
         frames = [tag, *identities, DELIM, codec.sign(parts), *parts]
-        with self.lock:
-            self.socket.send_multipart(frames)
+        if self._held is not None and self._holder == threading.get_ident():
+            self._held.append(frames)
+        else:
+            with self.lock:
+                self.socket.send_multipart(frames)
         return Message(header=header, parent_header=parent_header, metadata=metadata or {},
                        content=content)
 

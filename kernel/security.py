@@ -25,6 +25,7 @@ import logging
 import os
 import queue
 import stat
+import struct
 import threading
 import time
 from collections import OrderedDict
@@ -34,7 +35,6 @@ from typing import Any
 
 import zmq
 from zmq.utils import z85
-from zmq.utils.monitor import parse_monitor_message
 
 from . import keys
 from .connection import (
@@ -307,7 +307,20 @@ class _Guard(threading.Thread):
         zap.send_multipart([b"1.0", request_id, *status, user.encode("utf-8"), b""])
 
     def _on_event(self, frames: list[bytes]) -> None:
-        log_monitor_event(parse_monitor_message(frames), self.ports)
+        log_monitor_event(parse_monitor_event(frames), self.ports)
+
+
+_MONITOR_EVENT = struct.Struct("=HI")  # libzmq's first monitor frame: event id, value
+
+
+def parse_monitor_event(frames: list[bytes]) -> dict[str, Any]:
+    """A socket-monitor message as {event, value, endpoint}.
+
+    pyzmq's ``zmq.utils.monitor`` does the same but imports asyncio, which
+    would cost the supervisor 8 MiB of memory for two struct fields.
+    """
+    event, value = _MONITOR_EVENT.unpack_from(frames[0])
+    return {"event": event, "value": value, "endpoint": frames[1] if len(frames) > 1 else b""}
 
 
 def log_monitor_event(event: dict[str, Any], ports: dict[int, str]) -> None:
