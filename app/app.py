@@ -79,6 +79,9 @@ class IpytuiApp(App[ExitInfo]):
     def get_default_screen(self) -> Screen:
         return self.main_screen
 
+    def on_load(self) -> None:
+        self.main_screen.connect()
+
     def on_mount(self) -> None:
         for warning in self.config.warnings:
             self.notify(warning, title="config", severity="warning")

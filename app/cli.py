@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from .app import IpytuiApp
 
 USAGE_EPILOG = """\
 subcommands:
@@ -94,24 +101,43 @@ def main(argv: list[str] | None = None) -> int:
     return run_ui(parse_args(argv))
 
 
-def resolve_connection_file(args: argparse.Namespace):
+def resolve_connection_file(args: argparse.Namespace) -> Path:
     """The connection file to attach to, starting a kernel unless --existing."""
+    return begin_connection(args)()
+
+
+def begin_connection(args: argparse.Namespace) -> Callable[[], Path]:
+    """Find or start the kernel; the returned call waits until it can be attached to.
+
+    A new kernel boots in its own process meanwhile, so the UI's imports
+    (a few hundred ms) are paid while it starts, not after.
+    """
     from ipytui.kernel.connection import find_connection_file
 
     if args.existing is not None:
-        return find_connection_file(args.existing or None)
+        path = find_connection_file(args.existing or None)
+        return lambda: path
     if args.kernel:
         from .launch import start_kernelspec
 
-        return start_kernelspec(args.kernel)
+        return lambda: start_kernelspec(args.kernel)
     from ipytui.kernel.recover import offer_at_start
 
     restored = offer_at_start(interactive=sys.stdin.isatty() and sys.stdout.isatty())
     if restored is not None:
-        return restored
-    from .launch import start_kernel
+        return lambda: restored
+    from .launch import spawn_kernel
 
-    return start_kernel()
+    return spawn_kernel().wait
+
+
+def load_ui() -> type[IpytuiApp]:
+    """Import the app and the kernel client it connects with."""
+    import ipytui.kernel.client  # noqa: F401 - imported by the app's first connect
+
+    from .app import IpytuiApp
+
+    return IpytuiApp
 
 
 def run_ui(args: argparse.Namespace) -> int:
@@ -120,7 +146,9 @@ def run_ui(args: argparse.Namespace) -> int:
     from .launch import KernelSpecError
 
     try:
-        connection_file = resolve_connection_file(args)
+        attachable = begin_connection(args)
+        app_class = load_ui()
+        connection_file = attachable()
     except (ConnectionError_, KernelSpecError) as exc:
         print(f"ipytui: {exc}", file=sys.stderr)
         return 2
@@ -128,7 +156,6 @@ def run_ui(args: argparse.Namespace) -> int:
         print(f"ipytui: cannot start a kernel: {exc}", file=sys.stderr)
         return 1
 
-    from .app import IpytuiApp
     from .config import load_config
 
     config = load_config(args.config) if args.config else load_config()
@@ -142,7 +169,7 @@ def run_ui(args: argparse.Namespace) -> int:
             # Before the UI takes the screen: ssh may ask for a password.
             tunnel = open_tunnel(client_info(connection_file), args.ssh)
             connection = tunnel.info
-        app = IpytuiApp(
+        app = app_class(
             connection,
             config=config,
             theme=args.theme,

@@ -6,13 +6,21 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 START_TIMEOUT = 30.0
+POLL_SECONDS = 0.02
 
 
 def start_kernel(connection_file: str | os.PathLike[str] | None = None, *, wait: float = START_TIMEOUT) -> Path:
-    """Spawn ``python -m ipytui.kernel -f FILE`` detached; return the connection file.
+    """Spawn ``python -m ipytui.kernel -f FILE`` detached; return the connection file
+    once the kernel listens."""
+    return spawn_kernel(connection_file).wait(wait)
+
+
+def spawn_kernel(connection_file: str | os.PathLike[str] | None = None) -> KernelLaunch:
+    """Spawn ``python -m ipytui.kernel -f FILE`` detached, without waiting for it.
 
     The kernel runs in its own session (no controlling terminal, no signals
     from ours), so quitting or killing the UI leaves it running. The file is
@@ -22,7 +30,7 @@ def start_kernel(connection_file: str | os.PathLike[str] | None = None, *, wait:
 
     path = Path(connection_file) if connection_file else None
     path = write_connection_file(new_connection_info(), path)
-    return _spawn([sys.executable, "-m", "ipytui.kernel", "-f", str(path)], path, wait=wait)
+    return _spawn([sys.executable, "-m", "ipytui.kernel", "-f", str(path)], path)
 
 
 class KernelSpecError(RuntimeError):
@@ -70,10 +78,33 @@ def start_kernelspec(name: str, connection_file: str | os.PathLike[str] | None =
         jupyter_runtime_dir() / f"kernel-{name}-{secrets.token_hex(6)}.json")
     argv, env = kernelspec_argv(name, path)
     write_connection_file(new_connection_info(kernel_name=name), path)
-    return _spawn(argv, path, wait=wait, env={**os.environ, **env})
+    return _spawn(argv, path, env={**os.environ, **env}).wait(wait)
 
 
-def _spawn(argv: list[str], path: Path, *, wait: float, env: dict[str, str] | None = None) -> Path:
+@dataclass
+class KernelLaunch:
+    """A kernel process just spawned: it may not listen yet."""
+
+    path: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def wait(self, timeout: float = START_TIMEOUT) -> Path:
+        """Block until the kernel listens (or exited: RuntimeError); the connection file."""
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and not _ports_bound(self.path):
+            # The client itself waits for kernel_info, so an early return is harmless.
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_SECONDS)
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"kernel exited with status {self.process.returncode}; see {self.log_path}"
+            )
+        return self.path
+
+
+def _spawn(argv: list[str], path: Path, *, env: dict[str, str] | None = None) -> KernelLaunch:
     from ipytui.kernel.paths import data_dir
 
     log_path = data_dir() / f"{path.stem}.log"
@@ -87,16 +118,7 @@ def _spawn(argv: list[str], path: Path, *, wait: float, env: dict[str, str] | No
             close_fds=True,
             env=env,
         )
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and process.poll() is None:
-        # The kernel is ready to be connected to once its ports are bound; the
-        # client itself waits for kernel_info, so an early return is harmless.
-        if _ports_bound(path):
-            break
-        time.sleep(0.05)
-    if process.poll() is not None:
-        raise RuntimeError(f"kernel exited with status {process.returncode}; see {log_path}")
-    return path
+    return KernelLaunch(path, process, log_path)
 
 
 def _ports_bound(path: Path) -> bool:

@@ -112,14 +112,10 @@ class MainScreen(InputAssist, Screen):
                 yield OutputStream(
                     id="output", max_lines=self.config.scrollback_lines, show_times=volatile
                 )
-                yield HelpPane(id="help")
-                yield HistorySearch(id="history-search")
-                yield InputPrompt(id="input-prompt")
                 with Horizontal(id="input-row"):
                     yield Label("In [ ]:", id="prompt")
                     yield InputEditor(id="editor", blink=volatile)
             yield PeersPanel(id="peers")
-        yield CompletionMenu(id="completion")
         yield Footer()
 
     @property
@@ -149,6 +145,11 @@ class MainScreen(InputAssist, Screen):
     @property
     def peers_panel(self) -> PeersPanel:
         return self.query_one(PeersPanel)
+
+    def connect(self) -> None:
+        """Start talking to the kernel before the screen is mounted, so its
+        kernel_info answer can arrive while the first frame is built."""
+        self.session.connect(READY_TIMEOUT)
 
     def on_mount(self) -> None:
         self.session.open()

@@ -61,6 +61,7 @@ class KernelSession:
         self.client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pump_task: asyncio.Task | None = None
+        self._starting: asyncio.Future[None] | None = None
         self._pending: list[Any] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self.closed = False
@@ -78,8 +79,18 @@ class KernelSession:
             self.client.input_handler = self._input_handler
         return self.client
 
+    def connect(self, timeout: float = 30.0) -> asyncio.Future[None]:
+        """Begin ``start`` in the background (once): the kernel can answer while
+        the screen is still being built. ``start`` awaits the same."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start(timeout))
+        return self._starting
+
     async def start(self, timeout: float = 30.0) -> None:
         """Connect, start pumping IOPub, then wait for kernel_info (posts KernelReady)."""
+        await self.connect(timeout)
+
+    async def _start(self, timeout: float) -> None:
         self._loop = asyncio.get_running_loop()
         self.open()
         await _maybe_await(self.client.start())
@@ -102,6 +113,9 @@ class KernelSession:
         if self.closed:
             return
         self.closed = True
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
         if self.client is not None and shutdown:
             try:
                 await asyncio.wait_for(_maybe_await(self.client.shutdown(restart=False)), 5)

@@ -110,3 +110,34 @@ def test_a_stranger_on_the_pipe_socket_is_turned_away(start_kernel) -> None:
     assert stranger.recv(10) == b""  # closed by the supervisor
     assert worker.is_running()
 
+
+
+class _Recorder:
+    """A stand-in for the worker's up pipe: remembers each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[list[bytes]]] = []
+
+    def send_multipart(self, frames: list[bytes]) -> None:
+        self.writes.append([frames])
+
+    def send_many(self, messages: list[list[bytes]]) -> None:
+        self.writes.append(messages)
+
+
+def test_together_writes_once_and_keeps_other_threads_behind() -> None:
+    from ipytui.kernel.publisher import Publisher
+    from ipytui.kernel.wire import Codec
+
+    up = _Recorder()
+    pub = Publisher(up, Codec(b"key"))  # type: ignore[arg-type]
+    other = threading.Thread(target=pub.send, args=("iopub", "stream", {"text": "x"}))
+    with pub.together():
+        pub.send("shell", "execute_reply", {"status": "ok"})
+        other.start()
+        other.join(0.2)
+        assert other.is_alive()  # it waits for the block instead of cutting in
+        pub.status("idle", None)
+    other.join(T)
+    assert [[m[0] for m in write] for write in up.writes] == [[b"shell", b"iopub"], [b"iopub"]]
+    assert up.writes[1][0][1] == b"stream"
