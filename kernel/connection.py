@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,7 +99,7 @@ class ConnectionInfo:
 
 def new_key() -> str:
     """A fresh 256-bit HMAC key, hex encoded."""
-    return secrets.token_hex(32)
+    return _token_hex(32)
 
 
 def free_tcp_ports(ip: str, count: int) -> list[int]:
@@ -132,7 +131,7 @@ def new_connection_info(
     if transport == "ipc":
         ports = list(range(1, 6))
         if ip in ("127.0.0.1", ""):
-            info.ip = str(jupyter_runtime_dir() / f"ipytui-{secrets.token_hex(4)}")
+            info.ip = str(jupyter_runtime_dir() / f"ipytui-{_token_hex(4)}")
     elif port_base is not None:
         if not 1 <= port_base <= 65535 - 4:
             raise ConnectionError_(f"--port-base {port_base} leaves no room for 5 ports")
@@ -147,7 +146,7 @@ def new_connection_info(
 def write_connection_file(info: ConnectionInfo, path: str | os.PathLike[str] | None = None) -> Path:
     """Write the file atomically with mode 0600; default name kernel-<random>.json."""
     if path is None:
-        path = jupyter_runtime_dir() / f"kernel-ipytui-{secrets.token_hex(6)}.json"
+        path = jupyter_runtime_dir() / f"kernel-ipytui-{_token_hex(6)}.json"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -186,3 +185,8 @@ def find_connection_file(name: str | None = None) -> Path:
     if not matches:
         raise ConnectionError_(f"no connection file matches {name!r} in {runtime}")
     return matches[-1]
+
+
+def _token_hex(nbytes: int) -> str:
+    """What secrets.token_hex gives (os.urandom), without importing hmac and OpenSSL."""
+    return os.urandom(nbytes).hex()

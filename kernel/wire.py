@@ -6,8 +6,6 @@ protocol (signature, replay, frame layout, size limits) is unit-testable.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import uuid
@@ -16,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .signing import SCHEMES, Signer, compare_digest
+
 DELIM = b"<IDS|MSG>"
 PROTOCOL_VERSION = "5.3"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
-_DIGESTS = {"hmac-sha256": hashlib.sha256, "hmac-sha512": hashlib.sha512, "hmac-md5": hashlib.md5}
 
 
 class WireError(ValueError):
@@ -131,12 +130,11 @@ class Codec:
     ) -> None:
         if isinstance(key, str):
             key = key.encode("ascii")
-        if signature_scheme not in _DIGESTS:
+        if signature_scheme not in SCHEMES:
             raise ValueError(f"unsupported signature scheme {signature_scheme!r}")
         self.key = key
         self.signature_scheme = signature_scheme
-        self._digest = _DIGESTS[signature_scheme]
-        self._hmac = hmac.new(key, digestmod=self._digest) if key else None
+        self._hmac = Signer(key, signature_scheme) if key else None
         self.session = session or new_id()
         self.username = username or os.environ.get("USER", "username")
         self.replay_guard = ReplayGuard() if check_replay else None
@@ -176,10 +174,7 @@ class Codec:
         """Hex HMAC over the four JSON frames; b"" when signing is off."""
         if self._hmac is None:
             return b""
-        h = self._hmac.copy()
-        for part in parts:
-            h.update(part)
-        return h.hexdigest().encode("ascii")
+        return self._hmac.sign(parts)
 
     # -- serializing --------------------------------------------------------
     def serialize(self, msg: Message, identities: list[bytes] | None = None) -> list[bytes]:
@@ -207,7 +202,7 @@ class Codec:
             if not signature:
                 raise WireError("unsigned message")
             expected = self.sign(parts)
-            if not hmac.compare_digest(expected, signature):
+            if not compare_digest(expected, signature):
                 raise WireError("invalid signature")
             if self.replay_guard is not None and not self.replay_guard.check_and_add(signature):
                 raise WireError("replayed signature")

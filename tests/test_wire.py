@@ -256,3 +256,22 @@ def test_fuzz_signed_garbage_is_a_message_or_a_wire_error(parts: list[bytes], id
         return
     assert msg.identities == ids and msg.buffers == buffers
     assert isinstance(msg.msg_type, str)
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(["hmac-sha256", "hmac-sha512", "hmac-md5"]),
+       st.binary(max_size=200), st.lists(st.binary(max_size=3000), min_size=1, max_size=5))
+def test_signer_agrees_with_the_hmac_module(scheme: str, key: bytes, parts: list[bytes]) -> None:
+    """Our OpenSSL-free HMAC gives exactly the standard signature (keys longer than a block too)."""
+    from ipytui.kernel.signing import Signer
+
+    expected = hmac.new(key, b"".join(parts), scheme.removeprefix("hmac-")).hexdigest().encode()
+    assert Signer(key, scheme).sign(parts) == expected
+
+
+def test_large_messages_are_signed_the_same_way() -> None:
+    from ipytui.kernel.signing import LARGE, Signer
+
+    parts = [b"{}", b"x" * (LARGE + 1)]
+    expected = hmac.new(b"k", b"".join(parts), "sha256").hexdigest().encode()
+    assert Signer(b"k").sign(parts) == expected
