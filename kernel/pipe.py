@@ -14,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import socket
 from collections import deque
 from typing import Any
 
-from .pipeframe import Decoder, encode
+from .pipeframe import Decoder, FrameError, encode
+
+log = logging.getLogger("ipytui.supervisor")
 
 READ_SIZE = 256 * 1024
 READ_BUDGET = 4 * 1024 * 1024  # bytes read per wake, so one busy pipe cannot starve the rest
@@ -89,6 +92,7 @@ class PipeEnd:
         self.pid = 0  # from the hello
         self.role = ""
         self.closed = False
+        self.broken = ""  # why the stream could not be read, if it could not
         self._decoder = Decoder()
         self._out = bytearray()
 
@@ -107,7 +111,12 @@ class PipeEnd:
                 self.closed = True
                 break
             budget -= len(data)
-            messages.extend(self._decoder.feed(data))
+            try:
+                messages.extend(self._decoder.feed(data))
+            except FrameError as exc:
+                self.broken = f"garbled stream ({exc})"
+                log.error("pipe %s of worker %s: %s; closing it", self.role, self.pid, self.broken)
+                self.closed = True
         return messages
 
     def send(self, frames: list[bytes]) -> bool:

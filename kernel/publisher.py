@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ class Publisher:
         self._channels: dict[str, bytes] = {}
         self._held: list[list[bytes]] | None = None  # messages of a together() block
         self._holder = 0  # the thread in that block
+        self.owner_pid = os.getpid()  # only this process writes to the pipe
 
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:
@@ -91,7 +93,9 @@ class Publisher:
         if tag is None:
             tag = self._channels[channel] = channel.encode()
         frames = [tag, *identities, DELIM, codec.sign(parts), *parts]
-        if self._held is not None and self._holder == threading.get_ident():
+        if os.getpid() != self.owner_pid:
+            pass  # a fork() of user code (multiprocessing): it must not garble the worker's pipe
+        elif self._held is not None and self._holder == threading.get_ident():
             self._held.append(frames)
         else:
             with self.lock:
@@ -110,5 +114,7 @@ class Publisher:
 
     def sup(self, event: dict[str, Any]) -> None:
         """A bookkeeping event for the supervisor (never reaches a client)."""
+        if os.getpid() != self.owner_pid:
+            return
         with self.lock:
             self.socket.send_multipart([b"sup", json.dumps(event).encode()])

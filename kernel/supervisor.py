@@ -512,6 +512,11 @@ class Supervisor:
             elif end.role == "up" and end is self.worker.pipes.get("up"):
                 self._on_up(frames)
         if end.closed:
+            if end.role == "up" and end is self.worker.pipes.get("up") and self.worker.pid:
+                # A live worker that cannot be heard would leave its clients waiting:
+                # end it, and the crash path brings back the last good state.
+                self.worker.notes.append(f"its pipe to the supervisor broke: {end.broken or 'closed'}")
+                crash.kill(self.worker.pid)
             self._drop_pipe(end)
 
     def _claim(self, end: pipe.PipeEnd, frames: list[bytes]) -> None:

@@ -71,6 +71,7 @@ class Worker:
         if hasattr(self, "publisher"):
             self.publisher.socket = up
             self.publisher.lock = threading.Lock()
+            self.publisher.owner_pid = os.getpid()
         else:
             self.publisher = Publisher(up, self.codec)
 

@@ -141,3 +141,26 @@ def test_together_writes_once_and_keeps_other_threads_behind() -> None:
     other.join(T)
     assert [[m[0] for m in write] for write in up.writes] == [[b"shell", b"iopub"], [b"iopub"]]
     assert up.writes[1][0][1] == b"stream"
+
+
+async def test_a_forked_child_printing_does_not_garble_the_pipe(start_kernel, make_client) -> None:
+    info, _ = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    code = ("import os, sys\npid = os.fork()\nif pid == 0:\n    print('child')\n"
+            "    sys.stdout.flush()\n    os._exit(0)\nos.waitpid(pid, 0)\nprint('parent')")
+    result = await client.execute(code, timeout=T)
+    assert result.status == "ok" and result.text == "parent\n"
+    assert (await client.execute("print(6 * 7)", timeout=T)).text == "42\n"
+
+
+async def test_a_garbled_pipe_is_a_crash_not_a_hang(start_kernel, make_client) -> None:
+    """Bytes that are not a framed message end the worker; the cell gets KernelDied."""
+    info, _ = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    await client.execute("kept = 'before'", timeout=T)
+    garble = ("import gc\nfrom ipytui.kernel.pipe import WorkerPipe\n"
+              "up = next(p for p in gc.get_objects() if isinstance(p, WorkerPipe) and p.role == 'up')\n"
+              "up.sock.sendall(b'\\xff' * 8)\nimport time\ntime.sleep(30)")
+    result = await client.execute(garble, timeout=T)
+    assert result.status == "error" and result.error[0] == "KernelDied"
+    assert (await client.execute("print(kept)", timeout=T)).text == "before\n"
