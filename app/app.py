@@ -10,6 +10,7 @@ from typing import Any
 
 from ipytui.themes import APP_CSS_PATH, THEMES, register_themes, resolve_theme_name
 from textual.app import App, SystemCommand
+from textual.reactive import Initialize, Reactive
 from textual.screen import Screen
 
 from .config import Config, load_config
@@ -37,11 +38,25 @@ def _resolve_connection(connection: Any) -> tuple[Any, str | None]:
     return client_info(path), str(Path(path).resolve())
 
 
+def _initial_theme(app: IpytuiApp) -> str:
+    """The theme to start with: the one asked for if there is such a theme."""
+    register_themes(app)
+    wanted = resolve_theme_name(app.requested_theme)
+    if wanted in app.available_themes:
+        return wanted
+    fallback = resolve_theme_name(None)
+    app.config.warnings.append(f"unknown theme {app.requested_theme!r}; using {fallback}")
+    return fallback
+
+
 class IpytuiApp(App[ExitInfo]):
     """Textual app for one kernel; the kernel outlives it unless asked otherwise."""
 
     CSS_PATH = APP_CSS_PATH
     TITLE = "ipytui"
+    # Textual asks for the theme as it sets the app up, so the stylesheet gets
+    # parsed once, in our colours: setting it later would parse it all again.
+    theme: Reactive[str] = Reactive(Initialize(_initial_theme))
 
     def __init__(
         self,
@@ -53,28 +68,19 @@ class IpytuiApp(App[ExitInfo]):
         deterministic: bool = False,
         client_factory=None,
     ) -> None:
+        self.config = config if config is not None else load_config()
+        self.requested_theme = theme or self.config.theme
         super().__init__()
         self.info, self.connection_file = _resolve_connection(connection)
-        self.config = config if config is not None else load_config()
         self.shutdown_on_exit = shutdown_on_exit
         self.deterministic = deterministic
         self.client_factory = client_factory
-        register_themes(self)
-        self._apply_theme(theme or self.config.theme)
         self.main_screen = MainScreen(
             self.info,
             config=self.config,
             client_factory=client_factory,
             deterministic=deterministic,
         )
-
-    def _apply_theme(self, name: str) -> None:
-        wanted = resolve_theme_name(name)
-        if wanted in self.available_themes:
-            self.theme = wanted
-        else:
-            self.theme = resolve_theme_name(None)
-            self.config.warnings.append(f"unknown theme {name!r}; using {self.theme}")
 
     def get_default_screen(self) -> Screen:
         return self.main_screen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from typing import TYPE_CHECKING
 
@@ -115,28 +116,44 @@ def begin_connection(args: argparse.Namespace) -> Callable[[], Path]:
     from ipytui.kernel.connection import find_connection_file
 
     if args.existing is not None:
-        path = find_connection_file(args.existing or None)
-        return lambda: path
+        existing = find_connection_file(args.existing or None)
+        return lambda: existing
     if args.kernel:
         from .launch import start_kernelspec
 
-        return lambda: start_kernelspec(args.kernel)
-    from ipytui.kernel.recover import offer_at_start
+        started = start_kernelspec(args.kernel)
+        return lambda: started
+    from ipytui.kernel.lockfile import stale_locks
 
-    restored = offer_at_start(interactive=sys.stdin.isatty() and sys.stdout.isatty())
-    if restored is not None:
-        return lambda: restored
+    if stale_locks():  # recover (asyncio, pickle) is imported only when there is something
+        from ipytui.kernel.recover import offer_at_start
+
+        restored = offer_at_start(interactive=sys.stdin.isatty() and sys.stdout.isatty())
+        if restored is not None:
+            return lambda: restored
     from .launch import spawn_kernel
 
     return spawn_kernel().wait
 
 
 def load_ui() -> type[IpytuiApp]:
-    """Import the app and the kernel client it connects with."""
-    import ipytui.kernel.client  # noqa: F401 - imported by the app's first connect
+    """Import the app and the kernel client it connects with.
 
-    from .app import IpytuiApp
+    The garbage collector pauses meanwhile: imports make tens of thousands of
+    objects that live as long as the app, so scanning them is wasted start-up
+    time. Frozen afterwards, later collections skip them too.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        import ipytui.kernel.client  # noqa: F401 - the app connects with these at once
+        import ipytui.kernel.security  # noqa: F401
 
+        from .app import IpytuiApp
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
     return IpytuiApp
 
 

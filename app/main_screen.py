@@ -56,6 +56,10 @@ PRESENCE_RETRY = 3.0
 class MainScreen(InputAssist, Screen):
     """Status bar, output stream, input, peers, footer."""
 
+    # Focus lands on the editor as the screen is composed, not on the output first
+    # (each focus change makes the footer rebuild itself).
+    AUTO_FOCUS = "#editor"
+
     BINDINGS = [
         Binding("ctrl+c", "interrupt_or_clear", "Interrupt/clear", priority=True, key_display="^C"),
         Binding("f2", "show_keys", "Keys", key_display="F2"),
@@ -112,11 +116,20 @@ class MainScreen(InputAssist, Screen):
                 yield OutputStream(
                     id="output", max_lines=self.config.scrollback_lines, show_times=volatile
                 )
+                yield HelpPane(id="help")
+                yield HistorySearch(id="history-search")
+                yield InputPrompt(id="input-prompt")
                 with Horizontal(id="input-row"):
                     yield Label("In [ ]:", id="prompt")
                     yield InputEditor(id="editor", blink=volatile)
             yield PeersPanel(id="peers")
+        yield CompletionMenu(id="completion")
         yield Footer()
+
+    def _after_first_answer(self) -> None:
+        """What start-up leaves until the kernel's first answer is on screen."""
+        for editor in self.query(InputEditor):  # none when the screen is coming down
+            editor.warm_up()
 
     @property
     def editor(self) -> InputEditor:
@@ -246,12 +259,16 @@ class MainScreen(InputAssist, Screen):
         if self.lifecycle == "dead":
             self._presence_retries = 0
             self._rejoin_presence()
+        if self.lifecycle == "starting":
+            self.call_after_refresh(self._after_first_answer)
         self.lifecycle = "ok"
         if self.banner.kind in ("lost", "unreachable"):
             self.banner.hide()
         self._refresh_state()
 
     def on_kernel_unreachable(self, message: KernelUnreachable) -> None:
+        if self.lifecycle == "starting":
+            self.call_after_refresh(self._after_first_answer)
         self.lifecycle = "unreachable"
         self.banner.show_message(
             "unreachable",

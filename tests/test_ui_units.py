@@ -15,7 +15,7 @@ from ipytui.widgets.crash_banner import describe_report
 from ipytui.widgets.input_editor import local_indent
 from ipytui.widgets.kernel_status import format_bytes, format_uptime
 from ipytui.widgets.mimebundle import RECOVERY_MIME, plain_of, render_bundle, render_traceback
-from ipytui.widgets.python_highlight import python_highlights
+from ipytui.widgets.python_highlight import python_highlights, python_lexer
 from ipytui.widgets.stream_output import StreamOutput, _fold, _rows
 from rich.text import Text
 
@@ -163,6 +163,15 @@ def test_python_highlights_use_byte_offsets():
     assert "é" in found
 
 
+def test_blank_input_is_highlighted_without_building_the_lexer():
+    python_lexer.cache_clear()
+    assert not python_highlights("")
+    assert not python_highlights("  \n\t")
+    assert python_lexer.cache_info().currsize == 0  # start-up shows an empty editor
+    assert python_highlights("x = 1")
+    assert python_lexer.cache_info().currsize == 1
+
+
 # -- rendering ----------------------------------------------------------------------------
 def test_bundles_render_by_preference():
     assert type(render_bundle({"text/markdown": "# T", "text/plain": "T"})).__name__ == "Markdown"
@@ -278,3 +287,39 @@ def test_theme_from_config_and_flag():
     app = IpytuiApp(info, config=Config(theme="no-such-theme"))
     assert app.theme == "ipytui-dark"
     assert any("no-such-theme" in w for w in app.config.warnings)
+
+
+def test_a_new_kernel_boots_while_the_ui_is_imported(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path) -> None:
+    from ipytui.app import cli, launch
+    from ipytui.app.app import ExitInfo
+
+    steps: list[str] = []
+
+    class Launch:
+        def wait(self):
+            steps.append("wait for the kernel")
+            return tmp_path / "k.json"
+
+    class App:
+        return_code = 0
+
+        def __init__(self, connection, **kwargs) -> None:
+            steps.append("app")
+
+        def run(self) -> ExitInfo:
+            return ExitInfo(None, True)
+
+    def spawn_kernel():
+        steps.append("spawn")
+        return Launch()
+
+    def load_ui():
+        steps.append("import the UI")
+        return App
+
+    monkeypatch.setattr("ipytui.kernel.recover.offer_at_start", lambda interactive: None)
+    monkeypatch.setattr(launch, "spawn_kernel", spawn_kernel)
+    monkeypatch.setattr(cli, "load_ui", load_ui)
+    assert cli.run_ui(cli.parse_args([])) == 0
+    assert steps == ["spawn", "import the UI", "wait for the kernel", "app"]

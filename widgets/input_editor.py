@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.widgets import TextArea
 from textual.widgets.text_area import TextAreaTheme
 
-from .python_highlight import python_highlights, syntax_styles
+from .python_highlight import python_highlights, python_lexer, syntax_styles
 
 INDENT = "    "
 _DEDENT_AFTER = re.compile(r"^\s*(return|pass|raise|break|continue)\b")
@@ -109,6 +109,10 @@ class InputEditor(TextArea):
         self._line_cache.clear()
         self._highlights.clear()
         self._highlights.update(python_highlights(self.text))
+
+    def warm_up(self) -> None:
+        """Build the lexer now, at a quiet moment, rather than on the first key typed."""
+        python_lexer()
 
     def on_mount(self) -> None:
         self._apply_editor_theme()

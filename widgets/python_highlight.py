@@ -10,18 +10,26 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
+from functools import cache
 from typing import Any
 
-from pygments.lexers import PythonLexer
+from pygments.lexer import Lexer
 from pygments.token import Token, _TokenType
 from rich.style import Style as RichStyle
 from textual.color import Color
 from textual.highlight import HighlightTheme
 from textual.style import Style
 
-_LEXER = PythonLexer(stripnl=False, ensurenl=False)
-
 Highlights = dict[int, list[tuple[int, int | None, str]]]
+
+
+@cache
+def python_lexer() -> Lexer:
+    """The shared Python lexer, built on first use: it compiles ~100 regexes
+    (tens of ms), which start-up does not need for an empty editor."""
+    from pygments.lexers.python import PythonLexer
+
+    return PythonLexer(stripnl=False, ensurenl=False)
 
 
 def _style_name(token: _TokenType) -> str | None:
@@ -36,11 +44,13 @@ def _style_name(token: _TokenType) -> str | None:
 def python_highlights(text: str) -> Highlights:
     """Highlights for a TextArea: row -> [(start byte, end byte, name)]."""
     highlights: Highlights = defaultdict(list)
+    if not text.strip():
+        return highlights  # whitespace is never highlighted
     lines = text.split("\n")
     starts = [0]
     for line in lines[:-1]:
         starts.append(starts[-1] + len(line) + 1)
-    for index, token, value in _LEXER.get_tokens_unprocessed(text):
+    for index, token, value in python_lexer().get_tokens_unprocessed(text):
         name = _style_name(token)
         if name is None or not value.strip():
             continue
