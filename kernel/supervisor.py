@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -27,7 +26,7 @@ from typing import Any
 
 import zmq
 
-from . import crash, pipe
+from . import crash
 from .connection import ConnectionInfo
 from .info import kernel_info_content
 from .journal import Journal
@@ -37,6 +36,7 @@ from .presence_service import PresenceService
 from .recorder import Recorder
 from .security import ServerSecurity
 from .wire import DELIM, Codec, Message, WireError, peek_header, peek_parent, split_identities
+from .worker_link import WorkerLink
 
 log = logging.getLogger("ipytui.supervisor")
 
@@ -61,7 +61,6 @@ class WorkerState:
 
     pid: int = 0
     pidfd: int = -1
-    pipes: dict[str, pipe.PipeEnd] = field(default_factory=dict)  # role -> our end
     hello: dict[str, Any] | None = None  # its "ready" event, once it arrived
     ready: bool = False
     spawned_at: float = 0.0
@@ -94,7 +93,6 @@ class Supervisor:
         self.worker = WorkerState()
         self.inflight: dict[str, Pending] = {}
         self.backlog: list[tuple[str, list[bytes], bool]] = []  # (channel, frames, is an execute)
-        self.unclaimed: list[pipe.PipeEnd] = []  # worker connections that have not said who they are
         self.execution_count = 0
         self.crashes = crash.CrashHistory()
         self.crash_pending: crash.CrashRecord | None = None
@@ -109,7 +107,7 @@ class Supervisor:
 
     # -- sockets ----------------------------------------------------------
     def bind(self) -> None:
-        """Bind the five public channels and the two private worker pipes."""
+        """Bind the five public channels and the socket the worker's pipes connect to."""
         ctx = self.context = zmq.Context()
         info = self.info
         self.security.start(ctx)
@@ -128,9 +126,9 @@ class Supervisor:
         self.hb.bind(info.bind_url("hb"))
         threading.Thread(target=self._heartbeat, name="ipytui-hb", daemon=True).start()
         self.private_dir = tempfile.mkdtemp(prefix="ipytui-")
-        self.pipe_path = f"{self.private_dir}/pipe"
-        self.pipe_listener = pipe.listen(self.pipe_path)
         self.poller = zmq.Poller()
+        self.link = WorkerLink(f"{self.private_dir}/pipe", self.poller, on_up=self._on_up,
+                               on_connected=self._check_ready, on_broken=self._on_pipe_broken)
 
     def _router(self, url: str) -> zmq.Socket:
         sock = self.context.socket(zmq.ROUTER)
@@ -152,7 +150,7 @@ class Supervisor:
         """Start a fresh worker process (optionally loading a checkpoint)."""
         config = {
             "key": self.info.key, "signature_scheme": self.info.signature_scheme,
-            "session": self.codec.session, "pipe": self.pipe_path, "supervisor_pid": os.getpid(),
+            "session": self.codec.session, "pipe": self.link.path, "supervisor_pid": os.getpid(),
             "checkpoint_path": str(self.checkpoint_path), "snapshots": self.snapshots,
             "restore_from": restore_from, "journal_session": self.journal_session,
         }
@@ -166,6 +164,7 @@ class Supervisor:
         if self.worker.pidfd >= 0:
             os.close(self.worker.pidfd)
         self.worker = WorkerState(pid=pid, pidfd=os.pidfd_open(pid), spawned_at=time.monotonic())
+        self.link.expect(pid)
 
     def promote_snapshot(self) -> bool:
         """Wake the latest snapshot as the new worker; False if there is none alive."""
@@ -185,7 +184,7 @@ class Supervisor:
         status = crash.reap(dead.pid)
         if dead.pidfd >= 0:
             os.close(dead.pidfd)
-        self._close_pipes(dead)
+        self.link.expect(0)
         # Nothing is routed to the dead worker while the replacement is on its way.
         self.worker = WorkerState(snapshot_pid=dead.snapshot_pid, snapshot_count=dead.snapshot_count)
         snapshot = self._newest_snapshot(dead)
@@ -381,11 +380,8 @@ class Supervisor:
         if not self.worker.ready or self.backlog:
             self.backlog.append((channel, frames, execute))
             return
-        end = self.worker.pipes["exec" if execute else "quick"]
-        if not end.send([channel.encode(), *frames]):
+        if not self.link.send("exec" if execute else "quick", [channel.encode(), *frames]):
             self.backlog.append((channel, frames, execute))
-        elif end.wants_write:
-            self.poller.register(end.fd, zmq.POLLIN | zmq.POLLOUT)
 
     def _flush_backlog(self) -> None:
         backlog, self.backlog = self.backlog, []
@@ -449,7 +445,7 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while (self.worker.ready and self.last_ok_count > self.worker.snapshot_count
                and not self.worker.notes and time.monotonic() < deadline):
-            self._read_up(timeout_ms=20)
+            self.link.read_up(timeout_ms=20)
 
     def restart_worker(self, restore: bool) -> str:
         """Replace the worker on demand; returns how the state came back."""
@@ -486,74 +482,19 @@ class Supervisor:
         if state.pidfd >= 0:
             os.close(state.pidfd)
             state.pidfd = -1
-        self._close_pipes(state)
+        if self.link.pid == state.pid:
+            self.link.expect(0)
 
     def interrupt_worker(self) -> None:
         if self.worker.pid and self.worker.ready:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.worker.pid, signal.SIGINT)
 
-    # -- the worker's pipes ------------------------------------------------
-    def _accept_pipes(self) -> None:
-        """New worker connections: watch them until their hello says who they are."""
-        for end in pipe.accept(self.pipe_listener):
-            self.unclaimed.append(end)
-            self.poller.register(end.fd, zmq.POLLIN)
-
-    def _on_pipe(self, end: pipe.PipeEnd, events: int) -> None:
-        """A worker connection is readable (or writable again)."""
-        if events & zmq.POLLOUT and end.flush() and not end.wants_write:
-            self.poller.register(end.fd, zmq.POLLIN)
-        if not events & zmq.POLLIN:
-            return
-        for frames in end.read():
-            if not end.role:
-                self._claim(end, frames)
-            elif end.role == "up" and end is self.worker.pipes.get("up"):
-                self._on_up(frames)
-        if end.closed:
-            if end.role == "up" and end is self.worker.pipes.get("up") and self.worker.pid:
-                # A live worker that cannot be heard would leave its clients waiting:
-                # end it, and the crash path brings back the last good state.
-                self.worker.notes.append(f"its pipe to the supervisor broke: {end.broken or 'closed'}")
-                crash.kill(self.worker.pid)
-            self._drop_pipe(end)
-
-    def _claim(self, end: pipe.PipeEnd, frames: list[bytes]) -> None:
-        """A connection's hello: it belongs to the current worker, or it is closed."""
-        hello = pipe.parse_hello(frames)
-        self.unclaimed.remove(end)
-        if hello is None or hello.get("pid") != self.worker.pid or hello["role"] in self.worker.pipes:
-            log.warning("closed a pipe connection from %s", (hello or {}).get("pid", "an unknown process"))
-            self._drop_pipe(end)
-            return
-        end.pid, end.role = int(hello["pid"]), str(hello["role"])
-        self.worker.pipes[end.role] = end
-        self._check_ready()
-
-    def _drop_pipe(self, end: pipe.PipeEnd) -> None:
-        with contextlib.suppress(KeyError):
-            self.poller.unregister(end.fd)
-        if end in self.unclaimed:
-            self.unclaimed.remove(end)
-        end.close()
-
-    def _close_pipes(self, state: WorkerState) -> None:
-        for end in state.pipes.values():
-            self._drop_pipe(end)
-        state.pipes = {}
-
-    def _read_up(self, timeout_ms: int = 0) -> None:
-        """Handle what the worker has said (waiting up to timeout_ms for something)."""
-        end = self.worker.pipes.get("up")
-        if end is None or end.closed:
-            return
-        if timeout_ms:
-            poll = select.poll()
-            poll.register(end.fd, select.POLLIN)
-            if not poll.poll(timeout_ms):
-                return
-        self._on_pipe(end, zmq.POLLIN)
+    def _on_pipe_broken(self, why: str) -> None:
+        """The live worker's "up" pipe failed: end it, and the crash path restores the state."""
+        self.worker.notes.append(f"its pipe to the supervisor broke: {why}")
+        if self.worker.pid:
+            crash.kill(self.worker.pid)
 
     def _on_worker_ready(self, event: dict[str, Any]) -> None:
         if event.get("pid") != self.worker.pid:
@@ -565,14 +506,14 @@ class Supervisor:
     def _check_ready(self) -> None:
         """Once the worker has said hello on all three pipes: route to it, flush the backlog."""
         worker = self.worker
-        if worker.ready or worker.hello is None or len(worker.pipes) < len(pipe.ROLES):
+        if worker.ready or worker.hello is None or not self.link.connected:
             return
         worker.ready = True
         event = worker.hello
         if event.get("promoted"):
             if self.crash_pending is not None:
                 self.crash_pending.snapshot_count = int(event.get("execution_count", 0))
-            worker.pipes["exec"].send([b"sup", json.dumps(
+            self.link.send("exec", [b"sup", json.dumps(
                 {"cmd": "resume", "execution_count": self.execution_count}).encode()])
         else:
             self.execution_count = max(self.execution_count, int(event.get("execution_count", 0)))
@@ -693,7 +634,7 @@ class Supervisor:
         poller = self.poller
         sockets = {self.shell: "shell", self.control: "control", self.stdin: "stdin"}
         monitor = self.presence.watch(self.shell)
-        for sock in (*sockets, self.iopub, monitor, self.pipe_listener.fileno()):
+        for sock in (*sockets, self.iopub, monitor):
             poller.register(sock, zmq.POLLIN)
         registered_fd = -1
         while self.running:
@@ -705,12 +646,7 @@ class Supervisor:
                     poller.register(registered_fd, zmq.POLLIN)
             timeout = 100 if self.crash_pending is not None else self._lock_due_ms()
             events = dict(poller.poll(timeout))
-            up = self.worker.pipes.get("up")
-            if up is not None and up.fd in events:
-                self._on_pipe(up, events.pop(up.fd))
-            for end in [*self.worker.pipes.values(), *self.unclaimed]:
-                if end.fd in events and not end.closed:
-                    self._on_pipe(end, events.pop(end.fd))
+            self.link.handle(events)
             for sock, channel in sockets.items():
                 if sock in events:
                     self.on_client(channel, sock)
@@ -718,8 +654,6 @@ class Supervisor:
                 self._on_subscription(self.iopub.recv())
             if monitor in events:
                 self.presence.on_monitor()
-            if self.pipe_listener.fileno() in events:
-                self._accept_pipes()
             if registered_fd >= 0 and registered_fd in events:
                 poller.unregister(registered_fd)
                 registered_fd = -1
@@ -757,7 +691,7 @@ class Supervisor:
 
     def _drain_worker_output(self) -> None:
         """Forward what a dying worker managed to say before answering for it."""
-        self._read_up()  # it is dead: what it wrote is all in the pipe already
+        self.link.read_up()  # it is dead: what it wrote is all in the pipe already
 
     def _check_crash_deadline(self) -> None:
         record = self.crash_pending
@@ -782,9 +716,7 @@ class Supervisor:
             self.journal.end_session(self.journal_session, "shutdown")
         self.lock.remove()
         self.checkpoint_path.unlink(missing_ok=True)
-        for end in [*self.worker.pipes.values(), *self.unclaimed]:
-            end.close()
-        self.pipe_listener.close()
+        self.link.close()
         shutil.rmtree(self.private_dir, ignore_errors=True)
         if self.owns_connection_file:
             self.connection_file.unlink(missing_ok=True)
