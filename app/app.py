@@ -15,7 +15,6 @@ from textual.screen import Screen
 
 from .config import Config, load_config
 from .main_screen import MainScreen
-from .messages import KernelReady
 
 
 @dataclass
@@ -91,12 +90,6 @@ class IpytuiApp(App[ExitInfo]):
     def on_mount(self) -> None:
         for warning in self.config.warnings:
             self.notify(warning, title="config", severity="warning")
-
-    def on_kernel_ready(self, message: KernelReady) -> None:
-        """The kernel's own word on encryption (ours says so in kernel_info)."""
-        extra = message.info.get("ipytui")
-        if isinstance(extra, dict) and extra.get("encrypted"):
-            self.main_screen.status.set(encrypted=True)
 
     # -- quitting -------------------------------------------------------------------
     async def action_quit(self) -> None:

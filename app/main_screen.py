@@ -105,6 +105,8 @@ class MainScreen(InputAssist, Screen):
         self.drafts = DraftShare(enabled=config.share_drafts)
         self._draft_timer: Any = None
         self._presence_retries = 0
+        self._resumed = False
+        self._shown_early: dict[str, Any] | None = None
 
     # -- layout ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -228,8 +230,30 @@ class MainScreen(InputAssist, Screen):
         following = "" if self.execution_count is None else str(self.execution_count + 1)
         self.query_one("#prompt", Label).update(f"In [{following or ' '}]:")
 
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        """The first resume comes just before the first frame: make that frame cheaper
+        and, when the kernel has answered already, show it as ready."""
+        if self._resumed:
+            return
+        self._resumed = True
+        # Every widget was styled as it mounted, a moment ago: Textual's restyle of the
+        # whole screen on resume would redo that work (15-30 ms) before the first frame.
+        event.refresh_styles = False
+        # The kernel usually answers while the screen is composed, but its KernelReady
+        # waits behind this event: without this the first frame would say "starting".
+        info = self.session.ready_info
+        if info is not None and self.lifecycle == "starting":
+            self._shown_early = info
+            self._kernel_ready(info)
+
     def on_kernel_ready(self, message: KernelReady) -> None:
-        info = message.info
+        if message.info is self._shown_early:
+            self._shown_early = None  # shown at the first frame already
+            return
+        self._kernel_ready(message.info)
+
+    def _kernel_ready(self, info: dict[str, Any]) -> None:
+        """Show a kernel_info answer: status fields, counts, lifecycle."""
         self.kernel_info_content = info
         extra = info.get("ipytui") if isinstance(info.get("ipytui"), dict) else {}
         impl = info.get("implementation", "")
@@ -255,6 +279,8 @@ class MainScreen(InputAssist, Screen):
         if isinstance(extra.get("execution_count"), int):
             self.execution_count = extra["execution_count"]
         fields["heartbeat"] = self.session.heartbeat_ok
+        if extra.get("encrypted"):  # the kernel's own word (ours says so in kernel_info)
+            fields["encrypted"] = True
         self.status.set(**fields)
         if self.lifecycle == "dead":
             self._presence_retries = 0

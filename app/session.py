@@ -65,6 +65,9 @@ class KernelSession:
         self._pending: list[Any] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self.closed = False
+        # The latest kernel_info content, set as its KernelReady is posted: the
+        # screen can show it before that message reaches the front of its queue.
+        self.ready_info: dict[str, Any] | None = None
 
     # -- lifecycle ------------------------------------------------------------------
     @property
@@ -105,7 +108,8 @@ class KernelSession:
         except Exception as exc:  # timeout, connection refused, bad key…
             self._post(KernelUnreachable(f"{type(exc).__name__}: {exc}".rstrip(": ")))
             return None
-        self._post(KernelReady(info or {}))
+        self.ready_info = info or {}
+        self._post(KernelReady(self.ready_info))
         return info
 
     async def stop(self, *, shutdown: bool = False) -> None:

@@ -323,3 +323,15 @@ def test_a_new_kernel_boots_while_the_ui_is_imported(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(cli, "load_ui", load_ui)
     assert cli.run_ui(cli.parse_args([])) == 0
     assert steps == ["spawn", "import the UI", "wait for the kernel", "app"]
+
+
+def test_the_ui_imports_without_pygments_lexers() -> None:
+    """Highlighting machinery (pygments' lexers, importlib.metadata) waits for its
+    first use: an empty editor and an empty output stream do not need it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ipytui.app.app; "
+            "print(sorted(m for m in sys.modules if m.startswith(('pygments.lex', 'textual.highlight'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

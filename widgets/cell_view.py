@@ -12,9 +12,9 @@ import time
 from rich.console import RenderableType
 from rich.text import Text
 from textual.containers import Vertical
-from textual.highlight import highlight
 from textual.widgets import Static
 
+from .python_highlight import highlight_python
 from .rich_output import RichOutput
 from .stream_output import StreamOutput
 
@@ -152,7 +152,7 @@ class CellView(Vertical):
 
     def _draw_code(self) -> None:
         if self.code:
-            self._code.update(highlight(self.code.rstrip("\n"), language="python"))
+            self._code.update(highlight_python(self.code))
 
     def set_status(self, status: str) -> None:
         if status == "running" and self.status != "running":

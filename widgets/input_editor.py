@@ -103,24 +103,31 @@ class InputEditor(TextArea):
         self.completing = False
         self._history_index: int | None = None
         self._history_draft = ""
+        # The syntax colours come with the first highlighted text or the warm-up,
+        # whichever is first: an empty editor looks the same without them.
+        self._syntax_themed = False
 
     # -- highlighting ---------------------------------------------------------------
     def _build_highlight_map(self) -> None:
         self._line_cache.clear()
         self._highlights.clear()
-        self._highlights.update(python_highlights(self.text))
+        highlights = python_highlights(self.text)
+        if highlights and not self._syntax_themed:
+            self._apply_editor_theme()
+        self._highlights.update(highlights)
 
     def warm_up(self) -> None:
-        """Build the lexer now, at a quiet moment, rather than on the first key typed."""
+        """Build the lexer and the syntax colours now, at a quiet moment, rather
+        than on the first key typed."""
         python_lexer()
-
-    def on_mount(self) -> None:
-        self._apply_editor_theme()
+        if not self._syntax_themed:
+            self._apply_editor_theme()
 
     def _app_theme_changed(self) -> None:
         self._apply_editor_theme()
 
     def _apply_editor_theme(self) -> None:
+        self._syntax_themed = True
         surface = Color.parse(self.app.theme_variables["surface"])
         self.register_theme(
             TextAreaTheme(

@@ -11,18 +11,15 @@ from typing import TYPE_CHECKING
 
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.highlight import highlight
 from textual.widgets import Static
+
+from .python_highlight import highlight_python
 
 if TYPE_CHECKING:
     from .peers_panel import Peer
 
 RECENT_SHOWN = 5
 SEPARATOR = "─" * 8
-
-
-def _code(text: str) -> Content:
-    return highlight(text.rstrip("\n"), language="python")
 
 
 class PeerDetail(VerticalScroll):
@@ -66,11 +63,11 @@ class PeerDetail(VerticalScroll):
             return
         self._draft_title.update(f"{peer.name} · draft")
         self._draft.set_class(not peer.draft, "-none")
-        self._draft.update(_code(peer.draft) if peer.draft else "(empty)")
+        self._draft.update(highlight_python(peer.draft) if peer.draft else "(empty)")
         recent = list(reversed(peer.recent[-RECENT_SHOWN:]))
         self._recent.set_class(not recent, "-none")
         if recent:
-            self._recent.update(Content(f"\n{SEPARATOR}\n").join(_code(code) for code in recent))
+            self._recent.update(Content(f"\n{SEPARATOR}\n").join(highlight_python(code) for code in recent))
         else:
             self._recent.update("(none)")
 

@@ -11,16 +11,29 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pygments.lexer import Lexer
-from pygments.token import Token, _TokenType
+from pygments.token import Token
 from rich.style import Style as RichStyle
 from textual.color import Color
-from textual.highlight import HighlightTheme
 from textual.style import Style
 
+if TYPE_CHECKING:
+    from pygments.lexer import Lexer
+    from pygments.token import _TokenType
+    from textual.content import Content
+
 Highlights = dict[int, list[tuple[int, int | None, str]]]
+
+
+@cache
+def _theme_styles() -> dict[_TokenType, str]:
+    """Textual's highlight styles by token type, looked up on first use:
+    ``textual.highlight`` brings in pygments' lexer machinery (~15 ms of
+    imports), which start-up does not need for an empty editor."""
+    from textual.highlight import HighlightTheme
+
+    return HighlightTheme.STYLES
 
 
 @cache
@@ -32,10 +45,20 @@ def python_lexer() -> Lexer:
     return PythonLexer(stripnl=False, ensurenl=False)
 
 
+def highlight_python(code: str) -> Content:
+    """Code as highlighted Content, the way Textual highlights Python (output
+    cells, peers' drafts); trailing newlines dropped."""
+    from textual.highlight import highlight
+
+    return highlight(code.rstrip("\n"), language="python")
+
+
+@cache
 def _style_name(token: _TokenType) -> str | None:
     """The most specific token type the highlight theme has a style for."""
+    styles = _theme_styles()
     while token is not Token:
-        if token in HighlightTheme.STYLES:
+        if token in styles:
             return str(token)
         token = token.parent
     return None
@@ -69,7 +92,7 @@ def python_highlights(text: str) -> Highlights:
 def syntax_styles(variables: dict[str, str], background: Color) -> dict[str, RichStyle]:
     """Rich styles for every highlight name, resolved against theme variables."""
     styles: dict[str, RichStyle] = {}
-    for token, definition in HighlightTheme.STYLES.items():
+    for token, definition in _theme_styles().items():
         if not definition:
             continue
         styles[str(token)] = _resolve(definition, variables, background)
