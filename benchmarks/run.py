@@ -261,10 +261,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _warm_up(wd: procs.Workdir, ui: bool) -> None:
-    """One untimed start of each kernel (page cache, .pyc files, IPython's profile dir),
-    and the UIs' imports compiled once."""
-    import subprocess
-
+    """One untimed start of each kernel (page cache, .pyc files, IPython's profile dir)
+    and, when UIs are measured, of each UI up to its prompt."""
     from kernel_bench import KernelRun
 
     for kind in KINDS:
@@ -274,8 +272,10 @@ def _warm_up(wd: procs.Workdir, ui: bool) -> None:
         finally:
             run.stop(grace=1.0)
     if ui:
-        subprocess.run([sys.executable, "-c", "import ipytui.app.app, jupyter_console.app"],
-                       env=wd.env, check=False, capture_output=True, timeout=120)
+        from ui_bench import warm_up_ui
+
+        for kind in KINDS:
+            warm_up_ui(kind, wd)
 
 
 if __name__ == "__main__":
