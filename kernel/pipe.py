@@ -17,13 +17,16 @@ import json
 import logging
 import os
 import socket
+import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .pipeframe import Decoder, FrameError, encode
 
 log = logging.getLogger("ipytui.supervisor")
 
+_MAIN_THREAD = threading.main_thread().ident
 READ_SIZE = 256 * 1024
 READ_BUDGET = 4 * 1024 * 1024  # bytes read per wake, so one busy pipe cannot starve the rest
 ROLES = ("up", "quick", "exec")
@@ -39,23 +42,52 @@ class WorkerPipe:
         self.sock.connect(path)
         self._decoder = Decoder()
         self._ready: deque[list[bytes]] = deque()
+        self.writing = False  # the main thread is inside a write
+        self.after_write: Callable[[], None] | None = None
         self.send_multipart([b"hello", json.dumps({"pid": os.getpid(), "role": role}).encode()])
 
     def send_multipart(self, frames: list[bytes]) -> None:
         """Write one message (callers serialize writers, e.g. the Publisher's lock)."""
-        self.sock.sendall(encode(frames))
+        self._write(encode(frames))
 
     def send_many(self, messages: list[list[bytes]]) -> None:
         """Write several messages at once (one system call, one wake-up of the reader)."""
-        self.sock.sendall(b"".join(encode(frames) for frames in messages))
+        self._write(b"".join(encode(frames) for frames in messages))
+
+    def _write(self, data: bytes) -> None:
+        """sendall that a Python signal handler cannot cut in half.
+
+        sendall runs signal handlers between partial writes; one that raised
+        (SIGINT -> KeyboardInterrupt in a cell) would leave half a message in
+        the stream. While the main thread writes, the worker's handler only
+        notes the interrupt; ``after_write`` raises it once the message is whole.
+        """
+        on_main = threading.get_ident() == _MAIN_THREAD
+        if on_main:
+            self.writing = True
+        try:
+            self.sock.sendall(data)
+        finally:
+            if on_main:
+                self.writing = False
+        if on_main and self.after_write is not None:
+            self.after_write()
 
     def recv_multipart(self) -> list[bytes] | None:
-        """The next message, waiting for it; None once the supervisor is gone."""
+        """The next message, waiting for it; None once the supervisor is gone.
+
+        A stream that cannot be decoded cannot be resynchronised either: the
+        process ends, and the supervisor's crash path restores the last state.
+        """
         while not self._ready:
             data = self.sock.recv(READ_SIZE)
             if not data:
                 return None
-            self._ready.extend(self._decoder.feed(data))
+            try:
+                self._ready.extend(self._decoder.feed(data))
+            except FrameError as exc:
+                log.error("pipe %s from the supervisor is garbled (%s); the worker ends", self.role, exc)
+                os._exit(70)
         return self._ready.popleft()
 
     def recv_nowait(self) -> list[bytes] | None:

@@ -41,6 +41,7 @@ from .worker_link import WorkerLink
 log = logging.getLogger("ipytui.supervisor")
 
 READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the crash anyway
+MAX_CLIENT_FRAMES = 4096  # routing ids + 6 + buffers; the worker pipes take at most 65536
 LOCK_REFRESH = 0.5  # at most one lock-file rewrite per this many seconds (it is only for ``ipytui list``)
 
 
@@ -392,6 +393,9 @@ class Supervisor:
     def on_client(self, channel: str, sock: zmq.Socket) -> None:
         """A request from a client: verify, answer ourselves or forward."""
         frames = self.security.recv(sock)  # notes the sender's authenticated name
+        if len(frames) > MAX_CLIENT_FRAMES:
+            log.warning("dropped a message of %d frames on %s", len(frames), channel)
+            return
         try:
             msg = self.codec.deserialize(frames)
         except WireError as exc:
@@ -492,9 +496,10 @@ class Supervisor:
 
     def _on_pipe_broken(self, why: str) -> None:
         """The live worker's "up" pipe failed: end it, and the crash path restores the state."""
+        if not self.worker.pid or not crash.is_running(self.worker.pid):
+            return  # it died: the pidfd tells, and the pipe's end of stream is no news
         self.worker.notes.append(f"its pipe to the supervisor broke: {why}")
-        if self.worker.pid:
-            crash.kill(self.worker.pid)
+        crash.kill(self.worker.pid)
 
     def _on_worker_ready(self, event: dict[str, Any]) -> None:
         if event.get("pid") != self.worker.pid:

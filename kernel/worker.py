@@ -24,7 +24,7 @@ from typing import Any
 
 from . import handlers
 from .display import Display, format_object
-from .execution import DisplayHook, run_cell
+from .execution import CellOutcome, DisplayHook, run_cell
 from .outputs import FdCapture, Flusher, OutStream
 from .pipe import connect_worker
 from .publisher import Publisher
@@ -47,6 +47,7 @@ class Worker:
         self.pipe_codec = Codec(b"", check_replay=False)  # the supervisor verified it already
         self.execution_count = 0
         self.executing = False
+        self.interrupt_deferred = False  # a SIGINT that came while a message was being written
         self.namespace = self._make_namespace()
         self.payloads: list[dict[str, Any]] = []
         self.shutting_down = False
@@ -68,6 +69,7 @@ class Worker:
         """Open fresh pipes to the supervisor (also after a snapshot is promoted)."""
         pipes = connect_worker(self.config["pipe"])
         self.quick, self.exec_pipe, up = pipes["quick"], pipes["exec"], pipes["up"]
+        up.after_write = self._raise_deferred_interrupt
         if hasattr(self, "publisher"):
             self.publisher.socket = up
             self.publisher.lock = threading.Lock()
@@ -194,9 +196,24 @@ class Worker:
         return taken
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
-        """SIGINT interrupts a running cell and is harmless while idle."""
-        if self.executing:
-            raise KeyboardInterrupt
+        """SIGINT interrupts a running cell and is harmless while idle.
+
+        Never in the middle of a message to the supervisor: then it waits
+        until the message is whole (``_raise_deferred_interrupt``).
+        """
+        if not self.executing:
+            return
+        if self.publisher.socket.writing:
+            self.interrupt_deferred = True
+            return
+        raise KeyboardInterrupt
+
+    def _raise_deferred_interrupt(self) -> None:
+        """After the main thread's write: the SIGINT that came during it, if any."""
+        if self.interrupt_deferred:
+            self.interrupt_deferred = False
+            if self.executing:
+                raise KeyboardInterrupt
 
     # -- main thread ------------------------------------------------------
     def flush_streams(self) -> None:
@@ -257,10 +274,19 @@ class Worker:
         self.restored = {"names": names, "lost": lost, "time": state.get("time")}
 
     def run_user_cell(self, code: str, count: int) -> Any:
-        """Run a cell with SIGINT armed; used by the execute handler."""
-        self.executing = True
+        """Run a cell with SIGINT armed; used by the execute handler.
+
+        A second Ctrl+C can land while the first one is being turned into the
+        cell's error; it must end the cell too, never escape into the worker
+        (an uncaught KeyboardInterrupt would end the process).
+        """
         try:
+            self.executing = True
             return run_cell(code, count, self.namespace, self.displayhook)
+        except KeyboardInterrupt:
+            self.executing = False
+            return CellOutcome(status="error", ename="KeyboardInterrupt", evalue="",
+                               traceback=["\x1b[0;31mKeyboardInterrupt\x1b[0m"])
         finally:
             self.executing = False
 

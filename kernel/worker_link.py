@@ -99,13 +99,16 @@ class WorkerLink:
         if not events & zmq.POLLIN:
             return
         for frames in end.read():
+            if end.closed and not end.role:
+                break  # refused at its hello: the rest of what it sent is not read
             if not end.role:
                 self._claim(end, frames)
             elif end.role == "up" and end is self.pipes.get("up"):
                 self._on_up(frames)
         if end.closed:
             if end.role == "up" and end is self.pipes.get("up") and self.pid:
-                # A live worker that cannot be heard would leave its clients waiting.
+                # A live worker that cannot be heard would leave its clients waiting
+                # (at a worker's death, end of stream is normal: the callback checks).
                 self._on_broken(end.broken or "closed")
             self._drop(end)
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import IPYTUI_ARGV
 from hypothesis import given
 from hypothesis import strategies as st
-from ipytui.kernel import pipe
+from ipytui.kernel import pipe, pipeframe
 from ipytui.kernel.pipeframe import Decoder, FrameError, encode
 
 T = 60.0
@@ -164,3 +164,72 @@ async def test_a_garbled_pipe_is_a_crash_not_a_hang(start_kernel, make_client) -
     result = await client.execute(garble, timeout=T)
     assert result.status == "error" and result.error[0] == "KernelDied"
     assert (await client.execute("print(kept)", timeout=T)).text == "before\n"
+
+
+async def test_interrupts_during_large_outputs_never_tear_a_message(start_kernel, make_client) -> None:
+    """SIGINT lands while the main thread writes megabytes to the pipe: the cell gets
+    KeyboardInterrupt, never a garbled pipe (KernelDied) or a hang."""
+    info, _ = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    await client.execute("big = 'y' * 20_000_000", timeout=T)
+    cell = asyncio.ensure_future(client.execute("while True:\n    display(big)", timeout=T))
+    while not cell.done():
+        await client.interrupt(timeout=T)
+        await asyncio.wait({cell}, timeout=0.005)
+    result = cell.result()
+    assert result.status == "error" and result.error[0] == "KeyboardInterrupt", result.error
+    assert (await client.execute("print(len(big))", timeout=T)).text == "20000000\n"
+
+
+def test_a_signal_during_a_write_waits_for_the_whole_message(tmp_path: Path) -> None:
+    """The worker's SIGINT handler defers while ``writing`` is set; ``after_write`` then
+    raises. Here a slow reader makes sendall write in pieces and a signal lands mid-way."""
+    import signal
+
+    listener = pipe.listen(str(tmp_path / "pipe"))
+    worker = pipe.WorkerPipe(str(tmp_path / "pipe"), "up")
+    (end,) = pipe.accept(listener)
+    assert pipe.parse_hello(end.read()[0]) is not None  # the hello is not part of the test
+    end.sock.setblocking(True)
+    deferred: list[bool] = []
+
+    def on_signal(signum, frame):  # the worker's rule, on a harmless signal
+        if worker.writing:
+            deferred.append(True)
+            return
+        raise KeyboardInterrupt
+
+    def after_write() -> None:
+        if deferred:
+            raise KeyboardInterrupt
+
+    worker.after_write = after_write
+    received: list[list[bytes]] = []
+
+    def slow_reader() -> None:
+        decoder = pipeframe.Decoder()
+        first = True
+        while len(received) < 2:
+            data = end.sock.recv(65536)
+            if first:
+                os.kill(os.getpid(), signal.SIGUSR1)  # lands while the writer is blocked
+                first = False
+            received.extend(decoder.feed(data))
+
+    old = signal.signal(signal.SIGUSR1, on_signal)
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    try:
+        big = [b"iopub", b"z" * (8 << 20)]
+        with pytest.raises(KeyboardInterrupt):
+            worker.send_multipart(big)
+        assert deferred == [True]
+        worker.after_write = None
+        worker.send_multipart([b"iopub", b"after"])
+        reader.join(T)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert received[1] == [b"iopub", b"after"] and received[0] == big  # whole, in order
+    worker.abandon()
+    end.close()
+    listener.close()
