@@ -74,13 +74,24 @@ class WorkerPipe:
             self.after_write()
 
     def recv_multipart(self) -> list[bytes] | None:
-        """The next message, waiting for it; None once the supervisor is gone.
+        """The next message, waiting for it; None once the supervisor is gone."""
+        return self._next(0)
+
+    def recv_nowait(self) -> list[bytes] | None:
+        """The next message if one has arrived, else None (never waits)."""
+        return self._next(socket.MSG_DONTWAIT)
+
+    def _next(self, flags: int) -> list[bytes] | None:
+        """Read until a whole message is in, or None (end of stream, or nothing yet).
 
         A stream that cannot be decoded cannot be resynchronised either: the
         process ends, and the supervisor's crash path restores the last state.
         """
         while not self._ready:
-            data = self.sock.recv(READ_SIZE)
+            try:
+                data = self.sock.recv(READ_SIZE, flags)
+            except (BlockingIOError, InterruptedError):
+                return None
             if not data:
                 return None
             try:
@@ -88,18 +99,6 @@ class WorkerPipe:
             except FrameError as exc:
                 log.error("pipe %s from the supervisor is garbled (%s); the worker ends", self.role, exc)
                 os._exit(70)
-        return self._ready.popleft()
-
-    def recv_nowait(self) -> list[bytes] | None:
-        """The next message if one has arrived, else None (never waits)."""
-        while not self._ready:
-            try:
-                data = self.sock.recv(READ_SIZE, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                return None
-            if not data:
-                return None
-            self._ready.extend(self._decoder.feed(data))
         return self._ready.popleft()
 
     def abandon(self) -> None:
