@@ -97,10 +97,13 @@ async def test_output_larger_than_the_pipe_buffer_arrives_whole(start_kernel, ma
     assert result.text == "z" * 5_000_000 + "\n"
 
 
-def test_a_stranger_on_the_pipe_socket_is_turned_away(start_kernel) -> None:
+async def test_a_stranger_on_the_pipe_socket_is_turned_away(start_kernel, make_client) -> None:
     """Only the current worker's pid may claim a pipe; anything else is closed."""
     info, proc = start_kernel(IPYTUI_ARGV)
-    worker = next(p for p in psutil.Process(proc.pid).children() if "worker" in " ".join(p.cmdline()))
+    client = await make_client(info)
+    # Ask the kernel, not the process table: right after the ports open the worker
+    # may still be between fork and exec, wearing the supervisor's command line.
+    worker = psutil.Process((await client.kernel_info(timeout=T))["ipytui"]["worker_pid"])
     path = next(c.laddr for c in psutil.Process(proc.pid).net_connections("unix")
                 if c.laddr and c.laddr.endswith("/pipe"))
     stranger = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -109,6 +112,7 @@ def test_a_stranger_on_the_pipe_socket_is_turned_away(start_kernel) -> None:
     stranger.settimeout(T)
     assert stranger.recv(10) == b""  # closed by the supervisor
     assert worker.is_running()
+    assert (await client.execute("print(6 * 7)", timeout=T)).text == "42\n"
 
 
 
