@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
-import zmq.auth
 from zmq.utils import z85
 
 from .paths import config_dir
@@ -105,6 +104,8 @@ def write_keypair(pair: KeyPair, path: Path) -> None:
 
 def read_keypair(path: Path) -> KeyPair:
     """Load a secret certificate, or raise KeyError_."""
+    import zmq.auth  # only for key files: the UI's start does not pay for it
+
     try:
         public, secret = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
@@ -204,6 +205,8 @@ def key_from_argument(text: str) -> tuple[str, str]:
     keys, _ = parse_authorized_keys(body)
     if len(keys) == 1:
         return next(iter(keys.items()))
+    import zmq.auth
+
     try:
         public, _ = zmq.auth.load_certificate(path)
     except ValueError:
