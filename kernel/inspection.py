@@ -1,7 +1,7 @@
 """Object introspection for the kernel worker: inspect_request replies and `obj?` pager text.
 
 Objects are found by walking dotted names on the live namespace with
-`completion.resolve_dotted` (no calls, no properties), and by jedi (under the
+`static_attrs.resolve_dotted` (no calls, no properties), and by jedi (under the
 completion budget) for anything that is not live yet. Like completion, this
 only reads, so `inspect_request` may run on the listener thread while a cell
 runs. The one difference between the two entry points is the "String form":
@@ -19,17 +19,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from .completion import (
-    MISSING,
-    clamp_cursor,
-    format_signature,
-    kind_of,
-    line_column,
-    open_call,
-    resolve_dotted,
-    run_jedi,
-    snapshot,
-)
+from .completion import clamp_cursor, line_column, run_jedi, snapshot
+from .completion_names import open_call
+from .static_attrs import MISSING, format_signature, kind_of, resolve_dotted
 
 SHORT_DOC_LINES = 20
 """Detail 0 shows whole docstrings up to this many lines, else paragraphs that fit."""
