@@ -345,15 +345,15 @@ async def test_restore_on_a_kernel_without_it_says_so(kernel):
         screen.editor.set_text("still here")
         if not USES_IPYKERNEL:
             pytest.skip("our kernel supports restore")
-        from ipytui.app import main_screen
+        from ipytui.app import lifecycle
 
-        main_screen.REQUEST_TIMEOUT, saved = 2.0, main_screen.REQUEST_TIMEOUT
+        lifecycle.REQUEST_TIMEOUT, saved = 2.0, lifecycle.REQUEST_TIMEOUT
         try:
             await pilot.press("f9")
             await wait_for(pilot, lambda: screen.lifecycle == "restarting", "restarting")
             await wait_for(pilot, lambda: screen.lifecycle == "ok", "back to ok")
         finally:
-            main_screen.REQUEST_TIMEOUT = saved
+            lifecycle.REQUEST_TIMEOUT = saved
         assert screen.status.restarts == 0
         assert screen.editor.text == "still here"
 
@@ -576,11 +576,11 @@ async def test_themes_switch(kernel):
 
 
 async def test_an_unreachable_kernel_is_reported_and_typing_still_works(tmp_path, monkeypatch):
-    from ipytui.app import main_screen
+    from ipytui.app import lifecycle
     from ipytui.app.app import IpytuiApp
     from ipytui.kernel.connection import new_connection_info, write_connection_file
 
-    monkeypatch.setattr(main_screen, "READY_TIMEOUT", 2.0)
+    monkeypatch.setattr(lifecycle, "READY_TIMEOUT", 2.0)
     path = write_connection_file(new_connection_info(), tmp_path / "nobody.json")
     app = IpytuiApp(path, config=Config(display_name="alice"), deterministic=True)
     async with app.run_test(size=SIZE) as pilot:
