@@ -2,8 +2,11 @@
 
 Server: :class:`ServerSecurity` sets Curve server keys, a ZAP domain, a
 maximum message size and bounded receive queues on each public socket, and
-runs a small ZAP handler thread that decides who may connect and names them
-(the ZAP reply's User-Id, which arrives on every frame the client sends).
+runs a small ZAP handler thread that decides who may connect. The ZAP
+reply's User-Id is the client's public key; it arrives on every frame the
+client sends, and each message is named from the allow-list as it is then,
+so a grant or a revocation applies to connections already open: in
+``--remote`` mode a revoked key's requests are answered with an error.
 
 - ``--encrypt`` (and Jupyter's ``transport_encryption``): any client that
   knows the server's public key may connect, as in Jupyter; keys on the
@@ -59,7 +62,7 @@ PEERS_REMEMBERED = 4096
 WATCHED_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                   | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_DISCONNECTED)
 
-Decision = tuple[bool, str]  # (allowed, user id)
+Decision = tuple[bool, str]  # (allowed, ZAP user id: the client's public key)
 
 
 class AllowList:
@@ -117,6 +120,7 @@ class ServerSecurity:
         self.max_message_bytes = max_message_bytes
         self.peers: OrderedDict[bytes, str] = OrderedDict()
         self.last_fd = -1  # source fd of the last message recv() returned
+        self.last_revoked = False  # that message's key has been taken off the allow-list
         self._ports = ports or {}
         self._guard: _Guard | None = None
 
@@ -175,29 +179,41 @@ class ServerSecurity:
         key = z85.encode(credentials[0]).decode("ascii")
         if domain == HB_DOMAIN:
             return True, ""
-        if key == self.publickey:
-            return True, self.owner_name
-        name = self.allow_list.name_for(key) if self.allow_list is not None else None
-        if name:
-            return True, name
-        if not self.require_allowed:
-            return True, ""
+        if self.name_of(key) is not None:
+            return True, key
         _limited("zap", logging.WARNING, "refused a client from %s: key %s is not on the allow-list",
                  address, key)
         return False, ""
+
+    def name_of(self, key: str) -> str | None:
+        """The name a client key goes by now: "" if anonymous, None if it may not connect."""
+        if key == self.publickey:
+            return self.owner_name
+        name = self.allow_list.name_for(key) if self.allow_list is not None else None
+        if name:
+            return name
+        return None if self.require_allowed else ""
 
     # -- receiving ----------------------------------------------------------
     def recv(self, sock: zmq.Socket) -> list[bytes]:
         """``recv_multipart`` for a public ROUTER that remembers who sent it.
 
-        The name is the ZAP User-Id of the connection, so a header cannot fake it.
+        The name comes from the connection's ZAP User-Id (its key), so a header
+        cannot fake it. ``last_revoked`` says whether that key may no longer send.
         """
         parts = sock.recv_multipart(copy=False)
         self.last_fd = _source_fd(parts[0])
+        self.last_revoked = False
         if self.curve and len(parts) > 1:
-            name = frame_user(parts[0])
-            if name:
-                routing_id = parts[0].bytes
+            key = frame_user(parts[0])
+            name = self.name_of(key) if key else ""
+            routing_id = parts[0].bytes
+            if name is None:
+                self.last_revoked = True
+                self.peers.pop(routing_id, None)
+                _limited("revoked", logging.WARNING,
+                         "refused a message from key %s: it is no longer on the allow-list", key)
+            elif name:
                 self.peers[routing_id] = name
                 self.peers.move_to_end(routing_id)
                 if len(self.peers) > PEERS_REMEMBERED:
@@ -222,7 +238,7 @@ def _source_fd(frame: zmq.Frame) -> int:
 
 
 def frame_user(frame: zmq.Frame) -> str | None:
-    """The ZAP User-Id a frame arrived with, or None (no ZAP, or anonymous)."""
+    """The ZAP User-Id a frame arrived with (the client's key), or None (no ZAP)."""
     try:
         user = frame.get("User-Id")
     except zmq.ZMQError:

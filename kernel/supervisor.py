@@ -214,6 +214,9 @@ class Supervisor(CrashHandling):
         except WireError as exc:
             log.warning("dropped a message on %s: %s", channel, exc)
             return
+        if self.security.last_revoked:
+            self._revoked(channel, msg)
+            return
         if channel != "stdin":
             self.presence.on_request(channel, msg, self.security.last_fd,
                                      self.security.peer_name(msg.identities))
@@ -230,6 +233,15 @@ class Supervisor(CrashHandling):
         if msg.msg_type.endswith("_request"):
             self.inflight[msg.msg_id] = Pending(channel, msg, frames)
         self.to_worker(channel, frames, is_execute(channel, msg))
+
+    def _revoked(self, channel: str, msg: Message) -> None:
+        """A key taken off the allow-list while connected: answer its requests with why."""
+        if channel in ("shell", "control") and msg.msg_type.endswith("_request"):
+            why = "your key is no longer on this kernel's allow-list"
+            self._answer(Pending(channel, msg, []), msg.msg_type.replace("_request", "_reply"),
+                         {"status": "error", "ename": "PermissionError", "evalue": why,
+                          "traceback": [f"PermissionError: {why}"],
+                          "execution_count": self.execution_count})
 
     def do_kernel_info_request(self, channel: str, msg: Message) -> None:
         content = kernel_info_content()

@@ -116,6 +116,29 @@ def keyed(info: ConnectionInfo, pair: keys.KeyPair | None, server_key: str | Non
 
 
 # -- the allow-list (--remote) ------------------------------------------------
+async def test_revoking_a_key_applies_to_its_open_connection(launch: Launch, tmp_path: Path) -> None:
+    """A key taken off the allow-list can no longer run code on a connection it already
+    has: its requests get an error reply (no hang), and other clients carry on."""
+    alice, bob = keys.new_keypair("alice"), keys.new_keypair("bob")
+    keys.authorize(alice.public, "alice")
+    keys.authorize(bob.public, "bob")
+    _, info, proc = launch("--remote", "--ip", "127.0.0.1")
+    async with KernelClient(keyed(info, bob)) as client:
+        await client.wait_ready(timeout=20)
+        assert (await client.execute("seen = 'bob'", timeout=20)).status == "ok"
+        assert keys.revoke("bob") == 1
+        result = await client.execute("seen = 'after revoke'", timeout=20)
+        assert result.status == "error" and result.error[0] == "PermissionError"
+        assert "allow-list" in result.error[1]
+        reply = await client.kernel_info(timeout=20)
+        assert reply["status"] == "error" and "allow-list" in reply["evalue"]
+    assert await run_cell(keyed(info, alice), "print(seen)") == "bob\n"
+    keys.authorize(bob.public, "bob")  # and a grant applies again
+    assert await run_cell(keyed(info, bob), "print(seen)") == "bob\n"
+    assert proc.poll() is None
+    assert "no longer on the allow-list" in (tmp_path / "kernel-0.log").read_text()
+
+
 async def test_remote_allowed_key_runs_a_cell_refused_clients_get_nothing(
         launch: Launch, tmp_path: Path) -> None:
     alice, eve = keys.new_keypair("alice"), keys.new_keypair("eve")
@@ -325,12 +348,14 @@ def test_plain_curve_names_known_keys_and_leaves_others_anonymous(kernel_env: di
     sec = security.ServerSecurity(server.secret, allow_list=security.AllowList(keys.authorized_keys_path()),
                                   owner_name="owner")
     raw = [z85.decode(k.public.encode()) for k in (alice, stranger, server)]
-    assert sec.authenticate(security.ZAP_DOMAIN, "10.0.0.9", b"CURVE", [raw[0]]) == (True, "alice")
-    assert sec.authenticate(security.ZAP_DOMAIN, "10.0.0.9", b"CURVE", [raw[1]]) == (True, "")
-    assert sec.authenticate(security.ZAP_DOMAIN, "10.0.0.9", b"CURVE", [raw[2]]) == (True, "owner")
+    # The ZAP user id is the key; the name is looked up per message.
+    for pair, name in ((alice, "alice"), (stranger, ""), (server, "owner")):
+        user = sec.authenticate(security.ZAP_DOMAIN, "10.0.0.9", b"CURVE", [z85.decode(pair.public.encode())])
+        assert user == (True, pair.public) and sec.name_of(pair.public) == name
     assert sec.authenticate(security.ZAP_DOMAIN, "10.0.0.9", b"PLAIN", [b"u", b"p"])[0] is False
     sec.require_allowed = True
     assert sec.authenticate(security.ZAP_DOMAIN, "10.0.0.9", b"CURVE", [raw[1]]) == (False, "")
+    assert sec.name_of(stranger.public) is None
     assert sec.authenticate(security.HB_DOMAIN, "10.0.0.9", b"CURVE", [raw[1]]) == (True, "")
 
 
