@@ -100,6 +100,11 @@ def format_exception(exc: BaseException, ansi: bool = True) -> list[str]:
         tb = tb.tb_next
     exc = exc.with_traceback(tb)
     te = traceback.TracebackException.from_exception(exc, capture_locals=False)
+    if isinstance(exc, KeyboardInterrupt):
+        # Raised by the worker's SIGINT handler (or a write it waited for): those
+        # frames are ours, not the user's; the cell's own line is the last one shown.
+        while te.stack and te.stack[-1].filename.startswith(KERNEL_DIR):
+            te.stack.pop()
     lines = list(te.format())
     if ansi and lines:
         lines[-1] = f"\x1b[0;31m{lines[-1].rstrip()}\x1b[0m\n"

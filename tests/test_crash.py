@@ -327,6 +327,9 @@ async def test_sigint_interrupts_the_running_cell_only(to_group: bool, start_ker
     kill(proc.pid, signal.SIGINT)
     result = await cell
     assert result.error is not None and result.error[0] == "KeyboardInterrupt"
+    traceback = "\n".join(result.reply.content["traceback"])
+    assert "time.sleep(60)" in traceback  # the user's line, and none of the kernel's
+    assert "_on_sigint" not in traceback and "/kernel/" not in traceback, traceback
     assert proc.poll() is None
     assert await _worker_pid(client) == worker
     assert (await client.execute("x", timeout=T)).data == {"text/plain": "5"}
