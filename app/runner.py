@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ipytui.kernel.info import IMPLEMENTATION
 from ipytui.widgets.input_prompt import InputPrompt
 from rich.text import Text
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from ipytui.widgets.crash_banner import CrashBanner
+    from ipytui.widgets.help_pane import HelpPane
     from ipytui.widgets.input_editor import InputEditor
     from ipytui.widgets.output_stream import OutputStream
 
@@ -43,6 +45,7 @@ class CodeRunner:
     editor: InputEditor
     stream: OutputStream
     banner: CrashBanner
+    help_pane: HelpPane
 
     # -- submitting ---------------------------------------------------------------------
     def on_input_editor_submitted(self, event: InputEditor.Submitted) -> None:
@@ -114,12 +117,44 @@ class CodeRunner:
             self._end_pending(local_id, "error", f"{type(exc).__name__}: {exc}")
             return
         content = _reply_content(result)
+        self._apply_payloads(content.get("payload"))
         status = content.get("status", "ok")
         if status == "aborted":
             self._end_pending(local_id, "aborted", "")
         elif not learned:
             note = f"{content.get('ename')}: {content.get('evalue')}" if status == "error" else ""
             self._end_pending(local_id, status, note)
+
+    def _apply_payloads(self, payloads: Any) -> None:
+        """What the reply asks of this client: page text, fill the editor, or leave."""
+        for payload in payloads if isinstance(payloads, list) else []:
+            source = payload.get("source") if isinstance(payload, dict) else None
+            if source == "page":
+                data = payload.get("data")
+                text = data.get("text/plain") if isinstance(data, dict) else None
+                if isinstance(text, str) and text:
+                    self.help_pane.show_help("", text)
+            elif source == "set_next_input" and isinstance(payload.get("text"), str):
+                self._set_next_input(payload["text"])
+            elif source == "ask_exit":
+                self._ask_exit(payload.get("keepkernel", True) is not False)
+
+    def _set_next_input(self, text: str) -> None:
+        """``%load`` and friends: into the editor, after anything typed meanwhile."""
+        draft = self.editor.text
+        self.editor.set_text(f"{draft.rstrip()}\n{text}" if draft.strip() else text)
+        self.editor.focus()
+
+    def _ask_exit(self, keep_kernel: bool) -> None:
+        """``exit()`` in a cell: leave this client, as Ctrl+Q does.
+
+        The kernel is shut down too only when asked for: ``--shutdown-on-exit``,
+        or ``exit(keep_kernel=False)`` on an ipytui kernel. ipykernel asks for it
+        on a plain ``exit``, which would end the session of every other client.
+        """
+        ours = (self.session.ready_info or {}).get("implementation") == IMPLEMENTATION
+        shutdown = self.app.shutdown_on_exit or (not keep_kernel and ours)
+        self.app.call_later(self.app.quit_session, shutdown=shutdown)
 
     def _end_pending(self, local_id: str, status: str, note: str) -> None:
         """A request that ended before the kernel announced it (aborted, failed to send)."""

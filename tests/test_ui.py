@@ -433,6 +433,48 @@ async def test_help_pane_with_f1_and_question_mark(kernel):
         assert not screen.stream.cells
 
 
+async def test_reply_payloads_page_fill_the_editor_and_exit(kernel, tmp_path):
+    """A cell's reply can page text, fill the next input (%load) or ask the client to leave."""
+    source = tmp_path / "snippet.py"
+    source.write_text("loaded = 'from the file'\n")
+    app = make_app(kernel)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        screen = app.main_screen
+        screen.editor.set_text("import math\nmath.sqrt?")  # not a lone `name?`: the kernel pages it
+        await pilot.press("f5")
+        pane = screen.help_pane
+        await wait_for(pilot, lambda: pane.is_open and "square root" in pane.plain, "the paged help")
+        await pilot.press("escape")
+        screen.editor.set_text(f"%load {source}")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: "loaded = 'from the file'" in screen.editor.text, "the loaded file")
+        assert screen.editor.text.startswith("# %load")
+        screen.editor.set_text("exit()")
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.return_value is not None, "the app to exit")
+    assert app.return_value.kernel_shut_down is False  # exit() leaves this client only
+    assert kernel.proc.poll() is None
+
+
+async def test_load_while_typing_keeps_the_draft(kernel, tmp_path):
+    """%load fills the editor after what the user typed while the cell ran, losing nothing."""
+    source = tmp_path / "snippet.py"
+    source.write_text("loaded = 1\n")
+    app = make_app(kernel)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        screen = app.main_screen
+        screen.editor.set_text(f"go = input('go? ')\n%load {source}")
+        await pilot.press("f5")
+        prompt = screen.query_one("#input-prompt")
+        await wait_for(pilot, lambda: prompt.is_open, "the input prompt")
+        screen.editor.set_text("my_draft = 2")  # typed while the cell runs
+        await pilot.press("y", "enter")
+        await wait_for(pilot, lambda: "loaded = 1" in screen.editor.text, "the loaded file")
+        assert screen.editor.text.startswith("my_draft = 2\n# %load")
+
+
 async def test_display_update_and_clear_output(kernel):
     code = (
         "display('first version', display_id='d1')\n"
