@@ -23,6 +23,7 @@ class ExitInfo:
 
     connection_file: str | None
     kernel_shut_down: bool
+    kernel_responding: bool = True  # False: its heartbeat was lost when the UI closed
 
 
 def _resolve_connection(connection: Any) -> tuple[Any, str | None]:
@@ -96,8 +97,9 @@ class IpytuiApp(App[ExitInfo]):
         await self.quit_session(shutdown=self.shutdown_on_exit)
 
     async def quit_session(self, *, shutdown: bool) -> None:
+        responding = self.main_screen.session.heartbeat_ok is not False
         await self.main_screen.close_session(shutdown=shutdown)
-        self.exit(ExitInfo(self.connection_file, shutdown))
+        self.exit(ExitInfo(self.connection_file, shutdown, responding))
 
     # -- command palette -------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

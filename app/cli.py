@@ -211,7 +211,12 @@ def goodbye(result, connection_file: str, ssh: str | None = None) -> str:
     if result is not None and result.kernel_shut_down:
         return "ipytui: kernel shut down."
     via = f" --ssh {ssh}" if ssh else ""
-    return f"ipytui: the kernel is still running. Come back with:\n  ipytui --existing {connection_file}{via}"
+    again = f"ipytui --existing {connection_file}{via}"
+    if result is not None and not getattr(result, "kernel_responding", True):
+        return ("ipytui: the kernel was not responding (heartbeat lost). If it comes back:\n"
+                f"  {again}\n"
+                "If it went down, the next `ipytui` offers to recover it (or run `ipytui recover`).")
+    return f"ipytui: the kernel is still running. Come back with:\n  {again}"
 
 
 if __name__ == "__main__":

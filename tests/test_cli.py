@@ -347,3 +347,6 @@ def test_rss_bytes_skips_missing_processes() -> None:
 def test_goodbye_mentions_ssh() -> None:
     assert cli.goodbye(None, "/k.json", ssh="bob@h").endswith("ipytui --existing /k.json --ssh bob@h")
     assert cli.goodbye(SimpleNamespace(kernel_shut_down=True), "/k.json") == "ipytui: kernel shut down."
+    lost = cli.goodbye(SimpleNamespace(kernel_shut_down=False, kernel_responding=False), "/k.json")
+    assert "not responding" in lost and "ipytui --existing /k.json" in lost and "recover" in lost
+    assert "still running" not in lost

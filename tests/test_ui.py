@@ -287,6 +287,17 @@ async def test_kernel_death_shows_the_banner_and_keeps_draft_and_scrollback(kern
         assert "still here after the crash" in screen.stream.plain
 
 
+async def test_quitting_after_the_kernel_died_says_so(kernel):
+    app = make_app(kernel)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        await asyncio.to_thread(kernel.kill)
+        await wait_for(pilot, lambda: app.main_screen.banner.is_open, "the banner")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.return_value is not None, "the app to exit")
+    assert app.return_value.kernel_responding is False  # so the goodbye does not say "still running"
+
+
 @pytest.fixture
 def ipytui_kernel(tmp_path):
     """Our own kernel, whatever UI_KERNEL_ARGV says: these tests need its crash handling."""
