@@ -24,13 +24,14 @@ def spawn_kernel(connection_file: str | os.PathLike[str] | None = None) -> Kerne
 
     The kernel runs in its own session (no controlling terminal, no signals
     from ours), so quitting or killing the UI leaves it running. The file is
-    written up front so its ports and key are ours to choose.
+    written up front so its ports and key are ours to choose; the kernel
+    removes it when it shuts down, whoever asks for that.
     """
     from ipytui.kernel.connection import new_connection_info, write_connection_file
 
     path = Path(connection_file) if connection_file else None
     path = write_connection_file(new_connection_info(), path)
-    return _spawn([sys.executable, "-m", "ipytui.kernel", "-f", str(path)], path)
+    return _spawn([sys.executable, "-m", "ipytui.kernel", "-f", str(path), "--owns-connection-file"], path)
 
 
 class KernelSpecError(RuntimeError):

@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--share-file", help="where --remote writes the share file "
                                              "(default: share-<connection file name> next to it)")
     parser.add_argument("--authorized-keys", help="the allow-list file (default: in the config dir)")
+    parser.add_argument("--owns-connection-file", action="store_true",
+                        help="remove the connection file at shutdown (or after recovery), as when "
+                             "the kernel writes it itself; for launchers that write it up front")
     parser.add_argument("--log-level", default="WARNING")
     return parser
 
@@ -120,14 +123,15 @@ def _share(args: argparse.Namespace, path: Path, info: ConnectionInfo,
 def _connection(args: argparse.Namespace):
     """Read the given connection file, or make one (and say we own it)."""
     if args.connection_file and Path(args.connection_file).exists():
-        return Path(args.connection_file), read_connection_file(args.connection_file), False
+        return (Path(args.connection_file), read_connection_file(args.connection_file),
+                args.owns_connection_file)
     info = new_connection_info(ip=args.ip, transport=args.transport, port_base=args.port_base)
     if args.encrypt or args.remote:
         from .security import add_server_keys
 
         add_server_keys(info)
     path = write_connection_file(info, args.connection_file)
-    return path, info, args.connection_file is None
+    return path, info, args.connection_file is None or args.owns_connection_file
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ class KernelLock:
     journal_session: int = 0
     clients: int = 0  # connected peers, kept current by the supervisor
     activity: str = "idle"  # idle or busy
+    owns_connection_file: bool = False  # whoever cleans up after the kernel removes the file
 
     @property
     def path(self) -> Path:
@@ -71,9 +72,11 @@ def _same_process(pid: int, started: float) -> bool:
         return True
 
 
-def new_lock(kernel_id: str, connection_file: str, checkpoint: str = "") -> KernelLock:
+def new_lock(kernel_id: str, connection_file: str, checkpoint: str = "", *,
+             owns_connection_file: bool = False) -> KernelLock:
     return KernelLock(kernel_id=kernel_id, pid=os.getpid(), host=socket.gethostname(),
-                      started=time.time(), connection_file=connection_file, checkpoint=checkpoint)
+                      started=time.time(), connection_file=connection_file, checkpoint=checkpoint,
+                      owns_connection_file=owns_connection_file)
 
 
 def read_locks() -> list[KernelLock]:

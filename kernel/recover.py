@@ -139,7 +139,7 @@ def start_restored(wreck: Wreck) -> tuple[Path, subprocess.Popen[bytes]]:
     from .paths import checkpoints_dir, data_dir
 
     path = write_connection_file(new_connection_info())
-    argv = [sys.executable, "-m", "ipytui.kernel", "-f", str(path)]
+    argv = [sys.executable, "-m", "ipytui.kernel", "-f", str(path), "--owns-connection-file"]
     if wreck.state is not None:
         copy = checkpoints_dir() / f"{kernel_id_from(path)}.pickle"
         shutil.copy2(wreck.lock.checkpoint, copy)
@@ -275,10 +275,13 @@ def recover(wreck: Wreck, yes: bool, replay: bool | None) -> int:
 
 
 def _forget(wreck: Wreck) -> None:
-    """Remove the stale lock and the old checkpoint (a copy went to the new kernel)."""
+    """Remove the stale lock and the old checkpoint (a copy went to the new kernel), and the
+    old connection file if the kernel owned it: nothing listens on it any more."""
     wreck.lock.remove()
     if wreck.lock.checkpoint:
         Path(wreck.lock.checkpoint).unlink(missing_ok=True)
+    if wreck.lock.owns_connection_file:
+        Path(wreck.lock.connection_file).unlink(missing_ok=True)
 
 
 def stale_notice() -> str | None:

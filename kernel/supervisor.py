@@ -78,7 +78,8 @@ class Supervisor(CrashHandling):
         self.restarts = 0
         self.last_crash = ""
         self.given_up = ""  # why no worker is restarted any more, or ""
-        self.lock = new_lock(self.kernel_id, str(self.connection_file), str(self.checkpoint_path))
+        self.lock = new_lock(self.kernel_id, str(self.connection_file), str(self.checkpoint_path),
+                             owns_connection_file=owns_connection_file)
         self.lock_written_at = 0.0  # monotonic time of the last lock-file rewrite
         self.lock_stale = False  # the lock file lags behind the clients/activity
 

@@ -7,6 +7,7 @@ no network or ssh server is needed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -319,6 +320,22 @@ async def test_status_connection_field(remote: bool, encrypted: bool, text: str,
         label = status.query_one("#ks-conn")
         assert str(label.render()) == text
         assert label.has_class("-insecure") is warns
+
+
+async def test_a_kernel_ipytui_starts_removes_its_connection_file_at_shutdown(
+        kernel_env: dict, tmp_path: Path) -> None:
+    launched = launch.spawn_kernel()
+    try:
+        path = await asyncio.to_thread(launched.wait)
+        async with KernelClient(security.client_info(path)) as client:
+            await client.wait_ready(timeout=20)
+            await client.shutdown(timeout=10)
+        await asyncio.to_thread(launched.process.wait, 20)
+    finally:
+        if launched.process.poll() is None:
+            os.killpg(launched.process.pid, signal.SIGKILL)
+            launched.process.wait(10)
+    assert not path.exists()
 
 
 # -- kernel memory -----------------------------------------------------------------

@@ -81,12 +81,15 @@ def _checkpoint_count(path: Path) -> int:
 
 
 async def kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path: Path,
-                                         after: str | None = None, running: str | None = None):
+                                         after: str | None = None, running: str | None = None,
+                                         owned: bool = False):
     """Run SETUP, wait for its checkpoint, optionally run more, then kill -9 everything.
 
+    ``owned``: the kernel owns its connection file, as the kernels ``ipytui`` starts do.
     Returns (kernel id, execution count of the checkpoint).
     """
-    info, proc = start_kernel(IPYTUI_ARGV)
+    info, proc = start_kernel([*IPYTUI_ARGV[:-1], "--owns-connection-file", "-f"] if owned
+                              else IPYTUI_ARGV)
     client = await make_client(info)
     kernel_id = (await client.kernel_info(timeout=T))["ipytui"]["kernel_id"]
     setup = await client.execute(SETUP, timeout=T)
@@ -140,6 +143,7 @@ async def test_recover_restores_checkpointed_variables(start_kernel, make_client
     assert "y = x + 1" in result.stdout  # listed, not run
     assert "Not replayed" in result.stdout, result.stdout
     assert not (tmp_path / "data" / "locks" / f"{old_id}.lock").exists()
+    assert (tmp_path / "kernel-0.json").exists()  # not the kernel's own file: left to its owner
     path = _new_connection_file(result.stdout)
     client, kernel_id, pid = await _attach(make_client, path, recovered, tmp_path)
     check = await client.execute("print(x, words, double(3))", timeout=T)
@@ -217,7 +221,9 @@ async def test_ipytui_start_offers_to_recover_a_stale_kernel(start_kernel, make_
     """The next `ipytui` start finds the stale lock, says what went down and offers recovery."""
     import pexpect
 
-    old_id, _ = await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path)
+    old_id, _ = await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path, owned=True)
+    old_file = tmp_path / "kernel-0.json"  # written by the start_kernel fixture
+    assert old_file.exists()
     child = pexpect.spawn(sys.executable, ["-m", "ipytui.app.cli", "--shutdown-on-exit"],
                           env={**env, "TERM": "xterm-256color"}, dimensions=(36, 120),
                           encoding="utf-8", timeout=T)
@@ -235,6 +241,7 @@ async def test_ipytui_start_offers_to_recover_a_stale_kernel(start_kernel, make_
         client, _, _ = await _attach(make_client, path, recovered, tmp_path)
         check = await client.execute("print(x, double(4))", timeout=T)
         assert check.text == "41 8\n"
+        assert not old_file.exists()  # nothing listens there any more: it would only mislead
     finally:
         child.sendcontrol("q")
         await asyncio.to_thread(child.expect, [pexpect.EOF, pexpect.TIMEOUT])
