@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 REQUEST_TIMEOUT = 10.0
 READY_TIMEOUT = 60.0
+SLOW_START = 5.0  # seconds without an answer before the screen says it is still waiting
 USAGE_SECONDS = 5.0
 
 
@@ -54,6 +55,7 @@ class KernelLifecycle:
         self.session.connect(READY_TIMEOUT)
 
     async def _start(self) -> None:
+        self.set_timer(SLOW_START, self._still_starting)
         try:
             await self.session.start(READY_TIMEOUT)
         except Exception as exc:  # bad address, refused socket options…
@@ -65,6 +67,17 @@ class KernelLifecycle:
         except Exception:
             return
         self.post_message(HistoryLoaded(entries))
+
+    def _still_starting(self) -> None:
+        """No answer yet (a kernel that is gone, or busy starting): say so, keep waiting."""
+        if self.lifecycle != "starting":
+            return
+        where = getattr(self.app, "connection_file", None) or "the kernel"
+        self.banner.show_message("unreachable", "Waiting for the kernel", [
+            f"No answer from {where} for {SLOW_START:.0f} s; still trying for up to "
+            f"{READY_TIMEOUT:.0f} s. If it went down, `ipytui list` shows it as stale.",
+            "Your input is kept; Ctrl+Q quits.",
+        ])
 
     def _after_first_answer(self) -> None:
         """What start-up leaves until the kernel's first answer is on screen."""

@@ -628,6 +628,29 @@ async def test_themes_switch(kernel):
         assert app.current_theme.name == "ipytui-high-contrast"
 
 
+async def test_a_slow_start_says_it_is_waiting_then_clears(tmp_path, monkeypatch):
+    """No answer for a while: a banner says so; the kernel answering later clears it."""
+    from ipytui.app import lifecycle
+    from ipytui.app.app import IpytuiApp
+
+    monkeypatch.setattr(lifecycle, "SLOW_START", 0.2)
+    kernel = KernelProcess(tmp_path)  # its connection file, nobody listening yet
+    app = IpytuiApp(kernel.path, config=Config(display_name="alice"), deterministic=True)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.main_screen
+            await wait_for(pilot, lambda: screen.banner.is_open, "the waiting banner")
+            assert "Waiting for the kernel" in screen.banner.plain
+            assert screen.status.state == "starting"
+            await pilot.press("o", "k")
+            assert screen.editor.text == "ok"
+            await asyncio.to_thread(kernel.start)
+            await wait_for(pilot, lambda: screen.lifecycle == "ok", "the kernel's answer", timeout=60)
+            await wait_for(pilot, lambda: not screen.banner.is_open, "the banner gone")
+    finally:
+        kernel.stop()
+
+
 async def test_an_unreachable_kernel_is_reported_and_typing_still_works(tmp_path, monkeypatch):
     from ipytui.app import lifecycle
     from ipytui.app.app import IpytuiApp
