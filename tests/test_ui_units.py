@@ -14,7 +14,13 @@ from ipytui.themes import THEMES, resolve_theme_name
 from ipytui.widgets.crash_banner import describe_report
 from ipytui.widgets.input_editor import local_indent
 from ipytui.widgets.kernel_status import format_bytes, format_uptime
-from ipytui.widgets.mimebundle import RECOVERY_MIME, plain_of, render_bundle, render_traceback
+from ipytui.widgets.mimebundle import (
+    RECOVERY_MIME,
+    ansi_text,
+    plain_of,
+    render_bundle,
+    render_traceback,
+)
 from ipytui.widgets.python_highlight import python_highlights, python_lexer
 from ipytui.widgets.stream_output import StreamOutput, _fold, _rows
 from rich.text import Text
@@ -87,6 +93,18 @@ def test_stream_output_keeps_ansi_colours():
     assert out.plain == "red plain"
     assert isinstance(out._lines[0], Text)
     assert out._lines[0].spans
+
+
+def test_osc_sequences_ended_by_bel_leave_no_residue():
+    """A window title or hyperlink sequence from a program's output shows as nothing
+    (or as its link text), in the stream and in rich output alike."""
+    raw = "a \x1b]0;my title\x07b \x1b]8;;https://x.org\x07link\x1b]8;;\x07 c\n"
+    out = StreamOutput()
+    out.append(raw)
+    assert out.plain == "a b link c"
+    text = ansi_text(raw.rstrip())
+    assert text.plain == "a b link c"
+    assert any(span.style.link == "https://x.org" for span in text.spans)
 
 
 def test_rows_and_fold_agree():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -15,12 +16,21 @@ from rich.text import Text
 
 RECOVERY_MIME = "application/vnd.ipytui.recovery+json"
 
+# An OSC sequence ended by BEL (window titles, hyperlinks from `ls --hyperlink`…): Rich
+# parses only the ESC-backslash ending and would show the rest as text.
+_OSC_BEL = re.compile(r"\x1b\]([^\x07\x1b]*)\x07")
+
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml", "image/webp")
+
+
+def osc_ended_by_st(text: str) -> str:
+    """OSC sequences ended by BEL rewritten to end with ESC-backslash, which Rich parses."""
+    return _OSC_BEL.sub("\x1b]\\1\x1b\\\\", text) if "\x07" in text else text
 
 
 def ansi_text(text: str) -> Text:
     """Text with ANSI colour codes honoured (plain fast path when there are none)."""
-    result = Text.from_ansi(text) if "\x1b" in text else Text(text)
+    result = Text.from_ansi(osc_ended_by_st(text)) if "\x1b" in text else Text(text)
     result.expand_tabs(8)
     return result
 

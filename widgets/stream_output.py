@@ -22,6 +22,8 @@ from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 
+from .mimebundle import osc_ended_by_st
+
 STRIP_CACHE_LINES = 2000
 
 Line = str | Text
@@ -173,7 +175,7 @@ class StreamOutput(Widget):
 
     def _decode(self, raw: str) -> Line:
         if "\x1b" in raw or self._decoder.style:
-            text = self._decoder.decode_line(raw)
+            text = self._decoder.decode_line(osc_ended_by_st(raw))
             if "\t" in raw:
                 text.expand_tabs(8)
             return text
@@ -186,7 +188,7 @@ class StreamOutput(Widget):
         if "\x1b" in shown or self._decoder.style:
             decoder = AnsiDecoder()
             decoder.style = self._decoder.style
-            return decoder.decode_line(shown)
+            return decoder.decode_line(osc_ended_by_st(shown))
         return shown.expandtabs(8)
 
     # -- geometry -------------------------------------------------------------
