@@ -47,6 +47,7 @@ class CrashHandling:
     recorder: Any
     publish: Callable[..., None]
     _answer: Callable[..., None]
+    answer_error: Callable[..., None]
     _flush_backlog: Callable[[], None]
     spawn_worker: Callable[..., None]
     promote_snapshot: Callable[[], bool]
@@ -191,10 +192,7 @@ class CrashHandling:
         except WireError:
             return
         self.inflight.pop(msg.msg_id, None)
-        if channel in ("shell", "control") and msg.msg_type.endswith("_request"):
-            self._answer(Pending(channel, msg, frames), msg.msg_type.replace("_request", "_reply"),
-                         {"status": "error", "ename": "KernelDied", "evalue": self.given_up,
-                          "traceback": [self.given_up], "execution_count": self.execution_count})
+        self.answer_error(channel, msg, "KernelDied", self.given_up, [self.given_up])
 
     # -- crash reporting --------------------------------------------------
     def _finish_crash(self, ready: dict[str, Any] | None) -> None:

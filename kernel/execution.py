@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
+KERNEL_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+STDLIB_DIR = os.path.dirname(os.__file__) + os.sep
 _FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 
 
@@ -101,14 +102,29 @@ def format_exception(exc: BaseException, ansi: bool = True) -> list[str]:
     exc = exc.with_traceback(tb)
     te = traceback.TracebackException.from_exception(exc, capture_locals=False)
     if isinstance(exc, KeyboardInterrupt):
-        # Raised by the worker's SIGINT handler (or a write it waited for): those
-        # frames are ours, not the user's; the cell's own line is the last one shown.
-        while te.stack and te.stack[-1].filename.startswith(KERNEL_DIR):
-            te.stack.pop()
+        del te.stack[_interrupt_end(te.stack):]
     lines = list(te.format())
     if ansi and lines:
         lines[-1] = f"\x1b[0;31m{lines[-1].rstrip()}\x1b[0m\n"
     return [line.rstrip("\n") for line in "".join(lines).splitlines()]
+
+
+def _interrupt_end(stack: traceback.StackSummary) -> int:
+    """Where an interrupt's traceback should end: before the worker's own frames.
+
+    The SIGINT handler raises inside the kernel (and input() waits in queue and
+    threading code): a trailing run of kernel and stdlib frames with a kernel
+    frame in it is ours, not the user's; the cell's own line is the last shown.
+    """
+    end, ours = len(stack), False
+    while end:
+        filename = stack[end - 1].filename
+        if filename.startswith(KERNEL_DIR):
+            ours = True
+        elif not filename.startswith(STDLIB_DIR) or "-packages" in filename[len(STDLIB_DIR):]:
+            break  # the user's code or a library's: worth showing
+        end -= 1
+    return end if ours else len(stack)
 
 
 class DisplayHook:

@@ -75,30 +75,44 @@ class AllowList:
         self.path = Path(path)
         self._stamp: tuple[int, int, int] | None = None
         self._keys: dict[str, str] = {}
+        self._lock = threading.Lock()  # the ZAP thread and the supervisor's loop both ask
 
     def name_for(self, key: str) -> str | None:
-        self._reload()
-        return self._keys.get(key)
+        with self._lock:
+            self._reload()
+            return self._keys.get(key)
 
     def __len__(self) -> int:
-        self._reload()
-        return len(self._keys)
+        with self._lock:
+            self._reload()
+            return len(self._keys)
 
     def _reload(self) -> None:
+        """Re-read the file if it changed. Anything unreadable lets nobody in (fails closed)."""
         try:
             st = self.path.stat()
         except FileNotFoundError:
             self._stamp, self._keys = None, {}
             return
+        except OSError as exc:
+            _limited("allow-list", logging.ERROR, "cannot read allow-list %s: %s", self.path, exc)
+            self._stamp, self._keys = None, {}
+            return
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp == self._stamp:
             return
-        self._stamp = stamp
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             log.error("ignoring allow-list %s: other users can write to it (chmod 600 it)", self.path)
-            self._keys = {}
+            self._stamp, self._keys = stamp, {}
             return
-        self._keys, problems = keys.parse_authorized_keys(self.path.read_text(errors="replace"))
+        try:
+            text = self.path.read_text(errors="replace")
+        except OSError as exc:  # a directory, no permission, gone since the stat
+            _limited("allow-list", logging.ERROR, "cannot read allow-list %s: %s", self.path, exc)
+            self._stamp, self._keys = None, {}
+            return
+        parsed, problems = keys.parse_authorized_keys(text)
+        self._stamp, self._keys = stamp, parsed
         for problem in problems:
             log.warning("allow-list %s: skipped %s", self.path, problem)
 
@@ -218,6 +232,8 @@ class ServerSecurity:
                 self.peers.move_to_end(routing_id)
                 if len(self.peers) > PEERS_REMEMBERED:
                     self.peers.popitem(last=False)
+            else:  # anonymous now (taken off the list with --encrypt): no old name sticks
+                self.peers.pop(routing_id, None)
         return [p.bytes for p in parts]
 
     def log_event(self, event: dict[str, Any]) -> None:

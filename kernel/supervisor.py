@@ -70,6 +70,7 @@ class Supervisor(CrashHandling):
         self.worker = WorkerState()
         self.inflight: dict[str, Pending] = {}
         self.backlog: list[tuple[str, list[bytes], bool]] = []  # (channel, frames, is an execute)
+        self.asking: list[bytes] = []  # routing id of the client the last input_request went to
         self.execution_count = 0
         self.crashes = crash.CrashHistory()
         self.crash_pending: crash.CrashRecord | None = None
@@ -215,34 +216,57 @@ class Supervisor(CrashHandling):
         except WireError as exc:
             log.warning("dropped a message on %s: %s", channel, exc)
             return
+        if channel == "stdin":
+            self._on_stdin(msg, frames, revoked=self.security.last_revoked)
+            return
         if self.security.last_revoked:
             self._revoked(channel, msg)
             return
-        if channel != "stdin":
-            self.presence.on_request(channel, msg, self.security.last_fd,
-                                     self.security.peer_name(msg.identities))
-            if self.presence.handles(msg):
-                self.presence.on_comm(msg)
-                return
-        handler = getattr(self, f"do_{msg.msg_type}", None)
-        if handler is not None and channel in ("shell", "control"):
-            handler(channel, msg)
+        self.presence.on_request(channel, msg, self.security.last_fd,
+                                 self.security.peer_name(msg.identities))
+        if self.presence.handles(msg):
+            self.presence.on_comm(msg)
             return
-        if channel == "stdin":
-            self.to_worker(channel, frames)
+        handler = getattr(self, f"do_{msg.msg_type}", None)
+        if handler is not None:
+            handler(channel, msg)
             return
         if msg.msg_type.endswith("_request"):
             self.inflight[msg.msg_id] = Pending(channel, msg, frames)
         self.to_worker(channel, frames, is_execute(channel, msg))
 
+    def _on_stdin(self, msg: Message, frames: list[bytes], revoked: bool) -> None:
+        """An input_reply goes to the worker only from the client its input() asked:
+        nobody else can answer (or race) another user's prompt. A revoked key's
+        answer becomes an error, so that input() ends instead of waiting forever."""
+        if msg.msg_type != "input_reply" or not self.asking or msg.identities[:1] != self.asking:
+            log.warning("dropped a %s from a client that was not asked for input", msg.msg_type)
+            return
+        if revoked:
+            msg.content = {"status": "error", "value": "", "ename": "PermissionError",
+                           "evalue": "your key is no longer on this kernel's allow-list"}
+            frames = self.codec.serialize(msg)
+        self.to_worker("stdin", frames)
+
     def _revoked(self, channel: str, msg: Message) -> None:
         """A key taken off the allow-list while connected: answer its requests with why."""
-        if channel in ("shell", "control") and msg.msg_type.endswith("_request"):
-            why = "your key is no longer on this kernel's allow-list"
-            self._answer(Pending(channel, msg, []), msg.msg_type.replace("_request", "_reply"),
-                         {"status": "error", "ename": "PermissionError", "evalue": why,
-                          "traceback": [f"PermissionError: {why}"],
-                          "execution_count": self.execution_count})
+        self.answer_error(channel, msg, "PermissionError",
+                          "your key is no longer on this kernel's allow-list")
+
+    def answer_error(self, channel: str, msg: Message, ename: str, evalue: str,
+                     traceback: list[str] | None = None) -> None:
+        """Refuse a request ourselves. A cell also gets its error on IOPub, where
+        clients (ours included) show a cell's failure, as for any failed cell."""
+        if channel not in ("shell", "control") or not msg.msg_type.endswith("_request"):
+            return
+        error = {"ename": ename, "evalue": evalue, "traceback": traceback or [f"{ename}: {evalue}"]}
+        pending = Pending(channel, msg, [])
+        if msg.msg_type == "execute_request":
+            self.publish("iopub", "status", {"execution_state": "busy"}, parent=msg)
+            self.publish("iopub", "error", error, parent=msg)
+        self._answer(pending, msg.msg_type.replace("_request", "_reply"),
+                     {"status": "error", **error, "execution_count": self.execution_count},
+                     busy=msg.msg_type != "execute_request")
 
     def do_kernel_info_request(self, channel: str, msg: Message) -> None:
         content = kernel_info_content()
@@ -368,6 +392,7 @@ class Supervisor(CrashHandling):
                 self.presence.finished(pending.msg.msg_id)
         elif channel == b"stdin":
             self.stdin.send_multipart(body)
+            self.asking = split_identities(body)[0][:1]  # who may answer this prompt
         elif channel == b"sup":
             self._on_sup(json.loads(body[0]))
 

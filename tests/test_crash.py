@@ -335,6 +335,27 @@ async def test_sigint_interrupts_the_running_cell_only(to_group: bool, start_ker
     assert (await client.execute("x", timeout=T)).data == {"text/plain": "5"}
 
 
+async def test_interrupting_input_shows_the_users_line_only(start_kernel, make_client) -> None:
+    """input() waits in kernel, queue and threading code: none of it is in the traceback."""
+    info, _ = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    asked = asyncio.Event()
+
+    async def answer(prompt: str, password: bool) -> str:
+        asked.set()
+        await asyncio.Event().wait()  # never answers
+        return ""
+
+    client.input_handler = answer
+    cell = asyncio.ensure_future(client.execute("x = 1\nname = input('name? ')", timeout=T))
+    await asyncio.wait_for(asked.wait(), T)
+    await client.interrupt(timeout=T)
+    result = await cell
+    assert result.error is not None and result.error[0] == "KeyboardInterrupt"
+    frames = [line for line in result.reply.content["traceback"] if line.lstrip().startswith("File ")]
+    assert len(frames) == 1 and "<cell-" in frames[0], result.reply.content["traceback"]
+
+
 # -- the supervisor dies -------------------------------------------------------
 async def test_killing_the_supervisor_leaves_no_orphans(start_kernel, make_client) -> None:
     info, proc = start_kernel(IPYTUI_ARGV)

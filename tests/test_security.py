@@ -116,6 +116,66 @@ def keyed(info: ConnectionInfo, pair: keys.KeyPair | None, server_key: str | Non
 
 
 # -- the allow-list (--remote) ------------------------------------------------
+async def _logged(log: Path, text: str) -> None:
+    deadline = time.monotonic() + 20
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, f"{text!r} never logged"
+        await asyncio.sleep(0.05)
+
+
+async def test_only_the_client_asked_can_answer_input(launch: Launch, tmp_path: Path) -> None:
+    """Another client cannot answer (or race an answer into) someone else's input()."""
+    _, info, _ = launch(curve=False)
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def answer(prompt: str, password: bool) -> str:
+        asked.set()
+        await release.wait()
+        return "from bob"
+
+    async with KernelClient(info) as bob, KernelClient(info) as eve:
+        await bob.wait_ready(timeout=20)
+        await eve.wait_ready(timeout=20)
+        bob.input_handler = answer
+        cell = asyncio.ensure_future(bob.execute("print('got', input('? '))", timeout=20))
+        await asyncio.wait_for(asked.wait(), 20)
+        eve.send("stdin", "input_reply", {"status": "ok", "value": "from eve"})
+        await _logged(tmp_path / "kernel-0.log", "not asked for input")
+        release.set()
+        assert (await cell).text == "got from bob\n"
+
+
+async def test_a_revoked_key_answering_input_ends_the_prompt(launch: Launch) -> None:
+    """The revoked client's answer is not used, and its input() ends instead of hanging."""
+    bob = keys.new_keypair("bob")
+    keys.authorize(bob.public, "bob")
+    _, info, proc = launch("--remote", "--ip", "127.0.0.1")
+
+    async def answer(prompt: str, password: bool) -> str:
+        keys.revoke("bob")
+        return "too late"
+
+    async with KernelClient(keyed(info, bob)) as client:
+        await client.wait_ready(timeout=20)
+        client.input_handler = answer
+        result = await client.execute("print(input('? '))", timeout=20)
+    assert result.status == "error" and result.error[0] == "EOFError", result.error
+    assert "too late" not in result.text
+    assert proc.poll() is None
+
+
+def test_an_unreadable_allow_list_lets_nobody_in(tmp_path: Path) -> None:
+    alice = keys.new_keypair("alice")
+    path = tmp_path / "authorized_keys"
+    keys.authorize(alice.public, "alice", path)
+    allow = security.AllowList(path)
+    assert allow.name_for(alice.public) == "alice"
+    path.unlink()
+    path.mkdir()  # a directory where the file was: reading fails
+    assert allow.name_for(alice.public) is None
+    assert allow.name_for(alice.public) is None  # and stays closed on the next look
+
+
 async def test_revoking_a_key_applies_to_its_open_connection(launch: Launch, tmp_path: Path) -> None:
     """A key taken off the allow-list can no longer run code on a connection it already
     has: its requests get an error reply (no hang), and other clients carry on."""
@@ -130,6 +190,10 @@ async def test_revoking_a_key_applies_to_its_open_connection(launch: Launch, tmp
         result = await client.execute("seen = 'after revoke'", timeout=20)
         assert result.status == "error" and result.error[0] == "PermissionError"
         assert "allow-list" in result.error[1]
+        # On IOPub too, where a UI shows a cell's failure (else the cell would wait forever).
+        assert [m.msg_type for m in result.outputs] == ["error"]
+        control = await client.request("control", "shutdown_request", {"restart": False}, 20)
+        assert control.content["status"] == "error"
         reply = await client.kernel_info(timeout=20)
         assert reply["status"] == "error" and "allow-list" in reply["evalue"]
     assert await run_cell(keyed(info, alice), "print(seen)") == "bob\n"
