@@ -97,7 +97,11 @@ class IpytuiApp(App[ExitInfo]):
         await self.quit_session(shutdown=self.shutdown_on_exit)
 
     async def quit_session(self, *, shutdown: bool) -> None:
-        responding = self.main_screen.session.heartbeat_ok is not False
+        screen = self.main_screen
+        beat, state = screen.session.heartbeat_ok, screen.lifecycle
+        # Not heard from: a lost heartbeat, or never an answer (no beat yet while starting).
+        responding = state not in ("dead", "unreachable") and (
+            beat is True or (beat is None and state != "starting"))
         await self.main_screen.close_session(shutdown=shutdown)
         self.exit(ExitInfo(self.connection_file, shutdown, responding))
 

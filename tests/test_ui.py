@@ -667,3 +667,6 @@ async def test_an_unreachable_kernel_is_reported_and_typing_still_works(tmp_path
         assert screen.status.state == "unreachable"
         await pilot.press("o", "k")
         assert screen.editor.text == "ok"
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.return_value is not None, "the app to exit")
+    assert app.return_value.kernel_responding is False  # never reached: not "still running"
