@@ -28,13 +28,15 @@ class PresenceService:
     """Peer bookkeeping for one supervisor; ``publish`` sends on IOPub."""
 
     def __init__(self, publish: Publish, recent_cells: Callable[[int], list[dict[str, Any]]],
-                 log_event: Callable[[dict[str, Any]], None] = lambda event: None) -> None:
+                 log_event: Callable[[dict[str, Any]], None] = lambda event: None,
+                 on_departure: Callable[[bytes], None] = lambda routing_id: None) -> None:
         self.table = PeerTable()
         self._publish = publish
         self._recent_cells = recent_cells
         self._fds: dict[int, bytes] = {}  # shell connection fd -> routing id
         self.monitor: zmq.Socket | None = None
         self._log_event = log_event
+        self._on_departure = on_departure  # a client's shell connection closed (its routing id)
 
     def watch(self, shell: zmq.Socket) -> zmq.Socket:
         """Monitor the shell socket for disconnects; ZMTP heartbeats catch dead networks."""
@@ -53,6 +55,7 @@ class PresenceService:
         routing_id = self._fds.pop(int(event.get("value", -1)), None)
         if routing_id is not None:
             self.table.disconnected(routing_id)
+            self._on_departure(routing_id)
 
     def on_request(self, channel: str, msg: Message, fd: int, authenticated: str | None) -> None:
         """Every verified request: note its sender (shell ties it to a connection)."""

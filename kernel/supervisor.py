@@ -246,7 +246,19 @@ class Supervisor(CrashHandling):
             msg.content = {"status": "error", "value": "", "ename": "PermissionError",
                            "evalue": "your key is no longer on this kernel's allow-list"}
             frames = self.codec.serialize(msg)
+        self.asking = []  # one answer per prompt
         self.to_worker("stdin", frames)
+
+    def _client_left(self, routing_id: bytes) -> None:
+        """The client an input() waits for is gone: end the prompt (EOFError), or
+        the kernel would wait for it, and everyone behind it, until an interrupt."""
+        if self.asking != [routing_id]:
+            return
+        self.asking = []
+        reply = self.codec.msg("input_reply", {"status": "error", "value": "",
+                                               "evalue": "the client asked for input left"})
+        self.to_worker("stdin", self.codec.serialize(reply, [routing_id]))
+        log.info("the client asked for input left; its input() ends with EOFError")
 
     def _revoked(self, channel: str, msg: Message) -> None:
         """A key taken off the allow-list while connected: answer its requests with why."""
@@ -476,7 +488,7 @@ class Supervisor(CrashHandling):
         self.lock.journal_session = self.journal_session or 0
         self.presence = PresenceService(
             self.publish, self._recent_cells,
-            log_event=self.security.log_event)
+            log_event=self.security.log_event, on_departure=self._client_left)
         self.recorder = Recorder(self.journal, self.journal_session)
         self.recorder.start()
         self.lock.write()

@@ -164,6 +164,32 @@ async def test_a_revoked_key_answering_input_ends_the_prompt(launch: Launch) -> 
     assert proc.poll() is None
 
 
+async def test_input_for_a_client_that_left_ends_and_the_kernel_goes_on(launch: Launch) -> None:
+    """Bob's cell waits in input() and Bob quits: his prompt ends (EOFError) instead of
+    holding the kernel, and everyone's cells, until someone interrupts."""
+    _, info, _ = launch(curve=False)
+    asked = asyncio.Event()
+
+    async def never(prompt: str, password: bool) -> str:
+        asked.set()
+        await asyncio.Event().wait()
+        return ""
+
+    bob = KernelClient(info)
+    async with KernelClient(info) as alice:
+        await alice.wait_ready(timeout=20)
+        await bob.start()
+        await bob.wait_ready(timeout=20)
+        bob.input_handler = never
+        bob.send("shell", "execute_request", {"code": "got = input('? ')", "allow_stdin": True,
+                                              "silent": False, "store_history": True})
+        await asyncio.wait_for(asked.wait(), 20)
+        await bob.stop()
+        result = await alice.execute("print('alive')", timeout=20)
+        assert result.text == "alive\n"
+        assert (await alice.execute("'got' in dir()", timeout=20)).data == {"text/plain": "False"}
+
+
 def test_an_unreadable_allow_list_lets_nobody_in(tmp_path: Path) -> None:
     alice = keys.new_keypair("alice")
     path = tmp_path / "authorized_keys"
