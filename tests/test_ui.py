@@ -19,6 +19,7 @@ from test_ui_support import (
     wait_for,
     wait_ready,
 )
+from textual import events
 
 
 def outputs_text(cell) -> str:
@@ -135,6 +136,20 @@ async def test_typing_narrows_the_open_menu(kernel):
         await pilot.press("escape")
         await wait_for(pilot, lambda: not menu.has_class("-open"), "the menu closed")
         assert screen.editor.text == "beta_b"
+
+
+async def test_ctrl_j_breaks_the_line_where_it_was_typed(kernel):
+    """Keys typed right after Ctrl+J (a paste without bracketed paste, a busy screen)
+    go after the line break, not before it."""
+    app = make_app(kernel)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        editor = app.main_screen.editor
+        # All at once, as the terminal driver posts a burst of keys (pilot.press waits).
+        for key, char in (("p", "p"), ("ctrl+j", "\n"), ("q", "q"), ("alt+enter", None), ("r", "r")):
+            app.post_message(events.Key(key, char))
+        await wait_for(pilot, lambda: "r" in editor.text, "the keys handled")
+        assert editor.text == "p\nq\nr"
 
 
 async def test_history_recall_with_up_and_down(kernel):

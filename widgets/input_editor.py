@@ -27,6 +27,7 @@ from textual.widgets.text_area import TextAreaTheme
 from .python_highlight import python_highlights, python_lexer, syntax_styles
 
 INDENT = "    "
+NEWLINE_KEYS = ("ctrl+j", "alt+enter")  # a line break without running the cell
 _DEDENT_AFTER = re.compile(r"^\s*(return|pass|raise|break|continue)\b")
 EDITOR_THEME = "ipytui"
 
@@ -47,7 +48,7 @@ class InputEditor(TextArea):
 
     BINDINGS = [
         Binding("f5,ctrl+enter", "force_run", "Run", key_display="F5"),
-        Binding("ctrl+j,alt+enter", "newline", "Newline", show=False),
+        Binding(",".join(NEWLINE_KEYS), "newline", "Newline", show=False),
         Binding("ctrl+r", "history_search", "History search", show=False),
         Binding("f1", "object_help", "Help on name", key_display="F1"),
     ]
@@ -167,6 +168,13 @@ class InputEditor(TextArea):
                 self.post_message(self.Submitted(self, self.text, force=False))
             else:
                 self._tab()
+            return
+        if key in NEWLINE_KEYS and not self.completing:
+            # Here, not only as a binding: a binding runs after the key has bubbled
+            # up to the app, and keys typed right after it would land before the break.
+            event.stop()
+            event.prevent_default()
+            self.insert_newline()
             return
         await super()._on_key(event)
 
