@@ -159,6 +159,7 @@ class MainScreen(KernelLifecycle, CodeRunner, PresenceLink, InputAssist, Screen)
         )
         self.presence = Presence(own_session=self.session.session_id)
         self._show_peers()
+        self.editor.judge = self.judge_enter
         self.editor.focus()
         self.run_worker(self._start(), name="kernel-start", exit_on_error=False)
         if not self.deterministic:

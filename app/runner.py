@@ -56,20 +56,37 @@ class CodeRunner:
         query = help_query(text)
         if query is not None:
             name, detail = query
-            self.editor.add_history(text)
-            self.editor.set_text("")
+            if not event.taken:
+                self.editor.add_history(text)
+                self.editor.set_text("")
             self.run_worker(self._inspect(name, len(name), detail, name), exit_on_error=False)
             return
         if event.force:
-            self.run_code(text)
+            self.run_code(text, taken=event.taken)
             return
         self._submit_seq += 1
         self.run_worker(self._check_and_run(self._submit_seq, text), exit_on_error=False)
+
+    def judge_enter(self, text: str) -> tuple[str, str | None] | None:
+        """The editor's Enter verdict without a round trip: an ipytui kernel's is_complete
+        answer, computed here by the same pure code. None: ask the kernel."""
+        if (self.session.ready_info or {}).get("implementation") != IMPLEMENTATION:
+            return None
+        from ipytui.kernel.completeness import cell_is_complete
+
+        try:
+            reply = cell_is_complete(text)
+        except Exception:  # noqa: BLE001 - the kernel's own answer is the fallback
+            return None
+        return reply["status"], reply.get("indent")
 
     async def _check_and_run(self, seq: int, text: str) -> None:
         verdict, indent = await self._is_complete(text)
         if seq != self._submit_seq or self.editor.text != text:
             return  # the user typed on; this Enter is stale
+        self._run_or_break(text, verdict, indent)
+
+    def _run_or_break(self, text: str, verdict: str, indent: str | None) -> None:
         if verdict == "incomplete":
             self.editor.insert_newline(indent)
         else:
@@ -87,12 +104,17 @@ class CodeRunner:
         return status, reply.get("indent")
 
     # -- executing ----------------------------------------------------------------------
-    def run_code(self, code: str) -> None:
-        """Queue code for the kernel; it shows as a queued cell until the kernel starts it."""
+    def run_code(self, code: str, *, taken: bool = False) -> None:
+        """Queue code for the kernel; it shows as a queued cell until the kernel starts it.
+
+        ``taken``: the editor already cleared itself and kept the history (Enter judged
+        there); whatever was typed since stays.
+        """
         assert self.router is not None
         editor = self.editor
-        editor.add_history(code)
-        editor.set_text("")
+        if not taken:
+            editor.add_history(code)
+            editor.set_text("")
         if self.banner.kind == "crash":
             self.banner.hide()
         local_id = f"local-{next(self._ids)}"

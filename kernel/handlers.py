@@ -9,14 +9,11 @@ locked Publisher; they never run a cell.
 from __future__ import annotations
 
 import ast
-import codeop
-import io
 import logging
-import tokenize
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .completeness import is_complete_content
 from .execution import format_exception
 from .info import kernel_info_content
 from .wire import Message
@@ -111,7 +108,7 @@ def is_inert(source: str) -> bool:
 
 def _transform(code: str) -> str:
     try:
-        from .magics.transform import transform_cell
+        from .syntax import transform_cell
     except ImportError:
         return code
     try:
@@ -235,51 +232,6 @@ def inspect(worker: Worker, msg: Message) -> dict[str, Any]:
 @_guarded("is_complete_reply")
 def is_complete(worker: Worker, msg: Message) -> dict[str, Any]:
     return is_complete_content(_transform(_text_arg(msg, "code")))
-
-
-def is_complete_content(code: str) -> dict[str, Any]:
-    """complete / incomplete (with the indent for the next line) / invalid."""
-    if not code.strip():
-        return {"status": "complete"}
-    lines = code.rstrip("\n").split("\n")
-    last = lines[-1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            compiled = codeop.compile_command(code + ("\n" if code.endswith("\n") else ""), "<input>", "exec")
-        except (SyntaxError, ValueError, OverflowError):
-            return {"status": "invalid"}
-    block_indent = _last_statement_indent(code)
-    block_open = len(lines) > 1 and last.strip() and not code.endswith("\n\n") and block_indent
-    if compiled is None or block_open:
-        indent = block_indent if block_open else last[: len(last) - len(last.lstrip())]
-        if last.rstrip().endswith(":"):
-            indent += "    "
-        return {"status": "incomplete", "indent": indent}
-    return {"status": "complete"}
-
-
-def _last_statement_indent(code: str) -> str:
-    """The indentation of the last logical line: non-empty means inside a block.
-
-    A continuation line inside brackets is not a block, and a last statement
-    back at column 0 after a block has closed it.
-    """
-    try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
-    except (tokenize.TokenError, SyntaxError):
-        return ""
-    skip = (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
-    row, at_start = 0, True
-    for tok in tokens:
-        if tok.type == tokenize.NEWLINE:
-            at_start = True
-        elif tok.type not in skip and at_start:
-            row, at_start = tok.start[0], False
-    if not row:
-        return ""
-    line = code.splitlines()[row - 1]
-    return line[: len(line) - len(line.lstrip())]
 
 
 @_guarded("comm_info_reply")

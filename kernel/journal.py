@@ -425,7 +425,7 @@ class Journal:
 
     def _entries(self, rows: list[tuple[Any, ...]], output: bool, raw: bool) -> History:
         if not raw:
-            from .magics.transform import transform_cell
+            from .syntax import transform_cell
 
             rows = [(s, line, transform_cell(code), out) for s, line, code, out in rows]
         if output:

@@ -152,6 +152,27 @@ async def test_ctrl_j_breaks_the_line_where_it_was_typed(kernel):
         assert editor.text == "p\nq\nr"
 
 
+@pytest.mark.skipif(USES_IPYKERNEL, reason="Enter decides locally only for an ipytui kernel")
+async def test_keys_typed_right_after_enter_go_to_the_next_input(kernel):
+    """Enter acts at once (the kernel's verdict, computed here), so keys that follow it
+    in a burst neither cancel it nor join the line it ran or broke."""
+    app = make_app(kernel)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        screen = app.main_screen
+        editor = screen.editor
+        editor.set_text("if True:")
+        for key, char in (("enter", "\r"), ("x", "x")):
+            app.post_message(events.Key(key, char))
+        await wait_for(pilot, lambda: editor.text.endswith("x"), "the keys handled")
+        assert editor.text == "if True:\n    x"
+        editor.set_text("%time answer = 6 * 7")
+        for key, char in (("enter", "\r"), ("y", "y")):
+            app.post_message(events.Key(key, char))
+        await wait_for(pilot, lambda: "answer = 6 * 7" in screen.stream.plain, "the cell run")
+        assert editor.text == "y"
+
+
 async def test_history_recall_with_up_and_down(kernel):
     app = make_app(kernel)
     async with app.run_test(size=SIZE) as pilot:
@@ -259,6 +280,8 @@ async def test_ctrl_c_clears_the_input_when_nothing_runs(kernel):
     async with app.run_test(size=SIZE) as pilot:
         await wait_ready(pilot)
         screen = app.main_screen
+        # ipykernel reports busy around its start-up requests: Ctrl+C would interrupt.
+        await wait_for(pilot, lambda: screen.status.state == "idle", "idle")
         screen.editor.set_text("something half typed")
         await pilot.press("ctrl+c")
         assert screen.editor.text == ""

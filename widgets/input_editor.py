@@ -16,6 +16,7 @@ screen answers through its methods and attributes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from textual import events
 from textual.binding import Binding
@@ -56,11 +57,12 @@ class InputEditor(TextArea):
     class Submitted(Message):
         """Enter (force=False: run if complete) or the run key (force=True)."""
 
-        def __init__(self, editor: InputEditor, text: str, force: bool) -> None:
+        def __init__(self, editor: InputEditor, text: str, force: bool, taken: bool = False) -> None:
             super().__init__()
             self.editor = editor
             self.text = text
             self.force = force
+            self.taken = taken  # judged complete and already cleared from the editor
 
         @property
         def control(self) -> InputEditor:
@@ -102,6 +104,8 @@ class InputEditor(TextArea):
         self.indent_width = len(INDENT)
         self.input_history: list[str] = []
         self.completing = False
+        # Enter's verdict, given at once when it can be (see _enter): (status, indent) or None.
+        self.judge: Callable[[str], tuple[str, str | None] | None] = lambda text: None
         self._history_index: int | None = None
         self._history_draft = ""
         # The syntax colours come with the first highlighted text or the warm-up,
@@ -165,7 +169,7 @@ class InputEditor(TextArea):
             if self.completing:
                 self.post_message(self.CompletionKey("accept"))
             elif key == "enter":
-                self.post_message(self.Submitted(self, self.text, force=False))
+                self._enter()
             else:
                 self._tab()
             return
@@ -177,6 +181,20 @@ class InputEditor(TextArea):
             self.insert_newline()
             return
         await super()._on_key(event)
+
+    def _enter(self) -> None:
+        """Run a complete cell or break the line, right here when ``judge`` can say which:
+        keys typed right after Enter then go to the next input, not into this one."""
+        text = self.text
+        verdict = self.judge(text) if text.strip() else None
+        if verdict is None:
+            self.post_message(self.Submitted(self, text, force=False))
+        elif verdict[0] == "incomplete":
+            self.insert_newline(verdict[1])
+        else:
+            self.add_history(text)
+            self.set_text("")
+            self.post_message(self.Submitted(self, text, force=True, taken=True))
 
     def check_consume_key(self, key: str, character: str | None = None) -> bool:
         return key == "tab" or super().check_consume_key(key, character)

@@ -7,6 +7,7 @@ users extend with ``@line_magic`` / ``@cell_magic``. Never imports zmq or Textua
 
 from __future__ import annotations
 
+from ..syntax import transform_cell
 from . import files, history, namespace_magics, system_magics, timing  # noqa: F401 - registers
 from .process import SList
 from .registry import (
@@ -21,7 +22,6 @@ from .registry import (
 )
 from .shell import KernelContext, MagicShell
 from .timing import TimeitResult, format_time
-from .transform import transform_cell
 
 __all__ = [
     "KernelContext",

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
+from ..syntax import transform_cell
 from .args import int_option, parse_code_options
 from .registry import ArgumentError, cell_magic, line_magic
-from .transform import transform_cell
 
 try:
     import resource
