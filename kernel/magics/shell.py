@@ -1,6 +1,6 @@
 """MagicShell: the object the worker installs in builtins as ``__ipytui__``.
 
-Transformed cells call it (see transform.py): ``line_magic``, ``cell_magic``,
+Transformed cells call it (see kernel/syntax.py): ``line_magic``, ``cell_magic``,
 ``system``, ``getoutput`` and ``pinfo``. It reaches the kernel only through a
 ``KernelContext`` the worker implements, so it can be tested without sockets.
 """
