@@ -64,6 +64,8 @@ from .static_attrs import module_dict
 
 JEDI_BUDGET_S = 0.5
 """Seconds to wait for jedi before answering without it."""
+JEDI_SWITCH_INTERVAL = 0.0005
+"""The GIL switch interval while jedi runs beside other work (Python's default: 0.005)."""
 
 _IMPORT_RE = re.compile(r"\s*(?:import|from)\s")
 _FROM_IMPORT_RE = re.compile(r"\s*from\s+([\w.]+)\s+import\s.*?(\w*)\Z")
@@ -78,11 +80,13 @@ _jedi_lock = threading.Lock()  # held while a jedi run is alive (see run_jedi)
 def jedi_lock_for_fork(timeout: float = 3.0):
     """Hold the jedi lock across a fork(), waiting (bounded) for a jedi run to end.
 
-    A jedi thread caught mid-run by fork() (the start-up warm-up importing jedi
-    and parsing stubs, or a late completion) leaves the child holding locks no
-    thread will ever release: this one, so a promoted snapshot would never use
-    jedi again, and the import system's per-module locks. When jedi stays busy
-    past ``timeout`` the child at least gets a fresh lock of ours.
+    A jedi thread caught mid-run by fork() (the warm-up importing jedi and
+    inferring, or a late completion) leaves the child with locks no thread
+    will ever release (this one, and the import system's per-module locks)
+    and with modules it was importing half done. Forking anyway while jedi
+    works was measured worse: its writes to shared pages fault all the time,
+    so it runs for seconds and slows the cells beside it. When jedi stays busy
+    past ``timeout`` the child starts over (:func:`_forget_jedi_after_fork`).
     """
     global _jedi_lock
     acquired = _jedi_lock.acquire(timeout=timeout)
@@ -94,6 +98,26 @@ def jedi_lock_for_fork(timeout: float = 3.0):
             _jedi_lock.release()
         elif os.getpid() != parent:
             _jedi_lock = threading.Lock()
+            _forget_jedi_after_fork()
+
+
+def _forget_jedi_after_fork() -> None:
+    """In a child forked while jedi ran in another thread: drop what that thread held.
+
+    Only the forking thread lives on, and it was not importing, so every module
+    lock is stale; modules caught mid-import, and jedi and parso whole (their
+    state may be mid-update), are imported afresh by the next completion.
+    """
+    from importlib import _bootstrap
+
+    locks = getattr(_bootstrap, "_module_locks", None)
+    if isinstance(locks, dict):
+        locks.clear()
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if (name.split(".")[0] in ("jedi", "parso")
+                or (spec is not None and getattr(spec, "_initializing", False))):
+            del sys.modules[name]
 
 
 # ---------------------------------------------------------------- public API
@@ -122,13 +146,30 @@ def warm_up() -> None:
     Holds the jedi lock meanwhile, so a Tab pressed during warm-up gets the
     fast answer instead of waiting for a cold jedi.
     """
-    with _jedi_lock:
+    with _jedi_lock, _gil_shared():
         try:
             import jedi
 
             jedi.Interpreter("import os\nos.pa", [{}]).complete(2, 5)
         except BaseException:
             pass  # warm-up is best effort
+
+
+@contextlib.contextmanager
+def _gil_shared():
+    """While a jedi thread runs, hand the GIL over every 0.5 ms, not every 5 ms.
+
+    Python makes a thread that wants the GIL wait out the holder's switch
+    interval: with jedi busy beside it, each blocking step of a cell (reading
+    its request, writing its reply) would wait up to 5 ms. Under the jedi
+    lock, so only one jedi run changes the interval at a time.
+    """
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(min(old, JEDI_SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
 
 
 def run_jedi(work: Callable[[], T], budget: float | None = None) -> T | None:
@@ -147,7 +188,8 @@ def run_jedi(work: Callable[[], T], budget: float | None = None) -> T | None:
 
     def target() -> None:
         try:
-            box.append(work())
+            with _gil_shared():
+                box.append(work())
         except BaseException:
             pass  # a jedi error only loses jedi's answer
         finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -344,6 +346,28 @@ def test_fallback_when_jedi_is_slow(ns: dict, monkeypatch: pytest.MonkeyPatch) -
     finally:
         release.set()
         wait_jedi_idle()
+
+
+def test_a_child_forked_while_jedi_runs_imports_jedi_afresh() -> None:
+    """What a snapshot forked past the wait does: forget jedi and every module lock."""
+    code = (
+        "import os, sys, threading, time\n"
+        "from ipytui.kernel import completion\n"
+        "busy = threading.Thread(target=completion.warm_up, daemon=True)\n"
+        "busy.start()\n"
+        "while not completion._jedi_lock.locked(): time.sleep(0.001)\n"
+        "with completion.jedi_lock_for_fork(timeout=0):\n"
+        "    pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    gone = not any(m.split('.')[0] in ('jedi', 'parso') for m in sys.modules)\n"
+        "    completion.warm_up()  # a fresh lock, a fresh import: no deadlock\n"
+        "    import jedi\n"
+        "    os._exit(0 if gone and jedi.Interpreter('import os\\nos.pa', [{}]).complete(2, 5) else 1)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "sys.exit(os.waitstatus_to_exitcode(status))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], timeout=60, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_warm_up_does_not_raise() -> None:

@@ -271,6 +271,30 @@ async def test_killed_snapshot_falls_back_to_the_checkpoint(start_kernel, make_c
     assert (await client.execute("x", timeout=T)).data == {"text/plain": "41"}
 
 
+async def test_a_snapshot_forked_while_jedi_warms_up_serves_a_crash(start_kernel,
+                                                                     make_client) -> None:
+    """The first completion warms jedi up in a thread (about a second) and the cell run
+    right after forks its snapshot meanwhile. Promoted after a crash, that snapshot
+    still imports, runs jedi and completes: nothing stayed locked."""
+    info, _ = start_kernel(IPYTUI_ARGV)
+    client = await make_client(info)
+    await client.complete("import collections\ncollections.Ord", timeout=T)
+    assert (await client.execute("kept = 41", timeout=T)).status == "ok"
+    await _snapshot_taken(await _worker_pid(client))
+    result = await client.execute(CRASHES["segfault"][0], timeout=T)
+    assert result.error is not None and result.error[0] == "KernelDied"
+    check = await client.execute(
+        "import jedi, pydoc, json\n"
+        "from ipytui.kernel import completion\n"
+        "completion.warm_up()\n"
+        "print(kept + 1, sorted(c.name for c in jedi.Interpreter('import os\\nos.pa', [{}]).complete(2, 5)))",
+        timeout=T)
+    assert check.status == "ok", check.error
+    assert check.text.startswith("42 ") and "'path'" in check.text
+    reply = await client.complete("kept.bit_len", timeout=T)
+    assert any("bit_length" in m for m in reply["matches"])
+
+
 # -- crashes in a row ----------------------------------------------------------
 async def test_crashes_in_a_row_stop_with_a_clear_message(start_kernel, make_client) -> None:
     info, proc = start_kernel(IPYTUI_ARGV)
