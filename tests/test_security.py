@@ -184,7 +184,17 @@ async def test_input_for_a_client_that_left_ends_and_the_kernel_goes_on(launch: 
         bob.send("shell", "execute_request", {"code": "got = input('? ')", "allow_stdin": True,
                                               "silent": False, "store_history": True})
         await asyncio.wait_for(asked.wait(), 20)
-        await bob.stop()
+
+        async def first_error(sub: Any) -> Any:
+            async for msg in sub:
+                if msg.msg_type == "error":
+                    return msg
+
+        async with alice.iopub_messages() as sub:
+            await bob.stop()
+            # Bob's cell ends (before it, a cell queued behind it would be aborted).
+            error = await asyncio.wait_for(first_error(sub), 20)
+        assert error.content["ename"] == "EOFError"
         result = await alice.execute("print('alive')", timeout=20)
         assert result.text == "alive\n"
         assert (await alice.execute("'got' in dir()", timeout=20)).data == {"text/plain": "False"}
