@@ -64,8 +64,6 @@ from .static_attrs import module_dict
 
 JEDI_BUDGET_S = 0.5
 """Seconds to wait for jedi before answering without it."""
-JEDI_SWITCH_INTERVAL = 0.0005
-"""The GIL switch interval while jedi runs beside other work (Python's default: 0.005)."""
 
 _IMPORT_RE = re.compile(r"\s*(?:import|from)\s")
 _FROM_IMPORT_RE = re.compile(r"\s*from\s+([\w.]+)\s+import\s.*?(\w*)\Z")
@@ -146,30 +144,13 @@ def warm_up() -> None:
     Holds the jedi lock meanwhile, so a Tab pressed during warm-up gets the
     fast answer instead of waiting for a cold jedi.
     """
-    with _jedi_lock, _gil_shared():
+    with _jedi_lock:
         try:
             import jedi
 
             jedi.Interpreter("import os\nos.pa", [{}]).complete(2, 5)
         except BaseException:
             pass  # warm-up is best effort
-
-
-@contextlib.contextmanager
-def _gil_shared():
-    """While a jedi thread runs, hand the GIL over every 0.5 ms, not every 5 ms.
-
-    Python makes a thread that wants the GIL wait out the holder's switch
-    interval: with jedi busy beside it, each blocking step of a cell (reading
-    its request, writing its reply) would wait up to 5 ms. Under the jedi
-    lock, so only one jedi run changes the interval at a time.
-    """
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(min(old, JEDI_SWITCH_INTERVAL))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(old)
 
 
 def run_jedi(work: Callable[[], T], budget: float | None = None) -> T | None:
@@ -188,8 +169,7 @@ def run_jedi(work: Callable[[], T], budget: float | None = None) -> T | None:
 
     def target() -> None:
         try:
-            with _gil_shared():
-                box.append(work())
+            box.append(work())
         except BaseException:
             pass  # a jedi error only loses jedi's answer
         finally:
