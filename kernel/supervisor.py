@@ -38,6 +38,7 @@ from .recorder import Recorder
 from .security import ServerSecurity
 from .wire import DELIM, Codec, Message, WireError, peek_header, peek_parent, split_identities
 from .worker_link import WorkerLink
+from .zmq_send import send_frames
 
 log = logging.getLogger("ipytui.supervisor")
 
@@ -162,14 +163,14 @@ class Supervisor(CrashHandling):
                 parent: Message | None = None, identities: list[bytes] | None = None) -> None:
         msg = self.codec.msg(msg_type, content, parent=parent)
         if channel == "iopub":
-            self.iopub.send_multipart(self.codec.serialize(msg, [msg_type.encode()]))
+            send_frames(self.iopub, self.codec.serialize(msg, [msg_type.encode()]))
         else:
             sock = self.shell if channel == "shell" else self.control
             self.codec_send(sock, msg, identities or [])
 
     def codec_send(self, sock: zmq.Socket, msg: Message, identities: list[bytes]) -> None:
         try:
-            sock.send_multipart(self.codec.serialize(msg, identities))
+            send_frames(sock, self.codec.serialize(msg, identities))
         except zmq.ZMQError as exc:
             log.warning("could not send %s: %s", msg.msg_type, exc)
 
@@ -393,17 +394,17 @@ class Supervisor(CrashHandling):
         channel = frames[0]
         body = frames[1:]
         if channel == b"iopub":
-            self.iopub.send_multipart(body)
+            send_frames(self.iopub, body)
             self._watch_iopub(body)
         elif channel in (b"shell", b"control"):
             # The client first, the books after: the reply is on the critical path.
-            (self.shell if channel == b"shell" else self.control).send_multipart(body)
+            send_frames(self.shell if channel == b"shell" else self.control, body)
             pending = self.inflight.pop(peek_parent(body).get("msg_id", ""), None)
             if pending is not None and pending.msg.msg_type == "execute_request":
                 self._record_reply(pending, body)
                 self.presence.finished(pending.msg.msg_id)
         elif channel == b"stdin":
-            self.stdin.send_multipart(body)
+            send_frames(self.stdin, body)
             self.asking = split_identities(body)[0][:1]  # who may answer this prompt
         elif channel == b"sup":
             self._on_sup(json.loads(body[0]))

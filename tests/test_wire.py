@@ -275,3 +275,35 @@ def test_large_messages_are_signed_the_same_way() -> None:
     parts = [b"{}", b"x" * (LARGE + 1)]
     expected = hmac.new(b"k", b"".join(parts), "sha256").hexdigest().encode()
     assert Signer(b"k").sign(parts) == expected
+
+
+def test_send_frames_delivers_the_multipart_message_whole() -> None:
+    """The supervisor's fast multipart send: frames arrive whole and in order, as one
+    message, on pyzmq's sockets and on a socket class of another make."""
+    import zmq
+    from ipytui.kernel.zmq_send import send_frames
+
+    class Wrapped:
+        def __init__(self, sock: zmq.Socket) -> None:
+            self.sent: list[list[bytes]] = []
+            self.sock = sock
+
+        def send_multipart(self, frames: list[bytes]) -> None:
+            self.sent.append(frames)
+            self.sock.send_multipart(frames)
+
+    ctx = zmq.Context()
+    try:
+        a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+        port = a.bind_to_random_port("tcp://127.0.0.1")
+        b.connect(f"tcp://127.0.0.1:{port}")
+        messages = [[b"one"], [b"id", b"<IDS|MSG>", b"", b"{}" * 1000, b"x" * 100_000], [b""] * 7]
+        for frames in messages:
+            send_frames(a, frames)
+        wrapped = Wrapped(a)
+        send_frames(wrapped, [b"via", b"fallback"])  # type: ignore[arg-type]
+        got = [b.recv_multipart() for _ in range(len(messages) + 1)]
+        assert got == [*messages, [b"via", b"fallback"]]
+        assert wrapped.sent == [[b"via", b"fallback"]]
+    finally:
+        ctx.destroy(linger=0)
