@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ipytui.kernel.info import IMPLEMENTATION
 from ipytui.widgets.input_prompt import InputPrompt
 from rich.text import Text
 
@@ -70,7 +69,7 @@ class CodeRunner:
     def judge_enter(self, text: str) -> tuple[str, str | None] | None:
         """The editor's Enter verdict without a round trip: an ipytui kernel's is_complete
         answer, computed here by the same pure code. None: ask the kernel."""
-        if (self.session.ready_info or {}).get("implementation") != IMPLEMENTATION:
+        if not self._ours():
             return None
         from ipytui.kernel.completeness import cell_is_complete
 
@@ -174,9 +173,14 @@ class CodeRunner:
         or ``exit(keep_kernel=False)`` on an ipytui kernel. ipykernel asks for it
         on a plain ``exit``, which would end the session of every other client.
         """
-        ours = (self.session.ready_info or {}).get("implementation") == IMPLEMENTATION
-        shutdown = self.app.shutdown_on_exit or (not keep_kernel and ours)
+        shutdown = self.app.shutdown_on_exit or (not keep_kernel and self._ours())
         self.app.call_later(self.app.quit_session, shutdown=shutdown)
+
+    def _ours(self) -> bool:
+        """Whether the kernel is an ipytui kernel (its kernel_info says so)."""
+        from ipytui.kernel.info import IMPLEMENTATION  # not at import: UI start-up
+
+        return (self.session.ready_info or {}).get("implementation") == IMPLEMENTATION
 
     def _end_pending(self, local_id: str, status: str, note: str) -> None:
         """A request that ended before the kernel announced it (aborted, failed to send)."""
