@@ -91,23 +91,18 @@ class AllowList:
         """Re-read the file if it changed. Anything unreadable lets nobody in (fails closed)."""
         try:
             st = self.path.stat()
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if stamp == self._stamp:
+                return
+            if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                log.error("ignoring allow-list %s: other users can write to it (chmod 600 it)", self.path)
+                self._stamp, self._keys = stamp, {}
+                return
+            text = self.path.read_text(errors="replace")
         except FileNotFoundError:
             self._stamp, self._keys = None, {}
             return
-        except OSError as exc:
-            _limited("allow-list", logging.ERROR, "cannot read allow-list %s: %s", self.path, exc)
-            self._stamp, self._keys = None, {}
-            return
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if stamp == self._stamp:
-            return
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            log.error("ignoring allow-list %s: other users can write to it (chmod 600 it)", self.path)
-            self._stamp, self._keys = stamp, {}
-            return
-        try:
-            text = self.path.read_text(errors="replace")
-        except OSError as exc:  # a directory, no permission, gone since the stat
+        except OSError as exc:  # a directory, no permission
             _limited("allow-list", logging.ERROR, "cannot read allow-list %s: %s", self.path, exc)
             self._stamp, self._keys = None, {}
             return

@@ -44,6 +44,7 @@ log = logging.getLogger("ipytui.supervisor")
 
 READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the crash anyway
 MAX_CLIENT_FRAMES = 4096  # routing ids + 6 + buffers; the worker pipes take at most 65536
+REVOKED = "your key is no longer on this kernel's allow-list"
 LOCK_REFRESH = 0.5  # at most one lock-file rewrite per this many seconds (it is only for ``ipytui list``)
 
 
@@ -71,7 +72,7 @@ class Supervisor(CrashHandling):
         self.worker = WorkerState()
         self.inflight: dict[str, Pending] = {}
         self.backlog: list[tuple[str, list[bytes], bool]] = []  # (channel, frames, is an execute)
-        self.asking: list[bytes] = []  # routing id of the client the last input_request went to
+        self.asking: bytes | None = None  # routing id of the client the open input() asked
         self.execution_count = 0
         self.crashes = crash.CrashHistory()
         self.crash_pending: crash.CrashRecord | None = None
@@ -240,22 +241,22 @@ class Supervisor(CrashHandling):
         """An input_reply goes to the worker only from the client its input() asked:
         nobody else can answer (or race) another user's prompt. A revoked key's
         answer becomes an error, so that input() ends instead of waiting forever."""
-        if msg.msg_type != "input_reply" or not self.asking or msg.identities[:1] != self.asking:
+        if msg.msg_type != "input_reply" or self.asking is None or msg.identities[:1] != [self.asking]:
             log.warning("dropped a %s from a client that was not asked for input", msg.msg_type)
             return
         if revoked:
             msg.content = {"status": "error", "value": "", "ename": "PermissionError",
-                           "evalue": "your key is no longer on this kernel's allow-list"}
+                           "evalue": REVOKED}
             frames = self.codec.serialize(msg)
-        self.asking = []  # one answer per prompt
+        self.asking = None  # one answer per prompt
         self.to_worker("stdin", frames)
 
     def _client_left(self, routing_id: bytes) -> None:
         """The client an input() waits for is gone: end the prompt (EOFError), or
         the kernel would wait for it, and everyone behind it, until an interrupt."""
-        if self.asking != [routing_id]:
+        if self.asking != routing_id:
             return
-        self.asking = []
+        self.asking = None
         reply = self.codec.msg("input_reply", {"status": "error", "value": "",
                                                "evalue": "the client asked for input left"})
         self.to_worker("stdin", self.codec.serialize(reply, [routing_id]))
@@ -263,8 +264,7 @@ class Supervisor(CrashHandling):
 
     def _revoked(self, channel: str, msg: Message) -> None:
         """A key taken off the allow-list while connected: answer its requests with why."""
-        self.answer_error(channel, msg, "PermissionError",
-                          "your key is no longer on this kernel's allow-list")
+        self.answer_error(channel, msg, "PermissionError", REVOKED)
 
     def answer_error(self, channel: str, msg: Message, ename: str, evalue: str,
                      traceback: list[str] | None = None) -> None:
@@ -405,7 +405,8 @@ class Supervisor(CrashHandling):
                 self.presence.finished(pending.msg.msg_id)
         elif channel == b"stdin":
             send_frames(self.stdin, body)
-            self.asking = split_identities(body)[0][:1]  # who may answer this prompt
+            ids = split_identities(body)[0]
+            self.asking = ids[0] if ids else None  # who may answer this prompt
         elif channel == b"sup":
             self._on_sup(json.loads(body[0]))
 
