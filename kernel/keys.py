@@ -235,8 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _keys_last(argv: list[str]) -> list[str]:
+    """A Z85 key may begin with '-', which argparse takes for an option: such keys go
+    after '--' at the end, where argparse reads them as the positional they are."""
+    dashed = [arg for arg in argv if arg.startswith("-") and is_key(arg)]
+    if not dashed:
+        return argv
+    return [arg for arg in argv if arg not in dashed] + ["--", *dashed]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_keys_last(sys.argv[1:] if argv is None else argv))
     try:
         return _COMMANDS[args.command](args)
     except KeyError_ as exc:

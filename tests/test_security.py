@@ -616,6 +616,15 @@ def test_keys_cli(kernel_env: dict, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert keys.main(["revoke", "dave"]) == 2
 
 
+def test_keys_cli_takes_a_key_that_begins_with_a_dash(kernel_env: dict) -> None:
+    """About one key in 85 begins with '-' (a Z85 character): not an option."""
+    pair = next(p for p in iter(keys.new_keypair, None) if p.public.startswith("-"))
+    assert keys.main(["authorize", pair.public, "--name", "erin"]) == 0
+    assert keys.read_authorized_keys() == {pair.public: "erin"}
+    assert keys.main(["revoke", pair.public]) == 0
+    assert keys.read_authorized_keys() == {}
+
+
 def test_keys_command_dispatch(kernel_env: dict, capsys: pytest.CaptureFixture[str]) -> None:
     from ipytui.app.cli import main
 
