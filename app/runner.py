@@ -83,13 +83,7 @@ class CodeRunner:
         verdict, indent = await self._is_complete(text)
         if seq != self._submit_seq or self.editor.text != text:
             return  # the user typed on; this Enter is stale
-        self._run_or_break(text, verdict, indent)
-
-    def _run_or_break(self, text: str, verdict: str, indent: str | None) -> None:
-        if verdict == "incomplete":
-            self.editor.insert_newline(indent)
-        else:
-            self.run_code(text)
+        self.editor.apply_verdict(verdict, indent)
 
     async def _is_complete(self, text: str) -> tuple[str, str | None]:
         # A kernel busy with a cell may answer late: fall back to the stdlib compiler.

@@ -189,12 +189,19 @@ class InputEditor(TextArea):
         verdict = self.judge(text) if text.strip() else None
         if verdict is None:
             self.post_message(self.Submitted(self, text, force=False))
-        elif verdict[0] == "incomplete":
-            self.insert_newline(verdict[1])
         else:
-            self.add_history(text)
-            self.set_text("")
-            self.post_message(self.Submitted(self, text, force=True, taken=True))
+            self.apply_verdict(*verdict)
+
+    def apply_verdict(self, status: str, indent: str | None) -> None:
+        """Act on an is_complete verdict: break the line if incomplete, else take the
+        text (history, then empty) and submit it to run."""
+        if status == "incomplete":
+            self.insert_newline(indent)
+            return
+        text = self.text
+        self.add_history(text)
+        self.set_text("")
+        self.post_message(self.Submitted(self, text, force=True, taken=True))
 
     def check_consume_key(self, key: str, character: str | None = None) -> bool:
         return key == "tab" or super().check_consume_key(key, character)
