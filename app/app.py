@@ -29,8 +29,8 @@ class ExitInfo:
 def _resolve_connection(connection: Any) -> tuple[Any, str | None]:
     """ConnectionInfo ready to connect with: Curve client keys filled in for
     encrypted kernels (a private connection file or a share file)."""
-    from ipytui.kernel.connection import ConnectionInfo
-    from ipytui.kernel.security import client_info
+    from ipytui.kernel.protocol.connection import ConnectionInfo
+    from ipytui.kernel.protocol.credentials import client_info
 
     if isinstance(connection, ConnectionInfo):
         return connection, None

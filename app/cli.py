@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _ssh_destination(text: str) -> str:
-    from ipytui.kernel.connection import ConnectionError_
-    from ipytui.kernel.tunnel import parse_server
+    from ipytui.kernel.client.tunnel import parse_server
+    from ipytui.kernel.protocol.connection import ConnectionError_
 
     try:
         parse_server(text)
@@ -83,20 +83,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "kernel":
-        from ipytui.kernel.__main__ import main as kernel_main
+        from ipytui.kernel.supervisor.main import main as kernel_main
 
         return kernel_main(argv[1:]) or 0
     if argv and argv[0] == "keys":
-        from ipytui.kernel.keys import main as keys_main
+        from ipytui.kernel.tools.keys import main as keys_main
 
         return keys_main(argv[1:]) or 0
     if argv and argv[0] in ("recover", "stop", "list"):
-        from ipytui.kernel import manage, recover
+        from ipytui.kernel.tools import manage, recover
 
         commands = {"recover": recover.main, "stop": manage.stop_main, "list": manage.list_main}
         return commands[argv[0]](argv[1:]) or 0
     if argv and argv[0] == "kernelspec":
-        from ipytui.kernel.kernelspec import main as kernelspec_main
+        from ipytui.kernel.tools.kernelspec import main as kernelspec_main
 
         return kernelspec_main(argv[1:]) or 0
     return run_ui(parse_args(argv))
@@ -113,7 +113,7 @@ def begin_connection(args: argparse.Namespace) -> Callable[[], Path]:
     A new kernel boots in its own process meanwhile, so the UI's imports
     (a few hundred ms) are paid while it starts, not after.
     """
-    from ipytui.kernel.connection import find_connection_file
+    from ipytui.kernel.protocol.connection import find_connection_file
 
     if args.existing is not None:
         existing = find_connection_file(args.existing or None)
@@ -123,10 +123,10 @@ def begin_connection(args: argparse.Namespace) -> Callable[[], Path]:
 
         started = start_kernelspec(args.kernel)
         return lambda: started
-    from ipytui.kernel.lockfile import stale_locks
+    from ipytui.kernel.supervisor.lockfile import stale_locks
 
     if stale_locks():  # recover (asyncio, pickle) is imported only when there is something
-        from ipytui.kernel.recover import offer_at_start
+        from ipytui.kernel.tools.recover import offer_at_start
 
         restored = offer_at_start(interactive=sys.stdin.isatty() and sys.stdout.isatty())
         if restored is not None:
@@ -146,8 +146,8 @@ def load_ui() -> type[IpytuiApp]:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        import ipytui.kernel.client  # noqa: F401 - the app connects with these at once
-        import ipytui.kernel.security  # noqa: F401
+        import ipytui.kernel.client.kernel_client  # noqa: F401 - the app connects with these at once
+        import ipytui.kernel.supervisor.security  # noqa: F401
 
         from .app import IpytuiApp
     finally:
@@ -158,7 +158,7 @@ def load_ui() -> type[IpytuiApp]:
 
 
 def run_ui(args: argparse.Namespace) -> int:
-    from ipytui.kernel.connection import ConnectionError_
+    from ipytui.kernel.protocol.connection import ConnectionError_
 
     from .launch import KernelSpecError
 
@@ -180,8 +180,8 @@ def run_ui(args: argparse.Namespace) -> int:
     try:
         connection = connection_file
         if args.ssh:
-            from ipytui.kernel.security import client_info
-            from ipytui.kernel.tunnel import open_tunnel
+            from ipytui.kernel.client.tunnel import open_tunnel
+            from ipytui.kernel.protocol.credentials import client_info
 
             # Before the UI takes the screen: ssh may ask for a password.
             tunnel = open_tunnel(client_info(connection_file), args.ssh)

@@ -53,7 +53,7 @@ _TYPES: dict[str, type] = {
 
 
 def config_path() -> Path:
-    from ipytui.kernel.paths import config_dir
+    from ipytui.kernel.protocol.paths import config_dir
 
     return config_dir() / "config.toml"
 

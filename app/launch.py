@@ -27,7 +27,7 @@ def spawn_kernel(connection_file: str | os.PathLike[str] | None = None) -> Kerne
     written up front so its ports and key are ours to choose; the kernel
     removes it when it shuts down, whoever asks for that.
     """
-    from ipytui.kernel.connection import new_connection_info, write_connection_file
+    from ipytui.kernel.protocol.connection import new_connection_info, write_connection_file
 
     path = Path(connection_file) if connection_file else None
     path = write_connection_file(new_connection_info(), path)
@@ -69,7 +69,7 @@ def start_kernelspec(name: str, connection_file: str | os.PathLike[str] | None =
     """Start the installed Jupyter kernel ``name`` detached on a new connection file."""
     import secrets
 
-    from ipytui.kernel.connection import (
+    from ipytui.kernel.protocol.connection import (
         jupyter_runtime_dir,
         new_connection_info,
         write_connection_file,
@@ -106,7 +106,7 @@ class KernelLaunch:
 
 
 def _spawn(argv: list[str], path: Path, *, env: dict[str, str] | None = None) -> KernelLaunch:
-    from ipytui.kernel.paths import data_dir
+    from ipytui.kernel.protocol.paths import data_dir
 
     log_path = data_dir() / f"{path.stem}.log"
     with open(log_path, "ab") as log:
@@ -125,7 +125,7 @@ def _spawn(argv: list[str], path: Path, *, env: dict[str, str] | None = None) ->
 def _ports_bound(path: Path) -> bool:
     import socket
 
-    from ipytui.kernel.connection import read_connection_file
+    from ipytui.kernel.protocol.connection import read_connection_file
 
     info = read_connection_file(path)
     if info.transport != "tcp":

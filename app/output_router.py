@@ -17,7 +17,7 @@ from typing import Any
 from ipytui.widgets.cell_view import CellView
 from ipytui.widgets.mimebundle import RECOVERY_MIME, render_bundle, render_traceback
 from ipytui.widgets.output_stream import OutputStream
-from ipytui.widgets.peers_panel import Peer
+from ipytui.widgets.peer_model import Peer
 
 from .iopub import coalesce_streams, parent_session, parent_type, parent_username
 

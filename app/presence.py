@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ipytui.widgets.peers_panel import Peer, QueueEntry
+from ipytui.widgets.peer_model import Peer, QueueEntry
 
 TARGET = "ipytui.presence"
 MAX_DRAFT = 16 * 1024

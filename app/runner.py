@@ -71,7 +71,7 @@ class CodeRunner:
         answer, computed here by the same pure code. None: ask the kernel."""
         if not self._ours():
             return None
-        from ipytui.kernel.completeness import cell_is_complete
+        from ipytui.kernel.protocol.completeness import cell_is_complete
 
         try:
             reply = cell_is_complete(text)
@@ -172,7 +172,7 @@ class CodeRunner:
 
     def _ours(self) -> bool:
         """Whether the kernel is an ipytui kernel (its kernel_info says so)."""
-        from ipytui.kernel.info import IMPLEMENTATION  # not at import: UI start-up
+        from ipytui.kernel.protocol.info import IMPLEMENTATION  # not at import: UI start-up
 
         return (self.session.ready_info or {}).get("implementation") == IMPLEMENTATION
 

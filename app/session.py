@@ -32,7 +32,7 @@ RESTORE_REQUEST = "ipytui_restore_request"
 
 
 def default_client_factory(info: Any, *, username: str | None = None):
-    from ipytui.kernel.client import KernelClient
+    from ipytui.kernel.client.kernel_client import KernelClient
 
     return KernelClient(info, username=username)
 

@@ -55,7 +55,7 @@ class Workdir:
         self._n = 0
 
     def connection_file(self, kind: str) -> Path:
-        from ipytui.kernel.connection import new_connection_info, write_connection_file
+        from ipytui.kernel.protocol.connection import new_connection_info, write_connection_file
 
         self._n += 1
         return write_connection_file(new_connection_info(), self.root / "runtime" / f"{kind}-{self._n}.json")

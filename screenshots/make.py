@@ -41,7 +41,7 @@ class Kernel:
     """``python -m ipytui.kernel -f FILE`` in a throwaway home for its files."""
 
     def __init__(self, root: Path) -> None:
-        from ipytui.kernel.connection import new_connection_info, write_connection_file
+        from ipytui.kernel.protocol.connection import new_connection_info, write_connection_file
 
         self.root = root
         self.env = {

@@ -22,8 +22,8 @@ from typing import Any
 
 import psutil
 import pytest
-from ipytui.kernel.client import KernelClient
-from ipytui.kernel.connection import (
+from ipytui.kernel.client.kernel_client import KernelClient
+from ipytui.kernel.protocol.connection import (
     CHANNELS,
     ConnectionInfo,
     new_connection_info,

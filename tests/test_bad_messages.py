@@ -20,8 +20,15 @@ from typing import Any
 import pytest
 import zmq
 from conftest import IPYTUI_ARGV
-from ipytui.kernel.connection import ConnectionInfo
-from ipytui.kernel.wire import DEFAULT_MAX_MESSAGE_BYTES, DELIM, Codec, Message, WireError, dumps
+from ipytui.kernel.protocol.connection import ConnectionInfo
+from ipytui.kernel.protocol.wire import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DELIM,
+    Codec,
+    Message,
+    WireError,
+    dumps,
+)
 
 pytestmark = pytest.mark.timeout(90)
 

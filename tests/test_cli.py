@@ -22,14 +22,15 @@ import pytest
 from ipytui.app import cli, launch
 from ipytui.app.app import ExitInfo, IpytuiApp
 from ipytui.app.config import Config
-from ipytui.kernel import kernelspec, security
-from ipytui.kernel.client import KernelClient
-from ipytui.kernel.connection import (
+from ipytui.kernel.client.kernel_client import KernelClient
+from ipytui.kernel.protocol import credentials
+from ipytui.kernel.protocol.connection import (
     ConnectionInfo,
     new_connection_info,
     read_connection_file,
     write_connection_file,
 )
+from ipytui.kernel.tools import kernelspec
 
 pytestmark = pytest.mark.timeout(120)
 SIZE = (120, 36)
@@ -66,7 +67,7 @@ def _stop_kernel(path: Path) -> None:
     import asyncio
 
     async def shutdown() -> int | None:
-        async with KernelClient(security.client_info(path)) as client:
+        async with KernelClient(credentials.client_info(path)) as client:
             info = await client.kernel_info(timeout=10)
             pid = (info.get("ipytui") or {}).get("pid")
             with contextlib.suppress(Exception):
@@ -132,7 +133,7 @@ async def test_kernel_flag_starts_an_installed_kernelspec_and_the_app_attaches(
     kernels.append(path)
     assert path.parent == tmp_path / "runtime" and path.name.startswith(f"kernel-{name}-")
     assert read_connection_file(path).kernel_name == name
-    info = await _kernel_info(security.client_info(path))
+    info = await _kernel_info(credentials.client_info(path))
     assert info["implementation"] == "ipytui"
     kernel_pid = info["ipytui"]["pid"]
     # Detached: its own session, so the UI's terminal signals never reach it.
@@ -219,7 +220,7 @@ def test_ssh_needs_existing(capsys: pytest.CaptureFixture[str]) -> None:
 def test_ssh_tunnel_opens_before_the_ui_and_closes_after(
         kernel_env: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    info = security.add_server_keys(new_connection_info())
+    info = credentials.add_server_keys(new_connection_info())
     info.ip = "10.1.2.3"  # the kernel's address as the ssh host sees it
     path = write_connection_file(info, tmp_path / "remote.json")
     events: list[Any] = []
@@ -239,12 +240,12 @@ def test_ssh_tunnel_opens_before_the_ui_and_closes_after(
         events.append(("run", self.info, self.connection_file))
         return ExitInfo(self.connection_file, False)
 
-    monkeypatch.setattr("ipytui.kernel.tunnel.open_tunnel", open_tunnel)
+    monkeypatch.setattr("ipytui.kernel.client.tunnel.open_tunnel", open_tunnel)
     monkeypatch.setattr(IpytuiApp, "run", run)
     assert cli.run_ui(cli.parse_args(["--existing", str(path), "--ssh", "bob@gw:2222"])) == 0
     (opened, spec, got), ran, closed = events
     assert (opened, spec, closed) == ("open", "bob@gw:2222", "closed")
-    assert got.curve_serverkey == security.shared_info(info, "x").curve_serverkey  # client keys set
+    assert got.curve_serverkey == credentials.shared_info(info, "x").curve_serverkey  # client keys set
     assert ran == ("run", through, str(path))
     assert f"ipytui --existing {path} --ssh bob@gw:2222" in capsys.readouterr().out
 
@@ -265,7 +266,7 @@ def test_ssh_tunnel_failure_is_reported(kernel_env: dict, tmp_path: Path,
 def _start_our_kernel(tmp_path: Path, *flags: str, curve: bool = False) -> tuple[Path, subprocess.Popen]:
     info = new_connection_info()
     if curve:
-        security.add_server_keys(info)
+        credentials.add_server_keys(info)
     path = write_connection_file(info, tmp_path / "enc.json")
     proc = subprocess.Popen([sys.executable, "-m", "ipytui.kernel", "-f", str(path), *flags],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -293,8 +294,8 @@ async def test_existing_encrypted_kernel_attaches_and_says_encrypted(
 
 def test_share_file_without_a_keypair_is_a_clear_error(
         kernel_env: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    info = security.add_server_keys(new_connection_info())
-    share = security.write_shared_file(info, "127.0.0.1", tmp_path / "share.json")
+    info = credentials.add_server_keys(new_connection_info())
+    share = credentials.write_shared_file(info, "127.0.0.1", tmp_path / "share.json")
     assert cli.run_ui(cli.parse_args(["--existing", str(share)])) == 2
     assert "ipytui keys new" in capsys.readouterr().err
 
@@ -327,7 +328,7 @@ async def test_a_kernel_ipytui_starts_removes_its_connection_file_at_shutdown(
     launched = launch.spawn_kernel()
     try:
         path = await asyncio.to_thread(launched.wait)
-        async with KernelClient(security.client_info(path)) as client:
+        async with KernelClient(credentials.client_info(path)) as client:
             await client.wait_ready(timeout=20)
             await client.shutdown(timeout=10)
         await asyncio.to_thread(launched.process.wait, 20)
@@ -342,7 +343,7 @@ async def test_a_kernel_ipytui_starts_removes_its_connection_file_at_shutdown(
 async def test_kernel_info_reports_rss(kernel_env: dict, tmp_path: Path) -> None:
     path, proc = _start_our_kernel(tmp_path)
     try:
-        info = await _kernel_info(security.client_info(path))
+        info = await _kernel_info(credentials.client_info(path))
         extra = info["ipytui"]
         page = os.sysconf("SC_PAGE_SIZE")
         own = int(Path(f"/proc/{extra['worker_pid']}/statm").read_text().split()[1]) * page
@@ -354,7 +355,7 @@ async def test_kernel_info_reports_rss(kernel_env: dict, tmp_path: Path) -> None
 
 
 def test_rss_bytes_skips_missing_processes() -> None:
-    from ipytui.kernel.crash import rss_bytes
+    from ipytui.kernel.protocol.procs import rss_bytes
 
     mine = rss_bytes(os.getpid())
     assert mine > 0

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import zmq
 import zmq.asyncio
-from ipytui.kernel.client import ClientStopped, KernelClient
-from ipytui.kernel.connection import ConnectionInfo, new_connection_info
-from ipytui.kernel.wire import Codec, Message
+from ipytui.kernel.client.kernel_client import ClientStopped, KernelClient
+from ipytui.kernel.protocol.connection import ConnectionInfo, new_connection_info
+from ipytui.kernel.protocol.wire import Codec, Message
 
 KernelProcess = tuple[ConnectionInfo, "subprocess.Popen[bytes]"]
 
@@ -96,7 +96,7 @@ async def test_input_without_handler_is_logged_not_answered(
                 warned.set()
 
     flag = Flag(logging.WARNING)
-    logging.getLogger("ipytui.kernel.client").addHandler(flag)
+    logging.getLogger("ipytui.kernel.client.kernel_client").addHandler(flag)
     try:
         running = asyncio.ensure_future(client.execute("input('never? ')", timeout=8))
         await asyncio.wait_for(warned.wait(), 5)
@@ -107,7 +107,7 @@ async def test_input_without_handler_is_logged_not_answered(
             await client.interrupt(timeout=5)
         result = await asyncio.wait_for(running, 5)
     finally:
-        logging.getLogger("ipytui.kernel.client").removeHandler(flag)
+        logging.getLogger("ipytui.kernel.client.kernel_client").removeHandler(flag)
     assert result.status == "error"
 
 

@@ -15,8 +15,8 @@ import jedi
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ipytui.kernel import completion
-from ipytui.kernel.completion import complete
+from ipytui.kernel.worker import completion
+from ipytui.kernel.worker.completion import complete
 
 
 def types_of(reply: dict) -> dict[str, str]:
@@ -352,7 +352,7 @@ def test_a_child_forked_while_jedi_runs_imports_jedi_afresh() -> None:
     """What a snapshot forked past the wait does: forget jedi and every module lock."""
     code = (
         "import os, sys, threading, time\n"
-        "from ipytui.kernel import completion\n"
+        "from ipytui.kernel.worker import completion\n"
         "held = threading.Event()\n"
         "def busy():\n"
         "    with completion._jedi_lock:  # a jedi run: importing, inferring, then still busy\n"

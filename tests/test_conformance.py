@@ -20,7 +20,7 @@ from typing import Any
 
 import jupyter_kernel_test as jkt
 import pytest
-from ipytui.kernel import kernelspec
+from ipytui.kernel.tools import kernelspec
 from jupyter_kernel_test.msgspec_v5 import validate_message
 
 pytestmark = pytest.mark.timeout(120)
@@ -69,7 +69,7 @@ def test_cli_installs_for_the_user_end_to_end(tmp_path: Path) -> None:
     assert spec["argv"][1:] == ["-m", "ipytui.kernel", "--exit-on-restart", "-f", "{connection_file}"]
     assert os.path.samefile(spec["argv"][0], sys.executable)  # the Python ipytui runs on
     assert spec["interrupt_mode"] == "signal"
-    done = subprocess.run([sys.executable, "-m", "ipytui.kernel.kernelspec", "install",
+    done = subprocess.run([sys.executable, "-m", "ipytui.kernel.tools.kernelspec", "install",
                            "--prefix", str(tmp_path / "p"), "--name", "other",
                            "--interrupt-mode", "message"], env=env, capture_output=True,
                           text=True, timeout=60)

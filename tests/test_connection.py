@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ipytui.kernel.connection import (
+from ipytui.kernel.protocol.connection import (
     CHANNELS,
     ConnectionError_,
     ConnectionInfo,
@@ -112,7 +112,7 @@ def test_port_base_out_of_range(base: int) -> None:
 
 def test_kernel_cli_port_base_writes_ports_in_order(tmp_path: Path) -> None:
     """``python -m ipytui.kernel --port-base N -f FILE`` makes FILE with N..N+4 in spec order."""
-    from ipytui.kernel.__main__ import _connection, build_parser
+    from ipytui.kernel.supervisor.main import _connection, build_parser
 
     args = build_parser().parse_args(["--port-base", "42000", "-f", str(tmp_path / "k.json")])
     path, info, owns = _connection(args)

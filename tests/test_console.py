@@ -12,7 +12,7 @@ from pathlib import Path
 import pexpect
 import psutil
 import pytest
-from ipytui.kernel import kernelspec
+from ipytui.kernel.tools import kernelspec
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -23,10 +23,10 @@ from typing import Any
 import psutil
 import pytest
 from conftest import IPYTUI_ARGV
-from ipytui.kernel.client import KernelClient
-from ipytui.kernel.connection import write_connection_file
-from ipytui.kernel.crash import REPORT_MIME
-from ipytui.kernel.wire import Message
+from ipytui.kernel.client.kernel_client import KernelClient
+from ipytui.kernel.protocol.connection import write_connection_file
+from ipytui.kernel.protocol.recovery import REPORT_MIME
+from ipytui.kernel.protocol.wire import Message
 from jupyter_client.blocking import BlockingKernelClient
 
 pytestmark = pytest.mark.timeout(60)
@@ -285,7 +285,7 @@ async def test_a_snapshot_forked_while_jedi_warms_up_serves_a_crash(start_kernel
     assert result.error is not None and result.error[0] == "KernelDied"
     check = await client.execute(
         "import jedi, pydoc, json\n"
-        "from ipytui.kernel import completion\n"
+        "from ipytui.kernel.worker import completion\n"
         "completion.warm_up()\n"
         "print(kept + 1, sorted(c.name for c in jedi.Interpreter('import os\\nos.pa', [{}]).complete(2, 5)))",
         timeout=T)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ipytui.kernel import completion
-from ipytui.kernel.inspection import inspect_request, object_help
+from ipytui.kernel.worker import completion
+from ipytui.kernel.worker.inspection import inspect_request, object_help
 
 
 def sample(a, b=2):

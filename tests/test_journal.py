@@ -8,7 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from ipytui.kernel.journal import MAX_OUTPUT_BYTES, TRUNCATED_TEXT, Journal
+from ipytui.kernel.supervisor.journal_writer import MAX_OUTPUT_BYTES, TRUNCATED_TEXT
+from ipytui.kernel.supervisor.journal_writer import JournalWriter as Journal
 
 
 @pytest.fixture

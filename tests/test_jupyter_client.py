@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 from conftest import IPYTUI_ARGV
-from ipytui.kernel import kernelspec
+from ipytui.kernel.tools import kernelspec
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ipytui.kernel.journal import Journal
-from ipytui.kernel.magics import (
+from ipytui.kernel.supervisor.journal_writer import JournalWriter as Journal
+from ipytui.kernel.worker.magics import (
     MagicShell,
     SList,
     TimeitResult,
@@ -27,7 +27,7 @@ from ipytui.kernel.magics import (
     transform_cell,
     unregister,
 )
-from ipytui.kernel.magics.history import parse_range
+from ipytui.kernel.worker.magics.history import parse_range
 
 
 class FakeContext:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from ipytui.kernel import kernelspec
+from ipytui.kernel.tools import kernelspec
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_notebook

@@ -27,8 +27,8 @@ KERNEL_ADDR, CLIENT_ADDR = "192.0.2.1", "192.0.2.2"
 
 CLIENT_SCRIPT = """
 import asyncio, sys
-from ipytui.kernel.client import KernelClient
-from ipytui.kernel.security import client_info
+from ipytui.kernel.client.kernel_client import KernelClient
+from ipytui.kernel.protocol.credentials import client_info
 
 async def main():
     async with KernelClient(client_info(sys.argv[1])) as client:
@@ -113,10 +113,10 @@ def test_cell_over_curve_between_two_network_namespaces(two_hosts: tuple[str, st
     kernel_ns, client_ns = two_hosts
     kernel_env, alice_env, eve_env = (_env(tmp_path, who) for who in ("kernel", "alice", "eve"))
     for env in (alice_env, eve_env):
-        subprocess.run([sys.executable, "-m", "ipytui.kernel.keys", "new"], env=env, check=True,
+        subprocess.run([sys.executable, "-m", "ipytui.kernel.tools.keys", "new"], env=env, check=True,
                        capture_output=True)
     alice_key = Path(alice_env["IPYTUI_CONFIG_DIR"]) / "client.key"
-    subprocess.run([sys.executable, "-m", "ipytui.kernel.keys", "authorize", str(alice_key),
+    subprocess.run([sys.executable, "-m", "ipytui.kernel.tools.keys", "authorize", str(alice_key),
                     "--name", "alice"], env=kernel_env, check=True, capture_output=True)
 
     share = tmp_path / "share.json"

@@ -14,8 +14,10 @@ import pytest
 from conftest import IPYTUI_ARGV
 from hypothesis import given
 from hypothesis import strategies as st
-from ipytui.kernel import pipe, pipeframe
-from ipytui.kernel.pipeframe import Decoder, FrameError, encode
+from ipytui.kernel.protocol import pipeframe
+from ipytui.kernel.protocol.pipeframe import Decoder, FrameError, encode
+from ipytui.kernel.supervisor import pipe_end
+from ipytui.kernel.worker import pipe
 
 T = 60.0
 
@@ -48,10 +50,10 @@ def test_garbage_is_refused() -> None:
 
 def test_supervisor_end_queues_what_the_worker_has_not_read(tmp_path: Path) -> None:
     """The supervisor never blocks: a send the socket cannot take waits in its end."""
-    listener = pipe.listen(str(tmp_path / "pipe"))
+    listener = pipe_end.listen(str(tmp_path / "pipe"))
     worker = pipe.WorkerPipe(str(tmp_path / "pipe"), "exec")
-    (end,) = pipe.accept(listener)
-    assert pipe.parse_hello(end.read()[0]) == {"pid": os.getpid(), "role": "exec"}
+    (end,) = pipe_end.accept(listener)
+    assert pipe_end.parse_hello(end.read()[0]) == {"pid": os.getpid(), "role": "exec"}
     big = [b"shell", b"y" * (4 << 20)]
     assert end.send(big) and end.wants_write  # 4 MiB: more than the socket buffer
     received: list[list[bytes] | None] = []
@@ -69,10 +71,10 @@ def test_supervisor_end_queues_what_the_worker_has_not_read(tmp_path: Path) -> N
 
 
 def test_a_hello_must_name_a_known_role() -> None:
-    assert pipe.parse_hello([b"hello", b'{"pid": 1, "role": "up"}']) == {"pid": 1, "role": "up"}
-    assert pipe.parse_hello([b"hello", b'{"pid": 1, "role": "root"}']) is None
-    assert pipe.parse_hello([b"hello", b"not json"]) is None
-    assert pipe.parse_hello([b"shell", b"{}"]) is None
+    assert pipe_end.parse_hello([b"hello", b'{"pid": 1, "role": "up"}']) == {"pid": 1, "role": "up"}
+    assert pipe_end.parse_hello([b"hello", b'{"pid": 1, "role": "root"}']) is None
+    assert pipe_end.parse_hello([b"hello", b"not json"]) is None
+    assert pipe_end.parse_hello([b"shell", b"{}"]) is None
 
 
 async def test_executes_beyond_the_pipe_buffer_all_run_in_order(start_kernel, make_client) -> None:
@@ -130,8 +132,8 @@ class _Recorder:
 
 
 def test_together_writes_once_and_keeps_other_threads_behind() -> None:
-    from ipytui.kernel.publisher import Publisher
-    from ipytui.kernel.wire import Codec
+    from ipytui.kernel.protocol.wire import Codec
+    from ipytui.kernel.worker.publisher import Publisher
 
     up = _Recorder()
     pub = Publisher(up, Codec(b"key"))  # type: ignore[arg-type]
@@ -162,7 +164,7 @@ async def test_a_garbled_pipe_is_a_crash_not_a_hang(start_kernel, make_client) -
     info, _ = start_kernel(IPYTUI_ARGV)
     client = await make_client(info)
     await client.execute("kept = 'before'", timeout=T)
-    garble = ("import gc\nfrom ipytui.kernel.pipe import WorkerPipe\n"
+    garble = ("import gc\nfrom ipytui.kernel.worker.pipe import WorkerPipe\n"
               "up = next(p for p in gc.get_objects() if isinstance(p, WorkerPipe) and p.role == 'up')\n"
               "up.sock.sendall(b'\\xff' * 8)\nimport time\ntime.sleep(30)")
     result = await client.execute(garble, timeout=T)
@@ -190,10 +192,10 @@ def test_a_signal_during_a_write_waits_for_the_whole_message(tmp_path: Path) -> 
     raises. Here a slow reader makes sendall write in pieces and a signal lands mid-way."""
     import signal
 
-    listener = pipe.listen(str(tmp_path / "pipe"))
+    listener = pipe_end.listen(str(tmp_path / "pipe"))
     worker = pipe.WorkerPipe(str(tmp_path / "pipe"), "up")
-    (end,) = pipe.accept(listener)
-    assert pipe.parse_hello(end.read()[0]) is not None  # the hello is not part of the test
+    (end,) = pipe_end.accept(listener)
+    assert pipe_end.parse_hello(end.read()[0]) is not None  # the hello is not part of the test
     end.sock.setblocking(True)
     deferred: list[bool] = []
 

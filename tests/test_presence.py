@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import IPYTUI_ARGV
-from ipytui.kernel.client import KernelClient
+from ipytui.kernel.client.kernel_client import KernelClient
 from jupyter_client import BlockingKernelClient
 
 TIMEOUT = 20

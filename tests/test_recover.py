@@ -21,9 +21,9 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import IPYTUI_ARGV
-from ipytui.kernel import checkpoint
-from ipytui.kernel.connection import read_connection_file
-from ipytui.kernel.journal import Journal
+from ipytui.kernel.protocol.connection import read_connection_file
+from ipytui.kernel.supervisor.journal_writer import JournalWriter as Journal
+from ipytui.kernel.worker import checkpoint
 
 pytestmark = pytest.mark.timeout(60)
 

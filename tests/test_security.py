@@ -26,9 +26,10 @@ import zmq
 from conftest import _wait_listening
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ipytui.kernel import keys, security, tunnel
-from ipytui.kernel.client import KernelClient
-from ipytui.kernel.connection import (
+from ipytui.kernel.client import tunnel
+from ipytui.kernel.client.kernel_client import KernelClient
+from ipytui.kernel.protocol import credentials, keyfiles
+from ipytui.kernel.protocol.connection import (
     CHANNELS,
     ConnectionError_,
     ConnectionInfo,
@@ -36,7 +37,9 @@ from ipytui.kernel.connection import (
     read_connection_file,
     write_connection_file,
 )
-from ipytui.kernel.wire import Codec, WireError
+from ipytui.kernel.protocol.wire import Codec, WireError
+from ipytui.kernel.supervisor import security
+from ipytui.kernel.tools import keys
 from zmq.utils import z85
 
 pytestmark = pytest.mark.timeout(120)
@@ -69,7 +72,7 @@ def launch(tmp_path: Path, kernel_env: dict[str, str]) -> Iterator[Launch]:
         for _ in range(3):  # a concurrent run may take a free port first
             info = new_connection_info(**kwargs)
             if curve:
-                security.add_server_keys(info)
+                credentials.add_server_keys(info)
             path = write_connection_file(info, tmp_path / f"kernel-{len(procs)}.json")
             with open(tmp_path / f"kernel-{len(procs)}.log", "wb") as log:
                 proc = subprocess.Popen([*KERNEL, "-f", str(path), *flags], env=kernel_env,
@@ -105,9 +108,9 @@ async def gets_nothing(info: ConnectionInfo, marker: Path) -> None:
             await client.execute(f"open({str(marker)!r}, 'w').close()", timeout=REFUSED_WAIT)
 
 
-def keyed(info: ConnectionInfo, pair: keys.KeyPair | None, server_key: str | None = None) -> ConnectionInfo:
+def keyed(info: ConnectionInfo, pair: keyfiles.KeyPair | None, server_key: str | None = None) -> ConnectionInfo:
     """What a remote client would connect with: the server's public key and ``pair``."""
-    shared = security.shared_info(info, "127.0.0.1")
+    shared = credentials.shared_info(info, "127.0.0.1")
     if server_key:
         shared.curve_serverkey = server_key
     if pair is not None:
@@ -147,12 +150,12 @@ async def test_only_the_client_asked_can_answer_input(launch: Launch, tmp_path: 
 
 async def test_a_revoked_key_answering_input_ends_the_prompt(launch: Launch) -> None:
     """The revoked client's answer is not used, and its input() ends instead of hanging."""
-    bob = keys.new_keypair("bob")
-    keys.authorize(bob.public, "bob")
+    bob = keyfiles.new_keypair("bob")
+    keyfiles.authorize(bob.public, "bob")
     _, info, proc = launch("--remote", "--ip", "127.0.0.1")
 
     async def answer(prompt: str, password: bool) -> str:
-        keys.revoke("bob")
+        keyfiles.revoke("bob")
         return "too late"
 
     async with KernelClient(keyed(info, bob)) as client:
@@ -201,9 +204,9 @@ async def test_input_for_a_client_that_left_ends_and_the_kernel_goes_on(launch: 
 
 
 def test_an_unreadable_allow_list_lets_nobody_in(tmp_path: Path) -> None:
-    alice = keys.new_keypair("alice")
+    alice = keyfiles.new_keypair("alice")
     path = tmp_path / "authorized_keys"
-    keys.authorize(alice.public, "alice", path)
+    keyfiles.authorize(alice.public, "alice", path)
     allow = security.AllowList(path)
     assert allow.name_for(alice.public) == "alice"
     path.unlink()
@@ -215,14 +218,14 @@ def test_an_unreadable_allow_list_lets_nobody_in(tmp_path: Path) -> None:
 async def test_revoking_a_key_applies_to_its_open_connection(launch: Launch, tmp_path: Path) -> None:
     """A key taken off the allow-list can no longer run code on a connection it already
     has: its requests get an error reply (no hang), and other clients carry on."""
-    alice, bob = keys.new_keypair("alice"), keys.new_keypair("bob")
-    keys.authorize(alice.public, "alice")
-    keys.authorize(bob.public, "bob")
+    alice, bob = keyfiles.new_keypair("alice"), keyfiles.new_keypair("bob")
+    keyfiles.authorize(alice.public, "alice")
+    keyfiles.authorize(bob.public, "bob")
     _, info, proc = launch("--remote", "--ip", "127.0.0.1")
     async with KernelClient(keyed(info, bob)) as client:
         await client.wait_ready(timeout=20)
         assert (await client.execute("seen = 'bob'", timeout=20)).status == "ok"
-        assert keys.revoke("bob") == 1
+        assert keyfiles.revoke("bob") == 1
         result = await client.execute("seen = 'after revoke'", timeout=20)
         assert result.status == "error" and result.error[0] == "PermissionError"
         assert "allow-list" in result.error[1]
@@ -233,7 +236,7 @@ async def test_revoking_a_key_applies_to_its_open_connection(launch: Launch, tmp
         reply = await client.kernel_info(timeout=20)
         assert reply["status"] == "error" and "allow-list" in reply["evalue"]
     assert await run_cell(keyed(info, alice), "print(seen)") == "bob\n"
-    keys.authorize(bob.public, "bob")  # and a grant applies again
+    keyfiles.authorize(bob.public, "bob")  # and a grant applies again
     assert await run_cell(keyed(info, bob), "print(seen)") == "bob\n"
     assert proc.poll() is None
     assert "no longer on the allow-list" in (tmp_path / "kernel-0.log").read_text()
@@ -241,8 +244,8 @@ async def test_revoking_a_key_applies_to_its_open_connection(launch: Launch, tmp
 
 async def test_remote_allowed_key_runs_a_cell_refused_clients_get_nothing(
         launch: Launch, tmp_path: Path) -> None:
-    alice, eve = keys.new_keypair("alice"), keys.new_keypair("eve")
-    keys.authorize(alice.public, "alice")
+    alice, eve = keyfiles.new_keypair("alice"), keyfiles.new_keypair("eve")
+    keyfiles.authorize(alice.public, "alice")
     path, info, proc = launch("--remote", "--ip", "127.0.0.1")
     assert await run_cell(keyed(info, alice), "print(6 * 7)") == "42\n"
 
@@ -252,7 +255,7 @@ async def test_remote_allowed_key_runs_a_cell_refused_clients_get_nothing(
     await asyncio.gather(
         gets_nothing(keyed(info, eve), marker),                               # a key not on the list
         gets_nothing(keyed(info, None), marker),                              # no key: a throwaway one
-        gets_nothing(keyed(info, alice, keys.new_keypair().public), marker),  # wrong server key
+        gets_nothing(keyed(info, alice, keyfiles.new_keypair().public), marker),  # wrong server key
         gets_nothing(plaintext, marker),                                      # no encryption at all
     )
     assert await run_cell(keyed(info, alice), "print('still here')") == "still here\n"
@@ -266,7 +269,7 @@ async def test_remote_allowed_key_runs_a_cell_refused_clients_get_nothing(
 async def test_share_file_and_client_keypair(launch: Launch, tmp_path: Path) -> None:
     """The remote user's flow: keys new, owner authorizes, --existing SHARE_FILE."""
     assert keys.main(["new", "--name", "bob"]) == 0
-    mine = keys.load_client_keypair()
+    mine = keyfiles.load_client_keypair()
     assert mine is not None and mine.name == "bob"
     share = tmp_path / "share.json"
     path, info, _ = launch("--remote", "--ip", "127.0.0.1", "--advertise", "127.0.0.1",
@@ -280,38 +283,38 @@ async def test_share_file_and_client_keypair(launch: Launch, tmp_path: Path) -> 
 
     # Not authorized yet: nothing. Authorized while the kernel runs: in, no restart.
     marker = tmp_path / "nope"
-    await gets_nothing(security.client_info(share), marker)
+    await gets_nothing(credentials.client_info(share), marker)
     assert keys.main(["authorize", str(keys.client_key_path().with_suffix(".key"))]) == 0
-    assert await run_cell(security.client_info(share), "print('hi bob')") == "hi bob\n"
+    assert await run_cell(credentials.client_info(share), "print('hi bob')") == "hi bob\n"
     # The kernel owner connects with the private file (the server's own key).
-    assert await run_cell(security.client_info(path), "print('owner')") == "owner\n"
+    assert await run_cell(credentials.client_info(path), "print('owner')") == "owner\n"
 
 
 def test_client_info_without_a_keypair_says_what_to_do(tmp_path: Path, kernel_env: dict) -> None:
-    info = security.add_server_keys(new_connection_info())
-    share = security.write_shared_file(info, "example.test", tmp_path / "share.json")
+    info = credentials.add_server_keys(new_connection_info())
+    share = credentials.write_shared_file(info, "example.test", tmp_path / "share.json")
     with pytest.raises(ConnectionError_, match="ipytui keys new"):
-        security.client_info(share)
+        credentials.client_info(share)
 
 
 # -- plain Curve (--encrypt, Jupyter's transport_encryption) ------------------
 async def test_encrypted_kernel_lets_in_holders_of_the_file_only(launch: Launch, tmp_path: Path) -> None:
     path, info, proc = launch("--encrypt")
-    assert await run_cell(security.client_info(path), "print(1 + 1)") == "2\n"
+    assert await run_cell(credentials.client_info(path), "print(1 + 1)") == "2\n"
     assert await run_cell(keyed(info, None), "print('any key')") == "any key\n"
     plaintext = read_connection_file(path)
     plaintext.curve_publickey = plaintext.curve_secretkey = None
     marker = tmp_path / "marker"
     await asyncio.gather(gets_nothing(plaintext, marker),
-                         gets_nothing(keyed(info, None, keys.new_keypair().public), marker))
-    assert await run_cell(security.client_info(path), "print('ok')") == "ok\n"
+                         gets_nothing(keyed(info, None, keyfiles.new_keypair().public), marker))
+    assert await run_cell(credentials.client_info(path), "print('ok')") == "ok\n"
     assert not marker.exists() and proc.poll() is None
 
 
 def test_jupyter_client_transport_encryption_required(kernel_env: dict, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """jupyter_client 8.10 provisions the keys itself and must talk to our kernel."""
-    from ipytui.kernel import kernelspec
+    from ipytui.kernel.tools import kernelspec
     from jupyter_client.manager import KernelManager
 
     kernelspec.install(prefix=str(tmp_path / "prefix"))
@@ -373,14 +376,14 @@ def test_heartbeat_answers_any_curve_client_but_no_plaintext(launch: Launch) -> 
 
 
 async def test_ipytui_talks_to_an_encrypted_ipykernel(tmp_path: Path, kernel_env: dict) -> None:
-    info = security.add_server_keys(new_connection_info())
+    info = credentials.add_server_keys(new_connection_info())
     path = write_connection_file(info, tmp_path / "ipykernel.json")
     proc = subprocess.Popen([sys.executable, "-m", "ipykernel_launcher", "-f", str(path)],
                             env=kernel_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         assert _wait_listening(proc, info)
-        assert await run_cell(security.client_info(path), "print('ipykernel')") == "ipykernel\n"
+        assert await run_cell(credentials.client_info(path), "print('ipykernel')") == "ipykernel\n"
     finally:
         proc.kill()
         proc.wait(10)
@@ -389,8 +392,8 @@ async def test_ipytui_talks_to_an_encrypted_ipykernel(tmp_path: Path, kernel_env
 # -- who is who ----------------------------------------------------------------
 async def test_peer_name_comes_from_the_key_not_the_header(launch: Launch) -> None:
     """The presence table (issue 6) shows the allow-list's name, whatever the client claims."""
-    alice = keys.new_keypair()
-    keys.authorize(alice.public, "Alice Liddell")
+    alice = keyfiles.new_keypair()
+    keyfiles.authorize(alice.public, "Alice Liddell")
     _, info, _ = launch("--remote", "--ip", "127.0.0.1")
     async with KernelClient(keyed(info, alice), username="mallory") as client:
         await client.wait_ready(timeout=20)
@@ -413,8 +416,8 @@ async def _my_peer_entry(stream: Any, session: str) -> dict[str, Any]:
 
 
 def test_server_security_records_the_zap_name_per_connection(kernel_env: dict) -> None:
-    alice, eve, server = keys.new_keypair(), keys.new_keypair(), keys.new_keypair()
-    keys.authorize(alice.public, "alice")
+    alice, eve, server = keyfiles.new_keypair(), keyfiles.new_keypair(), keyfiles.new_keypair()
+    keyfiles.authorize(alice.public, "alice")
     sec = security.ServerSecurity.for_kernel(
         ConnectionInfo(curve_publickey=server.public, curve_secretkey=server.secret), remote=True)
     ctx = zmq.Context()
@@ -442,9 +445,9 @@ def test_server_security_records_the_zap_name_per_connection(kernel_env: dict) -
 
 
 def test_plain_curve_names_known_keys_and_leaves_others_anonymous(kernel_env: dict) -> None:
-    alice, stranger = keys.new_keypair(), keys.new_keypair()
-    keys.authorize(alice.public, "alice")
-    server = keys.new_keypair()
+    alice, stranger = keyfiles.new_keypair(), keyfiles.new_keypair()
+    keyfiles.authorize(alice.public, "alice")
+    server = keyfiles.new_keypair()
     sec = security.ServerSecurity(server.secret, allow_list=security.AllowList(keys.authorized_keys_path()),
                                   owner_name="owner")
     raw = [z85.decode(k.public.encode()) for k in (alice, stranger, server)]
@@ -461,8 +464,8 @@ def test_plain_curve_names_known_keys_and_leaves_others_anonymous(kernel_env: di
 
 def test_allow_list_writable_by_others_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "authorized_keys"
-    pair = keys.new_keypair()
-    keys.authorize(pair.public, "alice", path)
+    pair = keyfiles.new_keypair()
+    keyfiles.authorize(pair.public, "alice", path)
     allow = security.AllowList(path)
     assert allow.name_for(pair.public) == "alice"
     os.chmod(path, 0o666)
@@ -499,7 +502,7 @@ async def test_oversized_and_flooded_input_is_refused_and_the_kernel_carries_on(
 def test_public_sockets_get_limits(kernel_env: dict) -> None:
     ctx = zmq.Context()
     try:
-        sec = security.ServerSecurity(keys.new_keypair().secret)
+        sec = security.ServerSecurity(keyfiles.new_keypair().secret)
         sock, hb = ctx.socket(zmq.ROUTER), ctx.socket(zmq.ROUTER)
         sec.secure(sock)
         sec.secure(hb, heartbeat=True)
@@ -555,13 +558,13 @@ def test_files_are_private(tmp_path: Path, kernel_env: dict) -> None:
         for f in files:
             assert _mode(f) == 0o600, f
         private = next(f for f in files if not f.name.startswith("share-"))
-        assert asyncio.run(run_cell(security.client_info(private), "print(0)")) == "0\n"
+        assert asyncio.run(run_cell(credentials.client_info(private), "print(0)")) == "0\n"
     finally:
         proc.terminate()
         proc.wait(20)
     assert not list(runtime.glob("*.json")), "the kernel's own files outlive it"
     keys.main(["new"])
-    keys.main(["authorize", keys.new_keypair().public, "--name", "x"])
+    keys.main(["authorize", keyfiles.new_keypair().public, "--name", "x"])
     config = Path(kernel_env["IPYTUI_CONFIG_DIR"])
     assert _mode(config) == 0o700
     for name in ("client.key_secret", "client.key", "authorized_keys"):
@@ -592,37 +595,37 @@ def test_keys_cli(kernel_env: dict, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "none" in capsys.readouterr().out
     assert keys.main(["new", "--name", "carol"]) == 0
     line = capsys.readouterr().out
-    pair = keys.load_client_keypair()
+    pair = keyfiles.load_client_keypair()
     assert pair is not None and f"{pair.public} carol" in line
     assert zmq.curve_public(pair.secret.encode()).decode() == pair.public
     assert keys.main(["new"]) == 2  # no silent overwrite
     assert "--force" in capsys.readouterr().err
 
     line_file = tmp_path / "dave.txt"
-    dave = keys.new_keypair()
+    dave = keyfiles.new_keypair()
     line_file.write_text(f"{dave.public} dave\n")
     assert keys.main(["authorize", str(line_file)]) == 0
     assert keys.main(["authorize", pair.public, "--name", "carol"]) == 0
     assert keys.main(["authorize", pair.public]) == 2  # a bare key needs a name
     assert keys.main(["authorize", "not-a-key", "--name", "x"]) == 2
     assert keys.main(["authorize", pair.public, "--name", "bad\nname"]) == 2
-    assert keys.read_authorized_keys() == {dave.public: "dave", pair.public: "carol"}
+    assert keyfiles.read_authorized_keys() == {dave.public: "dave", pair.public: "carol"}
     capsys.readouterr()
     assert keys.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "2 keys" in out and "dave" in out
     assert keys.main(["revoke", "dave"]) == 0
-    assert keys.read_authorized_keys() == {pair.public: "carol"}
+    assert keyfiles.read_authorized_keys() == {pair.public: "carol"}
     assert keys.main(["revoke", "dave"]) == 2
 
 
 def test_keys_cli_takes_a_key_that_begins_with_a_dash(kernel_env: dict) -> None:
     """About one key in 85 begins with '-' (a Z85 character): not an option."""
-    pair = next(p for p in iter(keys.new_keypair, None) if p.public.startswith("-"))
+    pair = next(p for p in iter(keyfiles.new_keypair, None) if p.public.startswith("-"))
     assert keys.main(["authorize", pair.public, "--name", "erin"]) == 0
-    assert keys.read_authorized_keys() == {pair.public: "erin"}
+    assert keyfiles.read_authorized_keys() == {pair.public: "erin"}
     assert keys.main(["revoke", pair.public]) == 0
-    assert keys.read_authorized_keys() == {}
+    assert keyfiles.read_authorized_keys() == {}
 
 
 def test_keys_command_dispatch(kernel_env: dict, capsys: pytest.CaptureFixture[str]) -> None:
@@ -633,7 +636,7 @@ def test_keys_command_dispatch(kernel_env: dict, capsys: pytest.CaptureFixture[s
 
 
 def test_authorized_keys_parsing() -> None:
-    good, nameless = keys.new_keypair().public, keys.new_keypair().public
+    good, nameless = keyfiles.new_keypair().public, keyfiles.new_keypair().public
     text = textwrap.dedent(f"""\
         # a comment
 
@@ -641,7 +644,7 @@ def test_authorized_keys_parsing() -> None:
         garbage line
         {nameless}
     """)
-    found, problems = keys.parse_authorized_keys(text)
+    found, problems = keyfiles.parse_authorized_keys(text)
     assert found == {good: "Alice  Liddell"}
     assert [p.split(":")[0] for p in problems] == ["line 4", "line 5"]
 
@@ -715,7 +718,7 @@ async def test_ssh_tunnel_end_to_end_with_a_stand_in_ssh(launch: Launch, tmp_pat
     fake.write_text(FAKE_SSH.format(python=sys.executable, record=str(record)))
     fake.chmod(0o755)
     path, info, _ = launch("--encrypt")
-    with tunnel.open_tunnel(security.client_info(path), "someone@far", ssh=str(fake)) as tun:
+    with tunnel.open_tunnel(credentials.client_info(path), "someone@far", ssh=str(fake)) as tun:
         assert tun.info.ip == "127.0.0.1"
         assert {tun.info.port(ch) for ch in CHANNELS}.isdisjoint(info.port(ch) for ch in CHANNELS)
         assert await run_cell(tun.info, "print('through ssh')") == "through ssh\n"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from ipytui.app.config import Config
-from ipytui.kernel.client import KernelClient
+from ipytui.kernel.client.kernel_client import KernelClient
 from ipytui.widgets.mimebundle import RECOVERY_MIME
 from test_ui_support import (
     DISPLAY_PRELUDE,
@@ -692,7 +692,7 @@ async def test_a_slow_start_says_it_is_waiting_then_clears(tmp_path, monkeypatch
 async def test_an_unreachable_kernel_is_reported_and_typing_still_works(tmp_path, monkeypatch):
     from ipytui.app import lifecycle
     from ipytui.app.app import IpytuiApp
-    from ipytui.kernel.connection import new_connection_info, write_connection_file
+    from ipytui.kernel.protocol.connection import new_connection_info, write_connection_file
 
     monkeypatch.setattr(lifecycle, "READY_TIMEOUT", 2.0)
     path = write_connection_file(new_connection_info(), tmp_path / "nobody.json")

@@ -16,7 +16,7 @@ import socket
 
 import pytest
 from ipytui.app.config import Config
-from ipytui.kernel.client import KernelClient
+from ipytui.kernel.client.kernel_client import KernelClient
 from jupyter_client import BlockingKernelClient
 from test_ui_support import (
     IPYKERNEL_ARGV,

@@ -8,7 +8,7 @@ does. Update after an intended change with ``pytest --snapshot-update``.
 from __future__ import annotations
 
 import pytest
-from ipytui.kernel.client import KernelClient
+from ipytui.kernel.client.kernel_client import KernelClient
 from ipytui.widgets.mimebundle import RECOVERY_MIME
 from test_ui_support import (
     DISPLAY_PRELUDE,

@@ -22,7 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ipytui.kernel.connection import ConnectionInfo, new_connection_info, write_connection_file
+from ipytui.kernel.protocol.connection import (
+    ConnectionInfo,
+    new_connection_info,
+    write_connection_file,
+)
 
 IPYKERNEL_ARGV = [sys.executable, "-m", "ipykernel_launcher", "-f"]
 IPYTUI_KERNEL_ARGV = [sys.executable, "-m", "ipytui.kernel", "-f"]

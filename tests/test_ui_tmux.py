@@ -12,7 +12,7 @@ import uuid
 
 import psutil
 import pytest
-from ipytui.kernel.client import KernelClient
+from ipytui.kernel.client.kernel_client import KernelClient
 from test_ui_support import IPYTUI_KERNEL_ARGV, KernelProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")

@@ -296,7 +296,7 @@ def test_cli_arguments():
 def test_theme_from_config_and_flag():
     from ipytui.app.app import IpytuiApp
     from ipytui.app.config import Config
-    from ipytui.kernel.connection import new_connection_info
+    from ipytui.kernel.protocol.connection import new_connection_info
 
     info = new_connection_info()
     assert IpytuiApp(info, config=Config(theme="light")).theme == "ipytui-light"
@@ -336,7 +336,7 @@ def test_a_new_kernel_boots_while_the_ui_is_imported(monkeypatch: pytest.MonkeyP
         steps.append("import the UI")
         return App
 
-    monkeypatch.setattr("ipytui.kernel.recover.offer_at_start", lambda interactive: None)
+    monkeypatch.setattr("ipytui.kernel.tools.recover.offer_at_start", lambda interactive: None)
     monkeypatch.setattr(launch, "spawn_kernel", spawn_kernel)
     monkeypatch.setattr(cli, "load_ui", load_ui)
     assert cli.run_ui(cli.parse_args([])) == 0

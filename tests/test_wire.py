@@ -9,7 +9,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ipytui.kernel.wire import (
+from ipytui.kernel.protocol.wire import (
     DELIM,
     Codec,
     Message,
@@ -263,14 +263,14 @@ def test_fuzz_signed_garbage_is_a_message_or_a_wire_error(parts: list[bytes], id
        st.binary(max_size=200), st.lists(st.binary(max_size=3000), min_size=1, max_size=5))
 def test_signer_agrees_with_the_hmac_module(scheme: str, key: bytes, parts: list[bytes]) -> None:
     """Our OpenSSL-free HMAC gives exactly the standard signature (keys longer than a block too)."""
-    from ipytui.kernel.signing import Signer
+    from ipytui.kernel.protocol.signing import Signer
 
     expected = hmac.new(key, b"".join(parts), scheme.removeprefix("hmac-")).hexdigest().encode()
     assert Signer(key, scheme).sign(parts) == expected
 
 
 def test_large_messages_are_signed_the_same_way() -> None:
-    from ipytui.kernel.signing import LARGE, Signer
+    from ipytui.kernel.protocol.signing import LARGE, Signer
 
     parts = [b"{}", b"x" * (LARGE + 1)]
     expected = hmac.new(b"k", b"".join(parts), "sha256").hexdigest().encode()
@@ -281,7 +281,7 @@ def test_send_frames_delivers_the_multipart_message_whole() -> None:
     """The supervisor's fast multipart send: frames arrive whole and in order, as one
     message, on pyzmq's sockets and on a socket class of another make."""
     import zmq
-    from ipytui.kernel.zmq_send import send_frames
+    from ipytui.kernel.supervisor.zmq_send import send_frames
 
     class Wrapped:
         def __init__(self, sock: zmq.Socket) -> None:

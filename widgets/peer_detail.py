@@ -16,7 +16,7 @@ from textual.widgets import Static
 from .python_highlight import highlight_python
 
 if TYPE_CHECKING:
-    from .peers_panel import Peer
+    from .peer_model import Peer
 
 RECENT_SHOWN = 5
 SEPARATOR = "─" * 8

@@ -8,8 +8,6 @@ peer (click, or Enter / arrows on the focused list) shows its detail.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from rich.text import Text
 from textual.containers import Vertical
 from textual.message import Message
@@ -17,26 +15,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from .peer_detail import PeerDetail
-
-
-@dataclass
-class Peer:
-    session: str
-    name: str
-    state: str = "idle"
-    is_self: bool = False
-    kind: str = ""
-    host: str = ""
-    draft: str = ""
-    recent: list[str] = field(default_factory=list)
-
-
-@dataclass
-class QueueEntry:
-    name: str
-    state: str = "queued"  # running or queued
-    cell: int | None = None
-    is_self: bool = False
+from .peer_model import Peer, QueueEntry
 
 
 class PeersPanel(Vertical):

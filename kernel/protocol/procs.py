@@ -1,0 +1,84 @@
+"""Process helpers every side uses: reaping, killing, finding waiting snapshots."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+SNAPSHOT_NAME = b"ipytui-snapshot"  # a waiting snapshot's process name (worker/snapshots.py)
+
+
+def kernel_id_from(connection_file: Path) -> str:
+    """kernel-abc123.json → abc123 (Jupyter's naming), else the file's stem."""
+    stem = connection_file.stem
+    return stem[len("kernel-"):] if stem.startswith("kernel-") else stem
+
+
+def reap(pid: int) -> int | None:
+    """The wait status of a dead child (or re-parented snapshot), None if unknown."""
+    for _ in range(200):
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if done:
+            return status
+        time.sleep(0.005)
+    return None
+
+
+def kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def is_running(pid: int) -> bool:
+    """True while pid exists and is not a zombie (os.kill(pid, 0) succeeds on zombies)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
+def rss_bytes(*pids: int) -> int:
+    """Resident memory of the live ``pids`` summed, from /proc/<pid>/statm (0 if unknown).
+
+    Pages a snapshot still shares copy-on-write with the worker count in both,
+    so the sum is an upper bound of what the kernel holds.
+    """
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in dict.fromkeys(p for p in pids if p > 0):
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def waiting_snapshots() -> list[int]:
+    """Snapshots re-parented to us (a subreaper) by a dead worker, oldest first.
+
+    A worker announces each snapshot on its pipe, but one that dies right
+    after forking (the next queued cell crashes at once) can take that
+    message with it. Its orphaned snapshot is still ours: a live child that
+    carries the snapshot's process name.
+    """
+    me, found = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+            name, rest = stat.split(b"(", 1)[1].rsplit(b")", 1)
+            fields = rest.split()
+            if int(fields[1]) == me and fields[0] not in (b"Z", b"X") and name == SNAPSHOT_NAME:
+                found.append((int(fields[19]), int(entry)))
+        except (OSError, ValueError, IndexError):
+            continue
+    return [pid for _, pid in sorted(found)]

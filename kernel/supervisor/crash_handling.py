@@ -1,0 +1,215 @@
+"""The supervisor's side of a worker crash: answer, requeue, bring back, report.
+
+When the worker dies, the cell it ran gets an error reply (never a hang),
+the executes behind it wait until the replacement says which cell its state
+follows, and a recovery report is published. Too many crashes in a row and
+restarting stops, with every request answered by why. A mixin of
+:class:`~ipytui.kernel.supervisor.loop.Supervisor`, kept apart so the routing
+there reads on its own; the attributes below are the supervisor's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ipytui.kernel.protocol import procs
+from ipytui.kernel.protocol.recovery import report_bundle
+from ipytui.kernel.protocol.wire import Codec, WireError
+from ipytui.kernel.supervisor import crash_report
+from ipytui.kernel.supervisor.inflight import Pending, WorkerState, is_execute
+
+log = logging.getLogger("ipytui.supervisor")
+
+
+class CrashHandling:
+    """Crash handling for the supervisor (see the module docstring)."""
+
+    # Supervisor state this mixin reads and writes.
+    info: Any
+    worker: WorkerState
+    inflight: dict[str, Pending]
+    backlog: list[tuple[str, list[bytes], bool]]
+    running: bool
+    execution_count: int
+    restarts: int
+    last_crash: str
+    given_up: str
+    crashes: crash_report.CrashHistory
+    crash_pending: crash_report.CrashRecord | None
+    crash_running: Pending | None
+    crash_queued: list[Pending]
+    restart_due: tuple[float, crash_report.CrashRecord, tuple[int, int]] | None
+    checkpoint_path: Path
+    link: Any
+    recorder: Any
+    publish: Callable[..., None]
+    _answer: Callable[..., None]
+    answer_error: Callable[..., None]
+    _flush_backlog: Callable[[], None]
+    spawn_worker: Callable[..., None]
+    promote_snapshot: Callable[[], bool]
+
+    def _on_worker_exit(self) -> None:
+        """The worker died: record why, answer its clients, bring back a worker."""
+        dead = self.worker
+        status = procs.reap(dead.pid)
+        if dead.pidfd >= 0:
+            os.close(dead.pidfd)
+        self.link.expect(0)
+        # Nothing is routed to the dead worker while the replacement is on its way.
+        self.worker = WorkerState(snapshot_pid=dead.snapshot_pid, snapshot_count=dead.snapshot_count)
+        snapshot = self._newest_snapshot(dead)
+        running = self._running_cell()
+        if not self.running:
+            return
+        if self.crash_pending is not None:
+            self._finish_crash(None)  # the last crash's new worker died before its hello
+        record = crash_report.CrashRecord.from_exit(status, running.msg if running else None,
+                                             dead.notes, snapshot_count=snapshot[1])
+        record.cell = running.count if running else None
+        self.last_crash = record.cause
+        log.warning("worker %d died: %s", dead.pid, record.cause)
+        self._requeue_after_crash(running)
+        self.crash_pending = record
+        self.restarts += 1
+        delay = self.crashes.add(record.ok_since_start)
+        if delay is None:
+            self.worker = WorkerState()
+            self._give_up(record)
+            return
+        # Back off without blocking the loop: requests keep being answered or queued.
+        self.restart_due = (time.monotonic() + delay, record, snapshot)
+
+    def _bring_back(self) -> None:
+        """Start the replacement worker once the back-off is over."""
+        due, record, snapshot = self.restart_due
+        if time.monotonic() < due:
+            return
+        self.restart_due = None
+        record.restart_began = time.monotonic()
+        self.worker = WorkerState(snapshot_pid=snapshot[0], snapshot_count=snapshot[1])
+        if snapshot[0] and self.promote_snapshot():
+            record.method = "snapshot"
+        else:
+            record.method = "checkpoint" if self.checkpoint_path.exists() else "fresh"
+            self.spawn_worker(str(self.checkpoint_path) if record.method == "checkpoint" else None)
+        self.publish("iopub", "status", {"execution_state": "restarting"})
+
+    @staticmethod
+    def _newest_snapshot(dead: WorkerState) -> tuple[int, int]:
+        """(pid, cell count) of the dead worker's latest snapshot, announced or not.
+
+        An unannounced one is newer than any we know; its hello brings its count.
+        """
+        orphans = procs.waiting_snapshots()
+        for pid in orphans[:-1]:
+            procs.kill(pid)
+            procs.reap(pid)
+        if orphans and orphans[-1] != dead.snapshot_pid:
+            return orphans[-1], 0
+        if dead.snapshot_pid and not procs.is_running(dead.snapshot_pid):
+            procs.reap(dead.snapshot_pid)  # killed while it waited (the OOM killer's pick)
+            dead.notes.append("the snapshot had been killed (out of memory?) and could not be used")
+            return 0, 0
+        return dead.snapshot_pid, dead.snapshot_count
+
+    def _running_cell(self) -> Pending | None:
+        """The execute the worker was running: the oldest unanswered one.
+
+        The worker runs executes in arrival order and takes each at once, and
+        its last messages (even execute_input) may die with it unsent.
+        """
+        executes = [p for p in self.inflight.values()
+                    if p.channel == "shell" and p.msg.msg_type == "execute_request"]
+        started = [p for p in executes if p.started]
+        return started[0] if started else (executes[0] if executes else None)
+
+    def _requeue_after_crash(self, running: Pending | None) -> None:
+        """Keep the crashed cell and the executes behind it until the new worker says
+        which cell its state follows; re-send everything else."""
+        pending, self.inflight = list(self.inflight.values()), {}
+        self.crash_running = running
+        self.crash_queued = [p for p in pending if p is not running
+                             and p.channel == "shell" and p.msg.msg_type == "execute_request"]
+        others = [(p.channel, p.frames, is_execute(p.channel, p.msg)) for p in pending
+                  if p is not running and p not in self.crash_queued]
+        self.backlog[:0] = others
+
+    def _blame(self, record: crash_report.CrashRecord, ready: dict[str, Any] | None) -> Pending | None:
+        """The cell that really crashed.
+
+        A cell can finish and the worker die before its reply leaves the
+        process. The promoted snapshot knows the last cell it holds the state
+        of: if that is the cell we suspected, it gets its 'ok' and the blame
+        moves to the next one.
+        """
+        running, queued = self.crash_running, list(getattr(self, "crash_queued", []))
+        self.crash_running, self.crash_queued = None, []
+        after = (ready or {}).get("after_msg_id")
+        if running is not None and after and after == running.msg.msg_id:
+            self._answer(running, "execute_reply",
+                         {"status": "ok", "execution_count": running.count or record.snapshot_count,
+                          "payload": [], "user_expressions": {}}, busy=False)
+            self.recorder.finished(running.msg.msg_id, "ok")
+            running = queued.pop(0) if queued else None
+            record.request = running.msg if running else None
+            record.cell = running.count if running else None
+        if running is not None:
+            self.recorder.finished(running.msg.msg_id, "crashed", "KernelDied")
+        # As for any error, the failed cell's stop_on_error decides whether the
+        # executes queued behind it are aborted (the messaging spec).
+        abort = running is not None and running.msg.content.get("stop_on_error", True)
+        for p in queued:
+            if abort:
+                self._answer(p, "execute_reply", {"status": "aborted",
+                                                  "execution_count": self.execution_count})
+            else:
+                self.backlog.insert(queued.index(p), (p.channel, p.frames, True))
+        return running
+
+    def _give_up(self, record: crash_report.CrashRecord) -> None:
+        """Stop restarting: say so to the crashed cell, then answer every request with why."""
+        text = (f"The kernel crashed {self.crashes.in_a_row} times in a row without finishing a "
+                f"cell ({record.cause}); ipytui stopped restarting it. Restart it by hand "
+                "(shutdown_request with restart=true) once the cause is fixed.")
+        log.error(text)
+        self.given_up = text
+        record.method = "stopped"
+        record.notes.append(text)
+        running = getattr(self, "crash_running", None)
+        self.publish("iopub", "stream", {"name": "stderr", "text": text + "\n"},
+                     parent=running.msg if running else None)
+        self._finish_crash(None)
+        self._flush_backlog()
+
+    def _refuse(self, channel: str, frames: list[bytes]) -> None:
+        """No worker will come: answer a request with the reason instead of queueing it."""
+        try:
+            msg = Codec(self.info.key, self.info.signature_scheme, check_replay=False).deserialize(frames)
+        except WireError:
+            return
+        self.inflight.pop(msg.msg_id, None)
+        self.answer_error(channel, msg, "KernelDied", self.given_up, [self.given_up])
+
+    # -- crash reporting --------------------------------------------------
+    def _finish_crash(self, ready: dict[str, Any] | None) -> None:
+        """Answer the crashed cell and publish the recovery report."""
+        record, self.crash_pending = self.crash_pending, None
+        if record is None:
+            return
+        running = self._blame(record, ready)
+        report = record.report(ready, time.monotonic())
+        parent = running.msg if running else None
+        error = record.error_content(report)
+        if parent is not None:
+            self.publish("iopub", "error", error, parent=parent)
+        self.publish("iopub", "display_data", report_bundle(report), parent=parent)
+        if running is not None:
+            self._answer(running, "execute_reply", {"status": "error", **error,
+                                                    "execution_count": self.execution_count},
+                         busy=False)

@@ -1,0 +1,42 @@
+"""What the supervisor tracks between a request and its answer, and of its worker.
+
+Plain records, shared by the supervisor's routing and its crash handling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ipytui.kernel.protocol.wire import Message
+
+
+@dataclass
+class Pending:
+    """A request forwarded to the worker and not yet answered."""
+
+    channel: str
+    msg: Message
+    frames: list[bytes]
+    started: bool = False
+    count: int | None = None  # its execution count, once execute_input was seen
+
+
+@dataclass
+class WorkerState:
+    """What the supervisor knows of the current worker process."""
+
+    pid: int = 0
+    pidfd: int = -1
+    hello: dict[str, Any] | None = None  # its "ready" event, once it arrived
+    ready: bool = False
+    spawned_at: float = 0.0
+    snapshot_pid: int = 0
+    snapshot_count: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def is_execute(channel: str, msg: Message) -> bool:
+    """Whether a request goes to the worker's main thread (else to its listener)."""
+    return channel == "shell" and msg.msg_type == "execute_request"
+

@@ -1,0 +1,129 @@
+"""Lock files: a running kernel is marked; a lock whose process is gone is stale.
+
+A stale lock is how the next ``ipytui`` start knows a kernel went down
+uncleanly (kill -9, power loss) and can offer recovery from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ipytui.kernel.protocol.paths import locks_dir
+
+
+@dataclass
+class KernelLock:
+    """What a lock file records about one running kernel."""
+
+    kernel_id: str
+    pid: int
+    host: str
+    started: float
+    connection_file: str
+    checkpoint: str = ""
+    journal_session: int = 0
+    clients: int = 0  # connected peers, kept current by the supervisor
+    activity: str = "idle"  # idle or busy
+    owns_connection_file: bool = False  # whoever cleans up after the kernel removes the file
+
+    @property
+    def path(self) -> Path:
+        return locks_dir() / f"{self.kernel_id}.lock"
+
+    def write(self) -> Path:
+        path = self.path
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(asdict(self), f)
+        os.replace(tmp, path)
+        return path
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def is_alive(self) -> bool:
+        """True while the supervisor process still runs (always True for other hosts)."""
+        if self.host != socket.gethostname():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return _same_process(self.pid, self.started)
+
+
+class LockKeeper:
+    """Keeps a running kernel's lock current (clients, activity) for ``ipytui list``.
+
+    Rewritten at most every ``REFRESH`` seconds: a fast client flips busy and
+    idle a thousand times a second, and a file per flip would cost more than
+    the cells themselves.
+    """
+
+    REFRESH = 0.5
+
+    def __init__(self, lock: KernelLock) -> None:
+        self.lock = lock
+        self.written_at = 0.0  # monotonic time of the last rewrite
+        self.stale = False  # the file lags behind the clients/activity
+
+    def update(self, clients: int, activity: str) -> None:
+        """Note the current facts; rewrite the file if it is stale and due."""
+        lock = self.lock
+        self.stale = (clients, activity) != (lock.clients, lock.activity)
+        now = time.monotonic()
+        if self.stale and now - self.written_at >= self.REFRESH:
+            lock.clients, lock.activity = clients, activity
+            lock.write()
+            self.written_at, self.stale = now, False
+
+    def due_ms(self) -> int:
+        """A poll timeout: 1 s, or sooner when a rewrite is waiting."""
+        if not self.stale:
+            return 1000
+        left = self.written_at + self.REFRESH - time.monotonic()
+        return max(1, min(1000, int(left * 1000) + 1))
+
+
+def _same_process(pid: int, started: float) -> bool:
+    """Guard against pid reuse: the process must not be younger than the lock."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        proc_stat = Path("/proc/stat").read_text().splitlines()
+        boot = float(next(line for line in proc_stat if line.startswith("btime")).split()[1])
+        return boot + ticks / os.sysconf("SC_CLK_TCK") <= started + 5
+    except (OSError, ValueError, StopIteration, IndexError):
+        return True
+
+
+def new_lock(kernel_id: str, connection_file: str, checkpoint: str = "", *,
+             owns_connection_file: bool = False) -> KernelLock:
+    return KernelLock(kernel_id=kernel_id, pid=os.getpid(), host=socket.gethostname(),
+                      started=time.time(), connection_file=connection_file, checkpoint=checkpoint,
+                      owns_connection_file=owns_connection_file)
+
+
+def read_locks() -> list[KernelLock]:
+    """Every readable lock file, newest first."""
+    locks = []
+    for path in locks_dir().glob("*.lock"):
+        try:
+            data = json.loads(path.read_text())
+            known = {k: v for k, v in data.items() if k in KernelLock.__dataclass_fields__}
+            locks.append(KernelLock(**known))
+        except (OSError, ValueError, TypeError):
+            continue
+    return sorted(locks, key=lambda lock: lock.started, reverse=True)
+
+
+def stale_locks() -> list[KernelLock]:
+    return [lock for lock in read_locks() if not lock.is_alive()]

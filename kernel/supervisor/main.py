@@ -1,0 +1,138 @@
+"""``python -m ipytui.kernel``: start a kernel (supervisor + worker) on a connection file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ipytui.kernel.protocol.connection import (
+    ConnectionError_,
+    new_connection_info,
+    read_connection_file,
+    write_connection_file,
+)
+
+if TYPE_CHECKING:
+    from ipytui.kernel.protocol.connection import ConnectionInfo
+    from ipytui.kernel.supervisor.security import ServerSecurity
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ipytui kernel",
+                                     description="Run an ipytui kernel (supervisor and worker).")
+    parser.add_argument("-f", "--connection-file", help="Jupyter connection file (read, or written if missing)")
+    parser.add_argument("--ip", default=None,
+                        help="address to bind (default: loopback; 0.0.0.0 with --remote)")
+    parser.add_argument("--transport", choices=("tcp", "ipc"), default="tcp")
+    parser.add_argument("--port-base", type=int, default=None,
+                        help="fixed ports N..N+4, in this order: shell, iopub, stdin, control, hb")
+    parser.add_argument("--no-snapshots", action="store_true", help="switch fork() snapshots off")
+    parser.add_argument("--restore-from", help="start from this checkpoint file")
+    parser.add_argument("--exit-on-restart", action="store_true",
+                        help="exit on shutdown_request(restart=true), as Jupyter kernel managers "
+                             "expect (default: restart the worker in place, same process)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow a non-loopback address without encryption")
+    parser.add_argument("--encrypt", action="store_true",
+                        help="CurveZMQ with the server keys in the connection file (as Jupyter's "
+                             "transport_encryption); any client holding the file may connect")
+    parser.add_argument("--remote", action="store_true",
+                        help="serve on the network with CurveZMQ, letting in only keys on the "
+                             "allow-list (`ipytui keys`); also writes a share file for remote users")
+    parser.add_argument("--advertise", metavar="HOST",
+                        help="host name remote users connect to, for the share file (default: this host)")
+    parser.add_argument("--share-file", help="where --remote writes the share file "
+                                             "(default: share-<connection file name> next to it)")
+    parser.add_argument("--authorized-keys", help="the allow-list file (default: in the config dir)")
+    parser.add_argument("--owns-connection-file", action="store_true",
+                        help="remove the connection file at shutdown (or after recovery), as when "
+                             "the kernel writes it itself; for launchers that write it up front")
+    parser.add_argument("--log-level", default="WARNING")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.ip is None:
+        args.ip = "0.0.0.0" if args.remote else "127.0.0.1"
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s ipytui-kernel[%(process)d] %(levelname)s %(message)s")
+    existed = bool(args.connection_file) and Path(args.connection_file).exists()
+    try:
+        path, info, owns = _connection(args)
+    except ConnectionError_ as exc:
+        print(f"ipytui kernel: {exc}", file=sys.stderr)
+        return 2
+    refusal = _refusal(args, path, info)
+    if refusal:
+        print(f"ipytui kernel: {refusal}", file=sys.stderr)
+        if not existed:
+            path.unlink(missing_ok=True)
+        return 2
+    from ipytui.kernel.supervisor.loop import Supervisor
+    from ipytui.kernel.supervisor.security import ServerSecurity
+
+    authorized = Path(args.authorized_keys) if args.authorized_keys else None
+    security = ServerSecurity.for_kernel(info, remote=args.remote, authorized_keys=authorized)
+    sup = Supervisor(info, path, snapshots=not args.no_snapshots, owns_connection_file=owns,
+                     restore_from=args.restore_from, security=security, exit_on_restart=args.exit_on_restart)
+    sup.bind()
+    if owns:
+        print(f"ipytui kernel: connection file {path}", file=sys.stderr, flush=True)
+    share = _share(args, path, info, security) if args.remote else None
+    try:
+        sup.run()
+    finally:
+        if share is not None and owns:
+            share.unlink(missing_ok=True)
+    return 0
+
+
+def _refusal(args: argparse.Namespace, path: Path, info: ConnectionInfo) -> str:
+    """Why this kernel must not start as asked, or ""."""
+    if (args.encrypt or args.remote) and not info.curve_secretkey:
+        return (f"{path} holds no Curve server keys; start without -f, or with a new file "
+                "name, to get a fresh encrypted connection file")
+    if not info.is_loopback and not info.curve_secretkey and not args.insecure:
+        return (f"refusing to serve {info.ip} without encryption; use --encrypt or --remote, "
+                "or --insecure to do it anyway")
+    return ""
+
+
+def _share(args: argparse.Namespace, path: Path, info: ConnectionInfo,
+           security: ServerSecurity) -> Path:
+    """Write the file remote users connect with: no server secret in it."""
+    import socket
+
+    from ipytui.kernel.protocol.credentials import share_file_path, write_shared_file
+
+    host = args.advertise or (info.ip if info.ip not in ("0.0.0.0", "*", "", "::") else socket.getfqdn())
+    share = write_shared_file(info, host, Path(args.share_file) if args.share_file else share_file_path(path))
+    print(f"ipytui kernel: share file for remote users {share}", file=sys.stderr)
+    allow = security.allow_list
+    if allow is not None and not len(allow):
+        print(f"ipytui kernel: the allow-list {allow.path} is empty; add users with "
+              "`ipytui keys authorize KEY --name NAME`", file=sys.stderr)
+    sys.stderr.flush()
+    return share
+
+
+def _connection(args: argparse.Namespace):
+    """Read the given connection file, or make one (and say we own it)."""
+    if args.connection_file and Path(args.connection_file).exists():
+        return (Path(args.connection_file), read_connection_file(args.connection_file),
+                args.owns_connection_file)
+    info = new_connection_info(ip=args.ip, transport=args.transport, port_base=args.port_base)
+    if args.encrypt or args.remote:
+        from ipytui.kernel.protocol.credentials import add_server_keys
+
+        add_server_keys(info)
+    path = write_connection_file(info, args.connection_file)
+    return path, info, args.connection_file is None or args.owns_connection_file
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The supervisor's side of presence: feeds the PeerTable and publishes it.
+
+Presence lives in the supervisor, so it survives worker crashes and
+restarts. Updates go to every open ``ipytui.presence`` comm as a comm_msg
+on IOPub; a new comm first gets the recent shared stream from the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+from ipytui.kernel.protocol.wire import Message
+from ipytui.kernel.supervisor.presence import TARGET, PeerTable, PresenceError
+from ipytui.kernel.supervisor.security import WATCHED_EVENTS, parse_monitor_event
+
+log = logging.getLogger("ipytui.supervisor")
+
+REPLAY_CELLS = 20
+
+Publish = Callable[..., None]
+
+
+class PresenceService:
+    """Peer bookkeeping for one supervisor; ``publish`` sends on IOPub."""
+
+    def __init__(self, publish: Publish, recent_cells: Callable[[int], list[dict[str, Any]]],
+                 log_event: Callable[[dict[str, Any]], None] = lambda event: None,
+                 on_departure: Callable[[bytes], None] = lambda routing_id: None) -> None:
+        self.table = PeerTable()
+        self._publish = publish
+        self._recent_cells = recent_cells
+        self._fds: dict[int, bytes] = {}  # shell connection fd -> routing id
+        self.monitor: zmq.Socket | None = None
+        self._log_event = log_event
+        self._on_departure = on_departure  # a client's shell connection closed (its routing id)
+
+    def watch(self, shell: zmq.Socket) -> zmq.Socket:
+        """Monitor the shell socket for disconnects; ZMTP heartbeats catch dead networks."""
+        shell.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+        shell.setsockopt(zmq.HEARTBEAT_TIMEOUT, 4000)
+        # One monitor per socket: this one also reports refused handshakes for security's log.
+        self.monitor = shell.get_monitor_socket(zmq.EVENT_DISCONNECTED | WATCHED_EVENTS)
+        return self.monitor
+
+    def on_monitor(self) -> None:
+        assert self.monitor is not None
+        event = parse_monitor_event(self.monitor.recv_multipart())
+        self._log_event(event)
+        if event.get("event") != zmq.EVENT_DISCONNECTED:
+            return
+        routing_id = self._fds.pop(int(event.get("value", -1)), None)
+        if routing_id is not None:
+            self.table.disconnected(routing_id)
+            self._on_departure(routing_id)
+
+    def on_request(self, channel: str, msg: Message, fd: int, authenticated: str | None) -> None:
+        """Every verified request: note its sender (shell ties it to a connection)."""
+        identities = msg.identities if channel == "shell" else []
+        if identities and fd >= 0:
+            self._fds[fd] = identities[0]
+        peer = self.table.seen(msg.header, identities, authenticated)
+        if peer is not None and msg.msg_type == "execute_request" and channel == "shell":
+            code = msg.content.get("code", "")
+            self.table.queued(peer.session, msg.msg_id, code if isinstance(code, str) else "")
+
+    def handles(self, msg: Message) -> bool:
+        """True for comm messages of our presence target (which never reach the worker)."""
+        if msg.msg_type == "comm_open":
+            return msg.content.get("target_name") == TARGET
+        if msg.msg_type in ("comm_msg", "comm_close"):
+            return msg.content.get("comm_id") in self.table.comms
+        return False
+
+    def on_comm(self, msg: Message) -> None:
+        comm_id = msg.content.get("comm_id")
+        data = msg.content.get("data") or {}
+        session = msg.header.get("session", "")
+        try:
+            if not isinstance(comm_id, str) or not isinstance(data, dict):
+                raise PresenceError("comm_id must be a string and data an object")
+            if msg.msg_type == "comm_open":
+                self.table.open_comm(comm_id, session, data)
+                self._send(comm_id, {"type": "replay", "cells": self._recent_cells(REPLAY_CELLS)}, msg)
+            elif msg.msg_type == "comm_msg":
+                self.table.update(comm_id, session, data)
+            else:
+                self.table.close_comm(comm_id, session)
+        except PresenceError as exc:
+            log.warning("refused a presence %s from %s: %s", msg.msg_type, session[:8], exc)
+
+    def running(self, msg_id: str, cell: int) -> None:
+        self.table.running(msg_id, cell)
+
+    def finished(self, msg_id: str) -> None:
+        self.table.finished(msg_id)
+
+    def flush(self) -> None:
+        """Broadcast the table if it changed."""
+        if not self.table.dirty:
+            return
+        if not self.table.comms:  # nobody listens: building the snapshot is wasted
+            self.table.dirty = False
+            return
+        snapshot = self.table.snapshot()
+        for comm_id in list(self.table.comms):
+            self._send(comm_id, snapshot, None)
+
+    def _send(self, comm_id: str, data: dict[str, Any], parent: Message | None) -> None:
+        self._publish("iopub", "comm_msg", {"comm_id": comm_id, "data": data}, parent=parent)
+

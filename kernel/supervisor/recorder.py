@@ -1,0 +1,124 @@
+"""Journal writes off the supervisor's loop: a thread fed raw frames through a queue.
+
+The supervisor must forward messages without waiting on SQLite, so it only
+enqueues; this thread parses and writes, in arrival order. What arrives
+within GATHER seconds is written as one transaction (group commit), so a
+burst of cells costs one disk flush, not one per cell: a cell's start is
+committed durably within about GATHER seconds of its execute_input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from ipytui.kernel.protocol.wire import split_identities
+from ipytui.kernel.supervisor.journal_writer import JournalWriter as Journal
+
+log = logging.getLogger("ipytui.supervisor")
+
+_KEPT = {"stream", "execute_result", "display_data", "error", "update_display_data", "clear_output"}
+_TEXT_LIMIT = 64 * 1024
+GATHER = 0.02  # seconds a batch stays open after its first item (group commit)
+
+
+class Recorder(threading.Thread):
+    """Owns one Journal connection; records sessions, cells and outputs."""
+
+    def __init__(self, journal: Journal, session_id: int | None) -> None:
+        super().__init__(name="ipytui-journal", daemon=True)
+        self.journal = journal
+        self.session_id = session_id
+        self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        self._cells: dict[str, int | None] = {}  # request msg_id -> journal cell id
+        self._texts: dict[str, list[str]] = {}
+
+    # -- called from the supervisor's loop (cheap) --------------------------
+    def iopub(self, frames: list[bytes]) -> None:
+        self._queue.put(("iopub", frames))
+
+    def started(self, request: dict[str, Any], count: int) -> None:
+        self._queue.put(("started", (request, count)))
+
+    def finished(self, msg_id: str, status: str, ename: str | None = None) -> None:
+        self._queue.put(("finished", (msg_id, status, ename)))
+
+    def wait_written(self, timeout: float = 1.0) -> None:
+        """Block (bounded) until everything queued so far is in the journal."""
+        done = threading.Event()
+        self._queue.put(("marker", done))
+        done.wait(timeout)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self.join(timeout=5)
+
+    # -- the thread ---------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            if batch[0] is not None and batch[0][0] != "marker":
+                time.sleep(GATHER)  # let the rest of the burst arrive: one commit for all
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._queue.get_nowait())
+            if not self._write(batch):
+                return
+
+    def _write(self, batch: list[tuple[str, Any] | None]) -> bool:
+        """Record a batch in one transaction; False once the stop sentinel is in it."""
+        items = batch[: batch.index(None)] if None in batch else batch
+        markers = [payload for kind, payload in items if kind == "marker"]
+        with self.journal.batch(durable=any(kind == "started" for kind, _ in items)):
+            for kind, payload in items:
+                if kind == "marker":
+                    continue
+                try:
+                    getattr(self, f"_on_{kind}")(payload)
+                except Exception:  # noqa: BLE001 - history must never break the kernel
+                    log.exception("journal write failed")
+        for done in markers:  # set only once the batch is committed
+            done.set()
+        return len(items) == len(batch)
+
+    def _on_started(self, payload: tuple[dict[str, Any], int]) -> None:
+        request, count = payload
+        header, content = request["header"], request["content"]
+        if self.session_id is None:
+            return
+        store = bool(content.get("store_history", True)) and not content.get("silent", False)
+        cell_id = self.journal.cell_started(
+            self.session_id, count, str(content.get("code", "")), msg_id=header.get("msg_id"),
+            client_session=header.get("session"), username=header.get("username"),
+            store_history=store)
+        self._cells[header.get("msg_id", "")] = cell_id
+        self._texts[header.get("msg_id", "")] = []
+
+    def _on_iopub(self, frames: list[bytes]) -> None:
+        _, rest = split_identities(frames)
+        header = json.loads(rest[1])
+        msg_type = header.get("msg_type")
+        if msg_type not in _KEPT:
+            return
+        parent_id = json.loads(rest[2]).get("msg_id", "")
+        cell_id = self._cells.get(parent_id)
+        if cell_id is None:
+            return
+        content = json.loads(rest[4])
+        self.journal.add_output(cell_id, msg_type, content)
+        if msg_type == "execute_result":
+            text = content.get("data", {}).get("text/plain", "")
+            if isinstance(text, str):
+                self._texts[parent_id].append(text[:_TEXT_LIMIT])
+
+    def _on_finished(self, payload: tuple[str, str, str | None]) -> None:
+        msg_id, status, ename = payload
+        cell_id = self._cells.pop(msg_id, None)
+        texts = self._texts.pop(msg_id, [])
+        if cell_id is not None:
+            self.journal.cell_finished(cell_id, status, ename, "\n".join(texts) or None)

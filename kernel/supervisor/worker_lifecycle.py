@@ -1,0 +1,181 @@
+"""The worker's lifecycle as the supervisor sees it: start one, adopt a promoted
+snapshot, replace it on demand, interrupt it, and the bookkeeping events it
+sends (ready, snapshot taken, cell done).
+
+A mixin of :class:`~ipytui.kernel.supervisor.loop.Supervisor` (its state is
+the supervisor's); what happens when a worker dies is in ``crash_handling``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ipytui.kernel.protocol import procs
+from ipytui.kernel.supervisor import crash_report
+from ipytui.kernel.supervisor.inflight import Pending, WorkerState
+
+log = logging.getLogger("ipytui.supervisor")
+
+
+class WorkerLifecycle:
+    """Starting, replacing and hearing from the worker (see the module docstring)."""
+
+    info: Any
+    worker: WorkerState
+    inflight: dict[str, Pending]
+    link: Any
+    private_dir: str
+    snapshots: bool
+    checkpoint_path: Path
+    crash_pending: crash_report.CrashRecord | None
+    crashes: crash_report.CrashHistory
+    execution_count: int
+    last_ok_count: int
+    restarts: int
+    given_up: str
+    journal_session: int | None
+    _answer: Callable[..., None]
+    _finish_crash: Callable[..., None]
+    _flush_backlog: Callable[[], None]
+    _newest_snapshot: Callable[[WorkerState], tuple[int, int]]
+
+    def spawn_worker(self, restore_from: str | None = None) -> None:
+        """Start a fresh worker process (optionally loading a checkpoint)."""
+        config = {
+            "key": self.info.key, "signature_scheme": self.info.signature_scheme,
+            "session": self.codec.session, "pipe": self.link.path, "supervisor_pid": os.getpid(),
+            "checkpoint_path": str(self.checkpoint_path), "snapshots": self.snapshots,
+            "restore_from": restore_from, "journal_session": self.journal_session,
+        }
+        env = dict(os.environ, IPYTUI_WORKER=json.dumps(config))
+        proc = subprocess.Popen([sys.executable, "-m", "ipytui.kernel.worker"], env=env,
+                                start_new_session=True, stdin=subprocess.DEVNULL)
+        self._adopt(proc.pid)
+        self._popen = proc  # keeps Popen from warning; we reap with waitpid ourselves
+
+    def _adopt(self, pid: int) -> None:
+        if self.worker.pidfd >= 0:
+            os.close(self.worker.pidfd)
+        self.worker = WorkerState(pid=pid, pidfd=os.pidfd_open(pid), spawned_at=time.monotonic())
+        self.link.expect(pid)
+
+    def promote_snapshot(self) -> bool:
+        """Wake the latest snapshot as the new worker; False if there is none alive."""
+        pid = self.worker.snapshot_pid
+        if not pid:
+            return False
+        try:
+            os.kill(pid, signal.SIGUSR1)
+            self._adopt(pid)
+        except (ProcessLookupError, OSError):
+            return False
+        return True
+
+    def restart_worker(self, restore: bool) -> str:
+        """Replace the worker on demand; returns how the state came back."""
+        old = self.worker
+        self._stop_worker(old)
+        snapshot = self._newest_snapshot(old)  # its announcement may still be on the way
+        if not restore and snapshot[0]:
+            procs.kill(snapshot[0])
+            procs.reap(snapshot[0])
+            snapshot = (0, 0)
+        for pending in list(self.inflight.values()):
+            self._answer(pending, pending.msg.msg_type.replace("_request", "_reply"),
+                         {"status": "aborted" if pending.msg.msg_type == "execute_request" else "error",
+                          "ename": "KernelRestarted", "evalue": "the kernel was restarted",
+                          "traceback": [], "execution_count": self.execution_count})
+        self.inflight.clear()
+        self.restarts += 1
+        self.given_up, self.crashes = "", crash_report.CrashHistory()  # by hand: start counting again
+        self.worker = WorkerState(snapshot_pid=snapshot[0], snapshot_count=snapshot[1])
+        if restore and self.promote_snapshot():
+            self.execution_count = max(self.execution_count, snapshot[1])
+            return "snapshot"
+        if not restore:
+            self.execution_count = 0
+        use_checkpoint = restore and self.checkpoint_path.exists()
+        self.spawn_worker(str(self.checkpoint_path) if use_checkpoint else None)
+        return "checkpoint" if use_checkpoint else "fresh"
+
+    def _stop_worker(self, state: WorkerState) -> None:
+        if not state.pid:
+            return
+        procs.kill(state.pid)
+        procs.reap(state.pid)
+        if state.pidfd >= 0:
+            os.close(state.pidfd)
+            state.pidfd = -1
+        if self.link.pid == state.pid:
+            self.link.expect(0)
+
+    def interrupt_worker(self) -> None:
+        if self.worker.pid and self.worker.ready:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.worker.pid, signal.SIGINT)
+
+    def _on_pipe_broken(self, why: str) -> None:
+        """The live worker's "up" pipe failed: end it, and the crash path restores the state."""
+        if not self.worker.pid or not procs.is_running(self.worker.pid):
+            return  # it died: the pidfd tells, and the pipe's end of stream is no news
+        self.worker.notes.append(f"its pipe to the supervisor broke: {why}")
+        procs.kill(self.worker.pid)
+
+    def _on_worker_ready(self, event: dict[str, Any]) -> None:
+        if event.get("pid") != self.worker.pid:
+            log.warning("ignored a hello from stale worker %s", event.get("pid"))
+            return
+        self.worker.hello = event
+        self._check_ready()
+
+    def _check_ready(self) -> None:
+        """Once the worker has said hello on all three pipes: route to it, flush the backlog."""
+        worker = self.worker
+        if worker.ready or worker.hello is None or not self.link.connected:
+            return
+        worker.ready = True
+        event = worker.hello
+        if event.get("promoted"):
+            if self.crash_pending is not None:
+                self.crash_pending.snapshot_count = int(event.get("execution_count", 0))
+            self.link.send("exec", [b"sup", json.dumps(
+                {"cmd": "resume", "execution_count": self.execution_count}).encode()])
+        else:
+            self.execution_count = max(self.execution_count, int(event.get("execution_count", 0)))
+        if self.crash_pending is not None:
+            self._finish_crash(event)
+        self._flush_backlog()
+
+    def _on_sup(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "snapshot":
+            old = self.worker.snapshot_pid
+            self.worker.snapshot_pid = int(event["pid"])
+            self.worker.snapshot_count = int(event.get("execution_count", 0))
+            self.worker.notes = [f"thread {name!r} did not survive fork()"
+                                 for name in event.get("lost_threads", [])]
+            if old and old != self.worker.snapshot_pid:
+                procs.kill(old)
+        elif kind == "no_snapshot":
+            self.worker.notes = [f"no snapshot: {event.get('why')}"]
+        elif kind == "cell_done":
+            self.crashes.cell_finished()
+            if event.get("status") == "ok" and not event.get("inert"):
+                self.last_ok_count = int(event.get("execution_count") or 0)
+            self.execution_count = max(self.execution_count, int(event.get("execution_count") or 0))
+        elif kind == "ready":
+            self._on_worker_ready(event)
+        elif kind == "cell_start":
+            pending = self.inflight.get(event.get("msg_id", ""))
+            if pending is not None:
+                pending.started = True

@@ -1,0 +1,337 @@
+"""Tab completion for the kernel worker: a fast live-namespace path, then jedi under a budget.
+
+`complete()` builds a Jupyter ``complete_reply`` content and never raises.
+
+Order of work:
+1. A fast path answers from the live namespace without jedi: plain names
+   (namespace, builtins, keywords, and ``param=`` inside a call of a live
+   callable), dotted attributes of live objects, dict keys and file paths
+   inside string literals.
+2. Anything the fast path cannot answer (imports, attributes of call results,
+   names not yet executed...) goes to ``jedi.Interpreter`` on a helper thread,
+   under a time budget of `JEDI_BUDGET_S` seconds.
+3. If jedi is slow, busy or fails, a plain answer is built from the namespace.
+
+This module holds the entry points, the dispatch, jedi and the fallbacks. The
+fast path lives in `completion_names` (names, attributes, ``param=``) and
+`completion_strings` (dict keys, file paths); both read live objects through
+`static_attrs`.
+
+Why this may run on the worker's listener thread while a cell runs on the main
+thread: completion only *reads*.
+- The namespace is snapshotted with ``dict(namespace)``, a single C-level copy
+  under the GIL, so a cell adding names concurrently cannot break iteration.
+- The fast path does not call user code. Attribute chains are walked with
+  `inspect.getattr_static`; only C-level descriptors (slots, getset
+  descriptors, methods of builtin types) are evaluated. Properties, Python
+  descriptors and ``__getattr__`` are never run; such chains go to jedi.
+  Dict keys are read with ``dict.keys`` on real dicts only. The one exception
+  is a class that defines a Python ``__dir__`` (pandas does, to list column
+  names): it is called, guarded, to list attribute names. Signatures come
+  from `inspect.signature` on functions and classes only (it reads attributes
+  such as ``__wrapped__``); defaults with a Python ``__repr__`` are shown by
+  type name instead of being repr'd.
+- jedi *may* run user code: with its default settings it evaluates properties
+  and ``__getattr__`` of live objects while inferring. It does so on its own
+  thread, under the budget; an exception there only loses jedi's answer.
+- The cell keeps running meanwhile: both threads share the GIL, and completion
+  holds it only in short slices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from ipytui.kernel.worker.completion_names import (
+    MAX_SIGNATURES,
+    Match,
+    Result,
+    complete_dotted,
+    describe,
+    ends_expression,
+    name_matches,
+    sort_key,
+    visible,
+)
+from ipytui.kernel.worker.completion_strings import (
+    IN_COMMENT,
+    complete_bare_key,
+    complete_in_string,
+    open_string,
+)
+from ipytui.kernel.worker.static_attrs import module_dict
+
+JEDI_BUDGET_S = 0.5
+"""Seconds to wait for jedi before answering without it."""
+
+_IMPORT_RE = re.compile(r"\s*(?:import|from)\s")
+_FROM_IMPORT_RE = re.compile(r"\s*from\s+([\w.]+)\s+import\s.*?(\w*)\Z")
+_IMPORT_NAME_RE = re.compile(r"\s*(?:import|from)\s+(?:.*,\s*)?([\w.]*)\Z")
+
+T = TypeVar("T")
+
+_jedi_lock = threading.Lock()  # held while a jedi run is alive (see run_jedi)
+
+
+@contextlib.contextmanager
+def jedi_lock_for_fork(timeout: float = 3.0):
+    """Hold the jedi lock across a fork(), waiting (bounded) for a jedi run to end.
+
+    A jedi thread caught mid-run by fork() (the warm-up importing jedi and
+    inferring, or a late completion) leaves the child with locks no thread
+    will ever release (this one, and the import system's per-module locks)
+    and with modules it was importing half done. Forking anyway while jedi
+    works was measured worse: its writes to shared pages fault all the time,
+    so it runs for seconds and slows the cells beside it. When jedi stays busy
+    past ``timeout`` the child starts over (:func:`_forget_jedi_after_fork`).
+    """
+    global _jedi_lock
+    acquired = _jedi_lock.acquire(timeout=timeout)
+    parent = os.getpid()
+    try:
+        yield
+    finally:
+        if acquired:
+            _jedi_lock.release()
+        elif os.getpid() != parent:
+            _jedi_lock = threading.Lock()
+            _forget_jedi_after_fork()
+
+
+def _forget_jedi_after_fork() -> None:
+    """In a child forked while jedi ran in another thread: drop what that thread held.
+
+    Only the forking thread lives on, and it was not importing, so every module
+    lock is stale; modules caught mid-import, and jedi and parso whole (their
+    state may be mid-update), are imported afresh by the next completion.
+    """
+    from importlib import _bootstrap
+
+    locks = getattr(_bootstrap, "_module_locks", None)
+    if isinstance(locks, dict):
+        locks.clear()
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if (name.split(".")[0] in ("jedi", "parso")
+                or (spec is not None and getattr(spec, "_initializing", False))):
+            del sys.modules[name]
+
+
+# ---------------------------------------------------------------- public API
+
+
+def complete(code: str, cursor_pos: int, namespace: dict) -> dict:
+    """Jupyter complete_reply content for `code` at `cursor_pos` (code points); never raises."""
+    try:
+        cursor = clamp_cursor(code, cursor_pos)
+    except Exception:
+        return _reply(Result([], 0, 0))
+    ns = snapshot(namespace)
+    try:
+        return _reply(_complete(code, cursor, ns))
+    except Exception:
+        pass
+    try:
+        return _reply(_fallback(code, cursor, ns))
+    except Exception:
+        return _reply(Result([], cursor, cursor))
+
+
+def warm_up() -> None:
+    """Pay jedi's import and first-inference cost now, off the request path.
+
+    Holds the jedi lock meanwhile, so a Tab pressed during warm-up gets the
+    fast answer instead of waiting for a cold jedi.
+    """
+    with _jedi_lock:
+        try:
+            import jedi
+
+            jedi.Interpreter("import os\nos.pa", [{}]).complete(2, 5)
+        except BaseException:
+            pass  # warm-up is best effort
+
+
+def run_jedi(work: Callable[[], T], budget: float | None = None) -> T | None:
+    """Run `work` (which uses jedi) on a helper thread; its result, or None if late/failed/busy.
+
+    Python threads cannot be killed, so a late jedi run is abandoned, not
+    stopped: it finishes in the background (taking GIL slices from the
+    running cell) and its result is dropped. One lock keeps at most one jedi
+    run alive, since jedi is not documented as thread-safe; while an
+    abandoned run holds it, new requests skip jedi instead of queueing.
+    """
+    if not _jedi_lock.acquire(blocking=False):
+        return None
+    box: list[T] = []
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box.append(work())
+        except BaseException:
+            pass  # a jedi error only loses jedi's answer
+        finally:
+            _jedi_lock.release()
+            done.set()
+
+    try:
+        threading.Thread(target=target, name="ipytui-jedi", daemon=True).start()
+    except Exception:
+        _jedi_lock.release()
+        return None
+    done.wait(JEDI_BUDGET_S if budget is None else budget)
+    return box[0] if box else None
+
+
+def clamp_cursor(code: str, cursor_pos: int | None) -> int:
+    """`cursor_pos` limited to the code; None means the end (older clients)."""
+    if not isinstance(code, str):
+        raise TypeError("code must be a str")
+    if cursor_pos is None:
+        return len(code)
+    return max(0, min(len(code), int(cursor_pos)))
+
+
+def line_column(code: str, pos: int) -> tuple[int, int]:
+    """jedi's (1-based line, 0-based column) for an index into `code`."""
+    before = code[:pos]
+    return before.count("\n") + 1, pos - (before.rfind("\n") + 1)
+
+
+def snapshot(namespace: Mapping) -> dict:
+    """A shallow copy of the namespace (one C-level copy for a real dict)."""
+    try:
+        return dict(namespace)
+    except Exception:
+        return {}
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+def _complete(code: str, cursor: int, ns: dict) -> Result:
+    fast = _fast_complete(code, cursor, ns)
+    if fast is not None and (fast.matches or fast.final):
+        return fast
+    answer = run_jedi(lambda: _jedi_complete(code, cursor, ns))
+    if answer is not None and answer.matches:
+        return answer
+    return fast if fast is not None else _fallback(code, cursor, ns)
+
+
+def _fast_complete(code: str, cursor: int, ns: dict) -> Result | None:
+    """The answer from live objects alone, or None when jedi should decide."""
+    before = code[:cursor]
+    literal = open_string(before)
+    if literal is IN_COMMENT:
+        return Result([], cursor, cursor, final=True)
+    if literal is not None:
+        return complete_in_string(code, cursor, literal, ns)
+    line = before[before.rfind("\n") + 1 :]
+    if _IMPORT_RE.match(line):
+        return None
+    keys = complete_bare_key(code, cursor, line, ns)
+    return keys if keys is not None else complete_dotted(code, cursor, line, ns)
+
+
+# ---------------------------------------------------------------- jedi
+
+
+def _jedi_complete(code: str, cursor: int, ns: dict) -> Result:
+    """jedi's completions as a result; runs on the jedi thread (types/signatures too)."""
+    import jedi
+
+    line, column = line_column(code, cursor)
+    completions = jedi.Interpreter(code, [ns]).complete(line, column)
+    starts = [cursor - c.get_completion_prefix_length() for c in completions]
+    start = min(starts, default=cursor)
+    matches = []
+    for c, s in zip(completions, starts, strict=True):
+        text = code[start:s] + c.name_with_symbols
+        if c.name.startswith("_") and not code[s:cursor].lstrip("'\"").startswith("_"):
+            continue  # private names only once the user typed `_`
+        kind = c.type
+        signature = ""
+        if kind in ("function", "class") and len(matches) < MAX_SIGNATURES:
+            signature = _jedi_signature(c)
+        matches.append(Match(text, kind, signature))
+    return Result(matches, start, cursor)
+
+
+def _jedi_signature(completion: Any) -> str:
+    try:
+        signatures = completion.get_signatures()
+        return signatures[0].to_string() if signatures else ""
+    except Exception:
+        return ""
+
+
+# ---------------------------------------------------------------- fallback
+
+
+def _fallback(code: str, cursor: int, ns: dict) -> Result:
+    """The plain answer when neither the fast path nor jedi had one."""
+    before = code[:cursor]
+    line = before[before.rfind("\n") + 1 :]
+    if _IMPORT_RE.match(line):
+        return _import_fallback(line, cursor)
+    word = re.search(r"\w*\Z", line).group()
+    if ends_expression(line[: len(line) - len(word)]) or (word and word[0].isdigit()):
+        return Result([], cursor, cursor)
+    return Result(name_matches(word, ns), cursor - len(word), cursor)
+
+
+def _import_fallback(line: str, cursor: int) -> Result:
+    """Names from already imported modules, for `import x` / `from x import y`."""
+    m = _FROM_IMPORT_RE.match(line)
+    if m is not None:
+        module = sys.modules.get(m.group(1))
+        names = {n: v for n, v in module_dict(module).items() if visible(n, m.group(2))}
+        return Result(describe(names), cursor - len(m.group(2)), cursor)
+    m = _IMPORT_NAME_RE.match(line)
+    if m is None:
+        return Result([], cursor, cursor)
+    parent, _, prefix = m.group(1).rpartition(".")
+    lead = f"{parent}." if parent else ""
+    known = {*sys.modules, *sys.builtin_module_names}
+    names = {n[len(lead) :].split(".")[0] for n in known if n.startswith(lead)}
+    matches = [Match(n, "module") for n in sorted(names, key=sort_key) if visible(n, prefix)]
+    return Result(matches, cursor - len(prefix), cursor)
+
+
+# ---------------------------------------------------------------- reply
+
+
+def _reply(result: Result) -> dict:
+    """complete_reply content, with duplicates dropped (first one wins)."""
+    seen: set[str] = set()
+    texts: list[str] = []
+    meta: list[dict] = []
+    for m in result.matches:
+        if m.text in seen:
+            continue
+        seen.add(m.text)
+        texts.append(m.text)
+        meta.append(
+            {
+                "start": result.start,
+                "end": result.end,
+                "text": m.text,
+                "type": m.type,
+                "signature": m.signature,
+            }
+        )
+    return {
+        "status": "ok",
+        "matches": texts,
+        "cursor_start": result.start,
+        "cursor_end": result.end,
+        "metadata": {"_jupyter_types_experimental": meta},
+    }

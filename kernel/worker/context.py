@@ -1,0 +1,37 @@
+"""What the worker's request handlers and snapshots may use of the worker.
+
+A structural type, so ``handlers`` and ``snapshots`` need not import the
+worker loop that imports them (no import circle, not even for type hints).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ipytui.kernel.protocol.wire import Message
+
+
+class WorkerContext(Protocol):
+    """The worker as its handlers see it (``ipytui.kernel.worker.loop.Worker``)."""
+
+    namespace: dict[str, Any]
+    publisher: Any
+    execution_count: int
+    payloads: list[dict[str, Any]]
+    stdin: Any
+    stdout: Any
+    stderr: Any
+    display: Any
+    displayhook: Any
+    snapshots: Any
+    config: dict[str, Any]
+
+    def journal(self) -> Any: ...
+
+    def flush_streams(self) -> None: ...
+
+    def run_user_cell(self, code: str, count: int) -> Any: ...
+
+    def take_queued_executes(self) -> list[Message]: ...
+
+    def promote(self, lost_threads: list[str], after_msg_id: str = "") -> None: ...

@@ -1,0 +1,330 @@
+"""The worker process: runs user code on its main thread, answers the rest meanwhile.
+
+Started by the supervisor as ``python -m ipytui.kernel.worker.loop`` with its
+settings in $IPYTUI_WORKER (JSON, so the key never shows in ``ps``). It
+connects three pipes to the supervisor (kernel/pipe.py): "exec" brings the
+executes its main thread runs, "quick" the requests its listener thread
+answers meanwhile, and "up" takes everything out. It does not use ZeroMQ.
+See docs/internals.md.
+"""
+
+from __future__ import annotations
+
+import builtins
+import getpass
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import types
+from typing import Any
+
+from ipytui.kernel.protocol.wire import Codec, Message, WireError
+from ipytui.kernel.worker import handlers
+from ipytui.kernel.worker.display import Display, format_object
+from ipytui.kernel.worker.execution import CellOutcome, DisplayHook, run_cell
+from ipytui.kernel.worker.outputs import FdCapture, Flusher, OutStream
+from ipytui.kernel.worker.pipe import connect_worker
+from ipytui.kernel.worker.publisher import Publisher
+from ipytui.kernel.worker.snapshots import Snapshots
+from ipytui.kernel.worker.stdin import StdinBridge
+
+log = logging.getLogger("ipytui.worker")
+
+WARM_UP_ON = {"is_complete_request", "complete_request", "inspect_request"}
+
+
+class Worker:
+    """One worker: sockets, threads, the user namespace and the execute loop."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.codec = Codec(config["key"], config.get("signature_scheme", "hmac-sha256"),
+                           session=config.get("session"), username="kernel", check_replay=False)
+        self.pipe_codec = Codec(b"", check_replay=False)  # the supervisor verified it already
+        self.execution_count = 0
+        self.executing = False
+        self.interrupt_deferred = False  # a SIGINT that came while a message was being written
+        self.namespace = self._make_namespace()
+        self.payloads: list[dict[str, Any]] = []
+        self.shutting_down = False
+        self.snapshots: Snapshots | None = None
+        self.restored: dict[str, Any] | None = None
+        self.warming = False
+
+    # -- setup ------------------------------------------------------------
+    @staticmethod
+    def _make_namespace() -> dict[str, Any]:
+        main = types.ModuleType("__main__", "The user namespace of an ipytui kernel.")
+        sys.modules["__main__"] = main
+        ns = main.__dict__
+        ns.update({"__builtins__": builtins, "In": [""], "Out": {}, "_": "", "__": "", "___": "",
+                   "_i": "", "_ii": "", "_iii": ""})
+        return ns
+
+    def connect(self) -> None:
+        """Open fresh pipes to the supervisor (also after a snapshot is promoted)."""
+        pipes = connect_worker(self.config["pipe"])
+        self.quick, self.exec_pipe, up = pipes["quick"], pipes["exec"], pipes["up"]
+        up.after_write = self._raise_deferred_interrupt
+        if hasattr(self, "publisher"):
+            self.publisher.socket = up
+            self.publisher.lock = threading.Lock()
+            self.publisher.owner_pid = os.getpid()
+        else:
+            self.publisher = Publisher(up, self.codec)
+
+    def start_listener(self, hello: dict[str, Any]) -> None:
+        """Start the listener; its first act is the hello that makes the supervisor route to us."""
+        self.listener = threading.Thread(target=self._listen, args=(hello,), name="ipytui-listener",
+                                         daemon=True)
+        self.listener.start()
+
+    def install_io(self) -> None:
+        """Replace stdout/stderr/input/display so user code talks to the clients."""
+        self.flusher = Flusher()
+        self.flusher.start()
+        self.stdout = OutStream("stdout", self.publisher, self.flusher)
+        self.stderr = OutStream("stderr", self.publisher, self.flusher)
+        if self.config.get("capture_fd", True):
+            self.fdcapture: FdCapture | None = FdCapture({1: self.stdout, 2: self.stderr})
+            self.fdcapture.start()
+            log_fd = self.fdcapture.original[2]
+        else:
+            self.fdcapture = None
+            log_fd = os.dup(2)
+        logging.basicConfig(stream=os.fdopen(log_fd, "w", buffering=1), level=logging.INFO,
+                            format="%(asctime)s ipytui-worker[%(process)d] %(message)s", force=True)
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        self.display = Display(self.publisher)
+        self.display.before_output = self.flush_streams
+        self.stdin = StdinBridge(self.publisher)
+        self.stdin.before_prompt = self.flush_streams
+        builtins.input = self.stdin.input
+        getpass.getpass = self.stdin.getpass
+        builtins.display = self.display.display  # type: ignore[attr-defined]
+        builtins.clear_output = self.display.clear_output  # type: ignore[attr-defined]
+        self.displayhook = DisplayHook(self.namespace, self._publish_result)
+        signal.signal(signal.SIGINT, self._on_sigint)
+        handlers.install_shell(self)
+        self.snapshots = Snapshots(self.config)
+
+    def promote(self, lost_threads: list[str], after_msg_id: str = "") -> None:
+        """In a snapshot child that was chosen: become the worker on fresh pipes."""
+        for pipe in (self.quick, self.exec_pipe, self.publisher.socket):
+            pipe.abandon()  # the dead worker's connections, inherited through fork()
+        _die_with_parent()
+        self.stdin.replies = queue.Queue()
+        self.connect()
+        self.flusher = Flusher()
+        self.flusher.start()
+        for stream in (self.stdout, self.stderr):
+            stream.reset(self.flusher)
+        if self.fdcapture is not None:
+            self.fdcapture.restart()
+        self.start_listener({"event": "ready", "pid": os.getpid(), "promoted": True,
+                             "execution_count": self.execution_count,
+                             "names": handlers.user_names(self.namespace),
+                             "lost_threads": lost_threads, "after_msg_id": after_msg_id})
+
+    # -- threads ----------------------------------------------------------
+    def _listen(self, hello: dict[str, Any]) -> None:
+        """Listener thread: answer everything but executes, even while a cell runs."""
+        quick = self.quick
+        self.publisher.sup(hello)  # the supervisor routes to us from now on
+        while True:
+            try:
+                frames = quick.recv_multipart()
+            except OSError:
+                return
+            if frames is None:
+                return
+            channel = frames[0].decode()
+            try:
+                msg = self.pipe_codec.deserialize(frames[1:])
+            except WireError as exc:
+                log.warning("dropped a message from the supervisor: %s", exc)
+                continue
+            try:
+                self._dispatch(channel, msg)
+            except Exception:  # noqa: BLE001 - the listener must keep serving
+                log.exception("handler for %s failed", msg.msg_type)
+
+    def _dispatch(self, channel: str, msg: Message) -> None:
+        if channel == "stdin":
+            if msg.msg_type == "input_reply":
+                self.stdin.replies.put(msg)
+            return
+        if msg.msg_type in WARM_UP_ON and not self.warming:
+            # jedi costs ~40 MiB and seconds of CPU: pay it once someone edits code,
+            # not at start (ipykernel loads it on the first completion).
+            self.warming = True
+            threading.Thread(target=_warm_up, name="ipytui-warmup", daemon=True).start()
+        handler = handlers.QUICK.get(msg.msg_type)
+        self.publisher.status("busy", msg)
+        try:
+            if handler is None:
+                handlers.unknown_request(self, channel, msg)
+            else:
+                handler(self, channel, msg)
+        finally:
+            self.publisher.status("idle", msg)
+
+    def _exec_message(self, frames: list[bytes]) -> Message | None:
+        """An execute from the exec pipe; supervisor commands on it are applied in order."""
+        if frames[0] == b"sup":
+            command = json.loads(frames[1])
+            if command.get("cmd") == "resume":
+                self.execution_count = int(command.get("execution_count", self.execution_count))
+            return None
+        try:
+            return self.pipe_codec.deserialize(frames[1:])
+        except WireError as exc:
+            log.warning("dropped an execute from the supervisor: %s", exc)
+            return None
+
+    def take_queued_executes(self) -> list[Message]:
+        """The executes that have arrived but not run yet (to abort them after an error)."""
+        taken = []
+        while (frames := self.exec_pipe.recv_nowait()) is not None:
+            msg = self._exec_message(frames)
+            if msg is not None:
+                taken.append(msg)
+        return taken
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        """SIGINT interrupts a running cell and is harmless while idle.
+
+        Never in the middle of a message to the supervisor: then it waits
+        until the message is whole (``_raise_deferred_interrupt``).
+        """
+        if not self.executing:
+            return
+        if self.publisher.socket.writing:
+            self.interrupt_deferred = True
+            return
+        raise KeyboardInterrupt
+
+    def _raise_deferred_interrupt(self) -> None:
+        """After the main thread's write: the SIGINT that came during it, if any."""
+        if self.interrupt_deferred:
+            self.interrupt_deferred = False
+            if self.executing:
+                raise KeyboardInterrupt
+
+    # -- main thread ------------------------------------------------------
+    def flush_streams(self) -> None:
+        if self.fdcapture is not None:
+            self.fdcapture.sync()
+        self.stdout.flush()
+        self.stderr.flush()
+
+    def _publish_result(self, value: Any, count: int) -> None:
+        self.flush_streams()
+        data, metadata = format_object(value)
+        self.publisher.send("iopub", "execute_result",
+                            {"execution_count": count, "data": data, "metadata": metadata})
+
+    def serve(self) -> None:
+        """Main loop: run executes as they arrive, until the supervisor is gone."""
+        self.start_listener({"event": "ready", "pid": os.getpid(), "promoted": False,
+                             "execution_count": self.execution_count,
+                             "names": handlers.user_names(self.namespace),
+                             "restored": self.restored})
+        while True:
+            try:
+                frames = self.exec_pipe.recv_multipart()  # re-read: a promoted snapshot has a new one
+            except KeyboardInterrupt:
+                continue
+            except OSError:
+                break
+            if frames is None:
+                break
+            msg = self._exec_message(frames)
+            if msg is not None:
+                handlers.execute(self, msg)
+
+    def journal(self) -> Any:
+        """This process's journal handle (history for %history), opened on first use."""
+        if getattr(self, "_journal_pid", None) != os.getpid():
+            from ipytui.kernel.protocol.journal import Journal
+
+            self._journal = Journal()
+            self._journal.session_id = self.config.get("journal_session")
+            self._journal_pid = os.getpid()
+        return self._journal
+
+    def restore_checkpoint(self) -> None:
+        """Load the checkpoint the supervisor named, if any (recovery after a full stop)."""
+        path = self.config.get("restore_from")
+        if not path:
+            return
+        from ipytui.kernel.worker import checkpoint
+
+        try:
+            state = checkpoint.read(path)
+            names, lost = checkpoint.restore(state, self.namespace)
+        except Exception as exc:  # noqa: BLE001 - a bad checkpoint gives a clean kernel
+            self.restored = {"names": [], "lost": {}, "error": f"{type(exc).__name__}: {exc}"}
+            return
+        self.execution_count = int(state.get("execution_count", 0))
+        self.restored = {"names": names, "lost": lost, "time": state.get("time")}
+
+    def run_user_cell(self, code: str, count: int) -> Any:
+        """Run a cell with SIGINT armed; used by the execute handler.
+
+        A second Ctrl+C can land while the first one is being turned into the
+        cell's error; it must end the cell too, never escape into the worker
+        (an uncaught KeyboardInterrupt would end the process).
+        """
+        try:
+            self.executing = True
+            return run_cell(code, count, self.namespace, self.displayhook)
+        except KeyboardInterrupt:
+            self.executing = False
+            return CellOutcome(status="error", ename="KeyboardInterrupt", evalue="",
+                               traceback=["\x1b[0;31mKeyboardInterrupt\x1b[0m"])
+        finally:
+            self.executing = False
+
+
+def _warm_up() -> None:
+    """Pay jedi's first-call cost now, not on the user's first Tab."""
+    from ipytui.kernel.worker.completion import warm_up
+
+    warm_up()
+
+
+def main() -> None:
+    config = json.loads(os.environ.pop("IPYTUI_WORKER", "{}"))
+    _die_with_parent()
+    worker = Worker(config)
+    worker.connect()
+    worker.install_io()
+    worker.restore_checkpoint()
+    try:
+        worker.serve()
+    finally:
+        worker.flush_streams()
+    os._exit(0)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when the supervisor dies (no orphan workers)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    main()

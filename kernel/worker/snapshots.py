@@ -1,0 +1,191 @@
+"""Copy-on-write fork() snapshots of the worker, taken after each successful cell.
+
+The child sleeps in ``sigtimedwait``. SIGUSR1 from the supervisor promotes it:
+it connects fresh pipes and becomes the worker, with every object of the last
+good state, unpicklable ones included. While it waits, it writes a durable
+pickle checkpoint once the user pauses, at low priority. SIGKILL discards it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import resource
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
+from ipytui.kernel.worker import checkpoint
+from ipytui.kernel.worker.completion import jedi_lock_for_fork
+
+if TYPE_CHECKING:
+    from ipytui.kernel.worker.context import WorkerContext
+
+log = logging.getLogger("ipytui.worker")
+
+CHECKPOINT_DELAY = 1.0  # seconds a snapshot must stay current before it checkpoints
+POLL = 0.5
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _total_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 0
+
+
+class Snapshots:
+    """Takes snapshots in the worker; the promoted child returns from ``after_cell``."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.enabled = bool(config.get("snapshots", True))
+        total = _total_memory()
+        self.memory_limit = int(config.get("snapshot_memory_limit") or (total // 2 if total else 0))
+        path = config.get("checkpoint_path")
+        self.checkpoint_path = Path(path) if path else None
+        self.supervisor_pid = int(config.get("supervisor_pid") or os.getppid())
+        self.children: list[int] = []
+
+    def why_not(self) -> str | None:
+        """The reason no snapshot can be taken now, or None."""
+        if not self.enabled:
+            return "snapshots are switched off"
+        if self.memory_limit and _rss_bytes() > self.memory_limit:
+            return f"the worker uses more than {self.memory_limit // 2**20} MiB (memory guard)"
+        if _has_cuda():
+            return "a CUDA context does not survive fork()"
+        return None
+
+    def after_cell(self, worker: WorkerContext, execution_count: int, msg_id: str = "") -> None:
+        """Fork a snapshot of the state after a good cell (in the parent: return at once)."""
+        reason = self.why_not()
+        if reason is not None:
+            worker.publisher.sup({"event": "no_snapshot", "why": reason})
+            return
+        threads = [t.name for t in threading.enumerate()
+                   if t is not threading.main_thread() and not t.name.startswith("ipytui-")]
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        old_name = _rename(SNAPSHOT_NAME)  # the child is born with it
+        try:
+            # jedi first: waiting for it must not hold up the other threads' output
+            with jedi_lock_for_fork(), worker.publisher.lock, worker.stdout._lock, \
+                    worker.stderr._lock:
+                pid = os.fork()
+        except OSError as exc:
+            _rename(old_name)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
+            return
+        if pid:
+            _rename(old_name)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            self._reap()
+            self.children.append(pid)
+            worker.publisher.sup({"event": "snapshot", "pid": pid, "execution_count": execution_count,
+                                  "lost_threads": threads})
+            return
+        self.children = []
+        self._wait_for_promotion(worker, execution_count)
+        _rename(old_name)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        worker.promote(lost_threads=threads, after_msg_id=msg_id)
+        # The promoted state is the last good one: keep a snapshot of it at once,
+        # so a second crash before the next good cell still restores everything.
+        self.after_cell(worker, execution_count, msg_id)
+
+    def _reap(self) -> None:
+        """Collect snapshots the supervisor has discarded (no zombies)."""
+        for pid in list(self.children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.children.remove(pid)
+
+    def _wait_for_promotion(self, worker: WorkerContext, execution_count: int) -> None:
+        """In the child: wait for SIGUSR1; exit when the supervisor is gone."""
+        with contextlib.suppress(OSError):
+            os.nice(10)
+        born = time.monotonic()
+        written = self.checkpoint_path is None
+        while True:
+            info = signal.sigtimedwait({signal.SIGUSR1}, POLL)
+            if info is not None:
+                with contextlib.suppress(OSError):
+                    os.nice(-10)  # only root may lower it back; harmless otherwise
+                return
+            if not _alive(self.supervisor_pid):
+                os._exit(0)
+            if not written and time.monotonic() - born >= CHECKPOINT_DELAY:
+                written = True
+                self._write_checkpoint(worker, execution_count)
+
+    def _write_checkpoint(self, worker: WorkerContext, execution_count: int) -> None:
+        from ipytui.kernel.worker.handlers import user_names
+
+        assert self.checkpoint_path is not None
+        try:
+            state = checkpoint.capture(worker.namespace, user_names(worker.namespace), execution_count)
+            checkpoint.write(self.checkpoint_path, state)
+        except Exception:  # noqa: BLE001 - a failed checkpoint must not kill the snapshot
+            log.exception("checkpoint failed")
+
+
+def _rename(name: bytes) -> bytes:
+    """Set this thread's name (/proc/PID/comm); returns the old one.
+
+    A waiting snapshot is named SNAPSHOT_NAME so the supervisor can find one
+    whose worker died before announcing it (procs.waiting_snapshots).
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return name
+    import ctypes
+
+    old = ctypes.create_string_buffer(16)
+    prctl(16, old, 0, 0, 0)  # PR_GET_NAME
+    prctl(15, ctypes.c_char_p(name), 0, 0, 0)  # PR_SET_NAME
+    return old.value
+
+
+@functools.cache
+def _prctl() -> Any:
+    """libc's prctl, looked up once (twice per snapshot would cost 70 us)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """False once the supervisor is gone, or a zombie its parent has not reaped yet."""
+    from ipytui.kernel.protocol.procs import is_running
+
+    return is_running(pid)
+
+
+def _has_cuda() -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    try:
+        return bool(cuda and cuda.is_initialized())
+    except Exception:  # noqa: BLE001
+        return False
