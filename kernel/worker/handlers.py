@@ -282,10 +282,10 @@ def install_shell(worker: WorkerContext) -> None:
     except ImportError:
         return
     worker.namespace["exit"] = worker.namespace["quit"] = ExitRequest(worker)
-    builtins.__ipytui__ = MagicShell(WorkerContext(worker))  # type: ignore[attr-defined]
+    builtins.__ipytui__ = MagicShell(MagicContext(worker))  # type: ignore[attr-defined]
 
 
-class WorkerContext:
+class MagicContext:
     """What magics may use of the worker (the KernelContext protocol)."""
 
     def __init__(self, worker: WorkerContext) -> None:
