@@ -172,3 +172,17 @@ def test_cluster_start_and_stop_from_the_kernel(jupyter_env: Path) -> None:
         assert "left the cluster" in stream_text(seen)
     finally:
         stop(km, client)
+
+
+def test_interrupt_reaches_the_engines(kc: BlockingKernelClient) -> None:
+    """Ctrl+C on a %px cell ends it, and the engines are free for the next one."""
+    msg_id = kc.execute("%px import time; print('looping', flush=True); time.sleep(3600)")
+    iopub_until(kc, lambda m: m["parent_header"].get("msg_id") == msg_id
+                and m["msg_type"] == "stream" and "looping" in m["content"]["text"])
+    kc.control_channel.send(kc.session.msg("interrupt_request", {}))
+    reply = kc.get_shell_msg(timeout=60)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    reply, seen = run(kc, "%px print('free again')", timeout=60)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert lines_of(stream_text(seen), "[stdout:0]") == ["free again"], [m["content"] for m in seen]

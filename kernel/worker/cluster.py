@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 POLL = 0.05  # seconds between looks at the engines' output while a task runs
+INTERRUPT_GRACE = 5.0  # seconds interrupted engines get to end their task
 
 
 class ClusterError(Exception):
@@ -152,13 +153,17 @@ class ClusterLink:
         return None
 
     def _interrupt(self, result: Any) -> None:
-        """Ctrl+C: pass it on to the engines running the task, drop what waits."""
+        """Ctrl+C: pass it on to the engines running the task and let them stop,
+        so the engines are free (and their output spent) when the cell ends."""
         engines = sorted({md.get("engine_id") for md in result.metadata
                           if md.get("engine_id") is not None})
         try:
             if engines:
-                self.client.send_signal(signal.SIGINT, targets=engines, block=False)
-            result.abort()
+                self.client.send_signal(signal.SIGINT, targets=engines, block=True)
+            result.wait(INTERRUPT_GRACE)
+            if not result.ready():
+                result.abort()
+            result.wait_for_output(INTERRUPT_GRACE)
         except Exception:  # noqa: BLE001 - interrupting is best effort
             pass
 
