@@ -65,8 +65,8 @@ def execute(worker: WorkerContext, msg: Message) -> None:
         reply["payload"] = worker.payloads
         reply["user_expressions"] = _user_expressions(worker, content.get("user_expressions"))
     else:
-        if outcome.ename == "UsageError":
-            outcome.traceback = [f"\x1b[0;31mUsageError\x1b[0m: {outcome.evalue}"]
+        if outcome.ename in ("UsageError", "RemoteError"):  # the message says it all
+            outcome.traceback = [f"\x1b[0;31m{outcome.ename}\x1b[0m: {outcome.evalue}"]
         if not silent:
             pub.send("iopub", "error", outcome.error_content())
         reply.update(outcome.error_content())
@@ -108,10 +108,11 @@ def is_inert(source: str) -> bool:
 def _transform(code: str) -> str:
     try:
         from ipytui.kernel.protocol.syntax import transform_cell
+        from ipytui.kernel.worker.magics.registry import rewrite_cell
     except ImportError:
         return code
     try:
-        return transform_cell(code)
+        return transform_cell(rewrite_cell(code))
     except Exception:  # noqa: BLE001 - a transformer bug must not lose the cell
         log.exception("magic transform failed; running the cell as plain Python")
         return code

@@ -78,6 +78,27 @@ def cell_magic(name: str | MagicFunction | None = None, *, expand_vars: bool = T
     return _decorator("cell", name, expand_vars)
 
 
+_CELL_REWRITERS: list[Callable[[str], str]] = []
+
+
+def add_cell_rewriter(rewrite: Callable[[str], str]) -> None:
+    """Have ``rewrite(code) -> code`` see every cell before it runs (``%autopx``)."""
+    if rewrite not in _CELL_REWRITERS:
+        _CELL_REWRITERS.append(rewrite)
+
+
+def remove_cell_rewriter(rewrite: Callable[[str], str]) -> None:
+    if rewrite in _CELL_REWRITERS:
+        _CELL_REWRITERS.remove(rewrite)
+
+
+def rewrite_cell(code: str) -> str:
+    """A cell as the registered rewriters leave it (unchanged when there are none)."""
+    for rewrite in list(_CELL_REWRITERS):
+        code = rewrite(code)
+    return code
+
+
 def unregister(name: str, kind: Kind = "line") -> None:
     """Remove a magic; removing one that does not exist is not an error."""
     _MAGICS[kind].pop(name, None)
