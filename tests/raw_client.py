@@ -16,6 +16,7 @@ from ipytui.kernel.protocol.connection import ConnectionInfo
 from ipytui.kernel.protocol.wire import DELIM, Codec, Message, dumps
 
 TIMEOUT = 20.0
+_EMPTY: Any = object()  # an absent frame argument (None is a value a test may send)
 
 
 class RawClient:
@@ -42,10 +43,10 @@ class RawClient:
         msg = self.codec.msg(msg_type, content or {})
         return msg, self.codec.serialize(msg, [])
 
-    def signed(self, header: Any, content: Any, parent: Any = None, metadata: Any = None) -> list[bytes]:
+    def signed(self, header: Any, content: Any, parent: Any = _EMPTY, metadata: Any = _EMPTY) -> list[bytes]:
         """Correctly signed frames around any JSON values (the kernel must check them)."""
-        parts = [dumps(header), dumps({} if parent is None else parent),
-                 dumps({} if metadata is None else metadata), dumps(content)]
+        parts = [dumps(header), dumps({} if parent is _EMPTY else parent),
+                 dumps({} if metadata is _EMPTY else metadata), dumps(content)]
         return [DELIM, self.codec.sign(parts), *parts]
 
     def send_frames(self, channel: str, frames: list[bytes]) -> None:
