@@ -7,6 +7,7 @@ replays, oversized frames) and see every reply the kernel sends back.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,12 @@ class RawClient:
         self.reader = Codec(info.key, info.signature_scheme, check_replay=False)
         self.context = zmq.Context()
         self.sockets: dict[str, zmq.Socket] = {}
-        for channel in ("shell", "control"):
+        identity = uuid.uuid4().hex.encode()  # shared by shell and stdin, as the spec asks
+        for channel in ("shell", "control", "stdin"):
             sock = self.context.socket(zmq.DEALER)
             sock.linger = 0
+            if channel != "control":
+                sock.identity = identity
             sock.connect(info.url(channel))
             self.sockets[channel] = sock
         self.seen: list[Message] = []  # every reply received, in order

@@ -240,6 +240,25 @@ def test_bad_messages_on_control_and_stdin_are_dropped(client: RawClient, tmp_pa
     assert_still_serving(client)
 
 
+def test_a_bad_input_reply_is_dropped_and_the_prompt_still_waits_for_a_good_one(
+        client: RawClient, tmp_path: Path) -> None:
+    cell = client.request("shell", "execute_request", {
+        "code": "got = input('? ')", "allow_stdin": True, "silent": False})
+    asked = client.wait_reply("stdin", lambda m: m.msg_type == "input_request", "input_request")
+    for bad in (["typed"], {"v": 1}, None, 5):
+        reply = client.codec.msg("input_reply", {"value": bad}, parent=asked)
+        client.send_frames("stdin", client.codec.serialize(reply, []))
+    client.send_frames("stdin", client.codec.serialize(
+        client.codec.msg("input_reply", {"value": "typed"}, parent=asked), []))
+    assert client.reply_to("shell", cell).content["status"] == "ok"
+    probe = client.call("shell", "execute_request", {
+        "code": "", "user_expressions": {"got": "got"}})
+    assert probe.content["user_expressions"]["got"]["data"]["text/plain"] == "'typed'"
+    log = kernel_log(tmp_path)
+    assert log.count("dropped a input_reply on stdin: input_reply content 'value' must be a string") == 4
+    assert_still_serving(client)
+
+
 def test_a_message_signed_with_another_key_cannot_shut_the_kernel_down(
         client: RawClient, kernel) -> None:
     msg = client.codec.msg("shutdown_request", {"restart": False})
