@@ -10,8 +10,11 @@ answers.
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +57,8 @@ def the_worker(proc: Any) -> int:
 def test_failing_handlers_are_answered_and_the_loop_goes_on(
         start_kernel, raw: list[RawClient], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IPYTUI_INJECT_FAULTS",
-                       "presence,up:books,request:kernel_info_request,request:complete_request,"
-                       "request:comm_msg")
+                       "loop,presence,up:books,request:kernel_info_request,"
+                       "request:complete_request,request:comm_msg")
     info, proc = start_kernel(IPYTUI_ARGV)
     client = connect(raw, info)  # its execute hits 'presence' and 'up:books': served anyway
     pid = the_worker(proc)
@@ -75,7 +78,7 @@ def test_failing_handlers_are_answered_and_the_loop_goes_on(
     assert worker_pid(client) == pid == the_worker(proc)
     assert proc.poll() is None
     log = kernel_log(tmp_path)
-    for point in ("presence", "up:books", "request:kernel_info_request",
+    for point in ("loop", "presence", "up:books", "request:kernel_info_request",
                   "request:complete_request", "request:comm_msg"):
         assert f"InjectedFault: injected fault at {point}" in log, log[-3000:]
 
@@ -100,6 +103,19 @@ def test_a_replay_is_refused_after_5000_other_messages(
     assert not [m for m in client.seen if m.parent_id == msg.msg_id]
     assert kernel_log(tmp_path).count("dropped a message on shell: replayed signature") == 1
     assert_still_serving(client)
+
+
+def test_the_replay_window_is_a_kernel_flag(start_kernel, raw: list[RawClient]) -> None:
+    argv = [sys.executable, "-m", "ipytui.kernel", "--replay-window", "5", "-f"]
+    info, _ = start_kernel(argv)
+    client = connect(raw, info)
+    msg, _ = client.build("execute_request", {"code": "hits += 1"})
+    msg.header["date"] = datetime.fromtimestamp(time.time() - 60, timezone.utc).isoformat()
+    client.send_frames("shell", client.codec.serialize(msg, []))
+    reply = client.reply_to("shell", msg.msg_id)
+    assert reply.content["ename"] == "BadRequest"
+    assert "outside the accepted window of ±5 s" in reply.content["evalue"]
+    assert client.hits() == 0
 
 
 # -- oversized requests -------------------------------------------------------------
@@ -131,14 +147,15 @@ def test_an_oversized_request_gets_an_error_reply_under_the_configured_limit(
     assert "refused a execute_request on shell: message of" in kernel_log(tmp_path)
 
 
-@pytest.mark.parametrize("value", ["0", "-5", "many"])
-def test_a_bad_limit_flag_is_refused_with_a_clear_error(value: str) -> None:
-    import subprocess
-
-    done = subprocess.run([sys.executable, "-m", "ipytui.kernel", "--max-message-bytes", value],
+@pytest.mark.parametrize(("flag", "value"), [
+    ("--max-message-bytes", "0"), ("--max-message-bytes", "-5"), ("--max-message-bytes", "many"),
+    ("--replay-window", "0"), ("--replay-window", "nan"), ("--replay-window", "inf"),
+])
+def test_a_bad_limit_flag_is_refused_with_a_clear_error(flag: str, value: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "ipytui.kernel", flag, value],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "--max-message-bytes" in done.stderr
+    assert flag in done.stderr
 
 
 # -- control-only requests ---------------------------------------------------------

@@ -8,6 +8,7 @@ tests), ``hit`` is one set lookup. The points:
 - ``request:<msg_type>``: routing a verified request of that type
 - ``presence``: noting a request's sender in the peer table
 - ``up:books``: the bookkeeping after forwarding a worker's shell/control reply
+- ``loop``: the first step of the main loop run under ``Supervisor._safely``
 """
 
 from __future__ import annotations

@@ -315,6 +315,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
     def _safely(self, step: Callable[..., object], *args: object) -> None:
         """Run one step of the loop; an exception is logged and the loop goes on."""
         try:
+            self.faults.hit("loop")
             step(*args)
         except Exception:  # noqa: BLE001 - the supervisor must outlive every handler
             log.exception("the supervisor failed in %s; it keeps serving",
