@@ -52,6 +52,7 @@ from ipytui.kernel.supervisor.zmq_send import send_frames
 
 log = logging.getLogger("ipytui.supervisor")
 
+FAILURE_LOG_INTERVAL = 5.0  # seconds between log lines of one loop step that keeps failing
 READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the crash anyway
 
 
@@ -73,6 +74,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
         self.codec = Codec(info.key, info.signature_scheme, username="kernel", strict=True,
                            replay_window=replay_window, max_message_bytes=max_message_bytes)
         self.faults = Faults()
+        self._failures: dict[str, tuple[float, int]] = {}  # loop step -> (last logged, swallowed)
         self.snapshots = snapshots
         self.checkpoint_path = checkpoints_dir() / f"{self.kernel_id}.pickle"
         self.restore_from = restore_from
@@ -313,13 +315,25 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
             self._finish_crash(None)
 
     def _safely(self, step: Callable[..., object], *args: object) -> None:
-        """Run one step of the loop; an exception is logged and the loop goes on."""
+        """Run one step of the loop; an exception is logged and the loop goes on.
+
+        A step that keeps failing is logged with its traceback once per
+        FAILURE_LOG_INTERVAL, with a count, so a fault that repeats on every
+        turn cannot fill the disk with the same lines.
+        """
         try:
             self.faults.hit("loop")
             step(*args)
         except Exception:  # noqa: BLE001 - the supervisor must outlive every handler
-            log.exception("the supervisor failed in %s; it keeps serving",
-                          getattr(step, "__qualname__", step))
+            name = getattr(step, "__qualname__", repr(step))
+            last, swallowed = self._failures.get(name, (-FAILURE_LOG_INTERVAL, 0))
+            now = time.monotonic()
+            if now - last < FAILURE_LOG_INTERVAL:
+                self._failures[name] = (last, swallowed + 1)
+                return
+            self._failures[name] = (now, 0)
+            log.exception("the supervisor failed in %s (%d more times since the last such line); "
+                          "it keeps serving", name, swallowed)
 
     def _on_subscription(self) -> None:
         """Greet each new IOPub subscriber (iopub_welcome, spec 5.4)."""
