@@ -99,6 +99,13 @@ def non_object_content(client: RawClient) -> list[bytes]:
     return _signed(client, [dumps(msg.header), b"{}", b"{}", b'["hits += 1"]'])
 
 
+def deeply_nested_content(client: RawClient) -> list[bytes]:
+    msg, _ = _bump(client)
+    depth = 200_000
+    return _signed(client, [dumps(msg.header), b"{}", b"{}",
+                            b'{"code": ' + b"[" * depth + b"]" * depth + b"}"])
+
+
 def header_without_msg_type(client: RawClient) -> list[bytes]:
     msg, _ = _bump(client)
     header = {k: v for k, v in msg.header.items() if k != "msg_type"}
@@ -161,6 +168,7 @@ REFUSED: dict[str, tuple[Callable[[RawClient], list[bytes]], str]] = {
     "non-JSON content": (non_json_content, "malformed JSON in the content"),
     "non-UTF-8 content": (non_utf8_content, "malformed JSON in the content"),
     "non-object content": (non_object_content, "content is not a JSON object"),
+    "deeply nested content": (deeply_nested_content, "JSON nested too deeply in the content"),
     "non-object parent header": (
         lambda c: c.signed(_bump(c)[0].header, {"code": "hits += 1"}, parent=[1]),
         "parent_header is not a JSON object"),
