@@ -180,6 +180,8 @@ REFUSED: dict[str, tuple[Callable[[RawClient], list[bytes]], str]] = {
     "msg_id an object": (lambda c: header_with(c, msg_id={"a": 1}),
                          "header 'msg_id' must be a string, not an object"),
     "no msg_id": (lambda c: header_with(c, msg_id=None), "header has no 'msg_id'"),
+    "msg_id of 5000 characters": (lambda c: header_with(c, msg_id="m" * 5000),
+                                  "header 'msg_id' is longer than 1024 characters"),
     "session a number": (lambda c: header_with(c, session=7),
                          "header 'session' must be a string, not an integer"),
     "username a list": (lambda c: header_with(c, username=["me"]),

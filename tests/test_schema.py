@@ -60,6 +60,14 @@ def test_header_fields_of_the_wrong_type_are_named(changes: dict[str, Any], why:
     assert problem is not None and why in problem
 
 
+def test_header_strings_have_a_length_limit_and_error_texts_stay_short() -> None:
+    problem = header_problem(good_header(msg_type="x" * 5000 + "_request"))
+    assert problem == "header 'msg_type' is longer than 1024 characters"
+    assert header_problem(good_header(msg_id="m" * 1024)) is None
+    text = content_problem("history_request", {"hist_access_type": "y" * 1_000_000}) or ""
+    assert "unknown hist_access_type" in text and len(text) < 200
+
+
 def test_required_header_fields_must_be_there_and_optional_ones_may_not_be() -> None:
     for name in ("msg_id", "msg_type", "session"):
         header = good_header()

@@ -21,6 +21,9 @@ NoneType = type(None)
 HEADER_REQUIRED = ("msg_id", "msg_type", "session")
 #: header fields that older clients may omit, but that must be strings if sent
 HEADER_OPTIONAL = ("username", "date", "version")
+#: longest header string accepted: ids are uuids and names short, and every
+#: reply, log line and peer-table entry repeats them
+HEADER_MAX_CHARS = 1024
 
 # field -> (allowed types, required)
 Fields = dict[str, tuple[tuple[type, ...], bool]]
@@ -111,6 +114,8 @@ def header_problem(header: Any) -> str | None:
             problem = field_problem("header", name, header[name], _STR)
             if problem:
                 return problem
+            if len(header[name]) > HEADER_MAX_CHARS:
+                return f"header {name!r} is longer than {HEADER_MAX_CHARS} characters"
     if not header["msg_type"]:
         return "header 'msg_type' is empty"
     return None
@@ -147,14 +152,20 @@ def _value_problem(msg_type: str, content: dict[str, Any]) -> str | None:
     if msg_type == "execute_request":
         for name, expr in content.get("user_expressions", {}).items():
             if not isinstance(expr, str):
-                return f"execute_request user_expressions[{name!r}] must be a string"
+                return f"execute_request user_expressions[{_short(name)}] must be a string"
     elif msg_type == "history_request":
         access = content.get("hist_access_type", "tail")
         if access not in ("tail", "range", "search"):
-            return f"unknown hist_access_type {access!r}"
+            return f"unknown hist_access_type {_short(access)}"
     elif msg_type == "inspect_request" and content.get("detail_level", 0) not in (0, 1):
         return "inspect_request content 'detail_level' must be 0 or 1"
     return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A repr for an error text, cut so a huge value cannot flood a reply or the log."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def channel_problem(channel: str, msg_type: str) -> str | None:

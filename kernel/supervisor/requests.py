@@ -14,7 +14,7 @@ from typing import Any
 
 from ipytui.kernel.protocol import procs
 from ipytui.kernel.protocol.info import kernel_info_content
-from ipytui.kernel.protocol.schema import HISTORY_FIELDS, fields_problem, reply_type
+from ipytui.kernel.protocol.schema import HISTORY_FIELDS, content_problem, reply_type
 from ipytui.kernel.protocol.wire import Message
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState
 
@@ -113,9 +113,4 @@ class Requests:
 
 def history_content_error(content: dict[str, Any]) -> str | None:
     """Why a history_request's content is unusable, or None if it is fine."""
-    problem = fields_problem("history_request content", content, HISTORY_FIELDS)
-    if problem:
-        return problem
-    if content.get("hist_access_type", "tail") not in ("tail", "range", "search"):
-        return f"unknown hist_access_type {content.get('hist_access_type')!r}"
-    return None
+    return content_problem("history_request", content)
