@@ -302,6 +302,9 @@ WRONG_CONTENT = [
     ("inspect_request", {"code": "len", "cursor_pos": [3]}),
     ("is_complete_request", {"code": {"a": 1}}),
     ("history_request", {"hist_access_type": "range", "session": "x", "start": "y"}),
+    ("history_request", {"hist_access_type": "tail", "n": 10**30}),
+    ("comm_info_request", {"target_name": ["a"]}),
+    ("shutdown_request", {"restart": "yes"}),
 ]
 
 
@@ -312,6 +315,7 @@ def test_wrong_content_types_get_an_error_reply(
     reply = client.call("shell", msg_type, content)
     assert reply.msg_type == msg_type.replace("_request", "_reply")
     assert reply.content["status"] == "error", reply.content
+    assert reply.content["ename"] == "BadRequest", reply.content
     assert isinstance(reply.content.get("evalue"), str) and reply.content["evalue"]
     assert_still_serving(client)
     assert client.hits() == 0

@@ -120,6 +120,8 @@ WRONG = [
     ("execute_request", {"code": "", "user_expressions": {"a": 1}}, "user_expressions['a']"),
     ("complete_request", {"code": "x", "cursor_pos": True}, "'cursor_pos' must be an integer or null"),
     ("complete_request", {"code": "x", "cursor_pos": "1"}, "'cursor_pos'"),
+    ("history_request", {"n": 2**63}, "'n' is out of the 64-bit integer range"),
+    ("inspect_request", {"code": "x", "cursor_pos": -(2**63) - 1}, "out of the 64-bit"),
     ("inspect_request", {"code": "x", "detail_level": 5}, "'detail_level' must be 0 or 1"),
     ("history_request", {"hist_access_type": "everything"}, "unknown hist_access_type"),
     ("history_request", {"n": "10"}, "'n' must be an integer or null, not a string"),

@@ -95,11 +95,16 @@ def is_type(value: Any, types: tuple[type, ...]) -> bool:
     return isinstance(value, types)
 
 
+INT_RANGE = range(-(2**63), 2**63)  # what SQLite and C code downstream can take
+
+
 def field_problem(where: str, name: str, value: Any, types: tuple[type, ...]) -> str | None:
-    """Why one field has the wrong type, or None."""
-    if is_type(value, types):
-        return None
-    return f"{where} {name!r} must be {_type_names(types)}, not {_json_kind(value)}"
+    """Why one field has the wrong type (or an integer out of 64-bit range), or None."""
+    if not is_type(value, types):
+        return f"{where} {name!r} must be {_type_names(types)}, not {_json_kind(value)}"
+    if type(value) is int and value not in INT_RANGE:
+        return f"{where} {name!r} is out of the 64-bit integer range"
+    return None
 
 
 def header_problem(header: Any) -> str | None:
