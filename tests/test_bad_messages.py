@@ -1,24 +1,23 @@
 """A live ipytui kernel gets every kind of bad message and keeps serving.
 
-Messages that must be dropped (unsigned, wrongly signed, replayed,
-truncated, non-JSON, non-object, oversized) are execute_requests that would
-bump a counter: after each, a kernel_info and an execute still get answered,
-the counter shows the bad cell never ran, no reply ever named the bad
-message, and the kernel's log holds one line saying why it was dropped.
-Requests that are well formed but wrong (an unknown type, content of the
-wrong types) must get an error reply instead.
+Messages that cannot be trusted (unsigned, wrongly signed, replayed,
+truncated, without a type) are execute_requests that would bump a counter:
+after each, a kernel_info and an execute still get answered, the counter
+shows the bad cell never ran, no reply ever named the bad message, and the
+kernel's log holds one line saying why it was dropped. Correctly signed
+requests that are unusable (fields of the wrong type, non-JSON or oversized
+frames, a stale date, a control-only request on shell, an unknown type) get
+an error reply saying what is wrong, and the kernel keeps its worker.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import zmq
 from conftest import IPYTUI_ARGV
 from ipytui.kernel.protocol.connection import ConnectionInfo
 from ipytui.kernel.protocol.wire import (
@@ -29,66 +28,9 @@ from ipytui.kernel.protocol.wire import (
     WireError,
     dumps,
 )
+from raw_client import RawClient, assert_still_serving, kernel_log, worker_pid
 
 pytestmark = pytest.mark.timeout(90)
-
-TIMEOUT = 20.0
-
-
-class RawClient:
-    """A bare DEALER per channel plus a codec: sends exactly the frames a test builds."""
-
-    def __init__(self, info: ConnectionInfo) -> None:
-        self.info = info
-        self.codec = Codec(info.key, info.signature_scheme)
-        # Replies are parsed without the replay guard: only the kernel must refuse replays.
-        self.reader = Codec(info.key, info.signature_scheme, check_replay=False)
-        self.context = zmq.Context()
-        self.sockets: dict[str, zmq.Socket] = {}
-        for channel in ("shell", "control"):
-            sock = self.context.socket(zmq.DEALER)
-            sock.linger = 0
-            sock.connect(info.url(channel))
-            self.sockets[channel] = sock
-        self.seen: list[Message] = []  # every reply received, in order
-
-    def close(self) -> None:
-        self.context.destroy(linger=0)
-
-    def build(self, msg_type: str, content: dict[str, Any] | None = None) -> tuple[Message, list[bytes]]:
-        msg = self.codec.msg(msg_type, content or {})
-        return msg, self.codec.serialize(msg, [])
-
-    def send_frames(self, channel: str, frames: list[bytes]) -> None:
-        self.sockets[channel].send_multipart(frames)
-
-    def request(self, channel: str, msg_type: str, content: dict[str, Any] | None = None) -> str:
-        msg, frames = self.build(msg_type, content)
-        self.send_frames(channel, frames)
-        return msg.msg_id
-
-    def reply_to(self, channel: str, msg_id: str, timeout: float = TIMEOUT) -> Message:
-        """Receive on channel until the reply to msg_id arrives."""
-        sock = self.sockets[channel]
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sock.poll(remaining * 1000):
-                raise TimeoutError(f"no reply to {msg_id} on {channel}")
-            msg = self.reader.deserialize(sock.recv_multipart())
-            self.seen.append(msg)
-            if msg.parent_id == msg_id:
-                return msg
-
-    def call(self, channel: str, msg_type: str, content: dict[str, Any] | None = None) -> Message:
-        return self.reply_to(channel, self.request(channel, msg_type, content))
-
-    def hits(self) -> int:
-        """The counter the bad cells would bump, read through user_expressions."""
-        reply = self.call("shell", "execute_request", {
-            "code": "", "silent": True, "user_expressions": {"hits": "hits"}})
-        assert reply.content["status"] == "ok", reply.content
-        return int(reply.content["user_expressions"]["hits"]["data"]["text/plain"])
 
 
 @pytest.fixture
@@ -103,20 +45,6 @@ def client(kernel) -> Iterator[RawClient]:
     assert reply.content["status"] == "ok"
     yield raw
     raw.close()
-
-
-def kernel_log(tmp_path: Path) -> str:
-    return "\n".join(p.read_text(errors="replace") for p in sorted(tmp_path.glob("kernel-*.log")))
-
-
-def assert_still_serving(client: RawClient) -> None:
-    info = client.call("shell", "kernel_info_request")
-    assert info.content["status"] == "ok"
-    assert info.content["implementation"] == "ipytui"
-    control_info = client.call("control", "kernel_info_request")
-    assert control_info.content["status"] == "ok"
-    reply = client.call("shell", "execute_request", {"code": "6 * 7"})
-    assert reply.content["status"] == "ok"
 
 
 # -- messages that must be dropped ------------------------------------------
@@ -171,39 +99,35 @@ def non_object_content(client: RawClient) -> list[bytes]:
     return _signed(client, [dumps(msg.header), b"{}", b"{}", b'["hits += 1"]'])
 
 
+def deeply_nested_content(client: RawClient) -> list[bytes]:
+    msg, _ = _bump(client)
+    depth = 200_000
+    return _signed(client, [dumps(msg.header), b"{}", b"{}",
+                            b'{"code": ' + b"[" * depth + b"]" * depth + b"}"])
+
+
 def header_without_msg_type(client: RawClient) -> list[bytes]:
     msg, _ = _bump(client)
     header = {k: v for k, v in msg.header.items() if k != "msg_type"}
     return _signed(client, [dumps(header), b"{}", b"{}", dumps({"code": "hits += 1"})])
 
 
-def oversized(client: RawClient) -> list[bytes]:
-    """Over the codec's limit in total, every frame under the socket's per-frame limit."""
-    half = DEFAULT_MAX_MESSAGE_BYTES // 2 + 1
-    msg = client.codec.msg("execute_request", {"code": "hits += 1  # " + "#" * half},
-                           buffers=[b"\0" * half])
-    return client.codec.serialize(msg, [])
+def header_with(client: RawClient, **changes: Any) -> list[bytes]:
+    """A signed bump whose header has these fields changed (None: removed)."""
+    msg, _ = _bump(client)
+    header = {k: v for k, v in {**msg.header, **changes}.items() if v is not None}
+    return client.signed(header, msg.content)
 
 
-def oversized_frame(client: RawClient) -> list[bytes]:
-    """One frame over the limit: zmq itself refuses it (maxmsgsize) and drops the connection."""
-    padding = "#" * (DEFAULT_MAX_MESSAGE_BYTES + 1)
-    _, frames = client.build("execute_request", {"code": f"hits += 1 {padding}"})
-    return frames
-
-
-DROPPED: dict[str, tuple[Callable[[RawClient], list[bytes]], str | None]] = {
+DROPPED: dict[str, tuple[Callable[[RawClient], list[bytes]], str]] = {
     "unsigned": (unsigned, "unsigned message"),
     "wrongly signed": (wrongly_signed, "invalid signature"),
     "signature of another message": (signature_of_other_content, "invalid signature"),
     "truncated": (truncated, "truncated message"),
     "no delimiter": (no_delimiter, "no <IDS|MSG> delimiter"),
-    "non-JSON content": (non_json_content, "malformed JSON"),
-    "non-UTF-8 content": (non_utf8_content, "malformed JSON"),
-    "non-object content": (non_object_content, "content is not a JSON object"),
     "header without msg_type": (header_without_msg_type, "header is not an object with a msg_type"),
-    "oversized": (oversized, "oversized message"),
-    "oversized frame": (oversized_frame, None),  # refused by zmq before the codec: no log line
+    "msg_type a list": (lambda c: header_with(c, msg_type=["execute_request"]),
+                        "header is not an object with a msg_type"),
 }
 
 
@@ -220,9 +144,86 @@ def test_bad_message_is_dropped_and_kernel_keeps_serving(
     assert client.hits() == 0
     assert all(m.msg_type != "execute_reply" or m.content.get("status") == "ok"
                for m in client.seen), [m.content for m in client.seen]
-    if why is not None:
-        log = kernel_log(tmp_path)
-        assert log.count(f"dropped a message on shell: {why}") == 1, log[-3000:]
+    log = kernel_log(tmp_path)
+    assert log.count(f"dropped a message on shell: {why}") == 1, log[-3000:]
+
+
+# -- signed but unusable: an error reply that says why ----------------------
+def oversized(client: RawClient) -> list[bytes]:
+    """Over the limit in total, every frame under it."""
+    half = DEFAULT_MAX_MESSAGE_BYTES // 2 + 1
+    msg = client.codec.msg("execute_request", {"code": "hits += 1  # " + "#" * half},
+                           buffers=[b"\0" * half])
+    return client.codec.serialize(msg, [])
+
+
+def oversized_frame(client: RawClient) -> list[bytes]:
+    """One frame just over the limit (zmq's own limit is a little higher, so we can answer)."""
+    padding = "#" * (DEFAULT_MAX_MESSAGE_BYTES + 1)
+    _, frames = client.build("execute_request", {"code": f"hits += 1 {padding}"})
+    return frames
+
+
+REFUSED: dict[str, tuple[Callable[[RawClient], list[bytes]], str]] = {
+    "non-JSON content": (non_json_content, "malformed JSON in the content"),
+    "non-UTF-8 content": (non_utf8_content, "malformed JSON in the content"),
+    "non-object content": (non_object_content, "content is not a JSON object"),
+    "deeply nested content": (deeply_nested_content, "JSON nested too deeply in the content"),
+    "non-object parent header": (
+        lambda c: c.signed(_bump(c)[0].header, {"code": "hits += 1"}, parent=[1]),
+        "parent_header is not a JSON object"),
+    "non-object metadata": (
+        lambda c: c.signed(_bump(c)[0].header, {"code": "hits += 1"}, metadata="x"),
+        "metadata is not a JSON object"),
+    "msg_id a list": (lambda c: header_with(c, msg_id=["a", "b"]),
+                      "header 'msg_id' must be a string, not an array"),
+    "msg_id an object": (lambda c: header_with(c, msg_id={"a": 1}),
+                         "header 'msg_id' must be a string, not an object"),
+    "no msg_id": (lambda c: header_with(c, msg_id=None), "header has no 'msg_id'"),
+    "msg_id of 5000 characters": (lambda c: header_with(c, msg_id="m" * 5000),
+                                  "header 'msg_id' is longer than 1024 characters"),
+    "session a number": (lambda c: header_with(c, session=7),
+                         "header 'session' must be a string, not an integer"),
+    "username a list": (lambda c: header_with(c, username=["me"]),
+                        "header 'username' must be a string, not an array"),
+    "version a number": (lambda c: header_with(c, version=5.3),
+                         "header 'version' must be a string, not a number"),
+    "date a number": (lambda c: header_with(c, date=0), "header 'date' must be a string"),
+    "no date": (lambda c: header_with(c, date=None), "header 'date' is missing"),
+    "date not a date": (lambda c: header_with(c, date="yesterday"), "not an ISO 8601 date"),
+    "date a day old": (lambda c: header_with(c, date="2000-01-01T00:00:00Z"),
+                       "outside the accepted window"),
+    "code a list": (lambda c: c.signed(_bump(c)[0].header, {"code": ["hits += 1"]}),
+                    "execute_request content 'code' must be a string, not an array"),
+    "silent a string": (lambda c: c.signed(_bump(c)[0].header, {"code": "hits += 1", "silent": "no"}),
+                        "execute_request content 'silent' must be a boolean, not a string"),
+    "user_expressions a list": (
+        lambda c: c.signed(_bump(c)[0].header, {"code": "hits += 1", "user_expressions": [1]}),
+        "'user_expressions' must be an object"),
+    "oversized": (oversized, "over this kernel's limit of 67108864 bytes"),
+    "oversized frame": (oversized_frame, "over this kernel's limit of 67108864 bytes"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_unusable_signed_request_gets_an_error_reply(
+        case: str, client: RawClient, tmp_path: Path) -> None:
+    build, why = REFUSED[case]
+    pid = worker_pid(client)
+    frames = build(client)
+    header = json.loads(frames[frames.index(DELIM) + 2])
+    client.send_frames("shell", frames)
+    reply = client.reply_to_header("shell", header)
+    assert reply.msg_type == "execute_reply"
+    assert reply.content["status"] == "error"
+    assert reply.content["ename"] == "BadRequest"
+    assert why in reply.content["evalue"], reply.content["evalue"]
+    assert client.hits() == 0
+    assert_still_serving(client)
+    assert worker_pid(client) == pid
+    log = kernel_log(tmp_path)
+    assert log.count("refused a execute_request on shell: ") == 1, log[-3000:]
+    assert why in log
 
 
 def test_replayed_message_is_dropped(client: RawClient, tmp_path: Path) -> None:
@@ -246,6 +247,25 @@ def test_bad_messages_on_control_and_stdin_are_dropped(client: RawClient, tmp_pa
     log = kernel_log(tmp_path)
     assert "dropped a message on control: unsigned message" in log
     assert "dropped a message on control: truncated message" in log
+    assert_still_serving(client)
+
+
+def test_a_bad_input_reply_is_dropped_and_the_prompt_still_waits_for_a_good_one(
+        client: RawClient, tmp_path: Path) -> None:
+    cell = client.request("shell", "execute_request", {
+        "code": "got = input('? ')", "allow_stdin": True, "silent": False})
+    asked = client.wait_reply("stdin", lambda m: m.msg_type == "input_request", "input_request")
+    for bad in (["typed"], {"v": 1}, None, 5):
+        reply = client.codec.msg("input_reply", {"value": bad}, parent=asked)
+        client.send_frames("stdin", client.codec.serialize(reply, []))
+    client.send_frames("stdin", client.codec.serialize(
+        client.codec.msg("input_reply", {"value": "typed"}, parent=asked), []))
+    assert client.reply_to("shell", cell).content["status"] == "ok"
+    probe = client.call("shell", "execute_request", {
+        "code": "", "user_expressions": {"got": "got"}})
+    assert probe.content["user_expressions"]["got"]["data"]["text/plain"] == "'typed'"
+    log = kernel_log(tmp_path)
+    assert log.count("dropped a input_reply on stdin: input_reply content 'value' must be a string") == 4
     assert_still_serving(client)
 
 
@@ -282,6 +302,9 @@ WRONG_CONTENT = [
     ("inspect_request", {"code": "len", "cursor_pos": [3]}),
     ("is_complete_request", {"code": {"a": 1}}),
     ("history_request", {"hist_access_type": "range", "session": "x", "start": "y"}),
+    ("history_request", {"hist_access_type": "tail", "n": 10**30}),
+    ("comm_info_request", {"target_name": ["a"]}),
+    ("shutdown_request", {"restart": "yes"}),
 ]
 
 
@@ -292,6 +315,7 @@ def test_wrong_content_types_get_an_error_reply(
     reply = client.call("shell", msg_type, content)
     assert reply.msg_type == msg_type.replace("_request", "_reply")
     assert reply.content["status"] == "error", reply.content
+    assert reply.content["ename"] == "BadRequest", reply.content
     assert isinstance(reply.content.get("evalue"), str) and reply.content["evalue"]
     assert_still_serving(client)
     assert client.hits() == 0

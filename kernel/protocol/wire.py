@@ -9,21 +9,37 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ipytui.kernel.protocol.replay import (
+    ReplayError,
+    ReplayGuard,
+    StaleMessage,
+    WindowReplayGuard,
+)
+from ipytui.kernel.protocol.schema import header_problem
 from ipytui.kernel.protocol.signing import SCHEMES, Signer, compare_digest
 
 DELIM = b"<IDS|MSG>"
 PROTOCOL_VERSION = "5.3"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
+__all__ = ["ReplayGuard", "WindowReplayGuard"]  # re-exported: they used to live here
 
 
 class WireError(ValueError):
     """A message that must be dropped; the text says why (one log line)."""
+
+
+class BadMessage(WireError):
+    """A correctly signed message that cannot be used; ``msg`` holds what could be
+    read (a valid header at least), so its sender can get an error reply."""
+
+    def __init__(self, why: str, msg: Message) -> None:
+        super().__init__(why)
+        self.msg = msg
 
 
 def utcnow_iso() -> str:
@@ -95,28 +111,17 @@ class Message:
         }
 
 
-class ReplayGuard:
-    """Remembers recent signatures (bounded) so a replayed message is refused."""
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self.capacity = capacity
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
-
-    def check_and_add(self, signature: bytes) -> bool:
-        """True if the signature is new (and now remembered), False on a replay."""
-        if signature in self._seen:
-            return False
-        self._seen[signature] = None
-        if len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
-        return True
-
-
 class Codec:
     """Signs, serializes, verifies and parses messages for one key and session.
 
     An empty key disables signing, as the spec allows. ``check_replay`` makes
-    ``deserialize`` refuse a signature it has already seen.
+    ``deserialize`` refuse a signature it has already seen: among the last few
+    thousand, or, with ``replay_window`` (seconds, the kernel's choice), any
+    seen while its date is within that window of now; dates outside it are
+    refused. ``strict`` (the kernel's choice) checks every header against the
+    schema and raises BadMessage, with what was readable, for a signed message
+    that is unusable but answerable (bad header types, bad JSON in the other
+    frames, oversized).
     """
 
     def __init__(
@@ -127,6 +132,8 @@ class Codec:
         username: str | None = None,
         check_replay: bool = True,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        replay_window: float | None = None,
+        strict: bool = False,
     ) -> None:
         if isinstance(key, str):
             key = key.encode("ascii")
@@ -137,8 +144,11 @@ class Codec:
         self._hmac = Signer(key, signature_scheme) if key else None
         self.session = session or new_id()
         self.username = username or os.environ.get("USER", "username")
-        self.replay_guard = ReplayGuard() if check_replay else None
+        self.replay_guard: ReplayGuard | WindowReplayGuard | None = None
+        if check_replay:
+            self.replay_guard = ReplayGuard() if replay_window is None else WindowReplayGuard(replay_window)
         self.max_message_bytes = max_message_bytes
+        self.strict = strict
 
     # -- building -----------------------------------------------------------
     def header(self, msg_type: str, msg_id: str | None = None) -> dict[str, Any]:
@@ -189,45 +199,92 @@ class Codec:
         return [*ids, DELIM, self.sign(parts), *parts, *(bytes(b) for b in msg.buffers)]
 
     def deserialize(self, frames: list[bytes], content: bool = True) -> Message:
-        """Verify and parse received frames, or raise WireError saying why."""
+        """Verify and parse received frames, or raise WireError saying why.
+
+        Order matters: nothing is parsed before the signature holds, and
+        nothing beyond the (small) header frame of an oversized message.
+        """
         ids, rest = split_identities(frames)
         if len(rest) < 5:
             raise WireError(f"truncated message: {len(rest)} frames after the delimiter, need 5")
         size = sum(len(f) for f in rest)
-        if size > self.max_message_bytes:
+        oversized = size > self.max_message_bytes
+        if oversized and not self.strict:
             raise WireError(f"oversized message: {size} bytes > {self.max_message_bytes}")
         signature = bytes(rest[0])
         parts = [bytes(p) for p in rest[1:5]]
         if self._hmac is not None:
             if not signature:
                 raise WireError("unsigned message")
-            expected = self.sign(parts)
-            if not compare_digest(expected, signature):
+            if not compare_digest(self.sign(parts), signature):
                 raise WireError("invalid signature")
-            if self.replay_guard is not None and not self.replay_guard.check_and_add(signature):
-                raise WireError("replayed signature")
+        identities = [bytes(i) for i in ids]
+        header = self._header(parts[0], identities)
+        msg = Message(header=header, identities=identities)
+        if self._hmac is not None and self.replay_guard is not None:
+            try:
+                self.replay_guard.admit(signature, header)
+            except StaleMessage as exc:
+                raise BadMessage(str(exc), msg) from None
+            except ReplayError as exc:
+                raise WireError(str(exc)) from None
+        if oversized:
+            raise BadMessage(f"message of {size} bytes is over this kernel's limit of "
+                             f"{self.max_message_bytes} bytes", msg)
         try:
-            header = loads(parts[0])
-            parent = loads(parts[1])
-            metadata = loads(parts[2])
-            body = loads(parts[3]) if content else {}
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise WireError(f"malformed JSON: {exc}") from None
-        except RecursionError:
-            raise WireError("JSON nested too deeply") from None
-        if not isinstance(header, dict) or not isinstance(header.get("msg_type"), str):
+            dicts = [_json_object(name, part) for name, part in (
+                ("parent_header", parts[1]), ("metadata", parts[2]),
+                ("content", parts[3] if content else b"{}"))]
+        except WireError as exc:
+            if self.strict:
+                raise BadMessage(str(exc), msg) from None
+            raise
+        msg.parent_header, msg.metadata, msg.content = dicts
+        msg.buffers = [bytes(b) for b in rest[5:]]
+        return msg
+
+    def _header(self, frame: bytes, identities: list[bytes]) -> dict[str, Any]:
+        """The parsed header; in strict mode one that fits the schema."""
+        header = _json_object("header", frame)
+        if not isinstance(header.get("msg_type"), str):
             raise WireError("header is not an object with a msg_type")
-        for name, value in (("parent_header", parent), ("metadata", metadata), ("content", body)):
-            if not isinstance(value, dict):
-                raise WireError(f"{name} is not a JSON object")
-        return Message(
-            header=header,
-            parent_header=parent,
-            metadata=metadata,
-            content=body,
-            buffers=[bytes(b) for b in rest[5:]],
-            identities=[bytes(i) for i in ids],
-        )
+        problem = header_problem(header) if self.strict else None
+        if problem and _answerable(header):
+            raise BadMessage(problem, Message(header=header, identities=identities))
+        if problem:
+            raise WireError(problem)
+        return header
+
+
+def _answerable(header: dict[str, Any]) -> bool:
+    """Whether an error reply can name this message (a request with a string type)."""
+    return isinstance(header.get("msg_type"), str) and header["msg_type"].endswith("_request")
+
+
+def _json_object(name: str, frame: bytes) -> dict[str, Any]:
+    """One JSON object frame, or WireError saying what is wrong with it."""
+    try:
+        value = loads(frame)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WireError(f"malformed JSON in the {name}: {exc}") from None
+    except RecursionError:
+        raise WireError(f"JSON nested too deeply in the {name}") from None
+    if not isinstance(value, dict):
+        if name == "header":
+            raise WireError("header is not an object with a msg_type")
+        raise WireError(f"{name} is not a JSON object")
+    return value
+
+
+def frame_limit(max_message_bytes: int) -> int:
+    """The socket's per-frame limit (zmq maxmsgsize) for a message limit: a quarter above.
+
+    zmq closes a connection that sends a frame over its limit without a word
+    to anyone, and the client waits forever. A frame that reaches the codec
+    can still be answered, so frames up to a quarter over the limit get an
+    error reply from the kernel; only beyond that does zmq cut the sender off.
+    """
+    return max_message_bytes + max(max_message_bytes // 4, 64 * 1024)
 
 
 def split_identities(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:

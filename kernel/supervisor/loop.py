@@ -17,6 +17,7 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +25,26 @@ import zmq
 from ipytui.kernel.protocol import procs
 from ipytui.kernel.protocol.connection import ConnectionInfo
 from ipytui.kernel.protocol.paths import checkpoints_dir
+from ipytui.kernel.protocol.replay import DEFAULT_REPLAY_WINDOW
 from ipytui.kernel.protocol.wire import (
+    DEFAULT_MAX_MESSAGE_BYTES,
     DELIM,
     Codec,
     Message,
-    WireError,
     peek_header,
     peek_parent,
     split_identities,
 )
 from ipytui.kernel.supervisor import crash_report
 from ipytui.kernel.supervisor.crash_handling import CrashHandling
-from ipytui.kernel.supervisor.inflight import Pending, WorkerState, is_execute
+from ipytui.kernel.supervisor.faults import Faults
+from ipytui.kernel.supervisor.inflight import Pending, WorkerState
+from ipytui.kernel.supervisor.intake import Intake
 from ipytui.kernel.supervisor.journal_writer import JournalWriter
 from ipytui.kernel.supervisor.lockfile import LockKeeper, new_lock
 from ipytui.kernel.supervisor.presence_service import PresenceService
 from ipytui.kernel.supervisor.recorder import Recorder
-from ipytui.kernel.supervisor.requests import REVOKED, Requests
+from ipytui.kernel.supervisor.requests import Requests
 from ipytui.kernel.supervisor.security import ServerSecurity
 from ipytui.kernel.supervisor.worker_lifecycle import WorkerLifecycle
 from ipytui.kernel.supervisor.worker_link import WorkerLink
@@ -48,23 +52,29 @@ from ipytui.kernel.supervisor.zmq_send import send_frames
 
 log = logging.getLogger("ipytui.supervisor")
 
+FAILURE_LOG_INTERVAL = 5.0  # seconds between log lines of one loop step that keeps failing
 READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the crash anyway
-MAX_CLIENT_FRAMES = 4096  # routing ids + 6 + buffers; the worker pipes take at most 65536
 
 
-class Supervisor(Requests, WorkerLifecycle, CrashHandling):
+class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
     """One kernel: public sockets, routing, the worker's lifecycle (crashes: CrashHandling)."""
 
     def __init__(self, info: ConnectionInfo, connection_file: Path, *, snapshots: bool = True,
                  owns_connection_file: bool = False, restore_from: str | None = None,
-                 security: ServerSecurity | None = None, exit_on_restart: bool = False) -> None:
+                 security: ServerSecurity | None = None, exit_on_restart: bool = False,
+                 replay_window: float = DEFAULT_REPLAY_WINDOW,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.info = info
         self.exit_on_restart = exit_on_restart
         self.security = security or ServerSecurity.for_kernel(info)
         self.connection_file = Path(connection_file)
         self.owns_connection_file = owns_connection_file
         self.kernel_id = procs.kernel_id_from(self.connection_file)
-        self.codec = Codec(info.key, info.signature_scheme, username="kernel")
+        # Strict: every header checked against the schema; replays refused within the window.
+        self.codec = Codec(info.key, info.signature_scheme, username="kernel", strict=True,
+                           replay_window=replay_window, max_message_bytes=max_message_bytes)
+        self.faults = Faults()
+        self._failures: dict[str, tuple[float, int]] = {}  # loop step -> (last logged, swallowed)
         self.snapshots = snapshots
         self.checkpoint_path = checkpoints_dir() / f"{self.kernel_id}.pickle"
         self.restore_from = restore_from
@@ -177,64 +187,15 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         for channel, frames, execute in backlog:
             self.to_worker(channel, frames, execute)
 
-    # -- incoming ---------------------------------------------------------
-    def on_client(self, channel: str, sock: zmq.Socket) -> None:
-        """A request from a client: verify, answer ourselves or forward."""
-        frames = self.security.recv(sock)  # notes the sender's authenticated name
-        if len(frames) > MAX_CLIENT_FRAMES:
-            log.warning("dropped a message of %d frames on %s", len(frames), channel)
-            return
-        try:
-            msg = self.codec.deserialize(frames)
-        except WireError as exc:
-            log.warning("dropped a message on %s: %s", channel, exc)
-            return
-        if channel == "stdin":
-            self._on_stdin(msg, frames, revoked=self.security.last_revoked)
-            return
-        if self.security.last_revoked:
-            self._revoked(channel, msg)
-            return
-        self.presence.on_request(channel, msg, self.security.last_fd,
-                                 self.security.peer_name(msg.identities))
-        if self.presence.handles(msg):
-            self.presence.on_comm(msg)
-            return
-        handler = getattr(self, f"do_{msg.msg_type}", None)
-        if handler is not None:
-            handler(channel, msg)
-            return
-        if msg.msg_type.endswith("_request"):
-            self.inflight[msg.msg_id] = Pending(channel, msg, frames)
-        self.to_worker(channel, frames, is_execute(channel, msg))
-
-    def _on_stdin(self, msg: Message, frames: list[bytes], revoked: bool) -> None:
-        """An input_reply goes to the worker only from the client its input() asked:
-        nobody else can answer (or race) another user's prompt. A revoked key's
-        answer becomes an error, so that input() ends instead of waiting forever."""
-        if msg.msg_type != "input_reply" or self.asking is None or msg.identities[:1] != [self.asking]:
-            log.warning("dropped a %s from a client that was not asked for input", msg.msg_type)
-            return
-        if revoked:
-            msg.content = {"status": "error", "value": "", "ename": "PermissionError",
-                           "evalue": REVOKED}
-            frames = self.codec.serialize(msg)
-        self.asking = None  # one answer per prompt
-        self.to_worker("stdin", frames)
-
-    def _client_left(self, routing_id: bytes) -> None:
-        """The client an input() waits for is gone: end the prompt (EOFError), or
-        the kernel would wait for it, and everyone behind it, until an interrupt."""
-        if self.asking != routing_id:
-            return
-        self.asking = None
-        reply = self.codec.msg("input_reply", {"status": "error", "value": "",
-                                               "evalue": "the client asked for input left"})
-        self.to_worker("stdin", self.codec.serialize(reply, [routing_id]))
-        log.info("the client asked for input left; its input() ends with EOFError")
-
+    # -- incoming (clients: see Intake) -----------------------------------
     def _on_up(self, frames: list[bytes]) -> None:
-        """Everything the worker says: forward, and keep the books."""
+        """Everything the worker says: forward, and keep the books; never raise."""
+        try:
+            self._forward_up(frames)
+        except Exception:  # noqa: BLE001 - one odd message must not end the kernel
+            log.exception("the supervisor failed on a message from the worker; it keeps serving")
+
+    def _forward_up(self, frames: list[bytes]) -> None:
         channel = frames[0]
         body = frames[1:]
         if channel == b"iopub":
@@ -243,6 +204,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         elif channel in (b"shell", b"control"):
             # The client first, the books after: the reply is on the critical path.
             send_frames(self.shell if channel == b"shell" else self.control, body)
+            self.faults.hit("up:books")
             pending = self.inflight.pop(peek_parent(body).get("msg_id", ""), None)
             if pending is not None and pending.msg.msg_type == "execute_request":
                 self._record_reply(pending, body)
@@ -320,25 +282,26 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
                     poller.register(registered_fd, zmq.POLLIN)
             timeout = 100 if self.crash_pending is not None else self.lock_keeper.due_ms()
             events = dict(poller.poll(timeout))
-            self.link.handle(events)
+            # Each step is guarded on its own: one failing cannot end the loop or skip the rest.
+            self._safely(self.link.handle, events)
             for sock, channel in sockets.items():
                 if sock in events:
-                    self.on_client(channel, sock)
+                    self.on_client(channel, sock)  # guards itself, and answers for a failure
             if self.iopub in events:
-                self._on_subscription(self.iopub.recv())
+                self._safely(self._on_subscription)
             if monitor in events:
-                self.presence.on_monitor()
+                self._safely(self.presence.on_monitor)
             if registered_fd >= 0 and registered_fd in events:
                 poller.unregister(registered_fd)
                 registered_fd = -1
-                self._drain_worker_output()
-                self._on_worker_exit()
+                self._safely(self._drain_worker_output)
+                self._safely(self._on_worker_exit)
             if self.restart_due is not None:
-                self._bring_back()
-            self._check_crash_deadline()
-            self.presence.flush()
+                self._safely(self._bring_back)
+            self._safely(self._check_crash_deadline)
+            self._safely(self.presence.flush)
             table = self.presence.table
-            self.lock_keeper.update(len(table.peers), "busy" if table.queue else "idle")
+            self._safely(self.lock_keeper.update, len(table.peers), "busy" if table.queue else "idle")
         self.shutdown()
 
     def _drain_worker_output(self) -> None:
@@ -351,8 +314,30 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
                 and time.monotonic() - max(record.died_at, record.restart_began) > READY_TIMEOUT):
             self._finish_crash(None)
 
-    def _on_subscription(self, frame: bytes) -> None:
+    def _safely(self, step: Callable[..., object], *args: object) -> None:
+        """Run one step of the loop; an exception is logged and the loop goes on.
+
+        A step that keeps failing is logged with its traceback once per
+        FAILURE_LOG_INTERVAL, with a count, so a fault that repeats on every
+        turn cannot fill the disk with the same lines.
+        """
+        try:
+            self.faults.hit("loop")
+            step(*args)
+        except Exception:  # noqa: BLE001 - the supervisor must outlive every handler
+            name = getattr(step, "__qualname__", repr(step))
+            last, swallowed = self._failures.get(name, (-FAILURE_LOG_INTERVAL, 0))
+            now = time.monotonic()
+            if now - last < FAILURE_LOG_INTERVAL:
+                self._failures[name] = (last, swallowed + 1)
+                return
+            self._failures[name] = (now, 0)
+            log.exception("the supervisor failed in %s (%d more times since the last such line); "
+                          "it keeps serving", name, swallowed)
+
+    def _on_subscription(self) -> None:
         """Greet each new IOPub subscriber (iopub_welcome, spec 5.4)."""
+        frame = self.iopub.recv()
         if frame[:1] == b"\x01":
             self.publish("iopub", "iopub_welcome", {"subscription": frame[1:].decode("utf-8", "replace")})
 

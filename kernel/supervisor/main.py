@@ -50,8 +50,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--owns-connection-file", action="store_true",
                         help="remove the connection file at shutdown (or after recovery), as when "
                              "the kernel writes it itself; for launchers that write it up front")
+    parser.add_argument("--max-message-bytes", type=_positive_int, default=None, metavar="N",
+                        help="largest request accepted, in bytes (default: 64 MiB); a larger "
+                             "one gets an error reply")
+    parser.add_argument("--replay-window", type=_positive_float, default=None, metavar="SECONDS",
+                        help="accept a message only if its header date is within this many "
+                             "seconds of the kernel's clock, and each only once (default: 600)")
     parser.add_argument("--log-level", default="WARNING")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,9 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     from ipytui.kernel.supervisor.security import ServerSecurity
 
     authorized = Path(args.authorized_keys) if args.authorized_keys else None
-    security = ServerSecurity.for_kernel(info, remote=args.remote, authorized_keys=authorized)
+    limits = {"max_message_bytes": args.max_message_bytes} if args.max_message_bytes else {}
+    security = ServerSecurity.for_kernel(info, remote=args.remote, authorized_keys=authorized, **limits)
+    if args.replay_window:
+        limits["replay_window"] = args.replay_window
     sup = Supervisor(info, path, snapshots=not args.no_snapshots, owns_connection_file=owns,
-                     restore_from=args.restore_from, security=security, exit_on_restart=args.exit_on_restart)
+                     restore_from=args.restore_from, security=security,
+                     exit_on_restart=args.exit_on_restart, **limits)
     sup.bind()
     if owns:
         print(f"ipytui kernel: connection file {path}", file=sys.stderr, flush=True)

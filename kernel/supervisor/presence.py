@@ -173,7 +173,7 @@ class PeerTable:
             if peer.state in STATES:
                 peer.state = state
         else:
-            raise PresenceError(f"unknown presence message type {kind!r}")
+            raise PresenceError(f"unknown presence message type {repr(kind)[:60]}")
         self.dirty = True
 
     def snapshot(self) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ipytui.kernel.protocol import procs
 from ipytui.kernel.protocol.info import kernel_info_content
+from ipytui.kernel.protocol.schema import HISTORY_FIELDS, content_problem, reply_type
 from ipytui.kernel.protocol.wire import Message
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState
 
@@ -55,7 +56,7 @@ class Requests:
         if msg.msg_type == "execute_request":
             self.publish("iopub", "status", {"execution_state": "busy"}, parent=msg)
             self.publish("iopub", "error", error, parent=msg)
-        self._answer(pending, msg.msg_type.replace("_request", "_reply"),
+        self._answer(pending, reply_type(msg.msg_type),
                      {"status": "error", **error, "execution_count": self.execution_count},
                      busy=msg.msg_type != "execute_request")
 
@@ -96,7 +97,8 @@ class Requests:
         """History comes from the journal, so it works while a cell runs or after a crash."""
         why = history_content_error(msg.content)
         if why is None:
-            reply = {"status": "ok", "history": self.journal.history_request(**msg.content)}
+            known = {k: v for k, v in msg.content.items() if k in HISTORY_FIELDS}
+            reply = {"status": "ok", "history": self.journal.history_request(**known)}
         else:
             reply = {"status": "error", "ename": "TypeError", "evalue": why, "traceback": [why]}
         self._answer(Pending(channel, msg, []), "history_reply", reply)
@@ -109,19 +111,6 @@ class Requests:
                 "rss": procs.rss_bytes(os.getpid(), self.worker.pid, self.worker.snapshot_pid)}
 
 
-_HISTORY_TYPES: dict[str, tuple[type, ...]] = {
-    "output": (bool,), "raw": (bool,), "hist_access_type": (str,), "session": (int,),
-    "start": (int,), "stop": (int, type(None)), "n": (int, type(None)), "pattern": (str,),
-    "unique": (bool,),
-}
-
-
 def history_content_error(content: dict[str, Any]) -> str | None:
     """Why a history_request's content is unusable, or None if it is fine."""
-    for key, value in content.items():
-        types = _HISTORY_TYPES.get(key)
-        if types is not None and not isinstance(value, types):
-            return f"history_request content {key!r} must be {' or '.join(t.__name__ for t in types)}"
-    if content.get("hist_access_type", "tail") not in ("tail", "range", "search"):
-        return f"unknown hist_access_type {content.get('hist_access_type')!r}"
-    return None
+    return content_problem("history_request", content)

@@ -43,7 +43,7 @@ from ipytui.kernel.protocol.connection import (
     ConnectionError_,
     ConnectionInfo,
 )
-from ipytui.kernel.protocol.wire import DEFAULT_MAX_MESSAGE_BYTES
+from ipytui.kernel.protocol.wire import DEFAULT_MAX_MESSAGE_BYTES, frame_limit
 from zmq.utils import z85
 
 log = logging.getLogger("ipytui.security")
@@ -51,7 +51,7 @@ log = logging.getLogger("ipytui.security")
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_DOMAIN = b"ipytui"
 HB_DOMAIN = b"ipytui-hb"
-MAX_MESSAGE_BYTES = DEFAULT_MAX_MESSAGE_BYTES  # per frame; the codec checks the whole message
+MAX_MESSAGE_BYTES = DEFAULT_MAX_MESSAGE_BYTES  # the codec's limit on a whole message
 HB_MAX_MESSAGE_BYTES = 64 * 1024
 RECEIVE_HWM = 1000  # messages queued per client before zmq stops reading its connection
 HANDSHAKE_MS = 10_000  # a connection that has not finished its handshake by then is dropped
@@ -132,7 +132,8 @@ class ServerSecurity:
 
     @classmethod
     def for_kernel(cls, info: ConnectionInfo, *, remote: bool = False,
-                   authorized_keys: Path | None = None) -> ServerSecurity:
+                   authorized_keys: Path | None = None,
+                   max_message_bytes: int = MAX_MESSAGE_BYTES) -> ServerSecurity:
         """Curve if the connection file holds a server secret key; the allow-list if remote."""
         if remote and not info.curve_secretkey:
             raise ConnectionError_("--remote needs Curve keys in the connection file")
@@ -140,7 +141,8 @@ class ServerSecurity:
         allow = None
         if info.curve_secretkey:
             allow = AllowList(authorized_keys or keys.authorized_keys_path())
-        return cls(info.curve_secretkey, allow_list=allow, require_allowed=remote, ports=ports)
+        return cls(info.curve_secretkey, allow_list=allow, require_allowed=remote, ports=ports,
+                   max_message_bytes=max_message_bytes)
 
     @property
     def curve(self) -> bool:
@@ -158,7 +160,7 @@ class ServerSecurity:
 
     def secure(self, sock: zmq.Socket, *, heartbeat: bool = False) -> None:
         """Limits, and Curve server options when encrypting, for one public socket."""
-        sock.maxmsgsize = HB_MAX_MESSAGE_BYTES if heartbeat else self.max_message_bytes
+        sock.maxmsgsize = HB_MAX_MESSAGE_BYTES if heartbeat else frame_limit(self.max_message_bytes)
         sock.rcvhwm = RECEIVE_HWM
         sock.handshake_ivl = HANDSHAKE_MS
         if not self.curve:
