@@ -35,6 +35,7 @@ from ipytui.kernel.protocol.wire import (
 )
 from ipytui.kernel.supervisor import crash_report
 from ipytui.kernel.supervisor.crash_handling import CrashHandling
+from ipytui.kernel.supervisor.disk_health import DiskHealth
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState, is_execute
 from ipytui.kernel.supervisor.journal_writer import JournalWriter
 from ipytui.kernel.supervisor.lockfile import LockKeeper, new_lock
@@ -87,7 +88,9 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         self.given_up = ""  # why no worker is restarted any more, or ""
         self.lock = new_lock(self.kernel_id, str(self.connection_file), str(self.checkpoint_path),
                              owns_connection_file=owns_connection_file)
-        self.lock_keeper = LockKeeper(self.lock)
+        self.disk = DiskHealth()  # paused journal/checkpoint/lock writes, told to clients
+        self.lock_keeper = LockKeeper(self.lock, on_error=lambda exc: self.disk.failed("lock", exc),
+                                      on_ok=lambda: self.disk.ok("lock"))
 
     # -- sockets ----------------------------------------------------------
     def bind(self) -> None:
@@ -295,9 +298,9 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         self.presence = PresenceService(
             self.publish, self._recent_cells,
             log_event=self.security.log_event, on_departure=self._client_left)
-        self.recorder = Recorder(self.journal, self.journal_session)
+        self.recorder = Recorder(self.journal, self.journal_session, health=self.disk)
         self.recorder.start()
-        self.lock.write()
+        self.lock_keeper.write_now()
         _become_subreaper()
         signal.signal(signal.SIGINT, lambda *_: self.interrupt_worker())
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
@@ -339,6 +342,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
             self.presence.flush()
             table = self.presence.table
             self.lock_keeper.update(len(table.peers), "busy" if table.queue else "idle")
+            self.disk.flush(self.publish)
         self.shutdown()
 
     def _drain_worker_output(self) -> None:

@@ -35,6 +35,7 @@ class Requests:
     exit_on_restart: bool
     execution_count: int
     last_ok_count: int
+    disk: Any
     publish: Callable[..., None]
     _answer: Callable[..., None]
     restart_worker: Callable[[bool], str]
@@ -106,7 +107,8 @@ class Requests:
         return {"pid": os.getpid(), "worker_pid": self.worker.pid, "started": self.started,
                 "restarts": self.restarts, "last_crash": self.last_crash,
                 "encrypted": self.info.encrypted, "kernel_id": self.kernel_id,
-                "rss": procs.rss_bytes(os.getpid(), self.worker.pid, self.worker.snapshot_pid)}
+                "rss": procs.rss_bytes(os.getpid(), self.worker.pid, self.worker.snapshot_pid),
+                "disk": self.disk.state()}
 
 
 _HISTORY_TYPES: dict[str, tuple[type, ...]] = {

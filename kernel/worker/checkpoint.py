@@ -3,18 +3,22 @@
 Values are pickled one by one so one bad object costs only itself. Modules
 are stored by name, and functions and classes defined in cells by their
 source (cells are in linecache), because pickle stores those by reference.
+What pickle refuses (lambdas, closures, functions made at run time) is
+pickled by value with cloudpickle, as ipyparallel and Dask do; its output
+loads with plain ``pickle.loads``.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import pickle
 import time
 import types
 from pathlib import Path
 from typing import Any
+
+from ipytui.kernel.protocol.atomic import write_atomic
 
 FORMAT = 1
 
@@ -46,22 +50,28 @@ def capture(namespace: dict[str, Any], names: list[str], execution_count: int) -
             state["sources"][name] = source
             continue
         try:
-            state["values"][name] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            state["values"][name] = _dumps(value)
         except Exception as exc:  # noqa: BLE001 - every failure is a reason to report
-            state["unpicklable"][name] = f"{type(value).__name__}: not picklable ({type(exc).__name__})"
+            state["unpicklable"][name] = (f"{type(value).__name__}: not picklable "
+                                          f"({type(exc).__name__}: {str(exc)[:200]})")
     return state
 
 
+def _dumps(value: Any) -> bytes:
+    """pickle first (fast, by reference); cloudpickle (by value) for what it refuses."""
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - pickle raises many kinds; cloudpickle gets its turn
+        import cloudpickle
+
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def write(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically (temp file, fsync, rename) so a crash leaves the old one."""
+    """Write atomically (temp file, fsync, rename): a crash or a full disk leaves
+    the old checkpoint and no temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL), fsync=True)
 
 
 def read(path: Path) -> dict[str, Any]:
