@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from conftest import IPYTUI_ARGV, wait_until
 from jupyter_client.blocking.client import BlockingKernelClient
+from test_ui_support import IPYTUI_KERNEL_ARGV, SIZE, KernelProcess, make_app, run_cell, wait_for
+from test_ui_support import wait_ready as wait_app_ready
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -136,3 +138,25 @@ def test_full_disk_is_survived_and_said(small_disk: Path, start_kernel) -> None:
         assert not leftovers(small_disk), leftovers(small_disk)
     finally:
         kc.stop_channels()
+
+
+async def test_the_status_pane_says_checkpoints_are_paused(small_disk: Path, tmp_path: Path) -> None:
+    """The UI shows the kernel's notice, and a UI that joins later learns it from kernel_info."""
+    kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
+    try:
+        paused = "checkpoints paused: no space left on the device"
+        app = make_app(kernel)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_app_ready(pilot)
+            status = app.main_screen.status
+            assert "paused" not in status.plain
+            await run_cell(pilot, "big = bytes(30 * 2**20)")
+            await wait_for(pilot, lambda: paused in status.plain, "the notice in the status pane",
+                           timeout=T)
+        late = make_app(kernel)
+        async with late.run_test(size=SIZE) as pilot:
+            await wait_app_ready(pilot)
+            await wait_for(pilot, lambda: paused in late.main_screen.status.plain,
+                           "the notice for a late joiner", timeout=T)
+    finally:
+        kernel.stop()
