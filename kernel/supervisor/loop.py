@@ -49,6 +49,17 @@ from ipytui.kernel.supervisor.zmq_send import send_frames
 
 log = logging.getLogger("ipytui.supervisor")
 
+# Send queues toward clients are bounded (issue #23): one client that stops reading
+# must cost the supervisor a few tens of MiB at most, and never slow the others.
+# IOPub: messages beyond IOPUB_SNDHWM queued for one subscriber are dropped for
+# that subscriber only, as ZeroMQ's PUB does; the others get everything. A stream
+# message is at most 256 K characters, so that is <= 32 MiB per stalled subscriber;
+# a reading client has its own receive queue (1000 by default) in front of this.
+# XPUB cannot tell which subscriber missed what, so no per-subscriber notice is sent.
+IOPUB_SNDHWM = 128
+# shell/control/stdin: a client that does not read its replies loses those past
+# ROUTER_SNDHWM queued for it (ROUTER drops for an unknown or full peer).
+ROUTER_SNDHWM = 1000
 READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the crash anyway
 MAX_CLIENT_FRAMES = 4096  # routing ids + 6 + buffers; the worker pipes take at most 65536
 
@@ -104,7 +115,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         self.iopub = ctx.socket(zmq.XPUB)
         self.iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.iopub.linger = 1000
-        self.iopub.sndhwm = 0
+        self.iopub.sndhwm = IOPUB_SNDHWM
         self.security.secure(self.iopub)
         self.iopub.bind(info.bind_url("iopub"))
         self.hb = ctx.socket(zmq.ROUTER)
@@ -120,7 +131,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
     def _router(self, url: str) -> zmq.Socket:
         sock = self.context.socket(zmq.ROUTER)
         sock.linger = 1000
-        sock.sndhwm = 0
+        sock.sndhwm = ROUTER_SNDHWM
         self.security.secure(sock)
         sock.bind(url)
         return sock
