@@ -10,8 +10,8 @@ the process that publishes, and how soon an interrupted printing cell falls sile
 - **interrupt to silence**: a cell prints without end; once output flows the
   interrupt is sent (ipytui: ``interrupt_request`` on control, as its
   kernelspec says; ipykernel: SIGINT, as its kernelspec says) and the time
-  until the last stream message of that cell reaches the client is taken,
-  listening 0.5 s past the cell's idle. Reported next to whether the cell
+  until the cell's last message (its idle, or a stream after it) reaches the
+  client is taken, listening 0.5 s past the idle. Reported next to whether the cell
   ended with KeyboardInterrupt.
 """
 
@@ -85,7 +85,7 @@ def slow_subscriber(run: KernelRun, add: Add, lines: int) -> None:
 
 def interrupt_to_silence(run: KernelRun, add: Add) -> None:
     client = run.client
-    msg_id = client.execute("i = 0\nwhile True:\n    print(i)\n    i += 1")
+    msg_id = client.execute(f"i = 0\nwhile True:\n    print(str(i) + '{LINE}')\n    i += 1")
     texts = client.streams[msg_id] = []
     client.wait_for(lambda: len(texts) > 3, 30, "output to flow")
     t0 = time.perf_counter()
@@ -100,6 +100,7 @@ def interrupt_to_silence(run: KernelRun, add: Add) -> None:
         if len(texts) != seen:
             last, seen = time.perf_counter(), len(texts)
         if end is None and msg_id in client.replies and msg_id in client.idle:
+            last = max(last, client.idle[msg_id])
             end = time.perf_counter() + TAIL
         if time.perf_counter() - t0 > 60:
             raise TimeoutError(f"{run.kind}: the interrupted cell did not end")

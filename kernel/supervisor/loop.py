@@ -43,23 +43,14 @@ from ipytui.kernel.supervisor.presence_service import PresenceService
 from ipytui.kernel.supervisor.recorder import Recorder
 from ipytui.kernel.supervisor.requests import REVOKED, Requests
 from ipytui.kernel.supervisor.security import ServerSecurity
+from ipytui.kernel.supervisor.silencer import Silencer
+from ipytui.kernel.supervisor.sockets import make_iopub, make_router
 from ipytui.kernel.supervisor.worker_lifecycle import WorkerLifecycle
 from ipytui.kernel.supervisor.worker_link import WorkerLink
 from ipytui.kernel.supervisor.zmq_send import send_frames
 
 log = logging.getLogger("ipytui.supervisor")
 
-# Send queues toward clients are bounded (issue #23): one client that stops reading
-# must cost the supervisor a few tens of MiB at most, and never slow the others.
-# IOPub: messages beyond IOPUB_SNDHWM queued for one subscriber are dropped for
-# that subscriber only, as ZeroMQ's PUB does; the others get everything. A stream
-# message is at most 256 K characters, so that is <= 32 MiB per stalled subscriber;
-# a reading client has its own receive queue (1000 by default) in front of this.
-# XPUB cannot tell which subscriber missed what, so no per-subscriber notice is sent.
-IOPUB_SNDHWM = 128
-# shell/control/stdin: a client that does not read its replies loses those past
-# ROUTER_SNDHWM queued for it (ROUTER drops for an unknown or full peer).
-ROUTER_SNDHWM = 1000
 READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the crash anyway
 MAX_CLIENT_FRAMES = 4096  # routing ids + 6 + buffers; the worker pipes take at most 65536
 
@@ -99,6 +90,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         self.given_up = ""  # why no worker is restarted any more, or ""
         self.lock = new_lock(self.kernel_id, str(self.connection_file), str(self.checkpoint_path),
                              owns_connection_file=owns_connection_file)
+        self.silencer = Silencer()  # an interrupted cell's output still on its way
         self.disk = DiskHealth()  # paused journal/checkpoint/lock writes, told to clients
         self.lock_keeper = LockKeeper(self.lock, on_error=lambda exc: self.disk.failed("lock", exc),
                                       on_ok=lambda: self.disk.ok("lock"))
@@ -109,15 +101,10 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         ctx = self.context = zmq.Context()
         info = self.info
         self.security.start(ctx)
-        self.shell = self._router(info.bind_url("shell"))
-        self.control = self._router(info.bind_url("control"))
-        self.stdin = self._router(info.bind_url("stdin"))
-        self.iopub = ctx.socket(zmq.XPUB)
-        self.iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
-        self.iopub.linger = 1000
-        self.iopub.sndhwm = IOPUB_SNDHWM
-        self.security.secure(self.iopub)
-        self.iopub.bind(info.bind_url("iopub"))
+        self.shell = make_router(ctx, self.security, info.bind_url("shell"))
+        self.control = make_router(ctx, self.security, info.bind_url("control"))
+        self.stdin = make_router(ctx, self.security, info.bind_url("stdin"))
+        self.iopub = make_iopub(ctx, self.security, info.bind_url("iopub"))  # bounded: see sockets
         self.hb = ctx.socket(zmq.ROUTER)
         self.hb.linger = 0
         self.security.secure(self.hb, heartbeat=True)
@@ -128,14 +115,6 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         self.link = WorkerLink(f"{self.private_dir}/pipe", self.poller, on_up=self._on_up,
                                on_connected=self._check_ready, on_broken=self._on_pipe_broken)
 
-    def _router(self, url: str) -> zmq.Socket:
-        sock = self.context.socket(zmq.ROUTER)
-        sock.linger = 1000
-        sock.sndhwm = ROUTER_SNDHWM
-        self.security.secure(sock)
-        sock.bind(url)
-        return sock
-
     def _heartbeat(self) -> None:
         """Echo every ping back to its sender, in C, off the main loop."""
         try:
@@ -143,7 +122,6 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         except zmq.ZMQError:
             return
 
-    # -- worker lifecycle -------------------------------------------------
     # -- sending ----------------------------------------------------------
     def publish(self, channel: str, msg_type: str, content: dict[str, Any],
                 parent: Message | None = None, identities: list[bytes] | None = None) -> None:
@@ -252,6 +230,8 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         channel = frames[0]
         body = frames[1:]
         if channel == b"iopub":
+            if self.silencer.drops(body):
+                return
             send_frames(self.iopub, body)
             self._watch_iopub(body)
         elif channel in (b"shell", b"control"):
@@ -261,12 +241,21 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
             if pending is not None and pending.msg.msg_type == "execute_request":
                 self._record_reply(pending, body)
                 self.presence.finished(pending.msg.msg_id)
+                self._note_silenced(pending)
         elif channel == b"stdin":
             send_frames(self.stdin, body)
             ids = split_identities(body)[0]
             self.asking = ids[0] if ids else None  # who may answer this prompt
         elif channel == b"sup":
             self._on_sup(json.loads(body[0]))
+
+    def _note_silenced(self, pending: Pending) -> None:
+        """Say, before the cell's idle, how much of its output the interrupt cut."""
+        dropped = self.silencer.finish(pending.msg.msg_id)
+        if dropped:
+            self.publish("iopub", "stream", {"name": "stderr", "text": (
+                f"[ipytui] {dropped} output messages still on their way were dropped "
+                "at the interrupt\n")}, parent=pending.msg)
 
     def _watch_iopub(self, body: list[bytes]) -> None:
         # The worker's IOPub topic frame is the msg_type: no JSON to parse for it.

@@ -36,6 +36,8 @@ class Requests:
     execution_count: int
     last_ok_count: int
     disk: Any
+    silencer: Any
+    inflight: dict[str, Pending]
     publish: Callable[..., None]
     _answer: Callable[..., None]
     restart_worker: Callable[[bool], str]
@@ -67,6 +69,10 @@ class Requests:
 
     def do_interrupt_request(self, channel: str, msg: Message) -> None:
         self.interrupt_worker()
+        running = next((p for p in self.inflight.values()
+                        if p.started and p.msg.msg_type == "execute_request"), None)
+        if running is not None:
+            self.silencer.start(running.msg.msg_id)  # its output still on the way is cut
         self._answer(Pending(channel, msg, []), "interrupt_reply", {"status": "ok"})
 
     def do_shutdown_request(self, channel: str, msg: Message) -> None:

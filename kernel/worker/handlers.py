@@ -59,6 +59,8 @@ def execute(worker: WorkerContext, msg: Message) -> None:
     source = _transform(code)
     worker.displayhook.silent = silent
     outcome = worker.run_user_cell(source, count)
+    if outcome.ename == "KeyboardInterrupt":
+        worker.discard_streams()
     worker.flush_streams()
     reply = {"status": outcome.status, "execution_count": count}
     if outcome.status == "ok":
