@@ -7,7 +7,17 @@ that exists already with wider modes is tightened to 0700 (when it is ours).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+# A supervisor's private pipe directory in $TMPDIR names its pid, so that the
+# leftover of one killed with SIGKILL can be told from a live one's and removed.
+PRIVATE_DIR = re.compile(r"^ipytui-(\d+)-[^/]+$")
+
+
+def private_dir_prefix() -> str:
+    """The prefix for this process's private directory (``tempfile.mkdtemp``)."""
+    return f"ipytui-{os.getpid()}-"
 
 
 def _private_dir(path: Path) -> Path:

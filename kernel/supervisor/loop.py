@@ -23,7 +23,7 @@ from typing import Any
 import zmq
 from ipytui.kernel.protocol import procs
 from ipytui.kernel.protocol.connection import ConnectionInfo
-from ipytui.kernel.protocol.paths import checkpoints_dir
+from ipytui.kernel.protocol.paths import checkpoints_dir, private_dir_prefix
 from ipytui.kernel.protocol.wire import (
     DELIM,
     Codec,
@@ -110,7 +110,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         self.security.secure(self.hb, heartbeat=True)
         self.hb.bind(info.bind_url("hb"))
         threading.Thread(target=self._heartbeat, name="ipytui-hb", daemon=True).start()
-        self.private_dir = tempfile.mkdtemp(prefix="ipytui-")
+        self.private_dir = tempfile.mkdtemp(prefix=private_dir_prefix())
         self.poller = zmq.Poller()
         self.link = WorkerLink(f"{self.private_dir}/pipe", self.poller, on_up=self._on_up,
                                on_connected=self._check_ready, on_broken=self._on_pipe_broken)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import io
 import pickle
 import time
 import types
@@ -58,13 +59,21 @@ def capture(namespace: dict[str, Any], names: list[str], execution_count: int) -
 
 
 def _dumps(value: Any) -> bytes:
-    """pickle first (fast, by reference); cloudpickle (by value) for what it refuses."""
-    try:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001 - pickle raises many kinds; cloudpickle gets its turn
-        import cloudpickle
+    """pickle first (fast, by reference); cloudpickle (by value) for what it refuses,
+    and for functions and classes of the user namespace, which a new process could not
+    find by reference."""
+    if not (isinstance(value, (types.FunctionType, type)) and value.__module__ == "__main__"):
+        try:
+            return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001, S110 - pickle raises many kinds; cloudpickle's turn
+            pass
+    if isinstance(value, io.IOBase):
+        # cloudpickle would keep a copy of a file's contents: a different object that
+        # only looks like the open file it replaces.
+        raise TypeError("an open file or stream cannot be restored")
+    import cloudpickle
 
-        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def write(path: Path, state: dict[str, Any]) -> None:
@@ -80,6 +89,28 @@ def read(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not an ipytui checkpoint")
     return state
+
+
+class _NamespaceUnpickler(pickle.Unpickler):
+    """Finds ``__main__`` classes and functions in the restored namespace.
+
+    pickle stores an instance of a class defined in a cell by reference
+    (``__main__.P``); the class itself comes back from its source into the
+    user namespace, which need not be the ``__main__`` module's.
+    """
+
+    def __init__(self, file: io.BytesIO, namespace: dict[str, Any]) -> None:
+        super().__init__(file)
+        self.namespace = namespace
+
+    def find_class(self, module: str, name: str) -> Any:
+        head, _, rest = name.partition(".")
+        if module == "__main__" and head in self.namespace:
+            value = self.namespace[head]
+            for part in rest.split(".") if rest else ():
+                value = getattr(value, part)
+            return value
+        return super().find_class(module, name)
 
 
 def restore(state: dict[str, Any], namespace: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
@@ -98,10 +129,19 @@ def restore(state: dict[str, Any], namespace: dict[str, Any]) -> tuple[list[str]
             restored.append(name)
         except Exception as exc:  # noqa: BLE001
             lost[name] = f"re-running its definition failed: {exc}"
-    for name, blob in state.get("values", {}).items():
-        try:
-            namespace[name] = pickle.loads(blob)  # noqa: S301
-            restored.append(name)
-        except Exception as exc:  # noqa: BLE001
-            lost[name] = f"unpickling failed: {type(exc).__name__}: {exc}"
+    # An instance refers to its class by name: load in rounds, so a value whose class
+    # (or function) is another restored name comes back once that one is in.
+    pending = dict(state.get("values", {}))
+    while pending:
+        failed: dict[str, str] = {}
+        for name, blob in pending.items():
+            try:
+                namespace[name] = _NamespaceUnpickler(io.BytesIO(blob), namespace).load()
+                restored.append(name)
+            except Exception as exc:  # noqa: BLE001
+                failed[name] = f"unpickling failed: {type(exc).__name__}: {exc}"
+        if len(failed) == len(pending):
+            lost.update(failed)
+            break
+        pending = {name: pending[name] for name in failed}
     return sorted(restored), lost

@@ -96,13 +96,14 @@ class Snapshots:
             return "a CUDA context does not survive fork()"
         return None
 
-    def after_cell(self, worker: WorkerContext, execution_count: int, msg_id: str = "") -> None:
-        """Fork a snapshot of the state after a good cell (in the parent: return at once)."""
+    def after_cell(self, worker: WorkerContext, execution_count: int, msg_id: str = "") -> bool:
+        """Fork a snapshot of the state after a good cell. The parent returns False at
+        once; a snapshot returns True when it has been promoted to be the worker."""
         self._read_notes(worker)
         reason = self.why_not()
         if reason is not None:
             worker.publisher.sup({"event": "no_snapshot", "why": reason})
-            return
+            return False
         threads = [t.name for t in threading.enumerate()
                    if t is not threading.main_thread() and not t.name.startswith("ipytui-")]
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
@@ -116,7 +117,7 @@ class Snapshots:
             _rename(old_name)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
-            return
+            return False
         if pid:
             _rename(old_name)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -124,7 +125,7 @@ class Snapshots:
             self.children.append(pid)
             worker.publisher.sup({"event": "snapshot", "pid": pid, "execution_count": execution_count,
                                   "lost_threads": threads})
-            return
+            return False
         self.children = []
         self._wait_for_promotion(worker, execution_count)
         _rename(old_name)
@@ -133,6 +134,7 @@ class Snapshots:
         # The promoted state is the last good one: keep a snapshot of it at once,
         # so a second crash before the next good cell still restores everything.
         self.after_cell(worker, execution_count, msg_id)
+        return True
 
     def _reap(self) -> None:
         """Collect snapshots the supervisor has discarded (no zombies)."""
@@ -158,12 +160,20 @@ class Snapshots:
                     os.nice(-10)  # only root may lower it back; harmless otherwise
                 return
             if not _alive(self.supervisor_pid):
-                if not written:  # the kernel was killed: leave its last good state on disk
+                if not written and self._newest():  # the kernel was killed: leave its state
                     self._write_checkpoint(worker, execution_count)
                 os._exit(0)
             if not written and time.monotonic() >= due:
                 written = self._write_checkpoint(worker, execution_count)
                 due = time.monotonic() + CHECKPOINT_RETRY
+
+    def _newest(self) -> bool:
+        """Whether no younger snapshot of this kernel lives (it holds a later state:
+        an older one must not overwrite its checkpoint)."""
+        from ipytui.kernel.protocol.procs import snapshots_of
+
+        siblings = snapshots_of(str(self.checkpoint_path))
+        return not siblings or siblings[-1] == os.getpid()
 
     def _write_checkpoint(self, worker: WorkerContext, execution_count: int) -> bool:
         """Write the checkpoint; True if it is on disk. The outcome goes to the worker."""
