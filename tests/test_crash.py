@@ -448,7 +448,7 @@ async def test_restart_and_restore(start_kernel, make_client) -> None:
     client = await make_client(info)
     assert (await client.execute(SETUP, timeout=T)).status == "ok"
     worker = await _worker_pid(client)
-    # The snapshot is forked just after the reply: a restore sent at once still finds it.
+    # The snapshot is announced before the reply: a restore sent at once finds it.
     reply = await client.request("control", "ipytui_restore_request", {}, timeout=T)
     assert reply.msg_type == "ipytui_restore_reply"
     assert reply.content == {"status": "ok", "method": "snapshot"}

@@ -90,6 +90,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         self.given_up = ""  # why no worker is restarted any more, or ""
         self.lock = new_lock(self.kernel_id, str(self.connection_file), str(self.checkpoint_path),
                              owns_connection_file=owns_connection_file)
+        self.restores_waiting: list[tuple[str, Message, float]] = []  # (channel, request, deadline)
         self.silencer = Silencer()  # an interrupted cell's output still on its way
         self.disk = DiskHealth()  # paused journal/checkpoint/lock writes, told to clients
         self.lock_keeper = LockKeeper(self.lock, on_error=lambda exc: self.disk.failed("lock", exc),
@@ -321,7 +322,8 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
                 registered_fd = self.worker.pidfd
                 if registered_fd >= 0:
                     poller.register(registered_fd, zmq.POLLIN)
-            timeout = 100 if self.crash_pending is not None else self.lock_keeper.due_ms()
+            timeout = (20 if self.restores_waiting else 100 if self.crash_pending is not None
+                       else self.lock_keeper.due_ms())
             events = dict(poller.poll(timeout))
             self.link.handle(events)
             for sock, channel in sockets.items():
@@ -338,6 +340,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
                 self._on_worker_exit()
             if self.restart_due is not None:
                 self._bring_back()
+            self.check_restores()
             self._check_crash_deadline()
             self.presence.flush()
             table = self.presence.table
