@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,17 @@ async def test_the_status_pane_says_checkpoints_are_paused(small_disk: Path, tmp
                            "the notice for a late joiner", timeout=T)
     finally:
         kernel.stop()
+
+
+def test_a_connection_file_that_cannot_be_written_is_a_clear_error(small_disk: Path) -> None:
+    """The kernel cannot be reached without it: a clear refusal, and no partial file."""
+    runtime = small_disk / "runtime"
+    runtime.mkdir()
+    fill(small_disk / "filler")
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime), "IPYTUI_DATA_DIR": str(small_disk)}
+    done = subprocess.run([sys.executable, "-m", "ipytui.kernel"], env=env, text=True,
+                          capture_output=True, timeout=T)
+    assert done.returncode == 2, done.stderr
+    assert "cannot write the connection file: no space left on the device" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(runtime.iterdir()) == []

@@ -73,6 +73,15 @@ def _running(pid: int) -> bool:
     return True
 
 
+def is_disk_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk refused (full, I/O error, read-only), as opposed
+    to a transient or logical failure (a locked database, a bad value)."""
+    if getattr(exc, "errno", None) in DISK_ERRNOS:
+        return True
+    text = str(exc).lower()
+    return any(words in text for words in ("disk is full", "disk i/o error", "readonly database"))
+
+
 def disk_reason(exc: BaseException) -> str:
     """A short, lower-case reason for a user: 'no space left on the device'."""
     code = getattr(exc, "errno", None)

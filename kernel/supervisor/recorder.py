@@ -6,7 +6,8 @@ within GATHER seconds is written as one transaction (group commit), so a
 burst of cells costs one disk flush, not one per cell: a cell's start is
 committed durably within about GATHER seconds of its execute_input.
 
-When the disk refuses a batch (full, I/O error) the journal is *paused*:
+When the disk refuses a batch (full, I/O error) the journal is *paused*
+(other failures, a locked database, cost only their batch, as before):
 batches are dropped for RETRY seconds, then tried again, and ``health``
 tells the clients both ways. The queue is bounded for outputs (a client
 printing faster than the disk writes would otherwise grow it without end):
@@ -24,6 +25,7 @@ import threading
 import time
 from typing import Any
 
+from ipytui.kernel.protocol.atomic import is_disk_error
 from ipytui.kernel.protocol.wire import split_identities
 from ipytui.kernel.supervisor.disk_health import DiskHealth
 from ipytui.kernel.supervisor.journal_writer import JournalWriter as Journal
@@ -106,10 +108,11 @@ class Recorder(threading.Thread):
                     getattr(self, f"_on_{kind}")(payload)
                 except Exception:  # noqa: BLE001 - history must never break the kernel
                     log.exception("journal write failed")
-        if journal.failures != failures and journal.last_error is not None:
+        error = journal.last_error if journal.failures != failures else None
+        if error is not None and is_disk_error(error):
             self.paused_until = time.monotonic() + RETRY
-            self.health.failed("journal", journal.last_error)
-        else:
+            self.health.failed("journal", error)
+        elif error is None:
             self.health.ok("journal")
 
     def _on_started(self, payload: tuple[dict[str, Any], int]) -> None:
