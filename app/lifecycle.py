@@ -163,6 +163,8 @@ class KernelLifecycle:
         fields["heartbeat"] = self.session.heartbeat_ok
         if extra.get("encrypted"):  # the kernel's own word (ours says so in kernel_info)
             fields["encrypted"] = True
+        if isinstance(extra.get("disk"), dict):
+            fields["disk"] = {str(k): str(v) for k, v in extra["disk"].items()}
         self.status.set(**fields)
         if self.lifecycle == "dead":
             self._presence_retries = 0
@@ -214,6 +216,8 @@ class KernelLifecycle:
             )
         for report in result.recovery_reports:
             self._on_recovery(report)
+        if result.disk is not None:
+            self.status.set(disk=result.disk)
         if result.kernel_started and self.lifecycle in ("restarting", "dead"):
             self.run_worker(self.session.wait_ready(READY_TIMEOUT), exit_on_error=False)
 

@@ -49,6 +49,7 @@ class RouteResult:
     recovery_reports: list[dict[str, Any]] = field(default_factory=list)
     deaths: list[dict[str, Any]] = field(default_factory=list)
     kernel_started: bool = False
+    disk: dict[str, str] | None = None  # paused disk features -> why, when the kernel said
 
 
 class OutputRouter:
@@ -72,6 +73,7 @@ class OutputRouter:
             "update_display_data": self._update_display_data,
             "clear_output": self._clear_output,
             "error": self._error,
+            "ipytui_status": self._ipytui_status,
         }
         if own_session:
             self._note_peer(own_session, display_name)
@@ -88,6 +90,12 @@ class OutputRouter:
                 handler(msg)
         self.stream.enforce_limit()
         return self._result
+
+    def _ipytui_status(self, msg: Any) -> None:
+        """The kernel's word on its disk writes (journal, checkpoints paused or resumed)."""
+        disk = msg.content.get("disk")
+        if isinstance(disk, dict):
+            self._result.disk = {str(k): str(v) for k, v in disk.items()}
 
     # -- own queued cells ---------------------------------------------------------------
     def queue_own(self, local_id: str, code: str) -> CellView:

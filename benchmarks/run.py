@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import procs  # noqa: E402
 from kernel_bench import Sizes, run_kernel_rep  # noqa: E402
 
-GROUPS = ("startup", "execute", "stdout", "complete", "crash", "memory", "ui")
+GROUPS = ("startup", "execute", "stdout", "complete", "crash", "memory", "robust", "ui")
 KINDS = ("ipytui", "ipykernel")
 
 # name: (label, unit, higher_is_better)
@@ -56,6 +56,10 @@ METRICS = {
     "mem_after_uss": ("memory after the run, USS sum", "MiB", False),
     "mem_after_procs": ("  processes counted", "n", False),
     "shutdown": ("shutdown_request -> process exit", "ms", False),
+    "slowsub_mem": ("stalled IOPub subscriber, N lines: RSS growth", "MiB", False),
+    "slowsub_lines": ("  ...lines the reading client got", "frac", True),
+    "interrupt_silence": ("interrupt a printing cell -> last output", "ms", False),
+    "interrupt_stopped": ("  ...cell ended with KeyboardInterrupt", "frac", True),
     "ui_startup": ("UI spawn -> interactive prompt", "ms", False),
     "ui_attach": ("UI --existing -> interactive prompt", "ms", False),
     "ui_stream": ("UI: N-line print until last line shown", "ms", False),
@@ -76,6 +80,8 @@ TARGETS = [
     ("crash-to-restored < 1 s", "crash_restored", "abs_ipytui", 1000.0),
     ("total memory (PSS) <= 1x, after start", "mem_start_pss", "ratio", 1.0),
     ("total memory (PSS) <= 1x, after the run", "mem_after_pss", "ratio", 1.0),
+    ("stalled subscriber costs < 64 MiB", "slowsub_mem", "abs_ipytui_mib", 64.0),
+    ("interrupt to silence < 0.3 s", "interrupt_silence", "abs_ipytui", 300.0),
 ]
 
 
@@ -121,6 +127,8 @@ def judge(summary: dict[str, dict], pending: dict[str, str]) -> list[tuple[str, 
         elif check == "all_ipytui":
             ok, got = ours["median"] >= bound and ours["p99"] >= bound, f"{ours['median']:.2f}"
             got = "always" if ok else "not always"
+        elif check == "abs_ipytui_mib":
+            ok, got = ours["p99"] < bound, f"p99 {ours['p99']:.0f} MiB"
         else:
             ok, got = ours["p99"] < bound, f"p99 {ours['p99']:.0f} ms"
         results.append((text, "PASS" if ok else "MISS", got))
@@ -224,6 +232,13 @@ def main(argv: list[str] | None = None) -> int:
                 run_kernel_rep(kind, wd, sizes, only, adder(kind))
                 print(f"  rep {rep + 1}/{reps} {kind:9} kernel {time.perf_counter() - t0:5.1f}s",
                       file=sys.stderr)
+                if "robust" in only:
+                    from robust_bench import run_robust_rep
+
+                    t0 = time.perf_counter()
+                    run_robust_rep(kind, wd, sizes.lines, adder(kind))
+                    print(f"  rep {rep + 1}/{reps} {kind:9} robust {time.perf_counter() - t0:5.1f}s",
+                          file=sys.stderr)
             if "ui" in only and not (args.quick and rep):  # quick: the UI once
                 from ui_bench import run_ui_rep
 

@@ -38,6 +38,15 @@ START_ATTEMPTS = 3
 LISTEN_TIMEOUT = 20.0
 
 
+def wait_until(pred: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    """Await a condition (polling), or raise TimeoutError naming it: never sleep and hope."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 def _listening_ports(pid: int) -> set[int]:
     """TCP ports in LISTEN state owned by pid or its children."""
     try:

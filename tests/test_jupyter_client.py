@@ -126,14 +126,6 @@ def shell_reply(kc: BlockingKernelClient, msg_id: str, timeout: float = TIMEOUT)
             return msg
 
 
-def wait_until(pred: Callable[[], bool], timeout: float = TIMEOUT, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 # -- execute ------------------------------------------------------------------
 def test_execute_message_order_and_result(shared: BlockingKernelClient) -> None:
     reply, seen = run(shared, "print('hi'); 6 * 7")

@@ -2,7 +2,8 @@
 
 State, kernel name and implementation, execution count, pid and memory (when
 the kernel reports them), uptime, restarts and the last crash cause,
-connection (local/remote, encrypted or not) and the heartbeat. The state
+connection (local/remote, encrypted or not), the heartbeat, and disk writes
+the kernel had to pause (``checkpoints paused: no space left on the device``). The state
 label carries a class per state (``-idle``, ``-busy``, ``-dead``…) for the
 stylesheet.
 """
@@ -37,6 +38,19 @@ def format_uptime(seconds: float) -> str:
     return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
 
 
+# How a paused disk feature reads, by the kernel's feature key.
+_DISK_NAMES = {"checkpoint": "checkpoints", "journal": "journal", "lock": "lock file"}
+
+
+def disk_text(paused: dict[str, str]) -> str:
+    """'⚠ checkpoints paused: no space left on the device' (+ the others, named)."""
+    if not paused:
+        return ""
+    names = [_DISK_NAMES.get(key, key) for key in paused]
+    first = next(iter(paused.values()))
+    return f"⚠ {' · '.join(names)} paused: {first}"
+
+
 class KernelStatus(Horizontal):
     """The status bar; the screen sets fields with ``set(...)``."""
 
@@ -64,10 +78,12 @@ class KernelStatus(Horizontal):
         self.remote = False
         self.encrypted = False
         self.heartbeat: bool | None = None
+        self.disk: dict[str, str] = {}  # paused disk feature -> why (the kernel's word)
         self._labels = {
             name: Label(id=f"ks-{name}", classes="ks-item")
             # Most useful first: a narrow terminal clips from the right.
-            for name in ("state", "kernel", "count", "hb", "conn", "proc", "uptime", "restarts")
+            for name in ("state", "disk", "kernel", "count", "hb", "conn", "proc", "uptime",
+                         "restarts")
         }
 
     def compose(self):
@@ -119,6 +135,8 @@ class KernelStatus(Horizontal):
             hb = ""  # its arrival time varies; only a loss is shown in fixed views
         self._show("hb", hb)
         labels["hb"].set_class(self.heartbeat is False, "-lost")
+        self._show("disk", disk_text(self.disk))
+        labels["disk"].set_class(bool(self.disk), "-paused")
 
     def _draw_uptime(self) -> None:
         text = ""

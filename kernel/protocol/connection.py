@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ipytui.kernel.protocol.atomic import write_atomic
 from ipytui.kernel.protocol.paths import jupyter_runtime_dir
 
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
@@ -149,11 +150,8 @@ def write_connection_file(info: ConnectionInfo, path: str | os.PathLike[str] | N
         path = jupyter_runtime_dir() / f"kernel-ipytui-{_token_hex(6)}.json"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(info.to_dict(), f, indent=1)
-    os.replace(tmp, path)
+    data = json.dumps(info.to_dict(), indent=1).encode()
+    write_atomic(path, lambda f: f.write(data))
     os.chmod(path, 0o600)
     return path
 

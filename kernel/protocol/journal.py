@@ -124,6 +124,8 @@ class Journal:
         self._mine: list[tuple[int, sqlite3.Connection]] = []
         self._budgets: dict[int, list[int]] = {}  # cell id -> [next seq, bytes, rows]
         self._last_error = ""
+        self.failures = 0  # database errors so far (a writer compares before and after)
+        self.last_error: BaseException | None = None
         self._schema_ready = False
 
     # -- connections -------------------------------------------------------
@@ -199,6 +201,8 @@ class Journal:
                 src.replace(f"{aside}{suffix}")
 
     def _report(self, operation: str, exc: BaseException) -> None:
+        self.failures += 1
+        self.last_error = exc
         message = f"{type(exc).__name__}: {exc}"
         level = logging.DEBUG if message == self._last_error else logging.WARNING
         self._last_error = message

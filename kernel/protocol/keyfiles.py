@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
+from ipytui.kernel.protocol.atomic import write_atomic
 from ipytui.kernel.protocol.paths import config_dir
 from zmq.utils import z85
 
@@ -72,11 +73,8 @@ def client_key_path() -> Path:
 
 def _write_private(path: Path, text: str) -> None:
     """Write a file atomically, mode 0600 from the start."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    data = text.encode()
+    write_atomic(path, lambda f: f.write(data))
     os.chmod(path, 0o600)
 
 

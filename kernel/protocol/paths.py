@@ -1,16 +1,33 @@
 """Where ipytui keeps things: Jupyter's runtime dir, our data and config dirs.
 
-Every directory is created 0700 because it holds keys, journals or locks.
+Every directory is created 0700 because it holds keys, journals or locks; one
+that exists already with wider modes is tightened to 0700 (when it is ours).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+# A supervisor's private pipe directory in $TMPDIR names its pid, so that the
+# leftover of one killed with SIGKILL can be told from a live one's and removed.
+PRIVATE_DIR = re.compile(r"^ipytui-(\d+)-[^/]+$")
+
+
+def private_dir_prefix() -> str:
+    """The prefix for this process's private directory (``tempfile.mkdtemp``)."""
+    return f"ipytui-{os.getpid()}-"
 
 
 def _private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        st = path.stat()
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            path.chmod(0o700)
+    except OSError:
+        pass  # unreadable or not ours: using it will say so
     return path
 
 

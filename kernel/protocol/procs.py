@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -78,6 +79,28 @@ def waiting_snapshots() -> list[int]:
             name, rest = stat.split(b"(", 1)[1].rsplit(b")", 1)
             fields = rest.split()
             if int(fields[1]) == me and fields[0] not in (b"Z", b"X") and name == SNAPSHOT_NAME:
+                found.append((int(fields[19]), int(entry)))
+        except (OSError, ValueError, IndexError):
+            continue
+    return [pid for _, pid in sorted(found)]
+
+
+def snapshots_of(checkpoint_path: str) -> list[int]:
+    """Live snapshot processes of the kernel whose checkpoint is ``checkpoint_path``,
+    oldest first, whoever their parent is now (they outlive a killed kernel for a moment
+    to write its checkpoint). Told apart by the worker's environment, which names it."""
+    needle = f'"checkpoint_path": {json.dumps(str(checkpoint_path))}'.encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+            name, rest = stat.split(b"(", 1)[1].rsplit(b")", 1)
+            fields = rest.split()
+            if name != SNAPSHOT_NAME or fields[0] in (b"Z", b"X"):
+                continue
+            if needle in Path(f"/proc/{entry}/environ").read_bytes():
                 found.append((int(fields[19]), int(entry)))
         except (OSError, ValueError, IndexError):
             continue

@@ -10,9 +10,11 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ipytui.kernel.protocol.atomic import write_atomic
 from ipytui.kernel.protocol.paths import locks_dir
 
 
@@ -36,13 +38,9 @@ class KernelLock:
         return locks_dir() / f"{self.kernel_id}.lock"
 
     def write(self) -> Path:
-        path = self.path
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(self), f)
-        os.replace(tmp, path)
-        return path
+        """Replace the file atomically; on a disk error nothing is left half-written."""
+        data = json.dumps(asdict(self)).encode()
+        return write_atomic(self.path, lambda f: f.write(data))
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -65,31 +63,50 @@ class LockKeeper:
 
     Rewritten at most every ``REFRESH`` seconds: a fast client flips busy and
     idle a thousand times a second, and a file per flip would cost more than
-    the cells themselves.
+    the cells themselves. A failed rewrite (a full disk) is reported to
+    ``on_error`` and tried again ``RETRY`` seconds later; the kernel carries on.
     """
 
     REFRESH = 0.5
+    RETRY = 5.0
 
-    def __init__(self, lock: KernelLock) -> None:
+    def __init__(self, lock: KernelLock, on_error: Callable[[OSError], None] | None = None,
+                 on_ok: Callable[[], None] | None = None) -> None:
         self.lock = lock
-        self.written_at = 0.0  # monotonic time of the last rewrite
+        self.on_error = on_error or (lambda exc: None)
+        self.on_ok = on_ok or (lambda: None)
+        self.written_at = 0.0  # monotonic time of the last rewrite (or failed try)
         self.stale = False  # the file lags behind the clients/activity
+        self.failing = False  # the last rewrite failed: wait RETRY before the next
+
+    def write_now(self) -> None:
+        """Rewrite the file now; a disk error is reported, not raised."""
+        self.written_at = time.monotonic()
+        try:
+            self.lock.write()
+        except OSError as exc:
+            self.failing = self.stale = True
+            self.on_error(exc)
+            return
+        self.failing = self.stale = False
+        self.on_ok()
 
     def update(self, clients: int, activity: str) -> None:
         """Note the current facts; rewrite the file if it is stale and due."""
         lock = self.lock
-        self.stale = (clients, activity) != (lock.clients, lock.activity)
-        now = time.monotonic()
-        if self.stale and now - self.written_at >= self.REFRESH:
+        self.stale = self.failing or (clients, activity) != (lock.clients, lock.activity)
+        if self.stale and time.monotonic() - self.written_at >= self._interval():
             lock.clients, lock.activity = clients, activity
-            lock.write()
-            self.written_at, self.stale = now, False
+            self.write_now()
+
+    def _interval(self) -> float:
+        return self.RETRY if self.failing else self.REFRESH
 
     def due_ms(self) -> int:
         """A poll timeout: 1 s, or sooner when a rewrite is waiting."""
         if not self.stale:
             return 1000
-        left = self.written_at + self.REFRESH - time.monotonic()
+        left = self.written_at + self._interval() - time.monotonic()
         return max(1, min(1000, int(left * 1000) + 1))
 
 

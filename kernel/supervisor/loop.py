@@ -24,7 +24,7 @@ from typing import Any
 import zmq
 from ipytui.kernel.protocol import procs
 from ipytui.kernel.protocol.connection import ConnectionInfo
-from ipytui.kernel.protocol.paths import checkpoints_dir
+from ipytui.kernel.protocol.paths import checkpoints_dir, private_dir_prefix
 from ipytui.kernel.protocol.replay import DEFAULT_REPLAY_WINDOW
 from ipytui.kernel.protocol.wire import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -37,6 +37,7 @@ from ipytui.kernel.protocol.wire import (
 )
 from ipytui.kernel.supervisor import crash_report
 from ipytui.kernel.supervisor.crash_handling import CrashHandling
+from ipytui.kernel.supervisor.disk_health import DiskHealth
 from ipytui.kernel.supervisor.faults import Faults
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState
 from ipytui.kernel.supervisor.intake import Intake
@@ -46,6 +47,8 @@ from ipytui.kernel.supervisor.presence_service import PresenceService
 from ipytui.kernel.supervisor.recorder import Recorder
 from ipytui.kernel.supervisor.requests import Requests
 from ipytui.kernel.supervisor.security import ServerSecurity
+from ipytui.kernel.supervisor.silencer import Silencer
+from ipytui.kernel.supervisor.sockets import make_iopub, make_router
 from ipytui.kernel.supervisor.worker_lifecycle import WorkerLifecycle
 from ipytui.kernel.supervisor.worker_link import WorkerLink
 from ipytui.kernel.supervisor.zmq_send import send_frames
@@ -97,7 +100,11 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
         self.given_up = ""  # why no worker is restarted any more, or ""
         self.lock = new_lock(self.kernel_id, str(self.connection_file), str(self.checkpoint_path),
                              owns_connection_file=owns_connection_file)
-        self.lock_keeper = LockKeeper(self.lock)
+        self.restores_waiting: list[tuple[str, Message, float]] = []  # (channel, request, deadline)
+        self.silencer = Silencer()  # an interrupted cell's output still on its way
+        self.disk = DiskHealth()  # paused journal/checkpoint/lock writes, told to clients
+        self.lock_keeper = LockKeeper(self.lock, on_error=lambda exc: self.disk.failed("lock", exc),
+                                      on_ok=lambda: self.disk.ok("lock"))
 
     # -- sockets ----------------------------------------------------------
     def bind(self) -> None:
@@ -105,32 +112,19 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
         ctx = self.context = zmq.Context()
         info = self.info
         self.security.start(ctx)
-        self.shell = self._router(info.bind_url("shell"))
-        self.control = self._router(info.bind_url("control"))
-        self.stdin = self._router(info.bind_url("stdin"))
-        self.iopub = ctx.socket(zmq.XPUB)
-        self.iopub.setsockopt(zmq.XPUB_VERBOSE, 1)
-        self.iopub.linger = 1000
-        self.iopub.sndhwm = 0
-        self.security.secure(self.iopub)
-        self.iopub.bind(info.bind_url("iopub"))
+        self.shell = make_router(ctx, self.security, info.bind_url("shell"))
+        self.control = make_router(ctx, self.security, info.bind_url("control"))
+        self.stdin = make_router(ctx, self.security, info.bind_url("stdin"))
+        self.iopub = make_iopub(ctx, self.security, info.bind_url("iopub"))  # bounded: see sockets
         self.hb = ctx.socket(zmq.ROUTER)
         self.hb.linger = 0
         self.security.secure(self.hb, heartbeat=True)
         self.hb.bind(info.bind_url("hb"))
         threading.Thread(target=self._heartbeat, name="ipytui-hb", daemon=True).start()
-        self.private_dir = tempfile.mkdtemp(prefix="ipytui-")
+        self.private_dir = tempfile.mkdtemp(prefix=private_dir_prefix())
         self.poller = zmq.Poller()
         self.link = WorkerLink(f"{self.private_dir}/pipe", self.poller, on_up=self._on_up,
                                on_connected=self._check_ready, on_broken=self._on_pipe_broken)
-
-    def _router(self, url: str) -> zmq.Socket:
-        sock = self.context.socket(zmq.ROUTER)
-        sock.linger = 1000
-        sock.sndhwm = 0
-        self.security.secure(sock)
-        sock.bind(url)
-        return sock
 
     def _heartbeat(self) -> None:
         """Echo every ping back to its sender, in C, off the main loop."""
@@ -139,7 +133,6 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
         except zmq.ZMQError:
             return
 
-    # -- worker lifecycle -------------------------------------------------
     # -- sending ----------------------------------------------------------
     def publish(self, channel: str, msg_type: str, content: dict[str, Any],
                 parent: Message | None = None, identities: list[bytes] | None = None) -> None:
@@ -199,6 +192,8 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
         channel = frames[0]
         body = frames[1:]
         if channel == b"iopub":
+            if self.silencer.drops(body):
+                return
             send_frames(self.iopub, body)
             self._watch_iopub(body)
         elif channel in (b"shell", b"control"):
@@ -209,12 +204,21 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
             if pending is not None and pending.msg.msg_type == "execute_request":
                 self._record_reply(pending, body)
                 self.presence.finished(pending.msg.msg_id)
+                self._note_silenced(pending)
         elif channel == b"stdin":
             send_frames(self.stdin, body)
             ids = split_identities(body)[0]
             self.asking = ids[0] if ids else None  # who may answer this prompt
         elif channel == b"sup":
             self._on_sup(json.loads(body[0]))
+
+    def _note_silenced(self, pending: Pending) -> None:
+        """Say, before the cell's idle, how much of its output the interrupt cut."""
+        dropped = self.silencer.finish(pending.msg.msg_id)
+        if dropped:
+            self.publish("iopub", "stream", {"name": "stderr", "text": (
+                f"[ipytui] {dropped} output messages still on their way were dropped "
+                "at the interrupt\n")}, parent=pending.msg)
 
     def _watch_iopub(self, body: list[bytes]) -> None:
         # The worker's IOPub topic frame is the msg_type: no JSON to parse for it.
@@ -257,9 +261,9 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
         self.presence = PresenceService(
             self.publish, self._recent_cells,
             log_event=self.security.log_event, on_departure=self._client_left)
-        self.recorder = Recorder(self.journal, self.journal_session)
+        self.recorder = Recorder(self.journal, self.journal_session, health=self.disk)
         self.recorder.start()
-        self.lock.write()
+        self.lock_keeper.write_now()
         _become_subreaper()
         signal.signal(signal.SIGINT, lambda *_: self.interrupt_worker())
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
@@ -280,7 +284,8 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
                 registered_fd = self.worker.pidfd
                 if registered_fd >= 0:
                     poller.register(registered_fd, zmq.POLLIN)
-            timeout = 100 if self.crash_pending is not None else self.lock_keeper.due_ms()
+            timeout = (20 if self.restores_waiting else 100 if self.crash_pending is not None
+                       else self.lock_keeper.due_ms())
             events = dict(poller.poll(timeout))
             # Each step is guarded on its own: one failing cannot end the loop or skip the rest.
             self._safely(self.link.handle, events)
@@ -298,10 +303,12 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
                 self._safely(self._on_worker_exit)
             if self.restart_due is not None:
                 self._safely(self._bring_back)
+            self._safely(self.check_restores)
             self._safely(self._check_crash_deadline)
             self._safely(self.presence.flush)
             table = self.presence.table
             self._safely(self.lock_keeper.update, len(table.peers), "busy" if table.queue else "idle")
+            self._safely(self.disk.flush, self.publish)
         self.shutdown()
 
     def _drain_worker_output(self) -> None:

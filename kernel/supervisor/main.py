@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ipytui.kernel.protocol.atomic import disk_reason
 from ipytui.kernel.protocol.connection import (
     ConnectionError_,
     new_connection_info,
@@ -85,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         path, info, owns = _connection(args)
     except ConnectionError_ as exc:
         print(f"ipytui kernel: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full or read-only disk: nothing is half-written (write_atomic)
+        print(f"ipytui kernel: cannot write the connection file: {disk_reason(exc)}",
+              file=sys.stderr)
         return 2
     refusal = _refusal(args, path, info)
     if refusal:

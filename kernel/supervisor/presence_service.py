@@ -8,6 +8,9 @@ on IOPub; a new comm first gets the recent shared stream from the journal.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +35,10 @@ class PresenceService:
         self.table = PeerTable()
         self._publish = publish
         self._recent_cells = recent_cells
-        self._fds: dict[int, bytes] = {}  # shell connection fd -> routing id
+        # shell connection fd -> [(routing id, the peer's address when it was seen)]:
+        # a closed fd is reused by the next connection, often before its disconnect
+        # event is read, so an event only ends the ids whose connection is gone.
+        self._fds: dict[int, list[tuple[bytes, Any]]] = {}
         self.monitor: zmq.Socket | None = None
         self._log_event = log_event
         self._on_departure = on_departure  # a client's shell connection closed (its routing id)
@@ -51,16 +57,24 @@ class PresenceService:
         self._log_event(event)
         if event.get("event") != zmq.EVENT_DISCONNECTED:
             return
-        routing_id = self._fds.pop(int(event.get("value", -1)), None)
-        if routing_id is not None:
-            self.table.disconnected(routing_id)
-            self._on_departure(routing_id)
+        fd = int(event.get("value", -1))
+        seen = self._fds.pop(fd, [])
+        now = _peer_of(fd)  # the connection on this fd now, if a new one took it
+        alive = [(rid, peer) for rid, peer in seen if now is not None and peer == now]
+        if alive:
+            self._fds[fd] = alive
+        for routing_id, peer in seen:
+            if (routing_id, peer) not in alive:
+                self.table.disconnected(routing_id)
+                self._on_departure(routing_id)
 
     def on_request(self, channel: str, msg: Message, fd: int, authenticated: str | None) -> None:
         """Every verified request: note its sender (shell ties it to a connection)."""
         identities = msg.identities if channel == "shell" else []
         if identities and fd >= 0:
-            self._fds[fd] = identities[0]
+            seen = self._fds.setdefault(fd, [])
+            if not seen or seen[-1][0] != identities[0]:
+                seen.append((identities[0], _peer_of(fd)))
         peer = self.table.seen(msg.header, identities, authenticated)
         if peer is not None and msg.msg_type == "execute_request" and channel == "shell":
             code = msg.content.get("code", "")
@@ -111,3 +125,20 @@ class PresenceService:
     def _send(self, comm_id: str, data: dict[str, Any], parent: Message | None) -> None:
         self._publish("iopub", "comm_msg", {"comm_id": comm_id, "data": data}, parent=parent)
 
+
+
+def _peer_of(fd: int) -> Any:
+    """Who is at the other end of connection ``fd`` now (address, or the process for a
+    Unix socket), None if the fd is closed. Tells a reused fd's new peer from its old."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return None
+    try:
+        if sock.family == socket.AF_UNIX:
+            return sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return sock.getpeername()
+    except OSError:
+        return None
+    finally:
+        sock.close()

@@ -5,6 +5,14 @@ enqueues; this thread parses and writes, in arrival order. What arrives
 within GATHER seconds is written as one transaction (group commit), so a
 burst of cells costs one disk flush, not one per cell: a cell's start is
 committed durably within about GATHER seconds of its execute_input.
+
+When the disk refuses a batch (full, I/O error) the journal is *paused*
+(other failures, a locked database, cost only their batch, as before):
+batches are dropped for RETRY seconds, then tried again, and ``health``
+tells the clients both ways. The queue is bounded for outputs (a client
+printing faster than the disk writes would otherwise grow it without end):
+past MAX_QUEUED waiting items, outputs are not journaled; cell starts and
+ends always are.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ import threading
 import time
 from typing import Any
 
+from ipytui.kernel.protocol.atomic import is_disk_error
 from ipytui.kernel.protocol.wire import split_identities
+from ipytui.kernel.supervisor.disk_health import DiskHealth
 from ipytui.kernel.supervisor.journal_writer import JournalWriter as Journal
 
 log = logging.getLogger("ipytui.supervisor")
@@ -25,22 +35,28 @@ log = logging.getLogger("ipytui.supervisor")
 _KEPT = {"stream", "execute_result", "display_data", "error", "update_display_data", "clear_output"}
 _TEXT_LIMIT = 64 * 1024
 GATHER = 0.02  # seconds a batch stays open after its first item (group commit)
+RETRY = 5.0  # seconds the journal stays paused after the disk refused a batch
+MAX_QUEUED = 10_000  # waiting items past which outputs are not journaled
 
 
 class Recorder(threading.Thread):
     """Owns one Journal connection; records sessions, cells and outputs."""
 
-    def __init__(self, journal: Journal, session_id: int | None) -> None:
+    def __init__(self, journal: Journal, session_id: int | None,
+                 health: DiskHealth | None = None) -> None:
         super().__init__(name="ipytui-journal", daemon=True)
         self.journal = journal
         self.session_id = session_id
+        self.health = health or DiskHealth()
+        self.paused_until = 0.0  # monotonic time before which batches are dropped
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
         self._cells: dict[str, int | None] = {}  # request msg_id -> journal cell id
         self._texts: dict[str, list[str]] = {}
 
     # -- called from the supervisor's loop (cheap) --------------------------
     def iopub(self, frames: list[bytes]) -> None:
-        self._queue.put(("iopub", frames))
+        if self._queue.qsize() < MAX_QUEUED:
+            self._queue.put(("iopub", frames))
 
     def started(self, request: dict[str, Any], count: int) -> None:
         self._queue.put(("started", (request, count)))
@@ -74,7 +90,17 @@ class Recorder(threading.Thread):
         """Record a batch in one transaction; False once the stop sentinel is in it."""
         items = batch[: batch.index(None)] if None in batch else batch
         markers = [payload for kind, payload in items if kind == "marker"]
-        with self.journal.batch(durable=any(kind == "started" for kind, _ in items)):
+        if time.monotonic() >= self.paused_until:
+            self._record(items)
+        for done in markers:  # set only once the batch is committed (or dropped)
+            done.set()
+        return len(items) == len(batch)
+
+    def _record(self, items: list[tuple[str, Any]]) -> None:
+        """One transaction; a disk error pauses the journal for RETRY seconds."""
+        journal = self.journal
+        failures = journal.failures
+        with journal.batch(durable=any(kind == "started" for kind, _ in items)):
             for kind, payload in items:
                 if kind == "marker":
                     continue
@@ -82,9 +108,12 @@ class Recorder(threading.Thread):
                     getattr(self, f"_on_{kind}")(payload)
                 except Exception:  # noqa: BLE001 - history must never break the kernel
                     log.exception("journal write failed")
-        for done in markers:  # set only once the batch is committed
-            done.set()
-        return len(items) == len(batch)
+        error = journal.last_error if journal.failures != failures else None
+        if error is not None and is_disk_error(error):
+            self.paused_until = time.monotonic() + RETRY
+            self.health.failed("journal", error)
+        elif error is None:
+            self.health.ok("journal")
 
     def _on_started(self, payload: tuple[dict[str, Any], int]) -> None:
         request, count = payload

@@ -19,6 +19,7 @@ from ipytui.kernel.protocol.wire import Message
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState
 
 REVOKED = "your key is no longer on this kernel's allow-list"
+SNAPSHOT_WAIT = 1.0  # seconds a restore waits for the last good cell's snapshot
 
 
 class Requests:
@@ -36,6 +37,10 @@ class Requests:
     exit_on_restart: bool
     execution_count: int
     last_ok_count: int
+    disk: Any
+    silencer: Any
+    restores_waiting: list[tuple[str, Message, float]]
+    inflight: dict[str, Pending]
     publish: Callable[..., None]
     _answer: Callable[..., None]
     restart_worker: Callable[[bool], str]
@@ -67,6 +72,10 @@ class Requests:
 
     def do_interrupt_request(self, channel: str, msg: Message) -> None:
         self.interrupt_worker()
+        running = next((p for p in self.inflight.values()
+                        if p.started and p.msg.msg_type == "execute_request"), None)
+        if running is not None:
+            self.silencer.start(running.msg.msg_id)  # its output still on the way is cut
         self._answer(Pending(channel, msg, []), "interrupt_reply", {"status": "ok"})
 
     def do_shutdown_request(self, channel: str, msg: Message) -> None:
@@ -78,20 +87,31 @@ class Requests:
             self.running = False
 
     def do_ipytui_restore_request(self, channel: str, msg: Message) -> None:
-        """Restart and restore: a fresh worker back at the latest snapshot or checkpoint."""
-        self._await_snapshot()
-        method = self.restart_worker(restore=True)
-        self._answer(Pending(channel, msg, []), "ipytui_restore_reply",
-                     {"status": "ok", "method": method})
+        """Restart and restore: a fresh worker back at the latest snapshot or checkpoint.
 
-    def _await_snapshot(self, timeout: float = 1.0) -> None:
-        """The worker forks its snapshot just after a good cell's reply: let its
-        announcement arrive before restoring, so a restore right after a cell
-        does not miss it."""
-        deadline = time.monotonic() + timeout
-        while (self.worker.ready and self.last_ok_count > self.worker.snapshot_count
-               and not self.worker.notes and time.monotonic() < deadline):
-            self.link.read_up(timeout_ms=20)
+        If the last good cell's snapshot has not been announced yet, the request
+        waits for it (at most SNAPSHOT_WAIT seconds) without blocking the loop:
+        ``check_restores`` answers it once the announcement is in, so a restore
+        right after a cell never throws that cell's state away.
+        """
+        self.restores_waiting.append((channel, msg, time.monotonic() + SNAPSHOT_WAIT))
+        self.check_restores()
+
+    def check_restores(self) -> None:
+        """Carry out the waiting restore requests whose snapshot is in (or overdue)."""
+        while self.restores_waiting:
+            channel, msg, deadline = self.restores_waiting[0]
+            if self._snapshot_on_its_way() and time.monotonic() < deadline:
+                return
+            self.restores_waiting.pop(0)
+            method = self.restart_worker(restore=True)
+            self._answer(Pending(channel, msg, []), "ipytui_restore_reply",
+                         {"status": "ok", "method": method})
+
+    def _snapshot_on_its_way(self) -> bool:
+        worker = self.worker
+        return (worker.ready and self.last_ok_count > worker.snapshot_count
+                and not worker.notes)
 
     def do_history_request(self, channel: str, msg: Message) -> None:
         """History comes from the journal, so it works while a cell runs or after a crash."""
@@ -108,7 +128,8 @@ class Requests:
         return {"pid": os.getpid(), "worker_pid": self.worker.pid, "started": self.started,
                 "restarts": self.restarts, "last_crash": self.last_crash,
                 "encrypted": self.info.encrypted, "kernel_id": self.kernel_id,
-                "rss": procs.rss_bytes(os.getpid(), self.worker.pid, self.worker.snapshot_pid)}
+                "rss": procs.rss_bytes(os.getpid(), self.worker.pid, self.worker.snapshot_pid),
+                "disk": self.disk.state()}
 
 
 def history_content_error(content: dict[str, Any]) -> str | None:

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ipytui.kernel.protocol import procs
+from ipytui.kernel.protocol.atomic import remove_tmp
 from ipytui.kernel.supervisor import crash_report
+from ipytui.kernel.supervisor.disk_health import DiskHealth
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState
 
 log = logging.getLogger("ipytui.supervisor")
@@ -44,6 +46,7 @@ class WorkerLifecycle:
     restarts: int
     given_up: str
     journal_session: int | None
+    disk: DiskHealth
     _answer: Callable[..., None]
     _finish_crash: Callable[..., None]
     _flush_backlog: Callable[[], None]
@@ -166,6 +169,12 @@ class WorkerLifecycle:
                                  for name in event.get("lost_threads", [])]
             if old and old != self.worker.snapshot_pid:
                 procs.kill(old)
+                remove_tmp(self.checkpoint_path, old)  # killed mid-checkpoint, perhaps
+        elif kind == "checkpoint":
+            if event.get("ok"):
+                self.disk.ok("checkpoint")
+            else:
+                self.disk.failed("checkpoint", str(event.get("why") or "the write failed"))
         elif kind == "no_snapshot":
             self.worker.notes = [f"no snapshot: {event.get('why')}"]
         elif kind == "cell_done":

@@ -15,6 +15,7 @@ import sys
 import time
 
 from ipytui.kernel.supervisor.lockfile import KernelLock, read_locks
+from ipytui.kernel.tools.leftovers import sweep as sweep_leftovers
 
 STOP_TIMEOUT = 10.0
 
@@ -47,6 +48,7 @@ def list_main(argv: list[str] | None = None) -> int:
         prog="ipytui list", description="List ipytui kernels (running and stale) from their lock files.")
     parser.add_argument("--json", action="store_true", help="one JSON object per kernel")
     args = parser.parse_args(argv)
+    sweep_leftovers()
     locks = read_locks()
     now = time.time()
     rows = []

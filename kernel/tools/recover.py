@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ipytui.kernel.protocol.procs import kernel_id_from
+from ipytui.kernel.protocol.procs import kernel_id_from, snapshots_of
 from ipytui.kernel.supervisor.lockfile import KernelLock, stale_locks
+from ipytui.kernel.tools.leftovers import sweep as sweep_leftovers
 from ipytui.kernel.tools.manage import find_lock
 from ipytui.kernel.worker import checkpoint
 
 START_TIMEOUT = 30.0
+SNAPSHOT_TIMEOUT = 30.0  # seconds a dead kernel's snapshot may take to write its checkpoint
 REPLAYABLE = "ok"  # only cells that finished cleanly are offered for replay
 
 
@@ -61,6 +63,8 @@ def examine(lock: KernelLock) -> Wreck:
     from ipytui.kernel.protocol.journal import Journal
 
     wreck = Wreck(lock)
+    if lock.checkpoint:
+        _await_last_checkpoint(lock.checkpoint)
     if lock.checkpoint and Path(lock.checkpoint).exists():
         try:
             wreck.state = checkpoint.read(Path(lock.checkpoint))
@@ -80,6 +84,14 @@ def examine(lock: KernelLock) -> Wreck:
     finally:
         journal.close()
     return wreck
+
+
+def _await_last_checkpoint(path: str, timeout: float = SNAPSHOT_TIMEOUT) -> None:
+    """A snapshot of the dead kernel may still be writing its last checkpoint (it does
+    so when it sees its supervisor gone): wait for it, bounded, so recovery has it."""
+    deadline = time.monotonic() + timeout
+    while snapshots_of(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _when(stamp: float | None) -> str:
@@ -102,6 +114,11 @@ def describe(wreck: Wreck) -> str:
         out.append(f"  last sign of life in the journal: {_when(wreck.last_seen)}")
     for cell in wreck.running:
         who = cell.get("username") or "a client"
+        if wreck.state is not None and cell["execution_count"] <= wreck.checkpoint_count:
+            # Its end had not reached the journal, but the checkpoint was taken after it.
+            out.append(f"  cell [{cell['execution_count']}] had finished: the checkpoint "
+                       f"holds its state ({_first_line(cell['code'])})")
+            continue
         out.append(f"  it went down while running cell [{cell['execution_count']}] "
                    f"(started {_when(cell['started'])} by {who}): {_first_line(cell['code'])}")
     if wreck.session is None:
@@ -208,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    sweep_leftovers()
     locks = stale_locks()
     if args.id:
         chosen = find_lock(locks, args.id)

@@ -3,18 +3,23 @@
 Values are pickled one by one so one bad object costs only itself. Modules
 are stored by name, and functions and classes defined in cells by their
 source (cells are in linecache), because pickle stores those by reference.
+What pickle refuses (lambdas, closures, functions made at run time) is
+pickled by value with cloudpickle, as ipyparallel and Dask do; its output
+loads with plain ``pickle.loads``.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import os
+import io
 import pickle
 import time
 import types
 from pathlib import Path
 from typing import Any
+
+from ipytui.kernel.protocol.atomic import write_atomic
 
 FORMAT = 1
 
@@ -46,22 +51,36 @@ def capture(namespace: dict[str, Any], names: list[str], execution_count: int) -
             state["sources"][name] = source
             continue
         try:
-            state["values"][name] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            state["values"][name] = _dumps(value)
         except Exception as exc:  # noqa: BLE001 - every failure is a reason to report
-            state["unpicklable"][name] = f"{type(value).__name__}: not picklable ({type(exc).__name__})"
+            state["unpicklable"][name] = (f"{type(value).__name__}: not picklable "
+                                          f"({type(exc).__name__}: {str(exc)[:200]})")
     return state
 
 
+def _dumps(value: Any) -> bytes:
+    """pickle first (fast, by reference); cloudpickle (by value) for what it refuses,
+    and for functions and classes of the user namespace, which a new process could not
+    find by reference."""
+    if not (isinstance(value, (types.FunctionType, type)) and value.__module__ == "__main__"):
+        try:
+            return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001, S110 - pickle raises many kinds; cloudpickle's turn
+            pass
+    if isinstance(value, io.IOBase):
+        # cloudpickle would keep a copy of a file's contents: a different object that
+        # only looks like the open file it replaces.
+        raise TypeError("an open file or stream cannot be restored")
+    import cloudpickle
+
+    return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def write(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically (temp file, fsync, rename) so a crash leaves the old one."""
+    """Write atomically (temp file, fsync, rename): a crash or a full disk leaves
+    the old checkpoint and no temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL), fsync=True)
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -70,6 +89,28 @@ def read(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not an ipytui checkpoint")
     return state
+
+
+class _NamespaceUnpickler(pickle.Unpickler):
+    """Finds ``__main__`` classes and functions in the restored namespace.
+
+    pickle stores an instance of a class defined in a cell by reference
+    (``__main__.P``); the class itself comes back from its source into the
+    user namespace, which need not be the ``__main__`` module's.
+    """
+
+    def __init__(self, file: io.BytesIO, namespace: dict[str, Any]) -> None:
+        super().__init__(file)
+        self.namespace = namespace
+
+    def find_class(self, module: str, name: str) -> Any:
+        head, _, rest = name.partition(".")
+        if module == "__main__" and head in self.namespace:
+            value = self.namespace[head]
+            for part in rest.split(".") if rest else ():
+                value = getattr(value, part)
+            return value
+        return super().find_class(module, name)
 
 
 def restore(state: dict[str, Any], namespace: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
@@ -88,10 +129,19 @@ def restore(state: dict[str, Any], namespace: dict[str, Any]) -> tuple[list[str]
             restored.append(name)
         except Exception as exc:  # noqa: BLE001
             lost[name] = f"re-running its definition failed: {exc}"
-    for name, blob in state.get("values", {}).items():
-        try:
-            namespace[name] = pickle.loads(blob)  # noqa: S301
-            restored.append(name)
-        except Exception as exc:  # noqa: BLE001
-            lost[name] = f"unpickling failed: {type(exc).__name__}: {exc}"
+    # An instance refers to its class by name: load in rounds, so a value whose class
+    # (or function) is another restored name comes back once that one is in.
+    pending = dict(state.get("values", {}))
+    while pending:
+        failed: dict[str, str] = {}
+        for name, blob in pending.items():
+            try:
+                namespace[name] = _NamespaceUnpickler(io.BytesIO(blob), namespace).load()
+                restored.append(name)
+            except Exception as exc:  # noqa: BLE001
+                failed[name] = f"unpickling failed: {type(exc).__name__}: {exc}"
+        if len(failed) == len(pending):
+            lost.update(failed)
+            break
+        pending = {name: pending[name] for name in failed}
     return sorted(restored), lost

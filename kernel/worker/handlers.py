@@ -59,6 +59,8 @@ def execute(worker: WorkerContext, msg: Message) -> None:
     source = _transform(code)
     worker.displayhook.silent = silent
     outcome = worker.run_user_cell(source, count)
+    if outcome.ename == "KeyboardInterrupt":
+        worker.discard_streams()
     worker.flush_streams()
     reply = {"status": outcome.status, "execution_count": count}
     if outcome.status == "ok":
@@ -73,18 +75,24 @@ def execute(worker: WorkerContext, msg: Message) -> None:
     # Take the queued executes before replying: a client that answers the reply
     # with a new execute must see that one run, not aborted.
     aborted = worker.take_queued_executes() if outcome.status != "ok" and content.get("stop_on_error", True) else []
+    inert = outcome.status != "ok" or is_inert(source)
+    pub.sup({"event": "cell_done", "status": outcome.status, "execution_count": count,
+             "msg_id": msg.msg_id, "inert": inert or worker.snapshots is None})
+    # The snapshot is forked before the reply: once a client holds a cell's reply,
+    # the state after it survives a kill of the whole kernel (the snapshot writes
+    # its checkpoint when it sees the supervisor gone), and a restore right after
+    # the cell finds it announced.
+    if not inert and worker.snapshots is not None and worker.snapshots.after_cell(worker, count, msg.msg_id):
+        pub.parent = None  # promoted: the supervisor has answered this cell for the dead worker
+        worker.stdin.request = None
+        return
     with pub.together():
         pub.reply("shell", msg, "execute_reply", reply, metadata={"status": outcome.status})
         pub.status("idle", msg)
     pub.parent = None
     worker.stdin.request = None
-    inert = outcome.status != "ok" or is_inert(source)
-    pub.sup({"event": "cell_done", "status": outcome.status, "execution_count": count,
-             "msg_id": msg.msg_id, "inert": inert or worker.snapshots is None})
     if aborted:
         abort_queued(worker, aborted)
-    elif not inert and worker.snapshots is not None:
-        worker.snapshots.after_cell(worker, count, msg.msg_id)
 
 
 _INERT_NODES = (ast.Module, ast.Expr, ast.Pass, ast.Name, ast.Load, ast.Constant, ast.Attribute,

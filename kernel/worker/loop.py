@@ -222,6 +222,12 @@ class Worker:
         self.stdout.flush()
         self.stderr.flush()
 
+    def discard_streams(self) -> None:
+        """An interrupted cell: its buffered output is dropped, not sent (Ctrl+C
+        should stop the flood now, not after the buffers have drained)."""
+        self.stdout.discard()
+        self.stderr.discard()
+
     def _publish_result(self, value: Any, count: int) -> None:
         self.flush_streams()
         data, metadata = format_object(value)

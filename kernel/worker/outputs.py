@@ -100,6 +100,13 @@ class OutStream(io.TextIOBase):
                                {"name": self.name, "text": text[start : start + MAX_CHUNK]})
 
 
+    def discard(self) -> None:
+        """Drop what is buffered and not yet sent (an interrupted cell's tail)."""
+        with self._send_lock, self._lock:
+            self._scheduled = False
+            self._buf.clear()
+
+
 class Flusher(threading.Thread):
     """Sends each stream's buffer FLUSH_DELAY after its first write."""
 

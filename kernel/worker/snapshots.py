@@ -3,13 +3,22 @@
 The child sleeps in ``sigtimedwait``. SIGUSR1 from the supervisor promotes it:
 it connects fresh pipes and becomes the worker, with every object of the last
 good state, unpicklable ones included. While it waits, it writes a durable
-pickle checkpoint once the user pauses, at low priority. SIGKILL discards it.
+pickle checkpoint at low priority, CHECKPOINT_DELAY after it was born (so a
+burst of cells writes few), and once more as its last act if the supervisor
+dies before it wrote one: a kill of the whole kernel still leaves the state
+of the last good cell on disk. SIGKILL discards it.
+
+A failed write (a full disk) is retried every CHECKPOINT_RETRY seconds. The
+child tells the worker how each write went on a pipe the worker reads on a
+small thread (the child must not touch the worker's own pipes), and the
+worker passes that on to the supervisor, which tells the clients.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import resource
@@ -28,7 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ipytui.worker")
 
-CHECKPOINT_DELAY = 1.0  # seconds a snapshot must stay current before it checkpoints
+CHECKPOINT_DELAY = 0.05  # seconds a snapshot must stay current before it checkpoints
+CHECKPOINT_RETRY = 5.0  # seconds between tries while the disk refuses
 POLL = 0.5
 
 
@@ -58,6 +68,23 @@ class Snapshots:
         self.checkpoint_path = Path(path) if path else None
         self.supervisor_pid = int(config.get("supervisor_pid") or os.getppid())
         self.children: list[int] = []
+        self._notes_read, self._notes_write = os.pipe()  # child -> worker: checkpoint outcomes
+        os.set_blocking(self._notes_write, False)  # a child never waits on the worker
+        self._notes_reader_pid = 0  # the process whose thread reads the notes
+
+    def _read_notes(self, worker: WorkerContext) -> None:
+        """Start the thread that forwards the children's checkpoint notes (once per process)."""
+        if self._notes_reader_pid == os.getpid() or self.checkpoint_path is None:
+            return
+        self._notes_reader_pid = os.getpid()
+        threading.Thread(target=self._forward_notes, args=(worker,), daemon=True,
+                         name="ipytui-checkpoint-notes").start()
+
+    def _forward_notes(self, worker: WorkerContext) -> None:
+        with os.fdopen(os.dup(self._notes_read), "rb", buffering=0) as notes:
+            for line in iter(notes.readline, b""):
+                with contextlib.suppress(ValueError):
+                    worker.publisher.sup({"event": "checkpoint", **json.loads(line)})
 
     def why_not(self) -> str | None:
         """The reason no snapshot can be taken now, or None."""
@@ -69,12 +96,14 @@ class Snapshots:
             return "a CUDA context does not survive fork()"
         return None
 
-    def after_cell(self, worker: WorkerContext, execution_count: int, msg_id: str = "") -> None:
-        """Fork a snapshot of the state after a good cell (in the parent: return at once)."""
+    def after_cell(self, worker: WorkerContext, execution_count: int, msg_id: str = "") -> bool:
+        """Fork a snapshot of the state after a good cell. The parent returns False at
+        once; a snapshot returns True when it has been promoted to be the worker."""
+        self._read_notes(worker)
         reason = self.why_not()
         if reason is not None:
             worker.publisher.sup({"event": "no_snapshot", "why": reason})
-            return
+            return False
         threads = [t.name for t in threading.enumerate()
                    if t is not threading.main_thread() and not t.name.startswith("ipytui-")]
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
@@ -88,7 +117,7 @@ class Snapshots:
             _rename(old_name)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
-            return
+            return False
         if pid:
             _rename(old_name)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -96,7 +125,7 @@ class Snapshots:
             self.children.append(pid)
             worker.publisher.sup({"event": "snapshot", "pid": pid, "execution_count": execution_count,
                                   "lost_threads": threads})
-            return
+            return False
         self.children = []
         self._wait_for_promotion(worker, execution_count)
         _rename(old_name)
@@ -105,6 +134,7 @@ class Snapshots:
         # The promoted state is the last good one: keep a snapshot of it at once,
         # so a second crash before the next good cell still restores everything.
         self.after_cell(worker, execution_count, msg_id)
+        return True
 
     def _reap(self) -> None:
         """Collect snapshots the supervisor has discarded (no zombies)."""
@@ -120,29 +150,52 @@ class Snapshots:
         """In the child: wait for SIGUSR1; exit when the supervisor is gone."""
         with contextlib.suppress(OSError):
             os.nice(10)
-        born = time.monotonic()
         written = self.checkpoint_path is None
+        due = time.monotonic() + CHECKPOINT_DELAY
         while True:
-            info = signal.sigtimedwait({signal.SIGUSR1}, POLL)
+            wait = POLL if written else min(POLL, max(0.0, due - time.monotonic()))
+            info = signal.sigtimedwait({signal.SIGUSR1}, wait)
             if info is not None:
                 with contextlib.suppress(OSError):
                     os.nice(-10)  # only root may lower it back; harmless otherwise
                 return
             if not _alive(self.supervisor_pid):
+                if not written and self._newest():  # the kernel was killed: leave its state
+                    self._write_checkpoint(worker, execution_count)
                 os._exit(0)
-            if not written and time.monotonic() - born >= CHECKPOINT_DELAY:
-                written = True
-                self._write_checkpoint(worker, execution_count)
+            if not written and time.monotonic() >= due:
+                written = self._write_checkpoint(worker, execution_count)
+                due = time.monotonic() + CHECKPOINT_RETRY
 
-    def _write_checkpoint(self, worker: WorkerContext, execution_count: int) -> None:
+    def _newest(self) -> bool:
+        """Whether no younger snapshot of this kernel lives (it holds a later state:
+        an older one must not overwrite its checkpoint)."""
+        from ipytui.kernel.protocol.procs import snapshots_of
+
+        siblings = snapshots_of(str(self.checkpoint_path))
+        return not siblings or siblings[-1] == os.getpid()
+
+    def _write_checkpoint(self, worker: WorkerContext, execution_count: int) -> bool:
+        """Write the checkpoint; True if it is on disk. The outcome goes to the worker."""
+        from ipytui.kernel.protocol.atomic import disk_reason
         from ipytui.kernel.worker.handlers import user_names
 
         assert self.checkpoint_path is not None
         try:
             state = checkpoint.capture(worker.namespace, user_names(worker.namespace), execution_count)
             checkpoint.write(self.checkpoint_path, state)
-        except Exception:  # noqa: BLE001 - a failed checkpoint must not kill the snapshot
-            log.exception("checkpoint failed")
+        except Exception as exc:  # noqa: BLE001 - a failed checkpoint must not kill the snapshot
+            log.warning("checkpoint failed: %s", exc)
+            self._note({"ok": False, "why": disk_reason(exc), "execution_count": execution_count})
+            return False
+        self._note({"ok": True, "execution_count": execution_count,
+                    "lost": sorted(state["unpicklable"])[:20]})
+        return True
+
+    def _note(self, note: dict[str, Any]) -> None:
+        """One line to the worker's notes thread; dropped if the pipe is full."""
+        with contextlib.suppress(OSError):
+            os.write(self._notes_write, json.dumps(note).encode() + b"\n")
 
 
 def _rename(name: bytes) -> bytes:
