@@ -66,9 +66,10 @@ def _matched(reply: dict[str, Any], want: str) -> bool:
 class KernelRun:
     """One kernel process and a lean client on it."""
 
-    def __init__(self, kind: str, wd: Workdir) -> None:
+    def __init__(self, kind: str, wd: Workdir, env: dict[str, str] | None = None) -> None:
         self.kind = kind
         self.wd = wd
+        self.env = wd.env if env is None else env
         self.path = wd.connection_file(kind)
         self.info = read_info(self.path)
         self.client = LeanClient(self.info)
@@ -77,7 +78,7 @@ class KernelRun:
     def start(self, add: Add) -> None:
         client = self.client
         t0 = time.perf_counter()
-        self.proc = spawn([*KERNEL_COMMANDS[self.kind], str(self.path)], self.wd.env,
+        self.proc = spawn([*KERNEL_COMMANDS[self.kind], str(self.path)], self.env,
                           self.wd.log(self.kind))
         info_id = client.send("shell", "kernel_info_request", {})
         t_info, _, _ = client.wait_reply(info_id, 60)

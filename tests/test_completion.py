@@ -15,7 +15,7 @@ import jedi
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ipytui.kernel.worker import completion
+from ipytui.kernel.worker import jedi_runner
 from ipytui.kernel.worker.completion import complete
 
 
@@ -38,16 +38,16 @@ def at_end(code: str, ns: dict) -> dict:
 
 def wait_jedi_idle() -> None:
     """Wait until no (possibly abandoned) jedi run holds the jedi lock."""
-    assert completion._jedi_lock.acquire(timeout=60)
-    completion._jedi_lock.release()
+    assert jedi_runner._jedi_lock.acquire(timeout=60)
+    jedi_runner._jedi_lock.release()
 
 
 @pytest.fixture
 def jedi_ready(monkeypatch: pytest.MonkeyPatch) -> None:
     """jedi idle, warm and with a generous budget, so jedi-path tests never depend on speed."""
     wait_jedi_idle()
-    completion.warm_up()
-    monkeypatch.setattr(completion, "JEDI_BUDGET_S", 60.0)
+    jedi_runner.warm_up()
+    monkeypatch.setattr(jedi_runner, "JEDI_BUDGET_S", 60.0)
 
 
 @pytest.fixture
@@ -336,12 +336,12 @@ def test_fallback_when_jedi_is_slow(ns: dict, monkeypatch: pytest.MonkeyPatch) -
 
     wait_jedi_idle()
     monkeypatch.setattr(jedi, "Interpreter", slow)
-    monkeypatch.setattr(completion, "JEDI_BUDGET_S", 0.05)
+    monkeypatch.setattr(jedi_runner, "JEDI_BUDGET_S", 0.05)
     try:
         reply = at_end("unknown_fn(1, my_v", ns)
         assert started.wait(30)
         assert reply["matches"] == ["my_var"]
-        # while the abandoned run is alive, jedi is skipped rather than queued
+        # while the abandoned run is alive, a request waits only its budget for it
         assert at_end("unknown_fn(1, my_f", ns)["matches"] == ["my_func"]
     finally:
         release.set()
@@ -352,21 +352,21 @@ def test_a_child_forked_while_jedi_runs_imports_jedi_afresh() -> None:
     """What a snapshot forked past the wait does: forget jedi and every module lock."""
     code = (
         "import os, sys, threading, time\n"
-        "from ipytui.kernel.worker import completion\n"
+        "from ipytui.kernel.worker import jedi_runner\n"
         "held = threading.Event()\n"
         "def busy():\n"
-        "    with completion._jedi_lock:  # a jedi run: importing, inferring, then still busy\n"
+        "    with jedi_runner._jedi_lock:  # a jedi run: importing, inferring, then still busy\n"
         "        held.set()\n"
         "        import jedi\n"
         "        jedi.Interpreter('import os\\nos.pa', [{}]).complete(2, 5)\n"
         "        time.sleep(5)\n"
         "threading.Thread(target=busy, daemon=True).start()\n"
         "held.wait()\n"
-        "with completion.jedi_lock_for_fork(timeout=0):\n"
+        "with jedi_runner.jedi_lock_for_fork(timeout=0):\n"
         "    pid = os.fork()\n"
         "if pid == 0:\n"
         "    gone = not any(m.split('.')[0] in ('jedi', 'parso') for m in sys.modules)\n"
-        "    completion.warm_up()  # a fresh lock, a fresh import: no deadlock\n"
+        "    jedi_runner.warm_up()  # a fresh lock, a fresh import: no deadlock\n"
         "    import jedi\n"
         "    os._exit(0 if gone and jedi.Interpreter('import os\\nos.pa', [{}]).complete(2, 5) else 1)\n"
         "_, status = os.waitpid(pid, 0)\n"
@@ -378,7 +378,7 @@ def test_a_child_forked_while_jedi_runs_imports_jedi_afresh() -> None:
 
 def test_warm_up_does_not_raise() -> None:
     wait_jedi_idle()
-    completion.warm_up()
+    jedi_runner.warm_up()
 
 
 # ---------------------------------------------------------------- robustness
@@ -406,7 +406,7 @@ def test_never_raises_and_cursor_range_is_valid(parts: list[str], cursor: int | 
     code = "".join(parts)
     namespace = {"p": Point(), "d": {"a": 1, 2: 3}, "abc": 1, "json": json}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(completion, "JEDI_BUDGET_S", 0.02)
+        mp.setattr(jedi_runner, "JEDI_BUDGET_S", 0.02)
         reply = complete(code, cursor, namespace)
     assert reply["status"] == "ok"
     start, end = reply["cursor_start"], reply["cursor_end"]

@@ -40,13 +40,10 @@ thread: completion only *reads*.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import sys
-import threading
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from ipytui.kernel.worker.completion_names import (
     MAX_SIGNATURES,
@@ -65,62 +62,12 @@ from ipytui.kernel.worker.completion_strings import (
     complete_in_string,
     open_string,
 )
+from ipytui.kernel.worker.jedi_runner import run_jedi
 from ipytui.kernel.worker.static_attrs import module_dict
-
-JEDI_BUDGET_S = 0.5
-"""Seconds to wait for jedi before answering without it."""
 
 _IMPORT_RE = re.compile(r"\s*(?:import|from)\s")
 _FROM_IMPORT_RE = re.compile(r"\s*from\s+([\w.]+)\s+import\s.*?(\w*)\Z")
 _IMPORT_NAME_RE = re.compile(r"\s*(?:import|from)\s+(?:.*,\s*)?([\w.]*)\Z")
-
-T = TypeVar("T")
-
-_jedi_lock = threading.Lock()  # held while a jedi run is alive (see run_jedi)
-
-
-@contextlib.contextmanager
-def jedi_lock_for_fork(timeout: float = 3.0):
-    """Hold the jedi lock across a fork(), waiting (bounded) for a jedi run to end.
-
-    A jedi thread caught mid-run by fork() (the warm-up importing jedi and
-    inferring, or a late completion) leaves the child with locks no thread
-    will ever release (this one, and the import system's per-module locks)
-    and with modules it was importing half done. Forking anyway while jedi
-    works was measured worse: its writes to shared pages fault all the time,
-    so it runs for seconds and slows the cells beside it. When jedi stays busy
-    past ``timeout`` the child starts over (:func:`_forget_jedi_after_fork`).
-    """
-    global _jedi_lock
-    acquired = _jedi_lock.acquire(timeout=timeout)
-    parent = os.getpid()
-    try:
-        yield
-    finally:
-        if acquired:
-            _jedi_lock.release()
-        elif os.getpid() != parent:
-            _jedi_lock = threading.Lock()
-            _forget_jedi_after_fork()
-
-
-def _forget_jedi_after_fork() -> None:
-    """In a child forked while jedi ran in another thread: drop what that thread held.
-
-    Only the forking thread lives on, and it was not importing, so every module
-    lock is stale; modules caught mid-import, and jedi and parso whole (their
-    state may be mid-update), are imported afresh by the next completion.
-    """
-    from importlib import _bootstrap
-
-    locks = getattr(_bootstrap, "_module_locks", None)
-    if isinstance(locks, dict):
-        locks.clear()
-    for name, module in list(sys.modules.items()):
-        spec = getattr(module, "__spec__", None)
-        if (name.split(".")[0] in ("jedi", "parso")
-                or (spec is not None and getattr(spec, "_initializing", False))):
-            del sys.modules[name]
 
 
 # ---------------------------------------------------------------- public API
@@ -141,53 +88,6 @@ def complete(code: str, cursor_pos: int, namespace: dict) -> dict:
         return _reply(_fallback(code, cursor, ns))
     except Exception:
         return _reply(Result([], cursor, cursor))
-
-
-def warm_up() -> None:
-    """Pay jedi's import and first-inference cost now, off the request path.
-
-    Holds the jedi lock meanwhile, so a Tab pressed during warm-up gets the
-    fast answer instead of waiting for a cold jedi.
-    """
-    with _jedi_lock:
-        try:
-            import jedi
-
-            jedi.Interpreter("import os\nos.pa", [{}]).complete(2, 5)
-        except BaseException:
-            pass  # warm-up is best effort
-
-
-def run_jedi(work: Callable[[], T], budget: float | None = None) -> T | None:
-    """Run `work` (which uses jedi) on a helper thread; its result, or None if late/failed/busy.
-
-    Python threads cannot be killed, so a late jedi run is abandoned, not
-    stopped: it finishes in the background (taking GIL slices from the
-    running cell) and its result is dropped. One lock keeps at most one jedi
-    run alive, since jedi is not documented as thread-safe; while an
-    abandoned run holds it, new requests skip jedi instead of queueing.
-    """
-    if not _jedi_lock.acquire(blocking=False):
-        return None
-    box: list[T] = []
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            box.append(work())
-        except BaseException:
-            pass  # a jedi error only loses jedi's answer
-        finally:
-            _jedi_lock.release()
-            done.set()
-
-    try:
-        threading.Thread(target=target, name="ipytui-jedi", daemon=True).start()
-    except Exception:
-        _jedi_lock.release()
-        return None
-    done.wait(JEDI_BUDGET_S if budget is None else budget)
-    return box[0] if box else None
 
 
 def clamp_cursor(code: str, cursor_pos: int | None) -> int:

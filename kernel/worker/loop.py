@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import types
+from collections.abc import Callable
 from typing import Any
 
 from ipytui.kernel.protocol.wire import Codec, Message, WireError
@@ -33,8 +34,6 @@ from ipytui.kernel.worker.snapshots import Snapshots
 from ipytui.kernel.worker.stdin import StdinBridge
 
 log = logging.getLogger("ipytui.worker")
-
-WARM_UP_ON = {"is_complete_request", "complete_request", "inspect_request"}
 
 
 class Worker:
@@ -53,7 +52,6 @@ class Worker:
         self.shutting_down = False
         self.snapshots: Snapshots | None = None
         self.restored: dict[str, Any] | None = None
-        self.warming = False
 
     # -- setup ------------------------------------------------------------
     @staticmethod
@@ -129,6 +127,16 @@ class Worker:
                              "execution_count": self.execution_count,
                              "names": handlers.user_names(self.namespace),
                              "lost_threads": lost_threads, "after_msg_id": after_msg_id})
+        self.start_warm_up()  # returns at once when the parent had warmed jedi already
+
+    def start_warm_up(self) -> None:
+        """Warm jedi up in the background now, so the first Tab is answered fast and right.
+
+        It costs ~40 MiB and, with a cold cache, seconds of CPU; it runs only
+        while no cell does (see `jedi_runner.warm_up`).
+        """
+        threading.Thread(target=_warm_up, args=(lambda: not self.executing,),
+                         name="ipytui-warmup", daemon=True).start()
 
     # -- threads ----------------------------------------------------------
     def _listen(self, hello: dict[str, Any]) -> None:
@@ -158,11 +166,6 @@ class Worker:
             if msg.msg_type == "input_reply":
                 self.stdin.replies.put(msg)
             return
-        if msg.msg_type in WARM_UP_ON and not self.warming:
-            # jedi costs ~40 MiB and seconds of CPU: pay it once someone edits code,
-            # not at start (ipykernel loads it on the first completion).
-            self.warming = True
-            threading.Thread(target=_warm_up, name="ipytui-warmup", daemon=True).start()
         handler = handlers.QUICK.get(msg.msg_type)
         self.publisher.status("busy", msg)
         try:
@@ -234,6 +237,7 @@ class Worker:
                              "execution_count": self.execution_count,
                              "names": handlers.user_names(self.namespace),
                              "restored": self.restored})
+        self.start_warm_up()
         while True:
             try:
                 frames = self.exec_pipe.recv_multipart()  # re-read: a promoted snapshot has a new one
@@ -291,11 +295,12 @@ class Worker:
             self.executing = False
 
 
-def _warm_up() -> None:
-    """Pay jedi's first-call cost now, not on the user's first Tab."""
-    from ipytui.kernel.worker.completion import warm_up
+def _warm_up(idle: Callable[[], bool]) -> None:
+    """Pay jedi's first-call cost now, not on the user's first Tab (imported here: jedi is
+    not needed to start a worker)."""
+    from ipytui.kernel.worker.jedi_runner import warm_up
 
-    warm_up()
+    warm_up(idle)
 
 
 def main() -> None:
