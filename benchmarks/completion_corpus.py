@@ -105,7 +105,7 @@ CASES: list[Case] = [
     # attribute chains
     Case("chain", "g.name.upp", "upper"),
     Case("chain", "os.path.basen", "basename"),
-    Case("chain", "config.keys().isdis", "isdisjoint"),
+    Case("chain", "text.strip().spl", "split"),
     Case("chain", "text.upper().lo", "lower"),
 ]
 

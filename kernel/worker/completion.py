@@ -63,7 +63,7 @@ from ipytui.kernel.worker.completion_strings import (
     open_string,
 )
 from ipytui.kernel.worker.jedi_runner import run_jedi
-from ipytui.kernel.worker.static_attrs import module_dict
+from ipytui.kernel.worker.static_attrs import MISSING, kind_of, module_dict, resolve_dotted
 
 _IMPORT_RE = re.compile(r"\s*(?:import|from)\s")
 _FROM_IMPORT_RE = re.compile(r"\s*from\s+([\w.]+)\s+import\s.*?(\w*)\Z")
@@ -157,12 +157,45 @@ def _jedi_complete(code: str, cursor: int, ns: dict) -> Result:
         text = code[start:s] + c.name_with_symbols
         if c.name.startswith("_") and not code[s:cursor].lstrip("'\"").startswith("_"):
             continue  # private names only once the user typed `_`
-        kind = c.type
+        kind = jedi_kind(c) if len(matches) < MAX_SIGNATURES else c.type
         signature = ""
         if kind in ("function", "class") and len(matches) < MAX_SIGNATURES:
             signature = _jedi_signature(c)
         matches.append(Match(text, kind, signature))
     return Result(matches, start, cursor)
+
+
+_UNSURE_KINDS = ("module", "statement", "instance")
+"""jedi's name kinds that say how a name was bound, not what it holds: checked (see jedi_kind)."""
+
+
+def jedi_kind(completion: Any) -> str:
+    """What a jedi completion *is*: the live object's kind when its module is loaded,
+    else jedi's inferred type. jedi's own `type` is how the name was bound: a stub's
+    ``pardir: str`` says "module", ``import posixpath as path`` says "statement"."""
+    kind = completion.type
+    if kind not in _UNSURE_KINDS:
+        return kind
+    value = _live_by_full_name(completion.full_name or "")
+    if value is not MISSING:
+        return kind_of(value)
+    try:
+        inferred = {d.type for d in completion.infer()}
+    except Exception:
+        inferred = set()
+    if len(inferred) == 1:
+        kind = inferred.pop()
+    return "instance" if kind == "statement" else kind
+
+
+def _live_by_full_name(full_name: str) -> Any:
+    """The object a dotted full name names, read statically from a loaded module; MISSING."""
+    parts = full_name.split(".")
+    for i in range(len(parts), 0, -1):
+        module = sys.modules.get(".".join(parts[:i]))
+        if module is not None:
+            return resolve_dotted(".".join(["m", *parts[i:]]), {"m": module})
+    return MISSING
 
 
 def _jedi_signature(completion: Any) -> str:
