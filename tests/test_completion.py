@@ -15,7 +15,7 @@ import jedi
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ipytui.kernel.worker import jedi_runner
+from ipytui.kernel.worker import completion, jedi_runner
 from ipytui.kernel.worker.completion import complete
 
 
@@ -415,3 +415,81 @@ def test_never_raises_and_cursor_range_is_valid(parts: list[str], cursor: int | 
     meta = reply["metadata"]["_jupyter_types_experimental"]
     assert [m["text"] for m in meta] == reply["matches"]
     assert all((m["start"], m["end"]) == (start, end) for m in meta)
+
+
+# ---------------------------------------------------------------- inference without jedi
+
+
+@pytest.mark.parametrize(
+    ("code", "want", "kind"),
+    [
+        ("[1, 2].app", "append", "function"),
+        ('"x".up', "upper", "function"),
+        ("{}.ke", "keys", "function"),
+        ("(1, 2).co", "count", "function"),
+        ("{1}.symmetric_d", "symmetric_difference", "function"),
+        ("[x for x in y].cop", "copy", "function"),
+        ("f'{a}'.spl", "split", "function"),
+        ("x = 'abc'\nx.star", "startswith", "function"),
+        ("def f(s: str, n: int = 1):\n    s.low", "lower", "function"),
+        ("def f(d: 'dict[str, int]'):\n    d.ite", "items", "function"),
+        ("dict(a=1).setdef", "setdefault", "function"),
+        ("import collections\ncollections.Counter().most", "most_common", "function"),
+        ("y = (1, [2].app", "append", "function"),
+    ],
+)
+def test_receivers_that_have_not_run_are_inferred_without_jedi(
+        code: str, want: str, kind: str, jedi_calls: list) -> None:
+    reply = at_end(code, {})
+    assert types_of(reply).get(want) == kind, reply["matches"]
+    assert jedi_calls == []
+
+
+def test_methods_of_inferred_classes_have_signatures_without_self(jedi_calls: list) -> None:
+    sigs = signatures_of(at_end("import collections\ncollections.Counter().most", {}))
+    assert sigs["most_common"] == "most_common(n=None)"
+    assert signatures_of(at_end("[].ins", {}))["insert"].startswith("insert(index")
+
+
+@pytest.mark.parametrize("code", ["d[1, 2].app", "foo().app", "a + b.app", "x.y.app", "[1][0].app"])
+def test_receivers_whose_type_is_not_certain_go_to_jedi(code: str, jedi_calls: list) -> None:
+    at_end(code, {})
+    assert jedi_calls, "jedi must decide"
+
+
+# ---------------------------------------------------------------- kinds (issue 21)
+
+KINDS = [
+    # (code, name, kind): modules, strings and other values, functions, classes, keywords
+    ("import os\nos.pa", "path", "module"),
+    ("import os\nos.pa", "pardir", "instance"),
+    ("import os\nos.pa", "pathsep", "instance"),
+    ("import os\nos.pa", "pathconf", "function"),
+    ("import os\nos.Pa", "PathLike", "class"),
+    ("import string\nstring.ascii_l", "ascii_letters", "instance"),
+    ("import collections\ncollections.Ord", "OrderedDict", "class"),
+    ("import json\njson.dum", "dumps", "function"),
+    ("import xml.etree.ElementTree as ET\nET.fromst", "fromstring", "function"),
+    ("import sys\nsys.versi", "version", "instance"),
+    ("whi", "while", "keyword"),
+    ("import js", "json", "module"),
+]
+
+
+def _jedi_own_type(code: str, name: str) -> str | None:
+    """jedi's inferred type of the completed name (None where jedi infers nothing)."""
+    prefix = code.rsplit(".", 1)[-1].rsplit("\n", 1)[-1].rsplit(" ", 1)[-1]
+    full = code + name[len(prefix):]
+    found = {d.type for d in jedi.Interpreter(full, [{}]).infer()}
+    return found.pop() if len(found) == 1 else None
+
+
+@pytest.mark.parametrize(("code", "name", "kind"), KINDS)
+def test_completion_kinds_are_what_the_names_hold(jedi_ready: None, code: str, name: str,
+                                                  kind: str) -> None:
+    own = _jedi_own_type(code, name)
+    assert own in (None, kind), f"the table disagrees with jedi: {own}"
+    assert types_of(at_end(code, {})).get(name) == kind  # the answer a client gets
+    if kind != "keyword":  # jedi's path too, for modules that are not loaded
+        via_jedi = completion._jedi_complete(code, len(code), {})
+        assert {m.text.rsplit(".", 1)[-1]: m.type for m in via_jedi.matches}.get(name) == kind

@@ -24,8 +24,15 @@ from typing import TypeVar
 
 from ipytui.kernel.worker import jedi_cache
 
-JEDI_BUDGET_S = 5.0
-"""Seconds a request waits for jedi (the lock and the work) before answering without it."""
+JEDI_BUDGET_S = 10.0
+"""Seconds a request waits for warm jedi (the lock and the work) before answering without it.
+
+jedi answers in tens of milliseconds once warm; parsing a module's stub for
+the first time can take seconds on a loaded machine. The budget only guards
+against a jedi run that never ends."""
+
+COLD_BUDGET_FACTOR = 3.0
+"""The budget is this many times longer while the warm-up has not finished (a cold start)."""
 
 IDLE_POLL_S = 0.05
 """How often the warm-up looks whether the cell that holds it back has ended."""
@@ -42,6 +49,7 @@ T = TypeVar("T")
 
 _jedi_lock = threading.Lock()  # held while a jedi run is alive (see run_jedi)
 _warm = threading.Event()  # set once warm_up has run all its steps
+_requests_waiting = 0  # requests waiting for the lock: the warm-up lets them go first
 
 
 @contextlib.contextmanager
@@ -104,7 +112,7 @@ def warm_up(idle: Callable[[], bool] = lambda: True) -> None:
     if _warm.is_set():
         return
     for code in (None, *WARM_UP_CODE):
-        while not idle():
+        while not idle() or _requests_waiting:
             time.sleep(IDLE_POLL_S)
         # best effort: a failing step only leaves the work to the first request
         with _jedi_lock, contextlib.suppress(BaseException):
@@ -124,13 +132,20 @@ def run_jedi(work: Callable[[], T], budget: float | None = None) -> T | None:
     """Run `work` (which uses jedi) on a helper thread; its result, or None if late/failed.
 
     Waits for a jedi run already alive (the warm-up's step, an earlier request)
-    within the same budget. Python threads cannot be killed, so a late run is
+    within the same budget; the budget is longer while jedi is still cold. Python threads cannot be killed, so a late run is
     abandoned, not stopped: it finishes in the background (taking GIL slices
     from the running cell) and its result is dropped.
     """
-    deadline = time.monotonic() + (JEDI_BUDGET_S if budget is None else budget)
-    if not _jedi_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-        return None
+    global _requests_waiting
+    if budget is None:
+        budget = JEDI_BUDGET_S * (1.0 if _warm.is_set() else COLD_BUDGET_FACTOR)
+    deadline = time.monotonic() + budget
+    _requests_waiting += 1  # only the listener thread asks jedi, so no lock is needed here
+    try:
+        if not _jedi_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return None
+    finally:
+        _requests_waiting -= 1
     box: list[T] = []
     done = threading.Event()
 
