@@ -493,3 +493,32 @@ def test_completion_kinds_are_what_the_names_hold(jedi_ready: None, code: str, n
     if kind != "keyword":  # jedi's path too, for modules that are not loaded
         via_jedi = completion._jedi_complete(code, len(code), {})
         assert {m.text.rsplit(".", 1)[-1]: m.type for m in via_jedi.matches}.get(name) == kind
+
+
+# ---------------------------------------------------------------- imports without jedi
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        ("import js", "json"),  # on sys.path, read from the directory listing
+        ("import sys, o", "os"),
+        ("import os.pa", "path"),  # a loaded module's submodule
+        ("import xml.etree.Elem", "ElementTree"),  # a loaded package's directory
+        ("from collections import Ord", "OrderedDict"),  # names of a loaded module
+        ("from os import pa", "path"),
+        ("from xml.etree import Elem", "ElementTree"),
+    ],
+)
+def test_imports_are_answered_without_jedi(code: str, want: str, jedi_calls: list) -> None:
+    import xml.etree  # noqa: F401 - the parent package must be loaded for its listing
+
+    reply = at_end(code, {})
+    assert want in reply["matches"]
+    assert want.startswith(code[reply["cursor_start"]:])  # it replaces what was typed of it
+    assert jedi_calls == []
+
+
+def test_imports_of_unloaded_packages_go_to_jedi(jedi_calls: list) -> None:
+    at_end("import no_such_package_here.sub", {})
+    assert jedi_calls

@@ -45,16 +45,14 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from ipytui.kernel.worker.completion_imports import IMPORT_LINE_RE, complete_import
 from ipytui.kernel.worker.completion_names import (
     MAX_SIGNATURES,
     Match,
     Result,
     complete_dotted,
-    describe,
     ends_expression,
     name_matches,
-    sort_key,
-    visible,
 )
 from ipytui.kernel.worker.completion_strings import (
     IN_COMMENT,
@@ -63,12 +61,7 @@ from ipytui.kernel.worker.completion_strings import (
     open_string,
 )
 from ipytui.kernel.worker.jedi_runner import run_jedi
-from ipytui.kernel.worker.static_attrs import MISSING, kind_of, module_dict, resolve_dotted
-
-_IMPORT_RE = re.compile(r"\s*(?:import|from)\s")
-_FROM_IMPORT_RE = re.compile(r"\s*from\s+([\w.]+)\s+import\s.*?(\w*)\Z")
-_IMPORT_NAME_RE = re.compile(r"\s*(?:import|from)\s+(?:.*,\s*)?([\w.]*)\Z")
-
+from ipytui.kernel.worker.static_attrs import MISSING, kind_of, resolve_dotted
 
 # ---------------------------------------------------------------- public API
 
@@ -135,8 +128,8 @@ def _fast_complete(code: str, cursor: int, ns: dict) -> Result | None:
     if literal is not None:
         return complete_in_string(code, cursor, literal, ns)
     line = before[before.rfind("\n") + 1 :]
-    if _IMPORT_RE.match(line):
-        return None
+    if IMPORT_LINE_RE.match(line):
+        return complete_import(line, cursor)
     keys = complete_bare_key(code, cursor, line, ns)
     return keys if keys is not None else complete_dotted(code, cursor, line, ns)
 
@@ -213,30 +206,12 @@ def _fallback(code: str, cursor: int, ns: dict) -> Result:
     """The plain answer when neither the fast path nor jedi had one."""
     before = code[:cursor]
     line = before[before.rfind("\n") + 1 :]
-    if _IMPORT_RE.match(line):
-        return _import_fallback(line, cursor)
+    if IMPORT_LINE_RE.match(line):
+        return complete_import(line, cursor, loaded_only=True) or Result([], cursor, cursor)
     word = re.search(r"\w*\Z", line).group()
     if ends_expression(line[: len(line) - len(word)]) or (word and word[0].isdigit()):
         return Result([], cursor, cursor)
     return Result(name_matches(word, ns), cursor - len(word), cursor)
-
-
-def _import_fallback(line: str, cursor: int) -> Result:
-    """Names from already imported modules, for `import x` / `from x import y`."""
-    m = _FROM_IMPORT_RE.match(line)
-    if m is not None:
-        module = sys.modules.get(m.group(1))
-        names = {n: v for n, v in module_dict(module).items() if visible(n, m.group(2))}
-        return Result(describe(names), cursor - len(m.group(2)), cursor)
-    m = _IMPORT_NAME_RE.match(line)
-    if m is None:
-        return Result([], cursor, cursor)
-    parent, _, prefix = m.group(1).rpartition(".")
-    lead = f"{parent}." if parent else ""
-    known = {*sys.modules, *sys.builtin_module_names}
-    names = {n[len(lead) :].split(".")[0] for n in known if n.startswith(lead)}
-    matches = [Match(n, "module") for n in sorted(names, key=sort_key) if visible(n, prefix)]
-    return Result(matches, cursor - len(prefix), cursor)
 
 
 # ---------------------------------------------------------------- reply
