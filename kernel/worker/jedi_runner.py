@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ipytui.kernel.worker import jedi_cache
 
@@ -36,6 +36,15 @@ COLD_BUDGET_FACTOR = 3.0
 
 IDLE_POLL_S = 0.05
 """How often the warm-up looks whether the cell that holds it back has ended."""
+
+WARM_UP_STUBS = ("builtins.pyi", "typing.pyi", "typing_extensions.pyi", "_typeshed/__init__.pyi",
+                 "types.pyi", "collections/__init__.pyi", "_collections_abc.pyi",
+                 "sys/__init__.pyi", "os/__init__.pyi", "posix.pyi")
+"""typeshed stubs jedi reads for its first completion (builtins and os), biggest first;
+each is parsed as a step of its own, so a cell never waits behind all of them."""
+
+WARM_UP_MODULES = ("typing_extensions", "typing", "collections", "os", "_collections_abc", "types")
+"""Python sources jedi reads beside those stubs."""
 
 WARM_UP_CODE = (
     "import os\nos.pa",  # builtins and os stubs: nearly all of a cold start
@@ -111,21 +120,46 @@ def warm_up(idle: Callable[[], bool] = lambda: True) -> None:
     """
     if _warm.is_set():
         return
-    for code in (None, *WARM_UP_CODE):
+    steps: list[Callable[[], object]] = [_import_jedi]
+    for step in steps:
         while not idle() or _requests_waiting:
             time.sleep(IDLE_POLL_S)
         # best effort: a failing step only leaves the work to the first request
         with _jedi_lock, contextlib.suppress(BaseException):
-            _warm_step(code)
+            steps.extend(step() or ())
     _warm.set()
 
 
-def _warm_step(code: str | None) -> None:
+def _import_jedi() -> list[Callable[[], object]]:
+    """The first step: configure and import jedi; returns the other steps."""
     jedi_cache.configure()
     import jedi
 
-    if code is not None:
-        jedi.Interpreter(code, [{}]).complete()
+    def complete(code: str) -> Callable[[], object]:
+        return lambda: jedi.Interpreter(code, [{}]).complete()
+
+    return [*_parse_steps(jedi), *map(complete, WARM_UP_CODE)]
+
+
+def _parse_steps(jedi: Any) -> list[Callable[[], object]]:
+    """One step per file jedi's first completion reads: parse it into parso's caches,
+    with the grammar and cache settings jedi uses, so jedi finds it parsed."""
+    import importlib.util
+    from pathlib import Path
+
+    state = jedi.Interpreter("", [{}])._inference_state
+    stubs = Path(jedi.__file__).parent / "third_party" / "typeshed" / "stdlib"
+    files = [(state.latest_grammar, stubs / name) for name in WARM_UP_STUBS]
+    for name in WARM_UP_MODULES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin and spec.origin.endswith(".py"):
+            files.append((state.grammar, Path(spec.origin)))
+
+    def parse(grammar: Any, path: Path) -> Callable[[], object]:
+        return lambda: grammar.parse(path=path, cache=True, diff_cache=jedi.settings.fast_parser,
+                                     cache_path=jedi.settings.cache_directory)
+
+    return [parse(grammar, path) for grammar, path in files if path.is_file()]
 
 
 def run_jedi(work: Callable[[], T], budget: float | None = None) -> T | None:

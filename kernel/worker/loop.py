@@ -19,6 +19,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,9 @@ from ipytui.kernel.worker.stdin import StdinBridge
 
 log = logging.getLogger("ipytui.worker")
 
+WARM_UP_QUIET_S = 0.3
+"""The jedi warm-up takes a step only when no cell has ended for this long."""
+
 
 class Worker:
     """One worker: sockets, threads, the user namespace and the execute loop."""
@@ -46,6 +50,7 @@ class Worker:
         self.pipe_codec = Codec(b"", check_replay=False)  # the supervisor verified it already
         self.execution_count = 0
         self.executing = False
+        self.cell_ended = 0.0  # time.monotonic() when the last cell ended (0: none yet)
         self.interrupt_deferred = False  # a SIGINT that came while a message was being written
         self.namespace = self._make_namespace()
         self.payloads: list[dict[str, Any]] = []
@@ -132,11 +137,15 @@ class Worker:
     def start_warm_up(self) -> None:
         """Warm jedi up in the background now, so the first Tab is answered fast and right.
 
-        It costs ~40 MiB and, with a cold cache, seconds of CPU; it runs only
-        while no cell does (see `jedi_runner.warm_up`).
+        It costs ~40 MiB and, with a cold cache, seconds of CPU; it takes its
+        steps only while no cell runs (see `jedi_runner.warm_up`).
         """
-        threading.Thread(target=_warm_up, args=(lambda: not self.executing,),
-                         name="ipytui-warmup", daemon=True).start()
+        threading.Thread(target=_warm_up, args=(self._quiet,), name="ipytui-warmup",
+                         daemon=True).start()
+
+    def _quiet(self) -> bool:
+        """No cell runs, and none ended just now (cells sent in a burst come back to back)."""
+        return not self.executing and time.monotonic() - self.cell_ended > WARM_UP_QUIET_S
 
     # -- threads ----------------------------------------------------------
     def _listen(self, hello: dict[str, Any]) -> None:
@@ -293,6 +302,7 @@ class Worker:
                                traceback=["\x1b[0;31mKeyboardInterrupt\x1b[0m"])
         finally:
             self.executing = False
+            self.cell_ended = time.monotonic()
 
 
 def _warm_up(idle: Callable[[], bool]) -> None:
