@@ -20,11 +20,14 @@ this process only:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pickle
 import threading
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("ipytui.worker")
 
 _TMP_SUFFIX = ".tmp"
 _configured = False
@@ -69,7 +72,12 @@ def _patch(parso_cache: Any) -> None:
         return  # another parso: keep its own behaviour rather than guess
 
     def save(hashed_grammar: str, path: Any, item: Any, cache_path: Any = None) -> bool:
-        write_atomically(hashed_path(hashed_grammar, path, cache_path=cache_path), item)
+        try:
+            write_atomically(hashed_path(hashed_grammar, path, cache_path=cache_path), item)
+        except (OSError, pickle.PicklingError, RecursionError) as exc:
+            # a full or read-only disk costs the cache, never the completion
+            log.debug("jedi cache not written for %s: %s", path, exc)
+            return False
         return True
 
     def load(hashed_grammar: str, path: Any, p_time: float, cache_path: Any = None) -> Any:
