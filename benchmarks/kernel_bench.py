@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import psutil
+from completion_bench import fresh_cache_env, lean_ask, run_pass
+from completion_corpus import CASES, SETUP, Case, hits
 from leanclient import LeanClient
 from procs import (
     KERNEL_COMMANDS,
@@ -31,15 +33,8 @@ from procs import (
     wait_quiet,
 )
 
-# (code, a match that must be among the answers)
-COMPLETIONS = [
-    ("os.path.jo", "os.path.join"),
-    ("pri", "print"),
-    ("import collections\ncollections.Ord", "OrderedDict"),
-    ("import js", "json"),
-]
-FIRST_COMPLETION = ("import collections\ncollections.Ord", "OrderedDict")
-BUSY_COMPLETION = ("os.path.jo", "os.path.join")
+# (code, a match that must be among the answers) for the completion sent while a cell runs
+BUSY_COMPLETION = Case("live", "os.path.jo", "join")
 CRASH = "import ctypes; ctypes.string_at(0)"
 
 
@@ -50,7 +45,7 @@ class Sizes:
     exec_n: int = 500
     pipelined_n: int = 1000
     assign_n: int = 50
-    complete_n: int = 40
+    complete_n: int = 40  # completions per rep: whole passes over the corpus, at least one
     lines: int = 200_000
     busy_sleep: float = 5.0
     shutdown_grace: float = 5.0  # seconds a kernel gets to exit after shutdown_request
@@ -59,16 +54,13 @@ class Sizes:
 Add = Callable[[str, Any], None]
 
 
-def _matched(reply: dict[str, Any], want: str) -> bool:
-    return any(m == want or m.endswith(want) for m in reply.get("matches", []))
-
-
 class KernelRun:
     """One kernel process and a lean client on it."""
 
-    def __init__(self, kind: str, wd: Workdir) -> None:
+    def __init__(self, kind: str, wd: Workdir, env: dict[str, str] | None = None) -> None:
         self.kind = kind
         self.wd = wd
+        self.env = wd.env if env is None else env
         self.path = wd.connection_file(kind)
         self.info = read_info(self.path)
         self.client = LeanClient(self.info)
@@ -77,7 +69,7 @@ class KernelRun:
     def start(self, add: Add) -> None:
         client = self.client
         t0 = time.perf_counter()
-        self.proc = spawn([*KERNEL_COMMANDS[self.kind], str(self.path)], self.wd.env,
+        self.proc = spawn([*KERNEL_COMMANDS[self.kind], str(self.path)], self.env,
                           self.wd.log(self.kind))
         info_id = client.send("shell", "kernel_info_request", {})
         t_info, _, _ = client.wait_reply(info_id, 60)
@@ -115,20 +107,24 @@ class KernelRun:
             add(f"mem_{when}_{key}", mem[key])
         add(f"mem_{when}_procs", mem["processes"])
 
-    def complete_first(self, add: Add) -> None:
-        code, want = FIRST_COMPLETION
-        t0 = time.perf_counter()
-        t1, _, reply = self.client.wait_reply(self.client.complete(code), 30)
-        add("complete_first", (t1 - t0) * 1e3)
-        add("complete_hits", float(_matched(reply, want)))
+    def corpus_first(self, add: Add) -> None:
+        """The completion corpus right after start (cold caches): what the first Tabs get."""
+        assert self.client.run(SETUP, 60)["status"] == "ok"
+        run_pass(lean_ask(self.client), add, "first")
 
-    def complete_many(self, add: Add, n: int) -> None:
-        for i in range(n):
-            code, want = COMPLETIONS[i % len(COMPLETIONS)]
-            t0 = time.perf_counter()
-            t1, _, reply = self.client.wait_reply(self.client.complete(code), 30)
-            add("complete", (t1 - t0) * 1e3)
-            add("complete_hits", float(_matched(reply, want)))
+    def corpus_rerun(self, add: Add) -> None:
+        """A second kernel on the cache the first one filled: the first Tabs of a usual start."""
+        rerun = KernelRun(self.kind, self.wd, env=self.env)
+        try:
+            rerun.start(lambda name, value: None)
+            assert rerun.client.run(SETUP, 60)["status"] == "ok"
+            run_pass(lean_ask(rerun.client), add, "rerun")
+        finally:
+            rerun.stop(grace=2.0)
+
+    def corpus_steady(self, add: Add, passes: int) -> None:
+        for _ in range(passes):
+            run_pass(lean_ask(self.client), add, "steady")
 
     def complete_busy(self, add: Add, sleep: float) -> None:
         """A completion sent while ``time.sleep`` runs: answered before the cell ends?"""
@@ -136,14 +132,13 @@ class KernelRun:
         exec_id = client.execute(f"import time; time.sleep({sleep})")
         client.wait_for(lambda: exec_id in client.busy, 30, "the cell to start")
         time.sleep(0.1)
-        code, want = BUSY_COMPLETION
         t0 = time.perf_counter()
-        comp_id = client.complete(code)
+        comp_id = client.complete(BUSY_COMPLETION.code)
         t1, _, reply = client.wait_reply(comp_id, sleep + 30)
         done, _ = client.wait_done(exec_id, sleep + 30)
         add("complete_busy", (t1 - t0) * 1e3)
         add("complete_busy_before_cell_end", float(t1 < done))
-        add("complete_hits", float(_matched(reply, want)))
+        add("complete_busy_hits", float(hits(BUSY_COMPLETION, reply)))
 
     def execute_pass(self, add: Add, n: int, pipelined: int) -> None:
         client = self.client
@@ -247,17 +242,18 @@ def crash_ipykernel(wd: Workdir, add: Add) -> None:
 
 def run_kernel_rep(kind: str, wd: Workdir, sizes: Sizes, only: set[str], add: Add) -> None:
     """Every kernel-side measurement on one fresh kernel of `kind`."""
-    run = KernelRun(kind, wd)
+    env = fresh_cache_env(wd.env, wd.root, kind) if "complete" in only else None
+    run = KernelRun(kind, wd, env=env)
     try:
         run.start(add)
         run.memory(add, "start")
         if "complete" in only:
-            run.complete_first(add)
+            run.corpus_first(add)
         if "execute" in only:
             run.execute_pass(add, sizes.exec_n, sizes.pipelined_n)
             run.execute_assign(add, sizes.assign_n)
         if "complete" in only:
-            run.complete_many(add, sizes.complete_n)
+            run.corpus_steady(add, max(1, sizes.complete_n // len(CASES)))
             run.complete_busy(add, sizes.busy_sleep)
         if "stdout" in only:
             run.stdout(add, sizes.lines)
@@ -269,3 +265,5 @@ def run_kernel_rep(kind: str, wd: Workdir, sizes: Sizes, only: set[str], add: Ad
                 crash_ipykernel(wd, add)
     finally:
         run.stop(add, sizes.shutdown_grace)
+    if "complete" in only:
+        run.corpus_rerun(add)

@@ -15,7 +15,7 @@ import jedi
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ipytui.kernel.worker import completion
+from ipytui.kernel.worker import completion, jedi_runner
 from ipytui.kernel.worker.completion import complete
 
 
@@ -38,16 +38,16 @@ def at_end(code: str, ns: dict) -> dict:
 
 def wait_jedi_idle() -> None:
     """Wait until no (possibly abandoned) jedi run holds the jedi lock."""
-    assert completion._jedi_lock.acquire(timeout=60)
-    completion._jedi_lock.release()
+    assert jedi_runner._jedi_lock.acquire(timeout=60)
+    jedi_runner._jedi_lock.release()
 
 
 @pytest.fixture
 def jedi_ready(monkeypatch: pytest.MonkeyPatch) -> None:
     """jedi idle, warm and with a generous budget, so jedi-path tests never depend on speed."""
     wait_jedi_idle()
-    completion.warm_up()
-    monkeypatch.setattr(completion, "JEDI_BUDGET_S", 60.0)
+    jedi_runner.warm_up()
+    monkeypatch.setattr(jedi_runner, "JEDI_BUDGET_S", 60.0)
 
 
 @pytest.fixture
@@ -336,12 +336,12 @@ def test_fallback_when_jedi_is_slow(ns: dict, monkeypatch: pytest.MonkeyPatch) -
 
     wait_jedi_idle()
     monkeypatch.setattr(jedi, "Interpreter", slow)
-    monkeypatch.setattr(completion, "JEDI_BUDGET_S", 0.05)
+    monkeypatch.setattr(jedi_runner, "JEDI_BUDGET_S", 0.05)
     try:
         reply = at_end("unknown_fn(1, my_v", ns)
         assert started.wait(30)
         assert reply["matches"] == ["my_var"]
-        # while the abandoned run is alive, jedi is skipped rather than queued
+        # while the abandoned run is alive, a request waits only its budget for it
         assert at_end("unknown_fn(1, my_f", ns)["matches"] == ["my_func"]
     finally:
         release.set()
@@ -352,21 +352,21 @@ def test_a_child_forked_while_jedi_runs_imports_jedi_afresh() -> None:
     """What a snapshot forked past the wait does: forget jedi and every module lock."""
     code = (
         "import os, sys, threading, time\n"
-        "from ipytui.kernel.worker import completion\n"
+        "from ipytui.kernel.worker import jedi_runner\n"
         "held = threading.Event()\n"
         "def busy():\n"
-        "    with completion._jedi_lock:  # a jedi run: importing, inferring, then still busy\n"
+        "    with jedi_runner._jedi_lock:  # a jedi run: importing, inferring, then still busy\n"
         "        held.set()\n"
         "        import jedi\n"
         "        jedi.Interpreter('import os\\nos.pa', [{}]).complete(2, 5)\n"
         "        time.sleep(5)\n"
         "threading.Thread(target=busy, daemon=True).start()\n"
         "held.wait()\n"
-        "with completion.jedi_lock_for_fork(timeout=0):\n"
+        "with jedi_runner.jedi_lock_for_fork(timeout=0):\n"
         "    pid = os.fork()\n"
         "if pid == 0:\n"
         "    gone = not any(m.split('.')[0] in ('jedi', 'parso') for m in sys.modules)\n"
-        "    completion.warm_up()  # a fresh lock, a fresh import: no deadlock\n"
+        "    jedi_runner.warm_up()  # a fresh lock, a fresh import: no deadlock\n"
         "    import jedi\n"
         "    os._exit(0 if gone and jedi.Interpreter('import os\\nos.pa', [{}]).complete(2, 5) else 1)\n"
         "_, status = os.waitpid(pid, 0)\n"
@@ -378,7 +378,7 @@ def test_a_child_forked_while_jedi_runs_imports_jedi_afresh() -> None:
 
 def test_warm_up_does_not_raise() -> None:
     wait_jedi_idle()
-    completion.warm_up()
+    jedi_runner.warm_up()
 
 
 # ---------------------------------------------------------------- robustness
@@ -406,7 +406,7 @@ def test_never_raises_and_cursor_range_is_valid(parts: list[str], cursor: int | 
     code = "".join(parts)
     namespace = {"p": Point(), "d": {"a": 1, 2: 3}, "abc": 1, "json": json}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(completion, "JEDI_BUDGET_S", 0.02)
+        mp.setattr(jedi_runner, "JEDI_BUDGET_S", 0.02)
         reply = complete(code, cursor, namespace)
     assert reply["status"] == "ok"
     start, end = reply["cursor_start"], reply["cursor_end"]
@@ -415,3 +415,110 @@ def test_never_raises_and_cursor_range_is_valid(parts: list[str], cursor: int | 
     meta = reply["metadata"]["_jupyter_types_experimental"]
     assert [m["text"] for m in meta] == reply["matches"]
     assert all((m["start"], m["end"]) == (start, end) for m in meta)
+
+
+# ---------------------------------------------------------------- inference without jedi
+
+
+@pytest.mark.parametrize(
+    ("code", "want", "kind"),
+    [
+        ("[1, 2].app", "append", "function"),
+        ('"x".up', "upper", "function"),
+        ("{}.ke", "keys", "function"),
+        ("(1, 2).co", "count", "function"),
+        ("{1}.symmetric_d", "symmetric_difference", "function"),
+        ("[x for x in y].cop", "copy", "function"),
+        ("f'{a}'.spl", "split", "function"),
+        ("x = 'abc'\nx.star", "startswith", "function"),
+        ("def f(s: str, n: int = 1):\n    s.low", "lower", "function"),
+        ("def f(d: 'dict[str, int]'):\n    d.ite", "items", "function"),
+        ("dict(a=1).setdef", "setdefault", "function"),
+        ("import collections\ncollections.Counter().most", "most_common", "function"),
+        ("y = (1, [2].app", "append", "function"),
+    ],
+)
+def test_receivers_that_have_not_run_are_inferred_without_jedi(
+        code: str, want: str, kind: str, jedi_calls: list) -> None:
+    reply = at_end(code, {})
+    assert types_of(reply).get(want) == kind, reply["matches"]
+    assert jedi_calls == []
+
+
+def test_methods_of_inferred_classes_have_signatures_without_self(jedi_calls: list) -> None:
+    sigs = signatures_of(at_end("import collections\ncollections.Counter().most", {}))
+    assert sigs["most_common"] == "most_common(n=None)"
+    assert signatures_of(at_end("[].ins", {}))["insert"].startswith("insert(index")
+
+
+@pytest.mark.parametrize("code", ["d[1, 2].app", "foo().app", "a + b.app", "x.y.app", "[1][0].app"])
+def test_receivers_whose_type_is_not_certain_go_to_jedi(code: str, jedi_calls: list) -> None:
+    at_end(code, {})
+    assert jedi_calls, "jedi must decide"
+
+
+# ---------------------------------------------------------------- kinds (issue 21)
+
+KINDS = [
+    # (code, name, kind): modules, strings and other values, functions, classes, keywords
+    ("import os\nos.pa", "path", "module"),
+    ("import os\nos.pa", "pardir", "instance"),
+    ("import os\nos.pa", "pathsep", "instance"),
+    ("import os\nos.pa", "pathconf", "function"),
+    ("import os\nos.Pa", "PathLike", "class"),
+    ("import string\nstring.ascii_l", "ascii_letters", "instance"),
+    ("import collections\ncollections.Ord", "OrderedDict", "class"),
+    ("import json\njson.dum", "dumps", "function"),
+    ("import xml.etree.ElementTree as ET\nET.fromst", "fromstring", "function"),
+    ("import sys\nsys.versi", "version", "instance"),
+    ("whi", "while", "keyword"),
+    ("import js", "json", "module"),
+]
+
+
+def _jedi_own_type(code: str, name: str) -> str | None:
+    """jedi's inferred type of the completed name (None where jedi infers nothing)."""
+    prefix = code.rsplit(".", 1)[-1].rsplit("\n", 1)[-1].rsplit(" ", 1)[-1]
+    full = code + name[len(prefix):]
+    found = {d.type for d in jedi.Interpreter(full, [{}]).infer()}
+    return found.pop() if len(found) == 1 else None
+
+
+@pytest.mark.parametrize(("code", "name", "kind"), KINDS)
+def test_completion_kinds_are_what_the_names_hold(jedi_ready: None, code: str, name: str,
+                                                  kind: str) -> None:
+    own = _jedi_own_type(code, name)
+    assert own in (None, kind), f"the table disagrees with jedi: {own}"
+    assert types_of(at_end(code, {})).get(name) == kind  # the answer a client gets
+    if kind != "keyword":  # jedi's path too, for modules that are not loaded
+        via_jedi = completion._jedi_complete(code, len(code), {})
+        assert {m.text.rsplit(".", 1)[-1]: m.type for m in via_jedi.matches}.get(name) == kind
+
+
+# ---------------------------------------------------------------- imports without jedi
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        ("import js", "json"),  # on sys.path, read from the directory listing
+        ("import sys, o", "os"),
+        ("import os.pa", "path"),  # a loaded module's submodule
+        ("import xml.etree.Elem", "ElementTree"),  # a loaded package's directory
+        ("from collections import Ord", "OrderedDict"),  # names of a loaded module
+        ("from os import pa", "path"),
+        ("from xml.etree import Elem", "ElementTree"),
+    ],
+)
+def test_imports_are_answered_without_jedi(code: str, want: str, jedi_calls: list) -> None:
+    import xml.etree  # noqa: F401 - the parent package must be loaded for its listing
+
+    reply = at_end(code, {})
+    assert want in reply["matches"]
+    assert want.startswith(code[reply["cursor_start"]:])  # it replaces what was typed of it
+    assert jedi_calls == []
+
+
+def test_imports_of_unloaded_packages_go_to_jedi(jedi_calls: list) -> None:
+    at_end("import no_such_package_here.sub", {})
+    assert jedi_calls

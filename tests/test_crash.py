@@ -285,8 +285,8 @@ async def test_a_snapshot_forked_while_jedi_warms_up_serves_a_crash(start_kernel
     assert result.error is not None and result.error[0] == "KernelDied"
     check = await client.execute(
         "import jedi, pydoc, json\n"
-        "from ipytui.kernel.worker import completion\n"
-        "completion.warm_up()\n"
+        "from ipytui.kernel.worker import jedi_runner\n"
+        "jedi_runner.warm_up()\n"
         "print(kept + 1, sorted(c.name for c in jedi.Interpreter('import os\\nos.pa', [{}]).complete(2, 5)))",
         timeout=T)
     assert check.status == "ok", check.error

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ipytui.kernel.worker import completion
+from ipytui.kernel.worker import jedi_runner
 from ipytui.kernel.worker.inspection import inspect_request, object_help
 
 
@@ -52,10 +52,10 @@ def ns() -> dict:
 @pytest.fixture
 def jedi_ready(monkeypatch: pytest.MonkeyPatch) -> None:
     """jedi idle, warm and with a generous budget, so jedi-path tests never depend on speed."""
-    assert completion._jedi_lock.acquire(timeout=60)
-    completion._jedi_lock.release()
-    completion.warm_up()
-    monkeypatch.setattr(completion, "JEDI_BUDGET_S", 60.0)
+    assert jedi_runner._jedi_lock.acquire(timeout=60)
+    jedi_runner._jedi_lock.release()
+    jedi_runner.warm_up()
+    monkeypatch.setattr(jedi_runner, "JEDI_BUDGET_S", 60.0)
 
 
 def plain(reply: dict) -> str:
@@ -157,7 +157,7 @@ def test_object_help_unknown(ns: dict, jedi_ready: None) -> None:
 @given(code=st.text(max_size=40), cursor=st.integers(-2, 45), detail=st.integers(0, 1))
 def test_never_raises(code: str, cursor: int, detail: int) -> None:
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(completion, "JEDI_BUDGET_S", 0.02)
+        mp.setattr(jedi_runner, "JEDI_BUDGET_S", 0.02)
         reply = inspect_request(code, cursor, detail, {"sample": sample})
     assert reply["status"] == "ok"
     assert isinstance(reply["found"], bool)

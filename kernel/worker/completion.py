@@ -40,24 +40,19 @@ thread: completion only *reads*.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import sys
-import threading
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
+from ipytui.kernel.worker.completion_imports import IMPORT_LINE_RE, complete_import
 from ipytui.kernel.worker.completion_names import (
     MAX_SIGNATURES,
     Match,
     Result,
     complete_dotted,
-    describe,
     ends_expression,
     name_matches,
-    sort_key,
-    visible,
 )
 from ipytui.kernel.worker.completion_strings import (
     IN_COMMENT,
@@ -65,63 +60,8 @@ from ipytui.kernel.worker.completion_strings import (
     complete_in_string,
     open_string,
 )
-from ipytui.kernel.worker.static_attrs import module_dict
-
-JEDI_BUDGET_S = 0.5
-"""Seconds to wait for jedi before answering without it."""
-
-_IMPORT_RE = re.compile(r"\s*(?:import|from)\s")
-_FROM_IMPORT_RE = re.compile(r"\s*from\s+([\w.]+)\s+import\s.*?(\w*)\Z")
-_IMPORT_NAME_RE = re.compile(r"\s*(?:import|from)\s+(?:.*,\s*)?([\w.]*)\Z")
-
-T = TypeVar("T")
-
-_jedi_lock = threading.Lock()  # held while a jedi run is alive (see run_jedi)
-
-
-@contextlib.contextmanager
-def jedi_lock_for_fork(timeout: float = 3.0):
-    """Hold the jedi lock across a fork(), waiting (bounded) for a jedi run to end.
-
-    A jedi thread caught mid-run by fork() (the warm-up importing jedi and
-    inferring, or a late completion) leaves the child with locks no thread
-    will ever release (this one, and the import system's per-module locks)
-    and with modules it was importing half done. Forking anyway while jedi
-    works was measured worse: its writes to shared pages fault all the time,
-    so it runs for seconds and slows the cells beside it. When jedi stays busy
-    past ``timeout`` the child starts over (:func:`_forget_jedi_after_fork`).
-    """
-    global _jedi_lock
-    acquired = _jedi_lock.acquire(timeout=timeout)
-    parent = os.getpid()
-    try:
-        yield
-    finally:
-        if acquired:
-            _jedi_lock.release()
-        elif os.getpid() != parent:
-            _jedi_lock = threading.Lock()
-            _forget_jedi_after_fork()
-
-
-def _forget_jedi_after_fork() -> None:
-    """In a child forked while jedi ran in another thread: drop what that thread held.
-
-    Only the forking thread lives on, and it was not importing, so every module
-    lock is stale; modules caught mid-import, and jedi and parso whole (their
-    state may be mid-update), are imported afresh by the next completion.
-    """
-    from importlib import _bootstrap
-
-    locks = getattr(_bootstrap, "_module_locks", None)
-    if isinstance(locks, dict):
-        locks.clear()
-    for name, module in list(sys.modules.items()):
-        spec = getattr(module, "__spec__", None)
-        if (name.split(".")[0] in ("jedi", "parso")
-                or (spec is not None and getattr(spec, "_initializing", False))):
-            del sys.modules[name]
-
+from ipytui.kernel.worker.jedi_runner import run_jedi
+from ipytui.kernel.worker.static_attrs import MISSING, kind_of, resolve_dotted
 
 # ---------------------------------------------------------------- public API
 
@@ -141,53 +81,6 @@ def complete(code: str, cursor_pos: int, namespace: dict) -> dict:
         return _reply(_fallback(code, cursor, ns))
     except Exception:
         return _reply(Result([], cursor, cursor))
-
-
-def warm_up() -> None:
-    """Pay jedi's import and first-inference cost now, off the request path.
-
-    Holds the jedi lock meanwhile, so a Tab pressed during warm-up gets the
-    fast answer instead of waiting for a cold jedi.
-    """
-    with _jedi_lock:
-        try:
-            import jedi
-
-            jedi.Interpreter("import os\nos.pa", [{}]).complete(2, 5)
-        except BaseException:
-            pass  # warm-up is best effort
-
-
-def run_jedi(work: Callable[[], T], budget: float | None = None) -> T | None:
-    """Run `work` (which uses jedi) on a helper thread; its result, or None if late/failed/busy.
-
-    Python threads cannot be killed, so a late jedi run is abandoned, not
-    stopped: it finishes in the background (taking GIL slices from the
-    running cell) and its result is dropped. One lock keeps at most one jedi
-    run alive, since jedi is not documented as thread-safe; while an
-    abandoned run holds it, new requests skip jedi instead of queueing.
-    """
-    if not _jedi_lock.acquire(blocking=False):
-        return None
-    box: list[T] = []
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            box.append(work())
-        except BaseException:
-            pass  # a jedi error only loses jedi's answer
-        finally:
-            _jedi_lock.release()
-            done.set()
-
-    try:
-        threading.Thread(target=target, name="ipytui-jedi", daemon=True).start()
-    except Exception:
-        _jedi_lock.release()
-        return None
-    done.wait(JEDI_BUDGET_S if budget is None else budget)
-    return box[0] if box else None
 
 
 def clamp_cursor(code: str, cursor_pos: int | None) -> int:
@@ -235,8 +128,8 @@ def _fast_complete(code: str, cursor: int, ns: dict) -> Result | None:
     if literal is not None:
         return complete_in_string(code, cursor, literal, ns)
     line = before[before.rfind("\n") + 1 :]
-    if _IMPORT_RE.match(line):
-        return None
+    if IMPORT_LINE_RE.match(line):
+        return complete_import(line, cursor)
     keys = complete_bare_key(code, cursor, line, ns)
     return keys if keys is not None else complete_dotted(code, cursor, line, ns)
 
@@ -257,12 +150,45 @@ def _jedi_complete(code: str, cursor: int, ns: dict) -> Result:
         text = code[start:s] + c.name_with_symbols
         if c.name.startswith("_") and not code[s:cursor].lstrip("'\"").startswith("_"):
             continue  # private names only once the user typed `_`
-        kind = c.type
+        kind = jedi_kind(c) if len(matches) < MAX_SIGNATURES else c.type
         signature = ""
         if kind in ("function", "class") and len(matches) < MAX_SIGNATURES:
             signature = _jedi_signature(c)
         matches.append(Match(text, kind, signature))
     return Result(matches, start, cursor)
+
+
+_UNSURE_KINDS = ("module", "statement", "instance")
+"""jedi's name kinds that say how a name was bound, not what it holds: checked (see jedi_kind)."""
+
+
+def jedi_kind(completion: Any) -> str:
+    """What a jedi completion *is*: the live object's kind when its module is loaded,
+    else jedi's inferred type. jedi's own `type` is how the name was bound: a stub's
+    ``pardir: str`` says "module", ``import posixpath as path`` says "statement"."""
+    kind = completion.type
+    if kind not in _UNSURE_KINDS:
+        return kind
+    value = _live_by_full_name(completion.full_name or "")
+    if value is not MISSING:
+        return kind_of(value)
+    try:
+        inferred = {d.type for d in completion.infer()}
+    except Exception:
+        inferred = set()
+    if len(inferred) == 1:
+        kind = inferred.pop()
+    return "instance" if kind == "statement" else kind
+
+
+def _live_by_full_name(full_name: str) -> Any:
+    """The object a dotted full name names, read statically from a loaded module; MISSING."""
+    parts = full_name.split(".")
+    for i in range(len(parts), 0, -1):
+        module = sys.modules.get(".".join(parts[:i]))
+        if module is not None:
+            return resolve_dotted(".".join(["m", *parts[i:]]), {"m": module})
+    return MISSING
 
 
 def _jedi_signature(completion: Any) -> str:
@@ -280,30 +206,12 @@ def _fallback(code: str, cursor: int, ns: dict) -> Result:
     """The plain answer when neither the fast path nor jedi had one."""
     before = code[:cursor]
     line = before[before.rfind("\n") + 1 :]
-    if _IMPORT_RE.match(line):
-        return _import_fallback(line, cursor)
+    if IMPORT_LINE_RE.match(line):
+        return complete_import(line, cursor, loaded_only=True) or Result([], cursor, cursor)
     word = re.search(r"\w*\Z", line).group()
     if ends_expression(line[: len(line) - len(word)]) or (word and word[0].isdigit()):
         return Result([], cursor, cursor)
     return Result(name_matches(word, ns), cursor - len(word), cursor)
-
-
-def _import_fallback(line: str, cursor: int) -> Result:
-    """Names from already imported modules, for `import x` / `from x import y`."""
-    m = _FROM_IMPORT_RE.match(line)
-    if m is not None:
-        module = sys.modules.get(m.group(1))
-        names = {n: v for n, v in module_dict(module).items() if visible(n, m.group(2))}
-        return Result(describe(names), cursor - len(m.group(2)), cursor)
-    m = _IMPORT_NAME_RE.match(line)
-    if m is None:
-        return Result([], cursor, cursor)
-    parent, _, prefix = m.group(1).rpartition(".")
-    lead = f"{parent}." if parent else ""
-    known = {*sys.modules, *sys.builtin_module_names}
-    names = {n[len(lead) :].split(".")[0] for n in known if n.startswith(lead)}
-    matches = [Match(n, "module") for n in sorted(names, key=sort_key) if visible(n, prefix)]
-    return Result(matches, cursor - len(prefix), cursor)
 
 
 # ---------------------------------------------------------------- reply

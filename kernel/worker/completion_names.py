@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ipytui.kernel.worker.completion_infer import SAMPLES, instance_attributes, receiver_type
 from ipytui.kernel.worker.static_attrs import (
     IDENT,
     MISSING,
@@ -61,10 +62,15 @@ class Result:
 def complete_dotted(code: str, cursor: int, line: str, ns: dict) -> Result | None:
     """Plain names, or attributes of a live dotted chain (`obj.attr.pre`)."""
     m = _COMPLETION_RE.search(line)
-    if m is None or ends_expression(line[: m.start()]):
+    if m is None:
         return None
     *parents, prefix = m.group().split(".")
     start = cursor - len(prefix)
+    head = line[: m.start()]
+    if ends_expression(head):
+        if parents or not head.endswith("."):
+            return None
+        return _complete_inferred(code, cursor, head[:-1], prefix, ns)
     if not parents:
         params = _call_params(code[:start], prefix, ns)
         if params is None:
@@ -75,10 +81,23 @@ def complete_dotted(code: str, cursor: int, line: str, ns: dict) -> Result | Non
         imported = _imported_here(code[:start]).get(parents[0])
         if imported is not None:
             obj = resolve_dotted(".".join(parents), {parents[0]: imported})
+        elif len(parents) == 1:
+            return _complete_inferred(code, cursor, head + parents[0], prefix, ns)
     if obj is MISSING:
         return None
     found = {n: _attribute_value(obj, n) for n in attribute_names(obj) if visible(n, prefix)}
     return Result(describe(found), start, cursor, final=True)
+
+
+def _complete_inferred(code: str, cursor: int, receiver: str, prefix: str, ns: dict) -> Result | None:
+    """Attributes of `receiver` (code that has not run) when its class is certain; else None."""
+    start = cursor - len(prefix)
+    before = code[: code.rfind("\n", 0, start) + 1]  # the lines above the receiver's
+    cls = receiver_type(receiver, before, ns, _imported_here(before))
+    if cls is None:
+        return None
+    names = {n for n in attribute_names(SAMPLES.get(cls, cls)) if visible(n, prefix)}
+    return Result(describe(instance_attributes(cls, names)), start, cursor, final=cls in SAMPLES)
 
 
 _PLAIN_IMPORT = re.compile(

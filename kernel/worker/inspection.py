@@ -19,8 +19,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from ipytui.kernel.worker.completion import clamp_cursor, line_column, run_jedi, snapshot
+from ipytui.kernel.worker.completion import clamp_cursor, line_column, snapshot
 from ipytui.kernel.worker.completion_names import open_call
+from ipytui.kernel.worker.jedi_runner import run_jedi
 from ipytui.kernel.worker.static_attrs import MISSING, format_signature, kind_of, resolve_dotted
 
 SHORT_DOC_LINES = 20

@@ -19,7 +19,9 @@ import queue
 import signal
 import sys
 import threading
+import time
 import types
+from collections.abc import Callable
 from typing import Any
 
 from ipytui.kernel.protocol.wire import Codec, Message, WireError
@@ -34,7 +36,8 @@ from ipytui.kernel.worker.stdin import StdinBridge
 
 log = logging.getLogger("ipytui.worker")
 
-WARM_UP_ON = {"is_complete_request", "complete_request", "inspect_request"}
+WARM_UP_QUIET_S = 0.3
+"""The jedi warm-up takes a step only when no cell has ended for this long."""
 
 
 class Worker:
@@ -47,13 +50,13 @@ class Worker:
         self.pipe_codec = Codec(b"", check_replay=False)  # the supervisor verified it already
         self.execution_count = 0
         self.executing = False
+        self.cell_ended = 0.0  # time.monotonic() when the last cell ended (0: none yet)
         self.interrupt_deferred = False  # a SIGINT that came while a message was being written
         self.namespace = self._make_namespace()
         self.payloads: list[dict[str, Any]] = []
         self.shutting_down = False
         self.snapshots: Snapshots | None = None
         self.restored: dict[str, Any] | None = None
-        self.warming = False
 
     # -- setup ------------------------------------------------------------
     @staticmethod
@@ -129,6 +132,20 @@ class Worker:
                              "execution_count": self.execution_count,
                              "names": handlers.user_names(self.namespace),
                              "lost_threads": lost_threads, "after_msg_id": after_msg_id})
+        self.start_warm_up()  # returns at once when the parent had warmed jedi already
+
+    def start_warm_up(self) -> None:
+        """Warm jedi up in the background now, so the first Tab is answered fast and right.
+
+        It costs ~40 MiB and, with a cold cache, seconds of CPU; it takes its
+        steps only while no cell runs (see `jedi_runner.warm_up`).
+        """
+        threading.Thread(target=_warm_up, args=(self._quiet,), name="ipytui-warmup",
+                         daemon=True).start()
+
+    def _quiet(self) -> bool:
+        """No cell runs, and none ended just now (cells sent in a burst come back to back)."""
+        return not self.executing and time.monotonic() - self.cell_ended > WARM_UP_QUIET_S
 
     # -- threads ----------------------------------------------------------
     def _listen(self, hello: dict[str, Any]) -> None:
@@ -158,11 +175,6 @@ class Worker:
             if msg.msg_type == "input_reply":
                 self.stdin.replies.put(msg)
             return
-        if msg.msg_type in WARM_UP_ON and not self.warming:
-            # jedi costs ~40 MiB and seconds of CPU: pay it once someone edits code,
-            # not at start (ipykernel loads it on the first completion).
-            self.warming = True
-            threading.Thread(target=_warm_up, name="ipytui-warmup", daemon=True).start()
         handler = handlers.QUICK.get(msg.msg_type)
         self.publisher.status("busy", msg)
         try:
@@ -240,6 +252,7 @@ class Worker:
                              "execution_count": self.execution_count,
                              "names": handlers.user_names(self.namespace),
                              "restored": self.restored})
+        self.start_warm_up()
         while True:
             try:
                 frames = self.exec_pipe.recv_multipart()  # re-read: a promoted snapshot has a new one
@@ -295,13 +308,15 @@ class Worker:
                                traceback=["\x1b[0;31mKeyboardInterrupt\x1b[0m"])
         finally:
             self.executing = False
+            self.cell_ended = time.monotonic()
 
 
-def _warm_up() -> None:
-    """Pay jedi's first-call cost now, not on the user's first Tab."""
-    from ipytui.kernel.worker.completion import warm_up
+def _warm_up(idle: Callable[[], bool]) -> None:
+    """Pay jedi's first-call cost now, not on the user's first Tab (imported here: jedi is
+    not needed to start a worker)."""
+    from ipytui.kernel.worker.jedi_runner import warm_up
 
-    warm_up()
+    warm_up(idle)
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
 from ipytui.kernel.worker import checkpoint
-from ipytui.kernel.worker.completion import jedi_lock_for_fork
+from ipytui.kernel.worker.jedi_runner import jedi_lock_for_fork
 
 if TYPE_CHECKING:
     from ipytui.kernel.worker.context import WorkerContext
