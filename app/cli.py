@@ -176,6 +176,13 @@ def run_ui(args: argparse.Namespace) -> int:
     from .config import load_config
 
     config = load_config(args.config) if args.config else load_config()
+    if config.images != "off":
+        from ipytui.widgets.image_output import probe_terminal
+
+        problem = probe_terminal()
+        if problem:
+            config.warnings.append(problem)
+            config.images = "off"
     tunnel = None
     try:
         connection = connection_file

@@ -14,8 +14,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ipytui.widgets.bundle_view import BundleView, view_bundle
 from ipytui.widgets.cell_view import CellView
-from ipytui.widgets.mimebundle import RECOVERY_MIME, render_bundle, render_traceback
+from ipytui.widgets.mimebundle import RECOVERY_MIME, render_traceback
 from ipytui.widgets.output_stream import OutputStream
 from ipytui.widgets.peer_model import Peer
 
@@ -263,12 +264,14 @@ class OutputRouter:
         count = content.get("execution_count")
         prompt = f"Out[{count}]:" if count is not None else "Out:"
         display_id = (content.get("transient") or {}).get("display_id")
+        view = self._view(content)
         self.stream.add_output(
             cell.cell_id,
-            render_bundle(content.get("data") or {}, content.get("metadata")),
+            view.content,
             kind="result",
             prompt=prompt,
             display_id=display_id,
+            raw=view.raw,
         )
 
     def _display_data(self, msg: Any) -> None:
@@ -283,18 +286,30 @@ class OutputRouter:
         if RECOVERY_MIME in data and cell.status == "died":
             return  # its error already tells the story; the banner has the report
         display_id = (msg.content.get("transient") or {}).get("display_id")
+        view = self._view({**msg.content, "data": shown})
         self.stream.add_output(
             cell.cell_id,
-            render_bundle(shown, msg.content.get("metadata")),
+            view.content,
             kind="note" if RECOVERY_MIME in data else "display",
             display_id=display_id,
+            raw=view.raw,
         )
 
     def _update_display_data(self, msg: Any) -> None:
         display_id = (msg.content.get("transient") or {}).get("display_id")
         if display_id:
-            data = msg.content.get("data") or {}
-            self.stream.update_display(display_id, render_bundle(data, msg.content.get("metadata")))
+            view = self._view(msg.content)
+            self.stream.update_display(display_id, view.content, view.raw)
+
+    def _view(self, content: dict[str, Any]) -> BundleView:
+        """How a message's bundle shows, in this stream's image mode."""
+        data = content.get("data")
+        metadata = content.get("metadata")
+        return view_bundle(
+            data if isinstance(data, dict) else {},
+            metadata if isinstance(metadata, dict) else None,
+            self.stream.images,
+        )
 
     def _clear_output(self, msg: Any) -> None:
         cell = self.stream.cell(msg.parent_id)

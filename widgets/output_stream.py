@@ -13,7 +13,11 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from .cell_view import CellView
+from .image_data import ImageData
+from .image_output import ImageOutput
 from .rich_output import RichOutput
+
+Shown = RichOutput | ImageOutput
 
 TICK_SECONDS = 0.1
 
@@ -39,14 +43,16 @@ class OutputStream(VerticalScroll):
         *,
         max_lines: int = 10_000,
         show_times: bool = True,
+        images: str = "auto",
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
+        self.images = images
         self.max_lines = max_lines
         self.show_times = show_times
         self.dropped_lines = 0
         self.cells: dict[str, CellView] = {}
-        self._displays: dict[str, list[RichOutput]] = {}
+        self._displays: dict[str, list[Shown]] = {}
         self._notice = Static(id="dropped-notice")
         self._notice.display = False
 
@@ -96,6 +102,7 @@ class OutputStream(VerticalScroll):
         """A new cell at the end; ``history`` cells (from before we attached) go first."""
         kwargs.setdefault("max_lines", self.max_lines)
         kwargs.setdefault("show_times", self.show_times)
+        kwargs.setdefault("images", self.images)
         cell = CellView(cell_id, **kwargs)
         if not history:
             self.cells[cell_id] = cell
@@ -134,27 +141,39 @@ class OutputStream(VerticalScroll):
     def add_output(
         self,
         cell_id: str,
-        renderable: RenderableType,
+        content: RenderableType | ImageData,
         *,
         kind: str = "display",
         prompt: str | None = None,
         display_id: str | None = None,
-    ) -> RichOutput | None:
+        raw: RenderableType | None = None,
+    ) -> Shown | None:
+        """Add a rendering (or a picture) to a cell; ``raw`` is its text/plain alternative."""
         cell = self.cells.get(cell_id)
         if cell is None:
             return None
-        output = cell.add_output(renderable, kind=kind, prompt=prompt, display_id=display_id)
+        output = cell.add_output(
+            content, kind=kind, prompt=prompt, display_id=display_id, raw=raw
+        )
         if display_id:
             self._displays.setdefault(display_id, []).append(output)
         return output
 
-    def update_display(self, display_id: str, renderable: RenderableType) -> bool:
+    def update_display(
+        self,
+        display_id: str,
+        content: RenderableType | ImageData,
+        raw: RenderableType | None = None,
+    ) -> bool:
         """update_display_data: redraw every live output shown under this id."""
         live = [o for o in self._displays.get(display_id, []) if o.is_attached]
-        self._displays[display_id] = live
+        updated: list[Shown] = []
         for output in live:
-            output.set_body(renderable)
-        return bool(live)
+            cell = output.parent
+            if isinstance(cell, CellView):
+                updated.append(cell.replace_output(output, content, raw))
+        self._displays[display_id] = updated
+        return bool(updated)
 
     def clear_output(self, cell_id: str, wait: bool = False) -> None:
         cell = self.cells.get(cell_id)
