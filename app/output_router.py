@@ -21,6 +21,7 @@ from ipytui.widgets.output_stream import OutputStream
 from ipytui.widgets.peer_model import Peer
 
 from .iopub import coalesce_streams, parent_session, parent_type, parent_username
+from .widget_models import WIDGET_VIEW_MIME, WidgetModels
 
 DIED_ENAMES = {"KernelDied", "DeadKernelError", "WorkerDied"}
 KERNEL_CELL = "kernel-output"
@@ -73,7 +74,12 @@ class OutputRouter:
             "update_display_data": self._update_display_data,
             "clear_output": self._clear_output,
             "error": self._error,
+            "comm_open": self._comm,
+            "comm_msg": self._comm,
+            "comm_close": self._comm,
         }
+        self.widgets = WidgetModels()
+        self._widget_views: dict[str, list[Any]] = {}
         if own_session:
             self._note_peer(own_session, display_name)
 
@@ -265,7 +271,7 @@ class OutputRouter:
         prompt = f"Out[{count}]:" if count is not None else "Out:"
         display_id = (content.get("transient") or {}).get("display_id")
         view = self._view(content)
-        self.stream.add_output(
+        output = self.stream.add_output(
             cell.cell_id,
             view.content,
             kind="result",
@@ -273,6 +279,7 @@ class OutputRouter:
             display_id=display_id,
             raw=view.raw,
         )
+        self._watch_widget(content.get("data"), output)
 
     def _display_data(self, msg: Any) -> None:
         data = msg.content.get("data") or {}
@@ -287,13 +294,33 @@ class OutputRouter:
             return  # its error already tells the story; the banner has the report
         display_id = (msg.content.get("transient") or {}).get("display_id")
         view = self._view({**msg.content, "data": shown})
-        self.stream.add_output(
+        output = self.stream.add_output(
             cell.cell_id,
             view.content,
             kind="note" if RECOVERY_MIME in data else "display",
             display_id=display_id,
             raw=view.raw,
         )
+        self._watch_widget(shown, output)
+
+    # -- widgets ----------------------------------------------------------------------------
+    def _watch_widget(self, data: Any, output: Any) -> None:
+        """Remember an output showing a widget view, to redraw it when the model changes."""
+        ref = data.get(WIDGET_VIEW_MIME) if isinstance(data, dict) else None
+        model_id = ref.get("model_id") if isinstance(ref, dict) else None
+        if isinstance(model_id, str) and output is not None:
+            self._widget_views.setdefault(model_id, []).append((output, data))
+
+    def _comm(self, msg: Any) -> None:
+        changed = self.widgets.apply(msg.msg_type, msg.content)
+        if msg.msg_type == "comm_close":
+            self._widget_views.pop(msg.content.get("comm_id"), None)
+        if changed is None:
+            return
+        live = [(o, d) for o, d in self._widget_views.get(changed, []) if o.is_attached]
+        self._widget_views[changed] = live
+        for output, data in live:
+            output.set_body(self.widgets.view(data))
 
     def _update_display_data(self, msg: Any) -> None:
         display_id = (msg.content.get("transient") or {}).get("display_id")
@@ -305,6 +332,8 @@ class OutputRouter:
         """How a message's bundle shows, in this stream's image mode."""
         data = content.get("data")
         metadata = content.get("metadata")
+        if isinstance(data, dict) and WIDGET_VIEW_MIME in data:
+            return BundleView(self.widgets.view(data), raw=None)
         return view_bundle(
             data if isinstance(data, dict) else {},
             metadata if isinstance(metadata, dict) else None,

@@ -302,3 +302,25 @@ async def test_a_matplotlib_figure_from_ipykernel_draws_inline(tmp_path):
             await wait_for(pilot, lambda: (255, 0, 0) in drawn_colours(output), "red half blocks")
     finally:
         kernel.stop()
+
+
+async def test_a_widget_shows_its_type_and_live_value(tmp_path):
+    pytest.importorskip("ipywidgets", reason="ipywidgets makes the widget")
+    kernel = KernelProcess(tmp_path, argv=IPYKERNEL_ARGV).start()
+    try:
+        app = make_app(kernel)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            code = (
+                "import ipywidgets as w\n"
+                "s = w.IntSlider(value=3, min=0, max=10, description='n')\n"
+                "display(s)"
+            )
+            cell = await run_cell(pilot, code)
+            text = await wait_for(pilot, lambda: "IntSlider" in cell.plain and cell.plain, "view")
+            assert "IntSlider 'n' = 3 (min 0, max 10" in text
+            await run_cell(pilot, "s.value = 7")
+            await wait_for(pilot, lambda: "'n' = 7" in cell.plain, "the live update")
+            assert "= 3" not in cell.plain
+    finally:
+        kernel.stop()
