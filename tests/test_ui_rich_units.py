@@ -168,3 +168,13 @@ def test_widget_models_follow_comm_messages():
     assert "not seen" in models.view(bundle).plain
     assert describe_state({"_model_name": "DropdownModel", "index": 1,
                            "_options_labels": ["a", "b"]}) == "Dropdown = 'b'"
+
+
+def test_a_styled_dataframe_is_a_table_too():
+    pd = pytest.importorskip("pandas", reason="pandas makes the Styler")
+    frame = pd.DataFrame({"x": [1.25, 2.5], "label": ["a", "b"]})
+    html = frame.style.format("{:.1f}", subset=["x"]).highlight_max(subset=["x"]).to_html()
+    lines = plain_of(html_renderable(html)).splitlines()
+    assert lines[0].split() == ["x", "label"]
+    assert [line.split() for line in lines[2:]] == [["0", "1.2", "a"], ["1", "2.5", "b"]]
+    assert "background" not in "\n".join(lines)  # the Styler's CSS is not text

@@ -83,10 +83,12 @@ def half_block_rows(screen: str) -> list[list[tuple[tuple[int, ...], tuple[int, 
     return rows
 
 
-def test_a_picture_is_drawn_in_half_blocks_in_tmux(tmp_path):
+# "auto" must come to half blocks by itself: tmux (3.3, no sixel build) answers no graphics query.
+@pytest.mark.parametrize("mode", ["halfblock", "auto"])
+def test_a_picture_is_drawn_in_half_blocks_in_tmux(tmp_path, mode):
     config = tmp_path / "config"
     config.mkdir(exist_ok=True)
-    (config / "config.toml").write_text('display_name = "tmuxer"\nimages = "halfblock"\n')
+    (config / "config.toml").write_text(f'display_name = "tmuxer"\nimages = "{mode}"\n')
     kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
     term = Terminal([*installed_ipytui(), "--existing", str(kernel.path)], _env(tmp_path))
     try:
