@@ -178,3 +178,12 @@ def test_a_styled_dataframe_is_a_table_too():
     assert lines[0].split() == ["x", "label"]
     assert [line.split() for line in lines[2:]] == [["0", "1.2", "a"], ["1", "2.5", "b"]]
     assert "background" not in "\n".join(lines)  # the Styler's CSS is not text
+
+
+def test_huge_html_falls_back_to_plain_text():
+    from ipytui.widgets.mimebundle import MAX_HTML_CHARS, raw_plain, render_bundle
+
+    huge = "<p>x</p>" * (MAX_HTML_CHARS // 8 + 1)
+    assert plain_of(render_bundle({"text/html": huge, "text/plain": "short"})) == "short"
+    assert raw_plain({"text/html": huge, "text/plain": "short"}) is None
+    assert plain_of(render_bundle({"text/html": huge})).startswith("[text/html")

@@ -22,6 +22,8 @@ RECOVERY_MIME = "application/vnd.ipytui.recovery+json"
 _OSC_BEL = re.compile(r"\x1b\]([^\x07\x1b]*)\x07")
 
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml", "image/webp")
+# HTML beyond this is not parsed on the UI's loop: its text/plain (or a label) shows instead.
+MAX_HTML_CHARS = 2_000_000
 # Width at which renderings without a plain form (tables) are measured for search and tests.
 PLAIN_WIDTH = 120
 
@@ -90,10 +92,13 @@ def render_bundle(data: dict[str, Any], metadata: dict[str, Any] | None = None) 
         if mime in data:
             labels.append(placeholder(mime, data[mime], metadata))
             break
-    if "text/html" in data and not labels:
+    html = _as_text(data["text/html"]) if "text/html" in data and not labels else ""
+    if html and (len(html) <= MAX_HTML_CHARS or "text/plain" not in data):
+        if len(html) > MAX_HTML_CHARS:
+            return placeholder("text/html", html, metadata)
         from .html_view import html_renderable
 
-        return html_renderable(_as_text(data["text/html"]))
+        return html_renderable(html)
     if "text/latex" in data and not labels:
         from .latex_text import latex_to_unicode
 
@@ -110,7 +115,8 @@ def render_bundle(data: dict[str, Any], metadata: dict[str, Any] | None = None) 
 
 def raw_plain(data: dict[str, Any]) -> Text | None:
     """The bundle's text/plain when ``render_bundle`` drew something else (the toggle's target)."""
-    drawn_from_other = any(m in data for m in ("text/markdown", "text/html", "text/latex"))
+    html_drawn = "text/html" in data and len(_as_text(data["text/html"])) <= MAX_HTML_CHARS
+    drawn_from_other = html_drawn or any(m in data for m in ("text/markdown", "text/latex"))
     if "text/plain" in data and drawn_from_other and "application/json" not in data:
         return ansi_text(_as_text(data["text/plain"]))
     return None
