@@ -324,3 +324,24 @@ async def test_a_widget_shows_its_type_and_live_value(tmp_path):
             assert "= 3" not in cell.plain
     finally:
         kernel.stop()
+
+
+async def test_a_display_update_swaps_pictures_and_kinds_in_place(kernel):
+    from test_ui_support import DISPLAY_PRELUDE
+
+    app = make_app(kernel, config=halfblock_config())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        await run_cell(pilot, DISPLAY_PRELUDE)
+        await run_cell(pilot, TWO_HALVES)
+        cell = await run_cell(pilot, "display(Pic(), display_id='p')")
+        [first] = images_of(cell)
+        await run_cell(pilot, "update_display(Pic(60, 30), display_id='p')")
+        await wait_for(pilot, lambda: first.image.width == 60, "the new picture")
+        assert images_of(cell) == [first]  # the same widget, redrawn
+        await run_cell(pilot, "update_display('now text', display_id='p')")
+        await wait_for(pilot, lambda: "now text" in cell.plain, "text in the picture's place")
+        assert not images_of(cell) and not first.is_attached
+        await run_cell(pilot, "update_display(Pic(), display_id='p')")
+        await wait_for(pilot, lambda: images_of(cell), "a picture again")
+        assert "now text" not in cell.plain

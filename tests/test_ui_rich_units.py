@@ -187,3 +187,12 @@ def test_huge_html_falls_back_to_plain_text():
     assert plain_of(render_bundle({"text/html": huge, "text/plain": "short"})) == "short"
     assert raw_plain({"text/html": huge, "text/plain": "short"}) is None
     assert plain_of(render_bundle({"text/html": huge})).startswith("[text/html")
+
+
+def test_jpeg_decodes_too():
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 8), (0, 0, 255)).save(buf, "JPEG")
+    image = image_from_bundle({"image/jpeg": base64.b64encode(buf.getvalue()).decode()})
+    assert image.mime == "image/jpeg" and image.extension == "jpg"
+    red, green, blue = image.pixels.getpixel((8, 4))[:3]
+    assert blue > 200 and red < 40 and green < 40  # JPEG is lossy: close to blue
