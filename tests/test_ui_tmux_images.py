@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from test_ui_support import IPYTUI_KERNEL_ARGV, KernelProcess
-from test_ui_tmux import SCREEN_TIMEOUT, Terminal, _env
+from test_ui_tmux import SCREEN_TIMEOUT, Terminal, _env, _kill_kernels_under
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 pytest.importorskip("PIL", reason="Pillow makes the picture")
@@ -83,6 +83,50 @@ def half_block_rows(screen: str) -> list[list[tuple[tuple[int, ...], tuple[int, 
     return rows
 
 
+def reddish(rgb: tuple) -> bool:
+    """Red after scaling: resampling mixes in a little of the neighbours."""
+    return len(rgb) == 3 and rgb[0] > 200 and rgb[1] < 60 and rgb[2] < 60
+
+
+def wait_for_blocks(term: Terminal, done) -> list:
+    deadline = time.monotonic() + SCREEN_TIMEOUT
+    rows: list = []
+    while time.monotonic() < deadline:
+        rows = half_block_rows(coloured_screen(term))
+        if done(rows):
+            break
+        time.sleep(0.1)  # polling a terminal: there is no event to await
+    return rows
+
+
+def test_a_plot_from_ipykernel_started_by_ipytui_draws_inline(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib draws the plot")
+    pytest.importorskip("ipykernel", reason="the python3 kernel is ipykernel")
+    config = tmp_path / "config"
+    config.mkdir(exist_ok=True)
+    (config / "config.toml").write_text('images = "auto"\n')
+    command = [*installed_ipytui(), "--kernel", "python3", "--shutdown-on-exit"]
+    term = Terminal(command, _env(tmp_path))
+    try:
+        term.wait_for("idle", "ipykernel, idle")
+        term.type(
+            "import matplotlib.pyplot as plt; "
+            "fig = plt.figure(figsize=(3, 1.5), dpi=100, facecolor='#ff0000'); "
+            "plt.axes().set_facecolor('#ff0000'); plt.show()"
+        )
+        term.keys("Enter")
+        rows = wait_for_blocks(term, lambda rows: len(rows) >= 3)
+        cells = [cell for row in rows for cell in row]
+        # A red figure with red axes: red nearly everywhere but for the spines and ticks.
+        red = sum(reddish(fg) and reddish(bg) for fg, bg in cells)
+        assert len(rows) >= 3 and red > len(cells) / 2, (term.screen(), cells[:40])
+        term.keys("C-q")
+        term.wait_for_any(("kernel shut down", "Pane is dead"), "the UI's exit")
+    finally:
+        term.close()
+        _kill_kernels_under(tmp_path)
+
+
 # "auto" must come to half blocks by itself: tmux (3.3, no sixel build) answers no graphics query.
 @pytest.mark.parametrize("mode", ["halfblock", "auto"])
 def test_a_picture_is_drawn_in_half_blocks_in_tmux(tmp_path, mode):
@@ -96,13 +140,7 @@ def test_a_picture_is_drawn_in_half_blocks_in_tmux(tmp_path, mode):
         term.type(PICTURE)
         term.keys("Enter")
         term.wait_for("Out[1]:", "the result")
-        deadline = time.monotonic() + SCREEN_TIMEOUT
-        rows: list = []
-        while time.monotonic() < deadline:
-            rows = half_block_rows(coloured_screen(term))
-            if rows and rows[-1][0] == (BLUE, BLUE):
-                break
-            time.sleep(0.1)  # polling a terminal: there is no event to await
+        rows = wait_for_blocks(term, lambda rows: rows and rows[-1][0] == (BLUE, BLUE))
         # Red above, blue below: the top row is red on red, the bottom blue on blue.
         assert rows and rows[0][0] == (RED, RED) and rows[-1][0] == (BLUE, BLUE), rows
         width = len(rows[0])
