@@ -345,3 +345,28 @@ async def test_a_display_update_swaps_pictures_and_kinds_in_place(kernel):
         await run_cell(pilot, "update_display(Pic(), display_id='p')")
         await wait_for(pilot, lambda: images_of(cell), "a picture again")
         assert "now text" not in cell.plain
+
+
+async def test_pictures_past_the_memory_budget_become_labels(kernel):
+    app = make_app(kernel, config=halfblock_config())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        stream = app.main_screen.stream
+        await run_cell(pilot, TWO_HALVES)
+        first = await run_cell(pilot, "Pic(300, 300)")
+        [picture] = images_of(first)
+        stream.image_budget = picture.image.memory * 2  # room for two pictures
+        pixels = weakref.ref(picture.image.pixels)
+        del picture
+        cells = [first] + [await run_cell(pilot, "Pic(300, 300)") for _ in range(2)]
+        await wait_for(pilot, lambda: not images_of(first), "the oldest picture dropped")
+        assert "[image/png 300x300] dropped from memory" in first.plain
+        assert all(images_of(cell) for cell in cells[1:])  # the newer two stay
+        assert first.cell_id in stream.cells  # the cell itself is still in the scrollback
+        del cells
+
+        def freed() -> bool:
+            gc.collect()
+            return pixels() is None
+
+        await wait_for(pilot, freed, "the dropped picture's memory freed")

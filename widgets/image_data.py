@@ -50,6 +50,12 @@ class ImageData:
         return int(self.pixels.height)
 
     @property
+    def memory(self) -> int:
+        """Bytes this picture holds: decoded pixels and the bytes as sent."""
+        bands = len(self.pixels.getbands())
+        return self.width * self.height * bands + len(self.raw)
+
+    @property
     def extension(self) -> str:
         return EXTENSIONS.get(self.mime, "bin")
 

@@ -8,6 +8,7 @@ the oldest cells go and a notice says how many lines were dropped.
 from __future__ import annotations
 
 from rich.console import RenderableType
+from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -20,6 +21,8 @@ from .rich_output import RichOutput
 Shown = RichOutput | ImageOutput
 
 TICK_SECONDS = 0.1
+# Pictures kept decoded in the scrollback; past this the oldest become labels.
+IMAGE_MEMORY_BUDGET = 256 * 1024 * 1024
 
 
 class OutputStream(VerticalScroll):
@@ -48,6 +51,7 @@ class OutputStream(VerticalScroll):
     ) -> None:
         super().__init__(id=id)
         self.images = images
+        self.image_budget = IMAGE_MEMORY_BUDGET
         self.max_lines = max_lines
         self.show_times = show_times
         self.dropped_lines = 0
@@ -205,12 +209,39 @@ class OutputStream(VerticalScroll):
             total -= cell.line_count
             self.dropped_lines += cell.line_count
             self.remove_cell(cell_id)
+        self._enforce_image_budget()
         if self.dropped_lines:
             self._notice.update(
                 f"… {self.dropped_lines:,} earlier lines dropped "
                 f"(scrollback keeps {self.max_lines:,})"
             )
             self._notice.display = True
+
+    def _enforce_image_budget(self) -> None:
+        """Past the budget, the oldest pictures become labels and free their pixels."""
+        pictures = [
+            (cell, output)
+            for cell in self.cells.values()
+            for output in cell.outputs()
+            if isinstance(output, ImageOutput)
+        ]
+        total = sum(output.image.memory for _, output in pictures)
+        for cell, output in pictures[:-1]:  # the newest picture always stays
+            if total <= self.image_budget:
+                break
+            total -= output.image.memory
+            budget_mb = self.image_budget // (1024 * 1024)
+            label = Text(
+                f"{output.image.label} dropped from memory "
+                f"(pictures in the scrollback keep {budget_mb} MB)",
+                style="italic",
+            )
+            label_output = cell.replace_output(output, label)
+            if output.display_id in self._displays:
+                shown = self._displays[output.display_id]
+                self._displays[output.display_id] = [
+                    label_output if o is output else o for o in shown
+                ]
 
     @property
     def plain(self) -> str:
