@@ -196,3 +196,11 @@ def test_jpeg_decodes_too():
     assert image.mime == "image/jpeg" and image.extension == "jpg"
     red, green, blue = image.pixels.getpixel((8, 4))[:3]
     assert blue > 200 and red < 40 and green < 40  # JPEG is lossy: close to blue
+
+
+def test_width_metadata_sets_the_shown_size_with_aspect():
+    data = {"image/png": png(200, 100)}
+    image = image_from_bundle(data, {"image/png": {"width": 50}})
+    assert image.display_pixels == (50, 25) and (image.width, image.height) == (200, 100)
+    assert image_from_bundle(data, {"image/png": {"width": "big"}}).display_pixels == (200, 100)
+    assert image_from_bundle(data, {"image/png": {"height": 10}}).display_pixels == (20, 10)

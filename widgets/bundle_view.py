@@ -42,7 +42,7 @@ def view_bundle(
     mime = first_image_type(data)
     if mime is not None and images != "off":
         try:
-            image = image_from_bundle(data)
+            image = image_from_bundle(data, metadata)
         except ImageError as exc:
             label = placeholder(mime, data[mime], metadata)
             label.append(f" cannot be drawn: {exc}")

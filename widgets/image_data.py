@@ -40,6 +40,17 @@ class ImageData:
     mime: str
     raw: bytes
     pixels: Any  # PIL.Image.Image; Any so that importing this module does not import PIL
+    shown_size: tuple[int, int] | None = None  # the kernel's width/height metadata, in pixels
+
+    @property
+    def display_pixels(self) -> tuple[int, int]:
+        """The size to show it at: the metadata's (aspect filled in), else its own."""
+        if self.shown_size is None:
+            return self.width, self.height
+        width, height = self.shown_size
+        return max(1, width or round(height * self.width / self.height)), max(
+            1, height or round(width * self.height / self.width)
+        )
 
     @property
     def width(self) -> int:
@@ -108,7 +119,20 @@ def svg_to_png(svg: bytes) -> bytes | None:
         raise ImageError(f"not a drawable SVG: {exc}") from None
 
 
-def image_from_bundle(data: dict[str, Any]) -> ImageData | None:
+def _shown_size(mime: str, metadata: dict[str, Any] | None) -> tuple[int, int] | None:
+    """Width/height from the bundle's metadata (IPython's ``Image(width=…)``), if sane."""
+    meta = (metadata or {}).get(mime)
+    if not isinstance(meta, dict):
+        return None
+    sizes = [meta.get("width"), meta.get("height")]
+    clean = [v if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 100_000 else 0
+             for v in sizes]
+    return (clean[0], clean[1]) if any(clean) else None
+
+
+def image_from_bundle(
+    data: dict[str, Any], metadata: dict[str, Any] | None = None
+) -> ImageData | None:
     """The bundle's picture decoded, or None when there is none or SVG cannot be drawn.
 
     Raises ImageError when the image is there but broken.
@@ -116,11 +140,12 @@ def image_from_bundle(data: dict[str, Any]) -> ImageData | None:
     mime = first_image_type(data)
     if mime is None:
         return None
+    shown = _shown_size(mime, metadata)
     if mime == SVG_TYPE:
         svg = _as_str(data[mime]).encode()
         png = svg_to_png(svg)
         if png is None:
             return None
-        return ImageData(mime, svg, _open_pixels(png))
+        return ImageData(mime, svg, _open_pixels(png), shown)
     raw = _raster_bytes(data[mime])
-    return ImageData(mime, raw, _open_pixels(raw))
+    return ImageData(mime, raw, _open_pixels(raw), shown)

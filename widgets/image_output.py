@@ -127,7 +127,7 @@ class ImageOutput(Vertical, can_focus=True):
         self.kind = kind
         self.prompt = prompt
         self.display_id = display_id
-        self.cells = fit_cells((image.width, image.height), cell_pixels(), 0, 0)
+        self.cells = fit_cells(image.display_pixels, cell_pixels(), 0, 0)
         self._prompt = Static(Text(prompt or ""), classes="image-output--prompt")
         self._prompt.display = bool(prompt)
         self._picture = image_widget_class(mode)(image.pixels, classes="image-output--picture")
@@ -160,8 +160,7 @@ class ImageOutput(Vertical, can_focus=True):
         if width <= 0:
             return
         max_rows = max(MIN_ROWS, self.app.size.height - SCREEN_MARGIN_ROWS)
-        pixels = (self.image.width, self.image.height)
-        self.cells = fit_cells(pixels, cell_pixels(), width, max_rows)
+        self.cells = fit_cells(self.image.display_pixels, cell_pixels(), width, max_rows)
         self._picture.styles.width = self.cells[0]
         self._picture.styles.height = self.cells[1]
 
