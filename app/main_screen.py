@@ -208,7 +208,8 @@ class MainScreen(
     def on_key(self, event: events.Key) -> None:
         # Typing while the output or the peers list has focus goes to the input.
         readers = (self.stream, self.peers_panel.peer_list)
-        if event.is_printable and self.focused in readers and event.character:
+        reading = self.focused in readers or self.typing_leaves_output(event.key)
+        if event.is_printable and reading and event.character:
             event.stop()
             self.editor.focus()
             self.editor.insert(event.character)

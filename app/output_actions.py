@@ -44,6 +44,13 @@ class OutputActions:
         target.focus()
         target.scroll_visible(animate=False)
 
+    def typing_leaves_output(self, key: str) -> bool:
+        """True when a selected output has no use for ``key``: typing then goes to the editor."""
+        if not self.output_selected():
+            return False
+        bound = {k.strip() for b in type(self.focused).BINDINGS for k in b.key.split(",")}
+        return key not in bound
+
     def output_selected(self) -> bool:
         """True while an output has focus (Escape then returns to the editor)."""
         return self.focused in self.selectable_outputs()

@@ -236,6 +236,9 @@ async def test_dataframe_html_is_a_table_and_t_toggles_to_plain(kernel):
         assert "[100 rows x 3 columns]" in output.plain
         await pilot.press("t")
         await wait_for(pilot, lambda: not output.showing_raw, "the table again")
+        await pilot.press("x")  # a key the output has no use for goes to the editor
+        await wait_for(pilot, lambda: app.main_screen.editor.text == "x", "typing in the editor")
+        assert app.focused is app.main_screen.editor
 
 
 async def test_generic_html_reads_as_text(kernel):
