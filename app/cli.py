@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .app import IpytuiApp
+    from .config import Config
 
 USAGE_EPILOG = """\
 subcommands:
@@ -157,14 +158,33 @@ def load_ui() -> type[IpytuiApp]:
     return IpytuiApp
 
 
+def probe_images(config: Config) -> None:
+    """Let textual-image learn what the terminal draws, before Textual takes the terminal.
+
+    About 0.3 s (numpy for sixel encoding, a graphics query the terminal may
+    not answer): run_ui does it while a new kernel boots.
+    """
+    if config.images == "off":
+        return
+    from ipytui.widgets.image_output import probe_terminal
+
+    problem = probe_terminal()
+    if problem:
+        config.warnings.append(problem)
+        config.images = "off"
+
+
 def run_ui(args: argparse.Namespace) -> int:
     from ipytui.kernel.protocol.connection import ConnectionError_
 
+    from .config import load_config
     from .launch import KernelSpecError
 
+    config = load_config(args.config) if args.config else load_config()
     try:
         attachable = begin_connection(args)
         app_class = load_ui()
+        probe_images(config)  # while a new kernel boots in its own process
         connection_file = attachable()
     except (ConnectionError_, KernelSpecError) as exc:
         print(f"ipytui: {exc}", file=sys.stderr)
@@ -173,9 +193,6 @@ def run_ui(args: argparse.Namespace) -> int:
         print(f"ipytui: cannot start a kernel: {exc}", file=sys.stderr)
         return 1
 
-    from .config import load_config
-
-    config = load_config(args.config) if args.config else load_config()
     tunnel = None
     try:
         connection = connection_file

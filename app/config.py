@@ -6,6 +6,7 @@ Example::
     theme = "dark"            # dark, light, high-contrast or any Textual theme
     scrollback_lines = 20000  # lines of output kept before the oldest are dropped
     share_drafts = true       # share the draft with peers as you type
+    images = "auto"           # inline images: auto, kitty, sixel, halfblock or off
 
 A missing file means defaults; a bad value is ignored with a warning so a
 typo never keeps the UI from starting.
@@ -25,6 +26,7 @@ except ModuleNotFoundError:  # Python 3.10
     tomllib = None  # type: ignore[assignment]
 
 MIN_SCROLLBACK = 100
+IMAGE_MODES = ("auto", "kitty", "sixel", "halfblock", "off")
 
 
 def default_display_name() -> str:
@@ -40,6 +42,7 @@ class Config:
     theme: str = "dark"
     scrollback_lines: int = 10_000
     share_drafts: bool = True
+    images: str = "auto"
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -49,6 +52,7 @@ _TYPES: dict[str, type] = {
     "theme": str,
     "scrollback_lines": int,
     "share_drafts": bool,
+    "images": str,
 }
 
 
@@ -74,6 +78,11 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     if config.scrollback_lines < MIN_SCROLLBACK:
         config.warnings.append(f"scrollback_lines raised to the minimum {MIN_SCROLLBACK}")
         config.scrollback_lines = MIN_SCROLLBACK
+    if config.images not in IMAGE_MODES:
+        config.warnings.append(
+            f"images must be one of {', '.join(IMAGE_MODES)}, got {config.images!r}; using auto"
+        )
+        config.images = "auto"
     if not config.display_name.strip():
         config.display_name = default_display_name()
     return config

@@ -37,6 +37,7 @@ from .completion import Completion
 from .config import Config
 from .lifecycle import KernelLifecycle
 from .messages import HistoryLoaded, IopubBatch
+from .output_actions import OutputActions
 from .output_router import OutputRouter
 from .presence import DraftShare, Presence
 from .presence_link import PresenceLink
@@ -44,7 +45,9 @@ from .runner import CodeRunner
 from .session import KernelSession
 
 
-class MainScreen(KernelLifecycle, CodeRunner, PresenceLink, InputAssist, Screen):
+class MainScreen(
+    KernelLifecycle, CodeRunner, PresenceLink, InputAssist, OutputActions, Screen
+):
     """Status bar, output stream, input, peers, footer."""
 
     # Focus lands on the editor as the screen is composed, not on the output first
@@ -59,6 +62,8 @@ class MainScreen(KernelLifecycle, CodeRunner, PresenceLink, InputAssist, Screen)
         Binding("f4", "toggle_share_draft", "Share draft", key_display="F4", show=False),
         Binding("ctrl+l", "clear_output", "Clear", key_display="^L"),
         Binding("f6", "focus_peers", "Peers list", key_display="F6", show=False, priority=True),
+        # Priority: the editor (a TextArea) would take F7 as select-all.
+        Binding("f7", "select_output", "Select output", key_display="F7", show=False, priority=True),
         Binding("f8", "restart", "Restart", key_display="F8"),
         Binding("f9", "restart_restore", "Restore", key_display="F9"),
         Binding("escape", "dismiss_overlay", "Close", show=False),
@@ -107,7 +112,10 @@ class MainScreen(KernelLifecycle, CodeRunner, PresenceLink, InputAssist, Screen)
             with Vertical(id="main-column"):
                 yield CrashBanner(id="banner")
                 yield OutputStream(
-                    id="output", max_lines=self.config.scrollback_lines, show_times=volatile
+                    id="output",
+                    max_lines=self.config.scrollback_lines,
+                    show_times=volatile,
+                    images=self.config.images,
                 )
                 yield HelpPane(id="help")
                 yield HistorySearch(id="history-search")
@@ -200,7 +208,8 @@ class MainScreen(KernelLifecycle, CodeRunner, PresenceLink, InputAssist, Screen)
     def on_key(self, event: events.Key) -> None:
         # Typing while the output or the peers list has focus goes to the input.
         readers = (self.stream, self.peers_panel.peer_list)
-        if event.is_printable and self.focused in readers and event.character:
+        reading = self.focused in readers or self.typing_leaves_output(event.key)
+        if event.is_printable and reading and event.character:
             event.stop()
             self.editor.focus()
             self.editor.insert(event.character)
@@ -252,7 +261,7 @@ class MainScreen(KernelLifecycle, CodeRunner, PresenceLink, InputAssist, Screen)
             self.editor.focus()
         elif self.help_pane.is_open:
             self.help_pane.close()
-        elif self.focused is self.peers_panel.peer_list:
+        elif self.focused is self.peers_panel.peer_list or self.output_selected():
             self.editor.focus()
         elif self.banner.is_open:
             self.banner.hide()

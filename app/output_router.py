@@ -14,12 +14,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ipytui.widgets.bundle_view import BundleView, view_bundle
 from ipytui.widgets.cell_view import CellView
-from ipytui.widgets.mimebundle import RECOVERY_MIME, render_bundle, render_traceback
+from ipytui.widgets.mimebundle import RECOVERY_MIME, render_traceback
 from ipytui.widgets.output_stream import OutputStream
 from ipytui.widgets.peer_model import Peer
 
 from .iopub import coalesce_streams, parent_session, parent_type, parent_username
+from .widget_models import WIDGET_VIEW_MIME, WidgetModels
 
 DIED_ENAMES = {"KernelDied", "DeadKernelError", "WorkerDied"}
 KERNEL_CELL = "kernel-output"
@@ -74,7 +76,12 @@ class OutputRouter:
             "clear_output": self._clear_output,
             "error": self._error,
             "ipytui_status": self._ipytui_status,
+            "comm_open": self._comm,
+            "comm_msg": self._comm,
+            "comm_close": self._comm,
         }
+        self.widgets = WidgetModels()
+        self._widget_views: dict[str, list[Any]] = {}
         if own_session:
             self._note_peer(own_session, display_name)
 
@@ -271,13 +278,16 @@ class OutputRouter:
         count = content.get("execution_count")
         prompt = f"Out[{count}]:" if count is not None else "Out:"
         display_id = (content.get("transient") or {}).get("display_id")
-        self.stream.add_output(
+        view = self._view(content)
+        output = self.stream.add_output(
             cell.cell_id,
-            render_bundle(content.get("data") or {}, content.get("metadata")),
+            view.content,
             kind="result",
             prompt=prompt,
             display_id=display_id,
+            raw=view.raw,
         )
+        self._watch_widget(content.get("data"), output)
 
     def _display_data(self, msg: Any) -> None:
         data = msg.content.get("data") or {}
@@ -291,18 +301,52 @@ class OutputRouter:
         if RECOVERY_MIME in data and cell.status == "died":
             return  # its error already tells the story; the banner has the report
         display_id = (msg.content.get("transient") or {}).get("display_id")
-        self.stream.add_output(
+        view = self._view({**msg.content, "data": shown})
+        output = self.stream.add_output(
             cell.cell_id,
-            render_bundle(shown, msg.content.get("metadata")),
+            view.content,
             kind="note" if RECOVERY_MIME in data else "display",
             display_id=display_id,
+            raw=view.raw,
         )
+        self._watch_widget(shown, output)
+
+    # -- widgets ----------------------------------------------------------------------------
+    def _watch_widget(self, data: Any, output: Any) -> None:
+        """Remember an output showing a widget view, to redraw it when the model changes."""
+        ref = data.get(WIDGET_VIEW_MIME) if isinstance(data, dict) else None
+        model_id = ref.get("model_id") if isinstance(ref, dict) else None
+        if isinstance(model_id, str) and output is not None:
+            self._widget_views.setdefault(model_id, []).append((output, data))
+
+    def _comm(self, msg: Any) -> None:
+        changed = self.widgets.apply(msg.msg_type, msg.content)
+        if msg.msg_type == "comm_close":
+            self._widget_views.pop(msg.content.get("comm_id"), None)
+        if changed is None:
+            return
+        live = [(o, d) for o, d in self._widget_views.get(changed, []) if o.is_attached]
+        self._widget_views[changed] = live
+        for output, data in live:
+            output.set_body(self.widgets.view(data))
 
     def _update_display_data(self, msg: Any) -> None:
         display_id = (msg.content.get("transient") or {}).get("display_id")
         if display_id:
-            data = msg.content.get("data") or {}
-            self.stream.update_display(display_id, render_bundle(data, msg.content.get("metadata")))
+            view = self._view(msg.content)
+            self.stream.update_display(display_id, view.content, view.raw)
+
+    def _view(self, content: dict[str, Any]) -> BundleView:
+        """How a message's bundle shows, in this stream's image mode."""
+        data = content.get("data")
+        metadata = content.get("metadata")
+        if isinstance(data, dict) and WIDGET_VIEW_MIME in data:
+            return BundleView(self.widgets.view(data), raw=None)
+        return view_bundle(
+            data if isinstance(data, dict) else {},
+            metadata if isinstance(metadata, dict) else None,
+            self.stream.images,
+        )
 
     def _clear_output(self, msg: Any) -> None:
         cell = self.stream.cell(msg.parent_id)

@@ -6,8 +6,9 @@ Each picture is the Textual app (``IpytuiApp``) driven by the Pilot at a
 fixed terminal size, attached to ``python -m ipytui.kernel -f FILE`` running
 in a private data/config/runtime dir; the crash is a real one (the worker
 kills itself) and the banner shows the supervisor's real recovery report.
-Textual writes SVG; ``rsvg-convert`` (or ImageMagick's ``convert``) turns it
-into PNG when installed, otherwise the SVGs stay.
+Textual writes SVG; ``rsvg-convert``, cairosvg or ImageMagick's ``convert``
+turns it into PNG when installed, otherwise the SVGs stay. Pictures are
+drawn in half blocks (``images = "halfblock"``), which an SVG can hold.
 """
 
 from __future__ import annotations
@@ -158,6 +159,49 @@ async def crash(pilot) -> None:
     await settle(pilot)
 
 
+PLOT_SETUP = """\
+import io
+import numpy as np
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt
+plt.style.use('dark_background')
+class Png:  # until the kernel's own backend shows figures: the PNG any kernel would send
+    def __init__(self, fig): self.fig = fig
+    def _repr_png_(self):
+        buf = io.BytesIO(); self.fig.savefig(buf, format='png'); return buf.getvalue()"""
+PLOT_CELL = """\
+x = np.linspace(0, 4 * np.pi, 200)
+fig, ax = plt.subplots(figsize=(7, 3.4), dpi=100)
+ax.plot(x, np.sin(x), lw=4, label='sin'); ax.plot(x, np.cos(x), lw=4, label='cos')
+ax.legend(); Png(fig)"""
+
+TABLE_CELLS = [
+    "import pandas as pd\npd.set_option('display.max_rows', 8)",
+    "df = pd.DataFrame({'city': ['Oslo', 'Lima', 'Pune'] * 40, 'temp': range(120),\n"
+    "                   'rain': [0.5, 12.25, 3.0] * 40})\ndf",
+    "class Doc:\n    def _repr_html_(self):\n        return ('<h3>Notes</h3><ul><li>see <a href=\"https://jupyter.org\">"
+    "Jupyter</a></li><li><code>df.describe()</code></li></ul>')\n"
+    "    def _repr_latex_(self):\n        return r'$\\sum_i x_i \\leq \\pi$'\nDoc()",
+]
+
+
+async def plot(pilot) -> None:
+    await ready(pilot)
+    await run_cell(pilot, PLOT_SETUP)
+    await run_cell(pilot, PLOT_CELL)
+    pilot.app.main_screen.editor.set_text("")
+    await settle(pilot)
+
+
+async def tables(pilot) -> None:
+    await ready(pilot)
+    for code in TABLE_CELLS:
+        await run_cell(pilot, code)
+    pilot.app.main_screen.editor.set_text("df.describe()")
+    await settle(pilot)
+
+
 Scene = Callable[[object], Awaitable[None]]
 SCENES: list[tuple[str, Scene, str | None]] = [
     ("main-idle", idle, None),
@@ -167,6 +211,8 @@ SCENES: list[tuple[str, Scene, str | None]] = [
     ("crash-recovered", crash, None),
     ("theme-light", with_output, "light"),
     ("theme-high-contrast", with_output, "high-contrast"),
+    ("plot-inline", plot, None),
+    ("html-table", tables, None),
 ]
 
 
@@ -180,7 +226,8 @@ async def shoot(name: str, scene: Scene, theme: str | None, out: Path, root: Pat
         os.environ[key] = value
     kernel.start()
     try:
-        app = IpytuiApp(kernel.path, config=Config(display_name="alice", scrollback_lines=5000),
+        app = IpytuiApp(kernel.path, config=Config(display_name="alice", scrollback_lines=5000,
+                                                    images="halfblock"),
                         theme=theme, deterministic=True, shutdown_on_exit=True)
         async with app.run_test(size=SIZE) as pilot:
             await scene(pilot)
@@ -191,10 +238,22 @@ async def shoot(name: str, scene: Scene, theme: str | None, out: Path, root: Pat
     return svg
 
 
+def svg_to_png_with_cairosvg(svg: Path, png: Path) -> bool:
+    """cairosvg (an ipytui dependency) draws Textual's SVG; ImageMagick's own renderer cannot."""
+    try:
+        import cairosvg
+    except (ImportError, OSError):
+        return False
+    cairosvg.svg2png(url=str(svg), write_to=str(png), scale=1.5)
+    return True
+
+
 def to_png(svg: Path) -> Path | None:
     png = svg.with_suffix(".png")
     if shutil.which("rsvg-convert"):
         cmd = ["rsvg-convert", "--zoom", "1.5", "-o", str(png), str(svg)]
+    elif svg_to_png_with_cairosvg(svg, png):
+        return png
     elif shutil.which("convert"):
         cmd = ["convert", "-density", "144", str(svg), str(png)]
     else:

@@ -63,6 +63,35 @@ def test_snapshot_with_output(kernel, snap_compare):
     assert snap_compare(make_app(kernel), terminal_size=SIZE, run_before=_with_output)
 
 
+async def _with_rich_output(pilot) -> None:
+    """A picture in half blocks (red over blue), an HTML table, LaTeX."""
+    await wait_ready(pilot)
+    await run_cell(
+        pilot,
+        "import io\nfrom PIL import Image\n"
+        "im = Image.new('RGB', (240, 80), (200, 30, 30))\n"
+        "im.paste((30, 30, 200), (0, 40, 240, 80))\nim",
+    )
+    await run_cell(
+        pilot,
+        "class T:\n    def _repr_html_(self):\n"
+        "        return ('<table><thead><tr><th></th><th>name</th><th>n</th></tr></thead>'\n"
+        "                '<tbody><tr><th>0</th><td>ab</td><td>1</td></tr>'\n"
+        "                '<tr><th>1</th><td>c</td><td>22.5</td></tr></tbody></table>')\n"
+        "    def _repr_latex_(self):\n        return r'$\\alpha$'\nT()",
+    )
+    await _settle(pilot)
+
+
+def test_snapshot_rich_output(kernel, snap_compare):
+    pytest.importorskip("PIL", reason="Pillow makes the picture")
+    from ipytui.app.config import Config
+
+    config = Config(display_name="alice", scrollback_lines=5000, images="halfblock")
+    app = make_app(kernel, config=config)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_with_rich_output)
+
+
 def test_snapshot_completion_menu(kernel, snap_compare):
     async def run_before(pilot):
         await wait_ready(pilot)

@@ -18,6 +18,7 @@ from ipytui.widgets.mimebundle import (
     RECOVERY_MIME,
     ansi_text,
     plain_of,
+    raw_plain,
     render_bundle,
     render_traceback,
 )
@@ -196,8 +197,9 @@ def test_bundles_render_by_preference():
     assert '"a"' in plain_of(render_bundle({"application/json": {"a": 1}}))
     image = plain_of(render_bundle({"image/png": "aGVsbG8=", "text/plain": "<Figure>"}))
     assert image.startswith("[image/png, 5 B]") and "<Figure>" in image
-    html = plain_of(render_bundle({"text/html": "<b>x</b>", "text/plain": "x"}))
-    assert html.startswith("[text/html") and html.endswith("x")
+    html = {"text/html": "<b>x</b> &amp; <i>y</i>", "text/plain": "P"}
+    assert plain_of(render_bundle(html)) == "x & y"
+    assert raw_plain(html).plain == "P" and raw_plain({"text/plain": "P"}) is None
     assert plain_of(render_bundle({"text/plain": "\x1b[32mok\x1b[0m"})) == "ok"
     assert plain_of(render_bundle({RECOVERY_MIME: {}})) == ""
 

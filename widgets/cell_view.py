@@ -14,9 +14,14 @@ from rich.text import Text
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from .image_data import ImageData
+from .image_output import ImageOutput
 from .python_highlight import highlight_python
 from .rich_output import RichOutput
 from .stream_output import StreamOutput
+
+# What a cell shows below its code, in arrival order.
+Output = StreamOutput | RichOutput | ImageOutput
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _STATUS_MARK = {"ok": "✓", "error": "✗", "aborted": "⊘", "died": "☠"}
@@ -62,8 +67,10 @@ class CellView(Vertical):
         status: str = "queued",
         max_lines: int = 10_000,
         show_times: bool = True,
+        images: str = "auto",
     ) -> None:
         super().__init__(classes="-own" if own else "-peer")
+        self.images = images
         self.cell_id = cell_id
         self.code = code
         self.who = who
@@ -77,7 +84,7 @@ class CellView(Vertical):
         self.finished: float | None = None
         self.frame = 0
         self._clear_pending = False
-        self._outputs: list[StreamOutput | RichOutput] = []
+        self._outputs: list[Output] = []
         self._composed = False
         self._header = Static(classes="cell-header")
         self._code = Static(classes="cell-code")
@@ -165,7 +172,7 @@ class CellView(Vertical):
         self.draw_header()
 
     # -- outputs -----------------------------------------------------------------
-    def outputs(self) -> list[StreamOutput | RichOutput]:
+    def outputs(self) -> list[Output]:
         return list(self._outputs)
 
     def _before_output(self) -> None:
@@ -185,16 +192,55 @@ class CellView(Vertical):
 
     def add_output(
         self,
-        renderable: RenderableType,
+        content: RenderableType | ImageData,
         *,
         kind: str = "display",
         prompt: str | None = None,
         display_id: str | None = None,
-    ) -> RichOutput:
+        raw: RenderableType | None = None,
+    ) -> RichOutput | ImageOutput:
+        """A rendered output, or a picture; ``raw`` is the text/plain form a key toggles to."""
         self._before_output()
-        output = RichOutput(renderable, kind=kind, prompt=prompt, display_id=display_id)
+        output = self._make_output(content, kind, prompt, display_id, raw)
         self._add(output)
         return output
+
+    def _make_output(
+        self,
+        content: RenderableType | ImageData,
+        kind: str,
+        prompt: str | None,
+        display_id: str | None,
+        raw: RenderableType | None,
+    ) -> RichOutput | ImageOutput:
+        if isinstance(content, ImageData):
+            return ImageOutput(
+                content, mode=self.images, kind=kind, prompt=prompt, display_id=display_id
+            )
+        return RichOutput(content, kind=kind, prompt=prompt, display_id=display_id, raw=raw)
+
+    def replace_output(
+        self,
+        old: RichOutput | ImageOutput,
+        content: RenderableType | ImageData,
+        raw: RenderableType | None = None,
+    ) -> RichOutput | ImageOutput:
+        """Show new content where ``old`` is (update_display_data), in place when the kind fits."""
+        if isinstance(old, ImageOutput) and isinstance(content, ImageData):
+            old.set_image(content)
+            return old
+        if isinstance(old, RichOutput) and not isinstance(content, ImageData):
+            old.set_body(content, raw)
+            return old
+        new = self._make_output(content, old.kind, old.prompt, old.display_id, raw)
+        index = self._outputs.index(old) if old in self._outputs else len(self._outputs)
+        self._outputs.insert(index, new)
+        if old in self._outputs:
+            self._outputs.remove(old)
+        if self._composed and old.parent is not None:
+            self.mount(new, after=old)
+            old.remove()
+        return new
 
     def clear_output(self, wait: bool = False) -> None:
         """clear_output: now, or (wait=True) just before the next output arrives."""
@@ -204,7 +250,7 @@ class CellView(Vertical):
             self._clear_pending = False
             self._remove_outputs()
 
-    def _add(self, output: StreamOutput | RichOutput) -> None:
+    def _add(self, output: Output) -> None:
         self._outputs.append(output)
         if self._composed:
             self.mount(output)

@@ -7,6 +7,7 @@ looks like is decided in one place.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 from typing import Any
@@ -21,6 +22,10 @@ RECOVERY_MIME = "application/vnd.ipytui.recovery+json"
 _OSC_BEL = re.compile(r"\x1b\]([^\x07\x1b]*)\x07")
 
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml", "image/webp")
+# HTML beyond this is not parsed on the UI's loop: its text/plain (or a label) shows instead.
+MAX_HTML_CHARS = 2_000_000
+# Width at which renderings without a plain form (tables) are measured for search and tests.
+PLAIN_WIDTH = 120
 
 
 def osc_ended_by_st(text: str) -> str:
@@ -64,16 +69,20 @@ def placeholder(mime: str, value: Any, metadata: dict[str, Any]) -> Text:
 
 
 def render_bundle(data: dict[str, Any], metadata: dict[str, Any] | None = None) -> RenderableType:
-    """The best terminal rendering of a MIME bundle.
+    """The best terminal rendering of a MIME bundle, images aside.
 
-    Markdown is rendered, JSON pretty-printed, ANSI text coloured; images and
-    HTML get a labelled placeholder followed by the text/plain form if any.
+    Markdown is rendered (its ``$…$`` maths as unicode), JSON pretty-printed,
+    HTML turned into readable text and tables, LaTeX into unicode, ANSI text
+    coloured; an image gets a labelled placeholder followed by the
+    text/plain form if any (the output widgets draw images themselves).
     """
     metadata = metadata or {}
     if "text/markdown" in data:
         from rich.markdown import Markdown
 
-        return Markdown(_as_text(data["text/markdown"]))
+        from .latex_text import markdown_math_to_unicode
+
+        return Markdown(markdown_math_to_unicode(_as_text(data["text/markdown"])))
     if "application/json" in data:
         from rich.json import JSON
 
@@ -83,18 +92,34 @@ def render_bundle(data: dict[str, Any], metadata: dict[str, Any] | None = None) 
         if mime in data:
             labels.append(placeholder(mime, data[mime], metadata))
             break
-    if "text/html" in data and not labels:
-        labels.append(placeholder("text/html", data["text/html"], metadata))
+    html = _as_text(data["text/html"]) if "text/html" in data and not labels else ""
+    if html and (len(html) <= MAX_HTML_CHARS or "text/plain" not in data):
+        if len(html) > MAX_HTML_CHARS:
+            return placeholder("text/html", html, metadata)
+        from .html_view import html_renderable
+
+        return html_renderable(html)
+    if "text/latex" in data and not labels:
+        from .latex_text import latex_to_unicode
+
+        return Text(latex_to_unicode(_as_text(data["text/latex"])))
     if "text/plain" in data:
         labels.append(ansi_text(_as_text(data["text/plain"])))
-    elif "text/latex" in data:
-        labels.append(Text(_as_text(data["text/latex"])))
     if not labels:
         shown = [m for m in data if m != RECOVERY_MIME]
         if not shown:
             return Text("")
         return placeholder(shown[0], data[shown[0]], metadata)
     return labels[0] if len(labels) == 1 else Group(*labels)
+
+
+def raw_plain(data: dict[str, Any]) -> Text | None:
+    """The bundle's text/plain when ``render_bundle`` drew something else (the toggle's target)."""
+    html_drawn = "text/html" in data and len(_as_text(data["text/html"])) <= MAX_HTML_CHARS
+    drawn_from_other = html_drawn or any(m in data for m in ("text/markdown", "text/latex"))
+    if "text/plain" in data and drawn_from_other and "application/json" not in data:
+        return ansi_text(_as_text(data["text/plain"]))
+    return None
 
 
 def render_traceback(content: dict[str, Any]) -> Text:
@@ -119,4 +144,9 @@ def plain_of(renderable: RenderableType) -> str:
     text = getattr(renderable, "text", None)
     if isinstance(text, Text):
         return text.plain
-    return str(renderable)
+    from rich.console import Console
+
+    console = Console(width=PLAIN_WIDTH, color_system=None, file=io.StringIO(), legacy_windows=False)
+    with console.capture() as capture:
+        console.print(renderable)
+    return "\n".join(line.rstrip() for line in capture.get().rstrip("\n").split("\n"))

@@ -8,14 +8,21 @@ the oldest cells go and a notice says how many lines were dropped.
 from __future__ import annotations
 
 from rich.console import RenderableType
+from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from .cell_view import CellView
+from .image_data import ImageData
+from .image_output import ImageOutput
 from .rich_output import RichOutput
 
+Shown = RichOutput | ImageOutput
+
 TICK_SECONDS = 0.1
+# Pictures kept decoded in the scrollback; past this the oldest become labels.
+IMAGE_MEMORY_BUDGET = 256 * 1024 * 1024
 
 
 class OutputStream(VerticalScroll):
@@ -39,14 +46,17 @@ class OutputStream(VerticalScroll):
         *,
         max_lines: int = 10_000,
         show_times: bool = True,
+        images: str = "auto",
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
+        self.images = images
+        self.image_budget = IMAGE_MEMORY_BUDGET
         self.max_lines = max_lines
         self.show_times = show_times
         self.dropped_lines = 0
         self.cells: dict[str, CellView] = {}
-        self._displays: dict[str, list[RichOutput]] = {}
+        self._displays: dict[str, list[Shown]] = {}
         self._notice = Static(id="dropped-notice")
         self._notice.display = False
 
@@ -96,6 +106,7 @@ class OutputStream(VerticalScroll):
         """A new cell at the end; ``history`` cells (from before we attached) go first."""
         kwargs.setdefault("max_lines", self.max_lines)
         kwargs.setdefault("show_times", self.show_times)
+        kwargs.setdefault("images", self.images)
         cell = CellView(cell_id, **kwargs)
         if not history:
             self.cells[cell_id] = cell
@@ -134,27 +145,39 @@ class OutputStream(VerticalScroll):
     def add_output(
         self,
         cell_id: str,
-        renderable: RenderableType,
+        content: RenderableType | ImageData,
         *,
         kind: str = "display",
         prompt: str | None = None,
         display_id: str | None = None,
-    ) -> RichOutput | None:
+        raw: RenderableType | None = None,
+    ) -> Shown | None:
+        """Add a rendering (or a picture) to a cell; ``raw`` is its text/plain alternative."""
         cell = self.cells.get(cell_id)
         if cell is None:
             return None
-        output = cell.add_output(renderable, kind=kind, prompt=prompt, display_id=display_id)
+        output = cell.add_output(
+            content, kind=kind, prompt=prompt, display_id=display_id, raw=raw
+        )
         if display_id:
             self._displays.setdefault(display_id, []).append(output)
         return output
 
-    def update_display(self, display_id: str, renderable: RenderableType) -> bool:
+    def update_display(
+        self,
+        display_id: str,
+        content: RenderableType | ImageData,
+        raw: RenderableType | None = None,
+    ) -> bool:
         """update_display_data: redraw every live output shown under this id."""
         live = [o for o in self._displays.get(display_id, []) if o.is_attached]
-        self._displays[display_id] = live
+        updated: list[Shown] = []
         for output in live:
-            output.set_body(renderable)
-        return bool(live)
+            cell = output.parent
+            if isinstance(cell, CellView):
+                updated.append(cell.replace_output(output, content, raw))
+        self._displays[display_id] = updated
+        return bool(updated)
 
     def clear_output(self, cell_id: str, wait: bool = False) -> None:
         cell = self.cells.get(cell_id)
@@ -186,12 +209,39 @@ class OutputStream(VerticalScroll):
             total -= cell.line_count
             self.dropped_lines += cell.line_count
             self.remove_cell(cell_id)
+        self._enforce_image_budget()
         if self.dropped_lines:
             self._notice.update(
                 f"… {self.dropped_lines:,} earlier lines dropped "
                 f"(scrollback keeps {self.max_lines:,})"
             )
             self._notice.display = True
+
+    def _enforce_image_budget(self) -> None:
+        """Past the budget, the oldest pictures become labels and free their pixels."""
+        pictures = [
+            (cell, output)
+            for cell in self.cells.values()
+            for output in cell.outputs()
+            if isinstance(output, ImageOutput)
+        ]
+        total = sum(output.image.memory for _, output in pictures)
+        for cell, output in pictures[:-1]:  # the newest picture always stays
+            if total <= self.image_budget:
+                break
+            total -= output.image.memory
+            budget_mb = self.image_budget // (1024 * 1024)
+            label = Text(
+                f"{output.image.label} dropped from memory "
+                f"(pictures in the scrollback keep {budget_mb} MB)",
+                style="italic",
+            )
+            label_output = cell.replace_output(output, label)
+            if output.display_id in self._displays:
+                shown = self._displays[output.display_id]
+                self._displays[output.display_id] = [
+                    label_output if o is output else o for o in shown
+                ]
 
     @property
     def plain(self) -> str:
