@@ -25,6 +25,7 @@ class WorkerContext(Protocol):
     displayhook: Any
     snapshots: Any
     config: dict[str, Any]
+    shell: Any  # the get_ipython() object (notebook_shell)
 
     def journal(self) -> Any: ...
 

@@ -58,7 +58,9 @@ def execute(worker: WorkerContext, msg: Message) -> None:
             pub.send("iopub", "execute_input", {"code": code, "execution_count": count})
     source = _transform(code)
     worker.displayhook.silent = silent
+    cell = worker.shell.before_cell(code, silent, store)
     outcome = worker.run_user_cell(source, count)
+    worker.shell.after_cell(cell, count, outcome)
     worker.flush_streams()
     reply = {"status": outcome.status, "execution_count": count}
     if outcome.status == "ok":
@@ -235,18 +237,13 @@ def is_complete(worker: WorkerContext, msg: Message) -> dict[str, Any]:
 
 @_guarded("comm_info_reply")
 def comm_info(worker: WorkerContext, msg: Message) -> dict[str, Any]:
-    return {"status": "ok", "comms": {}}
+    """The user comms open in the worker (comm_open/msg/close go to comms.CommDispatcher)."""
+    from ipytui.kernel.worker.comms import comm_info as open_comms
 
-
-def comm_open(worker: WorkerContext, channel: str, msg: Message) -> None:
-    """No comm targets live in the worker yet: close unknown comms at once."""
-    comm_id = msg.content.get("comm_id")
-    if isinstance(comm_id, str):
-        worker.publisher.send("iopub", "comm_close", {"comm_id": comm_id, "data": {}}, parent=msg)
-
-
-def _ignore(worker: WorkerContext, channel: str, msg: Message) -> None:
-    return None
+    target = msg.content.get("target_name")
+    if target is not None and not isinstance(target, str):
+        raise TypeError("comm_info_request content 'target_name' must be a string")
+    return {"status": "ok", "comms": open_comms(target)}
 
 
 QUICK: dict[str, Callable[[WorkerContext, str, Message], None]] = {
@@ -254,9 +251,6 @@ QUICK: dict[str, Callable[[WorkerContext, str, Message], None]] = {
     "inspect_request": inspect,
     "is_complete_request": is_complete,
     "comm_info_request": comm_info,
-    "comm_open": comm_open,
-    "comm_msg": _ignore,
-    "comm_close": _ignore,
 }
 
 

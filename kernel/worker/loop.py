@@ -23,7 +23,7 @@ import types
 from typing import Any
 
 from ipytui.kernel.protocol.wire import Codec, Message, WireError
-from ipytui.kernel.worker import handlers
+from ipytui.kernel.worker import comms, handlers, ipython_compat, notebook_shell
 from ipytui.kernel.worker.display import Display, format_object
 from ipytui.kernel.worker.execution import CellOutcome, DisplayHook, run_cell
 from ipytui.kernel.worker.outputs import FdCapture, Flusher, OutStream
@@ -35,6 +35,7 @@ from ipytui.kernel.worker.stdin import StdinBridge
 log = logging.getLogger("ipytui.worker")
 
 WARM_UP_ON = {"is_complete_request", "complete_request", "inspect_request"}
+MPL_BACKEND = "module://ipytui.kernel.worker.mpl_backend"
 
 
 class Worker:
@@ -54,6 +55,9 @@ class Worker:
         self.snapshots: Snapshots | None = None
         self.restored: dict[str, Any] | None = None
         self.warming = False
+        self.user_lock = threading.Lock()  # held by whoever runs user code: a cell or a comm
+        self.shell: notebook_shell.ZMQInteractiveShell | None = None
+        self.comms = comms.CommDispatcher(self, self.user_lock)
 
     # -- setup ------------------------------------------------------------
     @staticmethod
@@ -110,7 +114,17 @@ class Worker:
         self.displayhook = DisplayHook(self.namespace, self._publish_result)
         signal.signal(signal.SIGINT, self._on_sigint)
         handlers.install_shell(self)
+        self.install_ecosystem()
         self.snapshots = Snapshots(self.config)
+
+    def install_ecosystem(self) -> None:
+        """get_ipython(), comms, IPython's display hooks, matplotlib's default backend."""
+        self.shell = notebook_shell.install(self)
+        ipython_compat.install()
+        comms.install(self.publisher)
+        self.comms.start()
+        # As ipykernel does with matplotlib-inline: a user's MPLBACKEND wins.
+        os.environ.setdefault("MPLBACKEND", MPL_BACKEND)
 
     def promote(self, lost_threads: list[str], after_msg_id: str = "") -> None:
         """In a snapshot child that was chosen: become the worker on fresh pipes."""
@@ -125,6 +139,10 @@ class Worker:
             stream.reset(self.flusher)
         if self.fdcapture is not None:
             self.fdcapture.restart()
+        self.comms.start()
+        closed = comms.close_all_after_restore()
+        if closed:
+            log.info("closed %d comms after a restore", closed)
         self.start_listener({"event": "ready", "pid": os.getpid(), "promoted": True,
                              "execution_count": self.execution_count,
                              "names": handlers.user_names(self.namespace),
@@ -157,6 +175,9 @@ class Worker:
         if channel == "stdin":
             if msg.msg_type == "input_reply":
                 self.stdin.replies.put(msg)
+            return
+        if msg.msg_type in comms.INCOMING:
+            self.comms.submit(msg)  # run in order on the comm thread, never beside a cell
             return
         if msg.msg_type in WARM_UP_ON and not self.warming:
             # jedi costs ~40 MiB and seconds of CPU: pay it once someone edits code,
@@ -245,7 +266,8 @@ class Worker:
                 break
             msg = self._exec_message(frames)
             if msg is not None:
-                handlers.execute(self, msg)
+                with self.user_lock:
+                    handlers.execute(self, msg)
 
     def journal(self) -> Any:
         """This process's journal handle (history for %history), opened on first use."""
