@@ -175,6 +175,8 @@ class WorkerLifecycle:
             self.execution_count = max(self.execution_count, int(event.get("execution_count") or 0))
         elif kind == "ready":
             self._on_worker_ready(event)
+        elif kind == "debugger":
+            self.worker.debugging = bool(event.get("on"))
         elif kind == "cell_start":
             pending = self.inflight.get(event.get("msg_id", ""))
             if pending is not None:

@@ -59,7 +59,7 @@ def execute(worker: WorkerContext, msg: Message) -> None:
     source = _transform(code)
     worker.displayhook.silent = silent
     cell = worker.shell.before_cell(code, silent, store)
-    outcome = worker.run_user_cell(source, count)
+    outcome = worker.run_user_cell(source, count, raw=code)
     worker.shell.after_cell(cell, count, outcome)
     worker.flush_streams()
     reply = {"status": outcome.status, "execution_count": count}
@@ -246,7 +246,13 @@ def comm_info(worker: WorkerContext, msg: Message) -> dict[str, Any]:
     return {"status": "ok", "comms": open_comms(target)}
 
 
+def debug(worker: WorkerContext, channel: str, msg: Message) -> None:
+    """A DAP request for the debugger; answered even while a cell is stopped at a breakpoint."""
+    worker.publisher.reply(channel, msg, "debug_reply", worker.debugger.handle(msg.content, msg))
+
+
 QUICK: dict[str, Callable[[WorkerContext, str, Message], None]] = {
+    "debug_request": debug,
     "complete_request": complete,
     "inspect_request": inspect,
     "is_complete_request": is_complete,

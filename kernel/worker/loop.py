@@ -24,6 +24,7 @@ from typing import Any
 
 from ipytui.kernel.protocol.wire import Codec, Message, WireError
 from ipytui.kernel.worker import comms, handlers, ipython_compat, notebook_shell
+from ipytui.kernel.worker.debugger import Debugger
 from ipytui.kernel.worker.display import Display, format_object
 from ipytui.kernel.worker.execution import CellOutcome, DisplayHook, run_cell
 from ipytui.kernel.worker.outputs import FdCapture, Flusher, OutStream
@@ -58,6 +59,7 @@ class Worker:
         self.user_lock = threading.Lock()  # held by whoever runs user code: a cell or a comm
         self.shell: notebook_shell.ZMQInteractiveShell | None = None
         self.comms = comms.CommDispatcher(self, self.user_lock)
+        self.debugger = Debugger(self)
 
     # -- setup ------------------------------------------------------------
     @staticmethod
@@ -295,16 +297,18 @@ class Worker:
         self.execution_count = int(state.get("execution_count", 0))
         self.restored = {"names": names, "lost": lost, "time": state.get("time")}
 
-    def run_user_cell(self, code: str, count: int) -> Any:
+    def run_user_cell(self, code: str, count: int, raw: str | None = None) -> Any:
         """Run a cell with SIGINT armed; used by the execute handler.
 
         A second Ctrl+C can land while the first one is being turned into the
         cell's error; it must end the cell too, never escape into the worker
         (an uncaught KeyboardInterrupt would end the process).
         """
+        # While debugging, the cell runs from a file named by its hash (breakpoints are by path).
+        filename = self.debugger.cell_filename(raw) if raw is not None else None
         try:
             self.executing = True
-            return run_cell(code, count, self.namespace, self.displayhook)
+            return run_cell(code, count, self.namespace, self.displayhook, filename)
         except KeyboardInterrupt:
             self.executing = False
             return CellOutcome(status="error", ename="KeyboardInterrupt", evalue="",

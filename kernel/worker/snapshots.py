@@ -58,11 +58,14 @@ class Snapshots:
         self.checkpoint_path = Path(path) if path else None
         self.supervisor_pid = int(config.get("supervisor_pid") or os.getppid())
         self.children: list[int] = []
+        self.blocked: str | None = None  # why this process must not fork (the debugger is on)
 
     def why_not(self) -> str | None:
         """The reason no snapshot can be taken now, or None."""
         if not self.enabled:
             return "snapshots are switched off"
+        if self.blocked:
+            return self.blocked
         if self.memory_limit and _rss_bytes() > self.memory_limit:
             return f"the worker uses more than {self.memory_limit // 2**20} MiB (memory guard)"
         if _has_cuda():
