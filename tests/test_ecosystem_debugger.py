@@ -134,3 +134,14 @@ def test_a_crash_ends_the_debug_session_and_the_kernel_goes_on(
     # the restored worker never ran debugpy: a new session starts and works
     start_debugging(kc)
     assert dap(kc, "debugInfo")["body"]["isStarted"] is True
+
+
+def test_a_restore_by_hand_ends_the_debug_session(fresh: Callable[..., Any]) -> None:  # noqa: F811
+    km, kc = fresh()
+    assert value_of(kc, "kept = 7; kept") == 7
+    start_debugging(kc)
+    kc.shell_channel.send(kc.session.msg("ipytui_restore_request", {}))
+    seen: list[dict[str, Any]] = []
+    assert debug_event(kc, "terminated", seen)["event"] == "terminated"
+    assert kc.get_shell_msg(timeout=TIMEOUT)["content"]["status"] == "ok"
+    assert value_of(kc, "kept") == 7

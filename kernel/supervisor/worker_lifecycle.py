@@ -48,6 +48,7 @@ class WorkerLifecycle:
     _finish_crash: Callable[..., None]
     _flush_backlog: Callable[[], None]
     _newest_snapshot: Callable[[WorkerState], tuple[int, int]]
+    _debug_session_ended: Callable[[], None]
 
     def spawn_worker(self, restore_from: str | None = None) -> None:
         """Start a fresh worker process (optionally loading a checkpoint)."""
@@ -85,6 +86,8 @@ class WorkerLifecycle:
         """Replace the worker on demand; returns how the state came back."""
         old = self.worker
         self._stop_worker(old)
+        if old.debugging:
+            self._debug_session_ended()
         snapshot = self._newest_snapshot(old)  # its announcement may still be on the way
         if not restore and snapshot[0]:
             procs.kill(snapshot[0])
