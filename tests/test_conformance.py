@@ -54,7 +54,10 @@ def test_kernelspec_is_found() -> None:
     assert spec.display_name == "Python 3 (ipytui)"
     assert spec.language == "python"
     assert spec.interrupt_mode == "signal"
-    assert spec.metadata == {"supported_encryption": ["curve"]}
+    import importlib.util
+
+    debugger = importlib.util.find_spec("debugpy") is not None  # JupyterLab's debugger switch
+    assert spec.metadata == {"supported_encryption": ["curve"], "debugger": debugger}
 
 
 def test_cli_installs_for_the_user_end_to_end(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import platform
 import sys
 from typing import Any
@@ -36,6 +37,6 @@ def kernel_info_content() -> dict[str, Any]:
             {"text": "Python Reference", "url": "https://docs.python.org/3/"},
             {"text": "ipytui", "url": "https://pypi.org/project/ipytui/"},
         ],
-        "debugger": False,
+        "debugger": importlib.util.find_spec("debugpy") is not None,  # the worker's debugger
         "supported_features": [],
     }

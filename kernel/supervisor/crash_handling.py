@@ -67,6 +67,8 @@ class CrashHandling:
         running = self._running_cell()
         if not self.running:
             return
+        if dead.debugging:
+            self._debug_session_ended()
         if self.crash_pending is not None:
             self._finish_crash(None)  # the last crash's new worker died before its hello
         record = crash_report.CrashRecord.from_exit(status, running.msg if running else None,
@@ -84,6 +86,12 @@ class CrashHandling:
             return
         # Back off without blocking the loop: requests keep being answered or queued.
         self.restart_due = (time.monotonic() + delay, record, snapshot)
+
+    def _debug_session_ended(self) -> None:
+        """The debugger lived in the dead worker: tell front ends its session is over
+        (DAP ``terminated``), so none waits on a breakpoint that will never resume."""
+        self.publish("iopub", "debug_event", {"type": "event", "seq": 0, "event": "terminated",
+                                              "body": {}}, parent=None)
 
     def _bring_back(self) -> None:
         """Start the replacement worker once the back-off is over."""

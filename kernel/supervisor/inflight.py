@@ -34,6 +34,7 @@ class WorkerState:
     snapshot_pid: int = 0
     snapshot_count: int = 0
     notes: list[str] = field(default_factory=list)
+    debugging: bool = False  # its debugger (debugpy) was started: a session ends with it
 
 
 def is_execute(channel: str, msg: Message) -> bool:

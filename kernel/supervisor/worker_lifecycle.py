@@ -51,6 +51,7 @@ class WorkerLifecycle:
     _finish_crash: Callable[..., None]
     _flush_backlog: Callable[[], None]
     _newest_snapshot: Callable[[WorkerState], tuple[int, int]]
+    _debug_session_ended: Callable[[], None]
 
     def spawn_worker(self, restore_from: str | None = None) -> None:
         """Start a fresh worker process (optionally loading a checkpoint)."""
@@ -88,6 +89,8 @@ class WorkerLifecycle:
         """Replace the worker on demand; returns how the state came back."""
         old = self.worker
         self._stop_worker(old)
+        if old.debugging:
+            self._debug_session_ended()
         snapshot = self._newest_snapshot(old)  # its announcement may still be on the way
         if not restore and snapshot[0]:
             procs.kill(snapshot[0])
@@ -184,6 +187,8 @@ class WorkerLifecycle:
             self.execution_count = max(self.execution_count, int(event.get("execution_count") or 0))
         elif kind == "ready":
             self._on_worker_ready(event)
+        elif kind == "debugger":
+            self.worker.debugging = bool(event.get("on"))
         elif kind == "cell_start":
             pending = self.inflight.get(event.get("msg_id", ""))
             if pending is not None:

@@ -20,6 +20,13 @@ DEFAULT_NAME = "ipytui"
 DISPLAY_NAME = "Python 3 (ipytui)"
 
 
+def debugpy_available() -> bool:
+    """The worker's debugger runs on debugpy: only then may the spec offer it."""
+    import importlib.util
+
+    return importlib.util.find_spec("debugpy") is not None
+
+
 def kernel_json(display_name: str = DISPLAY_NAME, interrupt_mode: str = "signal",
                 env: dict[str, str] | None = None) -> dict[str, Any]:
     """The kernel.json contents; ``{connection_file}`` is filled in by the launcher."""
@@ -30,7 +37,8 @@ def kernel_json(display_name: str = DISPLAY_NAME, interrupt_mode: str = "signal"
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": interrupt_mode,
-        "metadata": {"supported_encryption": ["curve"]},
+        # JupyterLab enables its debugger panel from this flag (kernel_info says the same).
+        "metadata": {"supported_encryption": ["curve"], "debugger": debugpy_available()},
     }
     if env:
         spec["env"] = dict(env)

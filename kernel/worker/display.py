@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +23,25 @@ _REPR_METHODS = (
     ("_repr_pdf_", "application/pdf"),
 )
 _BINARY = {"image/png", "image/jpeg", "application/pdf"}
+
+Formatter = Callable[[Any], "tuple[dict[str, Any], dict[str, Any]]"]
+# Bundles for types that have no _repr_*_ of their own (matplotlib's Figure), by class.
+FORMATTERS: dict[type, Formatter] = {}
+
+
+def register_formatter(cls: type, formatter: Formatter) -> None:
+    """Format instances of ``cls`` (and subclasses) with ``formatter`` -> (data, metadata)."""
+    FORMATTERS[cls] = formatter
+
+
+def _registered(obj: Any) -> Formatter | None:
+    if not FORMATTERS:
+        return None
+    for klass in type(obj).__mro__:
+        formatter = FORMATTERS.get(klass)
+        if formatter is not None:
+            return formatter
+    return None
 
 
 def _safe_repr(obj: Any) -> str:
@@ -48,6 +68,13 @@ def format_object(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The mime bundle and metadata for obj; text/plain is always present."""
     data: dict[str, Any] = {}
     metadata: dict[str, Any] = {}
+    formatter = _registered(obj)
+    if formatter is not None:
+        try:
+            data, metadata = formatter(obj)
+        except Exception as exc:  # noqa: BLE001 - a failed render still shows the repr
+            data = {"text/plain": f"{_safe_repr(obj)} (could not be rendered: {exc})"}
+        data = {k: _encode(k, v) for k, v in data.items()}
     bundle_method = getattr(type(obj), "_repr_mimebundle_", None)
     if bundle_method is not None:
         try:
@@ -92,6 +119,9 @@ class Display:
         if display_id is True:
             display_id = uuid.uuid4().hex
         for obj in objs:
+            if not raw and getattr(type(obj), "_ipython_display_", None) is not None:
+                obj._ipython_display_()  # the object shows itself (IPython's protocol)
+                continue
             if raw:
                 data, md = dict(obj), dict(metadata or {})
             else:

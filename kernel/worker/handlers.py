@@ -58,9 +58,11 @@ def execute(worker: WorkerContext, msg: Message) -> None:
             pub.send("iopub", "execute_input", {"code": code, "execution_count": count})
     source = _transform(code)
     worker.displayhook.silent = silent
-    outcome = worker.run_user_cell(source, count)
+    cell = worker.shell.before_cell(code, silent, store)
+    outcome = worker.run_user_cell(source, count, raw=code)
     if outcome.ename == "KeyboardInterrupt":
         worker.discard_streams()
+    worker.shell.after_cell(cell, count, outcome)
     worker.flush_streams()
     reply = {"status": outcome.status, "execution_count": count}
     if outcome.status == "ok":
@@ -244,28 +246,26 @@ def is_complete(worker: WorkerContext, msg: Message) -> dict[str, Any]:
 
 @_guarded("comm_info_reply")
 def comm_info(worker: WorkerContext, msg: Message) -> dict[str, Any]:
-    return {"status": "ok", "comms": {}}
+    """The user comms open in the worker (comm_open/msg/close go to comms.CommDispatcher)."""
+    from ipytui.kernel.worker.comms import comm_info as open_comms
+
+    target = msg.content.get("target_name")
+    if target is not None and not isinstance(target, str):
+        raise TypeError("comm_info_request content 'target_name' must be a string")
+    return {"status": "ok", "comms": open_comms(target)}
 
 
-def comm_open(worker: WorkerContext, channel: str, msg: Message) -> None:
-    """No comm targets live in the worker yet: close unknown comms at once."""
-    comm_id = msg.content.get("comm_id")
-    if isinstance(comm_id, str):
-        worker.publisher.send("iopub", "comm_close", {"comm_id": comm_id, "data": {}}, parent=msg)
-
-
-def _ignore(worker: WorkerContext, channel: str, msg: Message) -> None:
-    return None
+def debug(worker: WorkerContext, channel: str, msg: Message) -> None:
+    """A DAP request for the debugger; answered even while a cell is stopped at a breakpoint."""
+    worker.publisher.reply(channel, msg, "debug_reply", worker.debugger.handle(msg.content, msg))
 
 
 QUICK: dict[str, Callable[[WorkerContext, str, Message], None]] = {
+    "debug_request": debug,
     "complete_request": complete,
     "inspect_request": inspect,
     "is_complete_request": is_complete,
     "comm_info_request": comm_info,
-    "comm_open": comm_open,
-    "comm_msg": _ignore,
-    "comm_close": _ignore,
 }
 
 

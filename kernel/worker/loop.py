@@ -25,7 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ipytui.kernel.protocol.wire import Codec, Message, WireError
-from ipytui.kernel.worker import handlers
+from ipytui.kernel.worker import comms, handlers, ipython_compat, notebook_shell
+from ipytui.kernel.worker.debugger import Debugger
 from ipytui.kernel.worker.display import Display, format_object
 from ipytui.kernel.worker.execution import CellOutcome, DisplayHook, run_cell
 from ipytui.kernel.worker.outputs import FdCapture, Flusher, OutStream
@@ -38,6 +39,7 @@ log = logging.getLogger("ipytui.worker")
 
 WARM_UP_QUIET_S = 0.3
 """The jedi warm-up takes a step only when no cell has ended for this long."""
+MPL_BACKEND = "module://ipytui.kernel.worker.mpl_backend"
 
 
 class Worker:
@@ -57,6 +59,10 @@ class Worker:
         self.shutting_down = False
         self.snapshots: Snapshots | None = None
         self.restored: dict[str, Any] | None = None
+        self.user_lock = threading.Lock()  # held by whoever runs user code: a cell or a comm
+        self.shell: notebook_shell.ZMQInteractiveShell | None = None
+        self.comms = comms.CommDispatcher(self, self.user_lock)
+        self.debugger = Debugger(self)
 
     # -- setup ------------------------------------------------------------
     @staticmethod
@@ -113,7 +119,17 @@ class Worker:
         self.displayhook = DisplayHook(self.namespace, self._publish_result)
         signal.signal(signal.SIGINT, self._on_sigint)
         handlers.install_shell(self)
+        self.install_ecosystem()
         self.snapshots = Snapshots(self.config)
+
+    def install_ecosystem(self) -> None:
+        """get_ipython(), comms, IPython's display hooks, matplotlib's default backend."""
+        self.shell = notebook_shell.install(self)
+        ipython_compat.install()
+        comms.install(self.publisher)
+        self.comms.start()
+        # As ipykernel does with matplotlib-inline: a user's MPLBACKEND wins.
+        os.environ.setdefault("MPLBACKEND", MPL_BACKEND)
 
     def promote(self, lost_threads: list[str], after_msg_id: str = "") -> None:
         """In a snapshot child that was chosen: become the worker on fresh pipes."""
@@ -128,6 +144,10 @@ class Worker:
             stream.reset(self.flusher)
         if self.fdcapture is not None:
             self.fdcapture.restart()
+        self.comms.start()
+        closed = comms.close_all_after_restore()
+        if closed:
+            log.info("closed %d comms after a restore", closed)
         self.start_listener({"event": "ready", "pid": os.getpid(), "promoted": True,
                              "execution_count": self.execution_count,
                              "names": handlers.user_names(self.namespace),
@@ -174,6 +194,9 @@ class Worker:
         if channel == "stdin":
             if msg.msg_type == "input_reply":
                 self.stdin.replies.put(msg)
+            return
+        if msg.msg_type in comms.INCOMING:
+            self.comms.submit(msg)  # run in order on the comm thread, never beside a cell
             return
         handler = handlers.QUICK.get(msg.msg_type)
         self.publisher.status("busy", msg)
@@ -264,7 +287,8 @@ class Worker:
                 break
             msg = self._exec_message(frames)
             if msg is not None:
-                handlers.execute(self, msg)
+                with self.user_lock:
+                    handlers.execute(self, msg)
 
     def journal(self) -> Any:
         """This process's journal handle (history for %history), opened on first use."""
@@ -292,16 +316,18 @@ class Worker:
         self.execution_count = int(state.get("execution_count", 0))
         self.restored = {"names": names, "lost": lost, "time": state.get("time")}
 
-    def run_user_cell(self, code: str, count: int) -> Any:
+    def run_user_cell(self, code: str, count: int, raw: str | None = None) -> Any:
         """Run a cell with SIGINT armed; used by the execute handler.
 
         A second Ctrl+C can land while the first one is being turned into the
         cell's error; it must end the cell too, never escape into the worker
         (an uncaught KeyboardInterrupt would end the process).
         """
+        # While debugging, the cell runs from a file named by its hash (breakpoints are by path).
+        filename = self.debugger.cell_filename(raw) if raw is not None else None
         try:
             self.executing = True
-            return run_cell(code, count, self.namespace, self.displayhook)
+            return run_cell(code, count, self.namespace, self.displayhook, filename)
         except KeyboardInterrupt:
             self.executing = False
             return CellOutcome(status="error", ename="KeyboardInterrupt", evalue="",

@@ -79,8 +79,13 @@ class Publisher:
         parent: Message | None = None,
         metadata: dict[str, Any] | None = None,
         identities: list[bytes] | None = None,
+        buffers: list[bytes] | None = None,
     ) -> Message:
-        """Build, sign and send one message; parent defaults to the current one."""
+        """Build, sign and send one message; parent defaults to the current one.
+
+        ``buffers`` (comm messages' binary parts) follow the signed frames unsigned,
+        as the protocol says.
+        """
         parent = parent if parent is not None else self.parent
         codec = self.codec
         header = codec.header(msg_type)
@@ -93,6 +98,8 @@ class Publisher:
         if tag is None:
             tag = self._channels[channel] = channel.encode()
         frames = [tag, *identities, DELIM, codec.sign(parts), *parts]
+        if buffers:
+            frames.extend(buffers)
         if os.getpid() != self.owner_pid:
             pass  # a fork() of user code (multiprocessing): it must not garble the worker's pipe
         elif self._held is not None and self._holder == threading.get_ident():
@@ -101,7 +108,7 @@ class Publisher:
             with self.lock:
                 self.socket.send_multipart(frames)
         return Message(header=header, parent_header=parent_header, metadata=metadata or {},
-                       content=content)
+                       content=content, buffers=list(buffers or []))
 
     def reply(self, channel: str, request: Message, msg_type: str, content: dict[str, Any],
               metadata: dict[str, Any] | None = None) -> Message:

@@ -71,6 +71,7 @@ class Snapshots:
         self._notes_read, self._notes_write = os.pipe()  # child -> worker: checkpoint outcomes
         os.set_blocking(self._notes_write, False)  # a child never waits on the worker
         self._notes_reader_pid = 0  # the process whose thread reads the notes
+        self.blocked: str | None = None  # why this process must not fork (the debugger is on)
 
     def _read_notes(self, worker: WorkerContext) -> None:
         """Start the thread that forwards the children's checkpoint notes (once per process)."""
@@ -90,6 +91,8 @@ class Snapshots:
         """The reason no snapshot can be taken now, or None."""
         if not self.enabled:
             return "snapshots are switched off"
+        if self.blocked:
+            return self.blocked
         if self.memory_limit and _rss_bytes() > self.memory_limit:
             return f"the worker uses more than {self.memory_limit // 2**20} MiB (memory guard)"
         if _has_cuda():

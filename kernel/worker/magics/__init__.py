@@ -12,6 +12,7 @@ from ipytui.kernel.worker.magics import (  # noqa: F401 - importing registers th
     files,
     history,
     namespace_magics,
+    notebook_magics,
     parallel,
     system_magics,
     timing,
