@@ -499,10 +499,10 @@ async def test_reply_payloads_page_fill_the_editor_and_exit(kernel, tmp_path):
         await pilot.press("f5")
         await wait_for(pilot, lambda: "loaded = 'from the file'" in screen.editor.text, "the loaded file")
         assert screen.editor.text.startswith("# %load")
-        screen.editor.set_text("exit()")
+        screen.editor.set_text("exit")  # bare, as in IPython
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.return_value is not None, "the app to exit")
-    assert app.return_value.kernel_shut_down is False  # exit() leaves this client only
+    assert app.return_value.kernel_shut_down is False  # exit leaves this client only
     assert kernel.proc.poll() is None
 
 
