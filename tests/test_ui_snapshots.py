@@ -22,6 +22,15 @@ from test_ui_support import (
 )
 
 
+@pytest.fixture(autouse=True)
+def stable_peers(monkeypatch):
+    """Pin what a peer label and colour derive from (host, terminal, random session)."""
+    monkeypatch.setattr("socket.gethostname", lambda: "laptop")
+    monkeypatch.setattr("ipytui.app.presence_link.terminal_tag", lambda: "pts/1")
+    monkeypatch.setattr("ipytui.widgets.peer_model.peer_colour", lambda session: 1)
+    monkeypatch.setattr("ipytui.widgets.cell_view.peer_colour", lambda session: 1)
+
+
 @pytest.fixture
 def kernel(tmp_path):
     proc = KernelProcess(tmp_path).start()

@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from .peer_model import peer_colour
 from .python_highlight import highlight_python
 from .rich_output import RichOutput
 from .stream_output import StreamOutput
@@ -63,7 +64,9 @@ class CellView(Vertical):
         max_lines: int = 10_000,
         show_times: bool = True,
     ) -> None:
-        super().__init__(classes="-own" if own else "-peer")
+        # Another peer's cell takes that peer's colour slot (-peer-N), as in the peers panel.
+        classes = "-own" if own else f"-peer -peer-{peer_colour(session)}" if session else "-peer"
+        super().__init__(classes=classes)
         self.cell_id = cell_id
         self.code = code
         self.who = who
