@@ -6,6 +6,8 @@ Example::
     theme = "dark"            # dark, light, high-contrast or any Textual theme
     scrollback_lines = 20000  # lines of output kept before the oldest are dropped
     share_drafts = true       # share the draft with peers as you type
+    cull_idle_after = 14400   # seconds a kernel ipytui starts may run with no client (0: for ever);
+                              # then it writes a checkpoint and stops (`ipytui recover` brings it back)
 
 A missing file means defaults; a bad value is ignored with a warning so a
 typo never keeps the UI from starting.
@@ -40,6 +42,7 @@ class Config:
     theme: str = "dark"
     scrollback_lines: int = 10_000
     share_drafts: bool = True
+    cull_idle_after: int = 4 * 3600
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -49,6 +52,7 @@ _TYPES: dict[str, type] = {
     "theme": str,
     "scrollback_lines": int,
     "share_drafts": bool,
+    "cull_idle_after": int,
 }
 
 
@@ -74,6 +78,9 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     if config.scrollback_lines < MIN_SCROLLBACK:
         config.warnings.append(f"scrollback_lines raised to the minimum {MIN_SCROLLBACK}")
         config.scrollback_lines = MIN_SCROLLBACK
+    if config.cull_idle_after < 0:
+        config.warnings.append("cull_idle_after must be 0 (never) or more seconds; using 0")
+        config.cull_idle_after = 0
     if not config.display_name.strip():
         config.display_name = default_display_name()
     return config

@@ -61,13 +61,13 @@ class Terminal:
         self._tmux("kill-server")
 
 
-def _ipytui() -> list[str]:
+def ipytui_command() -> list[str]:
     """The ``ipytui`` installed next to this Python (the venv's), else the one on PATH."""
     exe = shutil.which("ipytui", path=os.path.dirname(sys.executable)) or shutil.which("ipytui")
     return [exe] if exe else [sys.executable, "-m", "ipytui.app.cli"]
 
 
-def _env(tmp_path) -> dict[str, str]:
+def terminal_env(tmp_path) -> dict[str, str]:
     return {
         "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
         "IPYTUI_DATA_DIR": str(tmp_path / "data"),
@@ -95,7 +95,7 @@ def test_attach_run_and_quit_leaves_the_kernel(tmp_path):
     config.mkdir(exist_ok=True)
     (config / "config.toml").write_text('display_name = "tmuxer"\n')
     kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
-    term = Terminal([*_ipytui(), "--existing", str(kernel.path)], _env(tmp_path))
+    term = Terminal([*ipytui_command(), "--existing", str(kernel.path)], terminal_env(tmp_path))
     try:
         term.wait_for("idle", "the idle kernel")
         term.type("6 * 7")
@@ -118,7 +118,7 @@ def test_attach_run_and_quit_leaves_the_kernel(tmp_path):
 
 
 def test_new_kernel_and_shutdown_on_exit(tmp_path):
-    term = Terminal([*_ipytui(), "--shutdown-on-exit"], _env(tmp_path))
+    term = Terminal([*ipytui_command(), "--shutdown-on-exit"], terminal_env(tmp_path))
     try:
         term.wait_for("idle", "a new kernel, idle")
         term.type("print('hello from tmux')")
@@ -153,7 +153,7 @@ def _kernels_alive(tmp_path) -> bool:
 
 async def test_the_kernel_from_the_tmux_session_is_usable_by_others(tmp_path):
     kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
-    term = Terminal([*_ipytui(), "--existing", str(kernel.path)], _env(tmp_path))
+    term = Terminal([*ipytui_command(), "--existing", str(kernel.path)], terminal_env(tmp_path))
     try:
         term.wait_for("idle", "the idle kernel")
         async with KernelClient(kernel.info, username="observer") as client:
@@ -179,11 +179,11 @@ def test_two_terminals_share_drafts_and_cells(tmp_path):
     config = tmp_path / "config"
     config.mkdir(exist_ok=True)
     (config / "config.toml").write_text('display_name = "tmuxer"\n')  # one user, two terminals
-    first = Terminal(_ipytui(), _env(tmp_path))
+    first = Terminal(ipytui_command(), terminal_env(tmp_path))
     second = None
     try:
         first.wait_for("Peers (1)", "the first UI on its new kernel")
-        second = Terminal([*_ipytui(), "--existing"], _env(tmp_path))
+        second = Terminal([*ipytui_command(), "--existing"], terminal_env(tmp_path))
         second.wait_for("Peers (2)", "both peers in the second UI")
         first_label = _own_label(first.wait_for("Peers (2)", "both peers in the first UI"))
         second_label = _own_label(second.screen())

@@ -328,7 +328,7 @@ def test_a_new_kernel_boots_while_the_ui_is_imported(monkeypatch: pytest.MonkeyP
         def run(self) -> ExitInfo:
             return ExitInfo(None, True)
 
-    def spawn_kernel():
+    def spawn_kernel(cull_after=None):
         steps.append("spawn")
         return Launch()
 
@@ -336,7 +336,6 @@ def test_a_new_kernel_boots_while_the_ui_is_imported(monkeypatch: pytest.MonkeyP
         steps.append("import the UI")
         return App
 
-    monkeypatch.setattr("ipytui.kernel.tools.recover.offer_at_start", lambda interactive: None)
     monkeypatch.setattr(launch, "spawn_kernel", spawn_kernel)
     monkeypatch.setattr(cli, "load_ui", load_ui)
     assert cli.run_ui(cli.parse_args([])) == 0

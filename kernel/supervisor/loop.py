@@ -35,6 +35,7 @@ from ipytui.kernel.protocol.wire import (
 )
 from ipytui.kernel.supervisor import crash_report
 from ipytui.kernel.supervisor.crash_handling import CrashHandling
+from ipytui.kernel.supervisor.culling import DEFAULT_CULL_AFTER, Culling
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState, is_execute
 from ipytui.kernel.supervisor.journal_writer import JournalWriter
 from ipytui.kernel.supervisor.lockfile import LockKeeper, new_lock
@@ -52,12 +53,13 @@ READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the cra
 MAX_CLIENT_FRAMES = 4096  # routing ids + 6 + buffers; the worker pipes take at most 65536
 
 
-class Supervisor(Requests, WorkerLifecycle, CrashHandling):
+class Supervisor(Requests, WorkerLifecycle, CrashHandling, Culling):
     """One kernel: public sockets, routing, the worker's lifecycle (crashes: CrashHandling)."""
 
     def __init__(self, info: ConnectionInfo, connection_file: Path, *, snapshots: bool = True,
                  owns_connection_file: bool = False, restore_from: str | None = None,
-                 security: ServerSecurity | None = None, exit_on_restart: bool = False) -> None:
+                 security: ServerSecurity | None = None, exit_on_restart: bool = False,
+                 launched_by: str = "user", cull_after: float = DEFAULT_CULL_AFTER) -> None:
         self.info = info
         self.exit_on_restart = exit_on_restart
         self.security = security or ServerSecurity.for_kernel(info)
@@ -86,7 +88,9 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         self.last_crash = ""
         self.given_up = ""  # why no worker is restarted any more, or ""
         self.lock = new_lock(self.kernel_id, str(self.connection_file), str(self.checkpoint_path),
-                             owns_connection_file=owns_connection_file)
+                             owns_connection_file=owns_connection_file, launched_by=launched_by,
+                             cull_after=cull_after)
+        self.init_culling(cull_after)
         self.lock_keeper = LockKeeper(self.lock)
 
     # -- sockets ----------------------------------------------------------
@@ -337,6 +341,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
                 self._bring_back()
             self._check_crash_deadline()
             self.presence.flush()
+            self.check_idle()
             table = self.presence.table
             self.lock_keeper.update(len(table.peers), "busy" if table.queue else "idle")
         self.shutdown()
@@ -365,9 +370,8 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
             self._stop_worker(self.worker)
         self.recorder.stop()
         if self.journal_session is not None:
-            self.journal.end_session(self.journal_session, "shutdown")
-        self.lock.remove()
-        self.checkpoint_path.unlink(missing_ok=True)
+            self.journal.end_session(self.journal_session, "culled" if self.culled else "shutdown")
+        self.leave_lock()
         self.link.close()
         shutil.rmtree(self.private_dir, ignore_errors=True)
         if self.owns_connection_file:

@@ -44,6 +44,7 @@ class WorkerLifecycle:
     restarts: int
     given_up: str
     journal_session: int | None
+    checkpointed: dict[str, Any] | None
     _answer: Callable[..., None]
     _finish_crash: Callable[..., None]
     _flush_backlog: Callable[[], None]
@@ -166,6 +167,8 @@ class WorkerLifecycle:
                                  for name in event.get("lost_threads", [])]
             if old and old != self.worker.snapshot_pid:
                 procs.kill(old)
+        elif kind == "checkpointed":
+            self.checkpointed = event
         elif kind == "no_snapshot":
             self.worker.notes = [f"no snapshot: {event.get('why')}"]
         elif kind == "cell_done":
