@@ -265,6 +265,32 @@ async def test_a_kernel_its_manager_killed_is_listed_and_not_offered(start_kerne
             recovered.append(json.loads(lock.read_text())["pid"])
 
 
+async def test_an_orphan_is_culled_and_recover_brings_it_back(start_kernel, make_client, tmp_path,
+                                                             env, recovered) -> None:
+    """No client for --cull-idle-after seconds: checkpoint, clean exit, lock kept; recoverable."""
+    # No snapshots, so no background checkpoint: the one recovered is the cull's own.
+    info, proc = start_kernel([*IPYTUI_ARGV[:-1], "--cull-idle-after", "3", "--no-snapshots", "-f"])
+    client = await make_client(info)
+    kernel_id = (await client.kernel_info(timeout=T))["ipytui"]["kernel_id"]
+    assert (await client.execute(SETUP, timeout=T)).status == "ok"
+    assert (await client.execute("y = x + 1", timeout=T)).status == "ok"
+    await client.stop()  # the last client leaves: the kernel is an orphan now
+    assert await asyncio.to_thread(proc.wait, T) == 0  # it stopped itself, cleanly
+    lock = json.loads((tmp_path / "data" / "locks" / f"{kernel_id}.lock").read_text())
+    assert lock["ended"] == "culled"
+    assert _checkpoint_count(Path(lock["checkpoint"])) == 2  # written at the cull, y included
+    listing = cli(env, "list").stdout
+    assert re.search(rf"^{kernel_id}\s+\d+\s+\S+\s+culled\s", listing, re.M), listing
+    assert "culled after 3s without clients" in listing
+
+    result = cli(env, "recover", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "was culled" in result.stdout
+    client, _, _ = await _attach(make_client, _new_connection_file(result.stdout), recovered, tmp_path)
+    check = await client.execute("print(x, y, double(3))", timeout=T)
+    assert check.status == "ok" and check.text == "41 42 6\n"
+
+
 def test_offered_only_when_work_would_be_lost() -> None:
     from ipytui.kernel.supervisor.lockfile import KernelLock
     from ipytui.kernel.tools.recover import Wreck, offerable

@@ -273,6 +273,19 @@ def test_config_file(tmp_path):
     (tmp_path / "bad.toml").write_text("display_name = ")
     assert load_config(tmp_path / "bad.toml").warnings
     assert parse_config({"scrollback_lines": True}).warnings
+    assert parse_config({"cull_idle_after": 600}).cull_idle_after == 600
+    negative = parse_config({"cull_idle_after": -5})
+    assert negative.cull_idle_after == 0 and negative.warnings  # never culled, and said so
+
+
+def test_a_kernel_ipytui_starts_gets_the_configured_cull_time(monkeypatch, tmp_path):
+    from ipytui.app import launch
+
+    argvs = []
+    monkeypatch.setattr(launch, "_spawn", lambda argv, path: argvs.append(argv))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    launch.spawn_kernel(cull_after=90)
+    assert argvs[0][-2:] == ["--cull-idle-after", "90"]
 
 
 def test_theme_names():

@@ -46,9 +46,10 @@ class Culling:
         self.checkpointed: dict[str, Any] | None = None  # the worker's answer to "checkpoint"
 
     def check_idle(self) -> None:
-        """Each loop turn: any client, cell or crash in progress resets the clock."""
+        """Each loop turn: any client, cell or crash in progress resets the clock (and a
+        worker still starting: a client has had no chance to attach yet)."""
         table = self.presence.table
-        if table.peers or table.queue or self.crash_pending is not None:
+        if table.peers or table.queue or self.crash_pending is not None or not self.worker.ready:
             self.alone_since = None
             return
         now = time.monotonic()
