@@ -19,7 +19,7 @@ from ipytui.widgets.peer_model import Peer, QueueEntry
 
 TARGET = "ipytui.presence"
 MAX_DRAFT = 16 * 1024
-DRAFT_DEBOUNCE = 0.3
+DRAFT_INTERVAL = 0.05  # at most one draft message per interval while typing; the last one always goes
 
 
 @dataclass

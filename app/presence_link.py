@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING, Any
 
-from .presence import DRAFT_DEBOUNCE, TARGET, DraftShare, Presence, hello, terminal_tag
+from .presence import DRAFT_INTERVAL, TARGET, DraftShare, Presence, hello, terminal_tag
 
 if TYPE_CHECKING:
     from ipytui.widgets.input_editor import InputEditor
@@ -94,9 +94,10 @@ class PresenceLink:
 
     # -- draft sharing ----------------------------------------------------------------------
     def _schedule_draft(self) -> None:
-        if self._draft_timer is not None:
-            self._draft_timer.stop()
-        self._draft_timer = self.set_timer(DRAFT_DEBOUNCE, self._share_draft)
+        """Throttle, not debounce: peers see a fast typist's draft as it grows, and the
+        kernel gets at most one draft per DRAFT_INTERVAL; the send reads the text then."""
+        if self._draft_timer is None:
+            self._draft_timer = self.set_timer(DRAFT_INTERVAL, self._share_draft)
 
     def _share_draft(self) -> None:
         self._draft_timer = None
