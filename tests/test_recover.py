@@ -172,6 +172,10 @@ async def test_list_and_stop_a_running_kernel(start_kernel, make_client, env) ->
     await client.interrupt(timeout=T)
     assert (await running).error[0] == "KeyboardInterrupt"
     await _await_listed(env, rf"^{kernel_id}\s+{proc.pid}\s+\S+\s+alive idle\s+1\s")
+    assert "1 client(s) attached; launched by you" in cli(env, "list").stdout
+    await client.stop()  # no client left: an orphan, and `ipytui list` says so
+    await _await_listed(env, rf"^{kernel_id}\s+{proc.pid}\s+\S+\s+alive idle\s+0\s")
+    assert re.search(r"orphan: no client for \S+; culled after 4h00m alone", cli(env, "list").stdout)
     stopped = cli(env, "stop", kernel_id)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert proc.wait(timeout=T) == 0
