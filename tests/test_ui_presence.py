@@ -109,6 +109,9 @@ async def test_three_clients_then_a_late_joiner(kernel):
         assert b.peers_panel.selected == peer(b, "alice").session
         await bob.press("down")
         await wait_for(bob, lambda: b.peers_panel.selected == peer(b, "carol").session, "carol")
+        await bob.press("up", "up")  # past alice, onto his own row: the detail says it is him
+        await wait_for(bob, lambda: b.peers_panel.selected == b.session.session_id, "bob's own row")
+        assert f"{peer(b, 'bob').name} (you) · draft" in b.peers_panel.detail.plain
         await bob.press("escape")
         assert b.focused is b.editor
 
