@@ -103,6 +103,13 @@ async def test_three_clients_then_a_late_joiner(kernel):
         await wait_for(alice, lambda: "import numpy as np" in a.peers_panel.detail.plain,
                        "bob's draft in alice's detail", TIMEOUT)
         assert state_of(a, "bob") == "typing"
+        # A second line, then the cursor back up: alice sees which line bob is on.
+        await bob.press("ctrl+j")
+        await type_text(bob, "np.zeros(3)")
+        await wait_for(alice, lambda: peer(a, "bob").cursor == 1, "bob's cursor on line 2", TIMEOUT)
+        await bob.press("up")
+        await wait_for(alice, lambda: peer(a, "bob").cursor == 0, "bob's cursor on line 1", TIMEOUT)
+        assert peer(a, "bob").draft == "import numpy as np\nnp.zeros(3)"
 
         # Bob picks a peer with the keys, then goes back to typing.
         await bob.press("f6")
