@@ -193,7 +193,7 @@ def test_two_terminals_share_drafts_and_cells(tmp_path):
         first.type("zq = 7 + 123")
         # No key is pressed in the second terminal: the draft must come to it.
         screen = second.wait_for("zq = 7 + 123", "the first UI's draft in the second")
-        assert "typing" in screen
+        assert "▸ zq = 7 + 123" in screen and "typing" in screen  # in its row, cursor line marked
         first.keys("Enter")
         first.type("print('from the first', zq)")
         first.keys("Enter")
