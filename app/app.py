@@ -15,6 +15,7 @@ from textual.screen import Screen
 
 from .config import Config, load_config
 from .main_screen import MainScreen
+from .stale_kernels import StaleKernels
 
 
 @dataclass
@@ -49,7 +50,7 @@ def _initial_theme(app: IpytuiApp) -> str:
     return fallback
 
 
-class IpytuiApp(App[ExitInfo]):
+class IpytuiApp(StaleKernels, App[ExitInfo]):
     """Textual app for one kernel; the kernel outlives it unless asked otherwise."""
 
     CSS_PATH = APP_CSS_PATH
@@ -67,6 +68,7 @@ class IpytuiApp(App[ExitInfo]):
         shutdown_on_exit: bool = False,
         deterministic: bool = False,
         client_factory=None,
+        offer_recovery: bool = False,
     ) -> None:
         self.config = config if config is not None else load_config()
         self.requested_theme = theme or self.config.theme
@@ -75,12 +77,27 @@ class IpytuiApp(App[ExitInfo]):
         self.shutdown_on_exit = shutdown_on_exit
         self.deterministic = deterministic
         self.client_factory = client_factory
-        self.main_screen = MainScreen(
-            self.info,
+        self.offer_recovery = offer_recovery  # a fresh kernel of ours: stale ones may replace it
+        self.offered = None
+        self.main_screen = self._make_screen(self.info)
+
+    def _make_screen(self, info: Any) -> MainScreen:
+        return MainScreen(
+            info,
             config=self.config,
-            client_factory=client_factory,
-            deterministic=deterministic,
+            client_factory=self.client_factory,
+            deterministic=self.deterministic,
         )
+
+    async def switch_kernel(self, connection_file: Path) -> None:
+        """Move onto another kernel (a recovered one); the fresh kernel we started is shut down."""
+        old = self.main_screen
+        await old.close_session(shutdown=self.offer_recovery)
+        self.info, self.connection_file = _resolve_connection(connection_file)
+        self.main_screen = self._make_screen(self.info)
+        self.main_screen.connect()
+        # On top of the old one (Textual keeps a bottom screen): its session is closed.
+        await self.push_screen(self.main_screen)
 
     def get_default_screen(self) -> Screen:
         return self.main_screen
@@ -91,6 +108,7 @@ class IpytuiApp(App[ExitInfo]):
     def on_mount(self) -> None:
         for warning in self.config.warnings:
             self.notify(warning, title="config", severity="warning")
+        self.start_offering()
 
     # -- quitting -------------------------------------------------------------------
     async def action_quit(self) -> None:

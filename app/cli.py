@@ -108,11 +108,12 @@ def resolve_connection_file(args: argparse.Namespace) -> Path:
     return begin_connection(args)()
 
 
-def begin_connection(args: argparse.Namespace) -> Callable[[], Path]:
+def begin_connection(args: argparse.Namespace, config: Config | None = None) -> Callable[[], Path]:
     """Find or start the kernel; the returned call waits until it can be attached to.
 
     A new kernel boots in its own process meanwhile, so the UI's imports
-    (a few hundred ms) are paid while it starts, not after.
+    (a few hundred ms) are paid while it starts, not after. Stale kernels
+    are not asked about here: the UI offers them once it is up.
     """
     from ipytui.kernel.protocol.connection import find_connection_file
 
@@ -124,17 +125,10 @@ def begin_connection(args: argparse.Namespace) -> Callable[[], Path]:
 
         started = start_kernelspec(args.kernel)
         return lambda: started
-    from ipytui.kernel.supervisor.lockfile import stale_locks
-
-    if stale_locks():  # recover (asyncio, pickle) is imported only when there is something
-        from ipytui.kernel.tools.recover import offer_at_start
-
-        restored = offer_at_start(interactive=sys.stdin.isatty() and sys.stdout.isatty())
-        if restored is not None:
-            return lambda: restored
     from .launch import spawn_kernel
 
-    return spawn_kernel().wait
+    cull_after = config.cull_idle_after if config is not None else None
+    return spawn_kernel(cull_after=cull_after).wait
 
 
 def load_ui() -> type[IpytuiApp]:
@@ -182,7 +176,7 @@ def run_ui(args: argparse.Namespace) -> int:
 
     config = load_config(args.config) if args.config else load_config()
     try:
-        attachable = begin_connection(args)
+        attachable = begin_connection(args, config)
         app_class = load_ui()
         probe_images(config)  # while a new kernel boots in its own process
         connection_file = attachable()
@@ -208,6 +202,8 @@ def run_ui(args: argparse.Namespace) -> int:
             config=config,
             theme=args.theme,
             shutdown_on_exit=args.shutdown_on_exit,
+            # A kernel of our own was just started: stale ones may be offered in its place.
+            offer_recovery=args.existing is None and not args.kernel,
         )
         app.connection_file = str(connection_file)
         result = app.run()

@@ -7,6 +7,8 @@ Example::
     scrollback_lines = 20000  # lines of output kept before the oldest are dropped
     share_drafts = true       # share the draft with peers as you type
     images = "auto"           # inline images: auto, kitty, sixel, halfblock or off
+    cull_idle_after = 14400   # seconds a kernel ipytui starts may run with no client (0: for ever);
+                              # then it writes a checkpoint and stops (`ipytui recover` brings it back)
 
 A missing file means defaults; a bad value is ignored with a warning so a
 typo never keeps the UI from starting.
@@ -43,6 +45,7 @@ class Config:
     scrollback_lines: int = 10_000
     share_drafts: bool = True
     images: str = "auto"
+    cull_idle_after: int = 4 * 3600
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -53,6 +56,7 @@ _TYPES: dict[str, type] = {
     "scrollback_lines": int,
     "share_drafts": bool,
     "images": str,
+    "cull_idle_after": int,
 }
 
 
@@ -83,6 +87,9 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
             f"images must be one of {', '.join(IMAGE_MODES)}, got {config.images!r}; using auto"
         )
         config.images = "auto"
+    if config.cull_idle_after < 0:
+        config.warnings.append("cull_idle_after must be 0 (never) or more seconds; using 0")
+        config.cull_idle_after = 0
     if not config.display_name.strip():
         config.display_name = default_display_name()
     return config

@@ -19,7 +19,8 @@ def start_kernel(connection_file: str | os.PathLike[str] | None = None, *, wait:
     return spawn_kernel(connection_file).wait(wait)
 
 
-def spawn_kernel(connection_file: str | os.PathLike[str] | None = None) -> KernelLaunch:
+def spawn_kernel(connection_file: str | os.PathLike[str] | None = None, *,
+                 cull_after: float | None = None) -> KernelLaunch:
     """Spawn ``python -m ipytui.kernel -f FILE`` detached, without waiting for it.
 
     The kernel runs in its own session (no controlling terminal, no signals
@@ -31,7 +32,10 @@ def spawn_kernel(connection_file: str | os.PathLike[str] | None = None) -> Kerne
 
     path = Path(connection_file) if connection_file else None
     path = write_connection_file(new_connection_info(), path)
-    return _spawn([sys.executable, "-m", "ipytui.kernel", "-f", str(path), "--owns-connection-file"], path)
+    argv = [sys.executable, "-m", "ipytui.kernel", "-f", str(path), "--owns-connection-file"]
+    if cull_after is not None:
+        argv += ["--cull-idle-after", str(cull_after)]
+    return _spawn(argv, path)
 
 
 class KernelSpecError(RuntimeError):

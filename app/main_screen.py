@@ -204,6 +204,10 @@ class MainScreen(
     def _draft_changed(self, event: InputEditor.Changed) -> None:
         self._schedule_draft()
 
+    @on(InputEditor.SelectionChanged, "#editor")
+    def _cursor_moved(self, event: InputEditor.SelectionChanged) -> None:
+        self._schedule_draft()  # peers see the cursor line; sent only when the line changed
+
     # -- keys ---------------------------------------------------------------------------------
     def on_key(self, event: events.Key) -> None:
         # Typing while the output or the peers list has focus goes to the input.

@@ -9,7 +9,9 @@ kernel without the extension (ipykernel closes the comm, or never answers),
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +19,7 @@ from ipytui.widgets.peer_model import Peer, QueueEntry
 
 TARGET = "ipytui.presence"
 MAX_DRAFT = 16 * 1024
-DRAFT_DEBOUNCE = 0.3
+DRAFT_INTERVAL = 0.05  # at most one draft message per interval while typing; the last one always goes
 
 
 @dataclass
@@ -75,28 +77,31 @@ class Presence:
         return bool(self.supported)
 
     def names(self) -> dict[str, str]:
-        """session -> display name, for attributing cells."""
-        return {
-            p["session"]: str(p.get("display_name") or p.get("name") or p.get("username") or "")
-            for p in self.peers
-            if isinstance(p.get("session"), str)
-        }
+        """session -> label, for attributing cells: distinct for every peer."""
+        labels = {p["session"]: peer_label(p) for p in self.peers if isinstance(p.get("session"), str)}
+        twice = {label for label, n in Counter(labels.values()).items() if n > 1}
+        # Two peers that say the same about themselves still differ in their session.
+        return {s: f"{label} #{s[:4]}" if label in twice else label for s, label in labels.items()}
 
     def panel_peers(self) -> list[Peer]:
-        return [self._peer(p) for p in self.peers if isinstance(p.get("session"), str)]
+        names = self.names()
+        return [self._peer(p, names[p["session"]]) for p in self.peers
+                if isinstance(p.get("session"), str)]
 
-    def _peer(self, data: dict[str, Any]) -> Peer:
+    def _peer(self, data: dict[str, Any], label: str) -> Peer:
         session = data["session"]
         recent = data.get("recent")
+        cursor = data.get("cursor")
         return Peer(
             session=session,
-            name=str(data.get("display_name") or data.get("username") or session[:8]),
+            name=label,
             state=state_label(data.get("state"), data.get("cell")),
             is_self=session == self.own_session,
             kind=str(data.get("kind") or ""),
             host=str(data.get("host") or ""),
             draft=str(data.get("draft") or ""),
             recent=[r for r in recent if isinstance(r, str)] if isinstance(recent, list) else [],
+            cursor=cursor if isinstance(cursor, int) and not isinstance(cursor, bool) else None,
         )
 
     def panel_queue(self) -> list[QueueEntry]:
@@ -122,24 +127,54 @@ def state_label(state: Any, cell: Any) -> str:
     return state if state in ("idle", "typing", "queued") else "idle"
 
 
-def hello(name: str, kind: str, host: str) -> dict[str, str]:
-    return {"name": name, "kind": kind, "host": host}
+def peer_label(data: dict[str, Any]) -> str:
+    """``name@host tag``: who, where, and which of their terminals."""
+    name = str(data.get("display_name") or data.get("name") or data.get("username") or "")
+    name = name or str(data.get("session", "?"))[:8]
+    host = str(data.get("host") or "")
+    if host and "@" not in name:
+        name = f"{name}@{host}"
+    tag = str(data.get("tag") or "")
+    return f"{name} {tag}" if tag else name
+
+
+def terminal_tag() -> str:
+    """This UI's terminal (``pts/3``), so two UIs of one user differ; empty without one."""
+    for fd in (0, 1):
+        try:
+            return os.ttyname(fd).removeprefix("/dev/")
+        except OSError:
+            continue
+    return ""
+
+
+def hello(name: str, kind: str, host: str, tag: str = "") -> dict[str, str]:
+    return {"name": name, "kind": kind, "host": host, "tag": tag}
 
 
 @dataclass
 class DraftShare:
-    """Whether to share, and what the kernel last got from us."""
+    """Whether to share, and what the kernel last got from us (text and cursor line)."""
 
     enabled: bool = True
     sent: str = ""
+    sent_cursor: int | None = None
 
-    def due(self, text: str) -> str | None:
-        """The draft to send now, or None when it would tell the kernel nothing new."""
+    def due(self, text: str, cursor: int | None = None) -> dict[str, Any] | None:
+        """The draft message to send now, or None when it would tell the kernel nothing new."""
         text = _clip(text) if self.enabled else ""
-        if text == self.sent:
+        cursor = min(cursor, text.count("\n")) if cursor is not None and text else None
+        if text == self.sent and cursor == self.sent_cursor:
             return None
-        self.sent = text
-        return text
+        self.sent, self.sent_cursor = text, cursor
+        message: dict[str, Any] = {"type": "draft", "text": text}
+        if cursor is not None:
+            message["cursor"] = cursor
+        return message
+
+    def forget(self) -> None:
+        """The kernel may not have what we sent: the next change goes out whatever it is."""
+        self.sent, self.sent_cursor = "", None
 
 
 def _clip(text: str) -> str:

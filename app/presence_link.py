@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING, Any
 
-from .presence import DRAFT_DEBOUNCE, TARGET, DraftShare, Presence, hello
+from .presence import DRAFT_INTERVAL, TARGET, DraftShare, Presence, hello, terminal_tag
 
 if TYPE_CHECKING:
     from ipytui.widgets.input_editor import InputEditor
@@ -57,7 +57,7 @@ class PresenceLink:
     def _join_presence(self) -> None:
         """Open the presence comm; a kernel without it closes it or stays silent."""
         assert self.presence is not None
-        data = hello(self.config.display_name, "ipytui", socket.gethostname())
+        data = hello(self.config.display_name, "ipytui", socket.gethostname(), terminal_tag())
         self.session.comm_open(self.presence.comm_id, TARGET, data)
         self.set_timer(PRESENCE_RETRY, lambda comm=self.presence.comm_id: self._join_unanswered(comm))
 
@@ -76,7 +76,7 @@ class PresenceLink:
         if self.presence is None or self.presence.supported is False:
             return
         self.presence = Presence(own_session=self.session.session_id)
-        self.drafts.sent = ""
+        self.drafts.forget()
         self._join_presence()
 
     def _on_presence(self, messages: list[Any]) -> None:
@@ -94,19 +94,18 @@ class PresenceLink:
 
     # -- draft sharing ----------------------------------------------------------------------
     def _schedule_draft(self) -> None:
-        if self._draft_timer is not None:
-            self._draft_timer.stop()
-        self._draft_timer = self.set_timer(DRAFT_DEBOUNCE, self._share_draft)
+        """Throttle, not debounce: peers see a fast typist's draft as it grows, and the
+        kernel gets at most one draft per DRAFT_INTERVAL; the send reads the text then."""
+        if self._draft_timer is None:
+            self._draft_timer = self.set_timer(DRAFT_INTERVAL, self._share_draft)
 
     def _share_draft(self) -> None:
         self._draft_timer = None
         if self.presence is None or not self.presence.active or self.session.closed:
             return
-        text = self.drafts.due(self.editor.text)
-        if text is not None and not self.session.comm_send(
-            self.presence.comm_id, {"type": "draft", "text": text}
-        ):
-            self.drafts.sent = ""  # not sent: try again on the next change
+        message = self.drafts.due(self.editor.text, self.editor.cursor_location[0])
+        if message is not None and not self.session.comm_send(self.presence.comm_id, message):
+            self.drafts.forget()  # not sent: try again on the next change
 
     def action_toggle_share_draft(self) -> None:
         self.drafts.enabled = not self.drafts.enabled

@@ -152,7 +152,7 @@ class CodeRunner:
             elif source == "set_next_input" and isinstance(payload.get("text"), str):
                 self._set_next_input(payload["text"])
             elif source == "ask_exit":
-                self._ask_exit(payload.get("keepkernel", True) is not False)
+                self._ask_exit(payload.get("stop_kernel") is True)
 
     def _set_next_input(self, text: str) -> None:
         """``%load`` and friends: into the editor, after anything typed meanwhile."""
@@ -160,14 +160,15 @@ class CodeRunner:
         self.editor.set_text(f"{draft.rstrip()}\n{text}" if draft.strip() else text)
         self.editor.focus()
 
-    def _ask_exit(self, keep_kernel: bool) -> None:
-        """``exit()`` in a cell: leave this client, as Ctrl+Q does.
+    def _ask_exit(self, stop_kernel: bool) -> None:
+        """``exit`` in a cell: leave this client, as Ctrl+Q does.
 
         The kernel is shut down too only when asked for: ``--shutdown-on-exit``,
-        or ``exit(keep_kernel=False)`` on an ipytui kernel. ipykernel asks for it
-        on a plain ``exit``, which would end the session of every other client.
+        or ``exit(keep_kernel=False)`` on an ipytui kernel (``stop_kernel``).
+        The payload's ``keepkernel: False`` (IPython's, on a plain ``exit``) is
+        not enough: it would end the session of every other client.
         """
-        shutdown = self.app.shutdown_on_exit or (not keep_kernel and self._ours())
+        shutdown = self.app.shutdown_on_exit or (stop_kernel and self._ours())
         self.app.call_later(self.app.quit_session, shutdown=shutdown)
 
     def _ours(self) -> bool:

@@ -65,3 +65,19 @@ def test_benchmark_runs_and_reports_every_metric(tmp_path: Path) -> None:
     verdicts = {t["verdict"] for t in report["targets"]}
     assert verdicts <= {"PASS", "MISS", "PENDING"}
     assert "targets" in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_sharing_benchmark_runs_and_counts_correct_answers() -> None:
+    """Two UIs per kernel, tiny counts: every row is there and nothing was missed."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sharing_bench.py"),
+                           "--keys", "2", "--cells", "1"],
+                          capture_output=True, text=True, timeout=220, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {tuple(line.split()[:2]): line for line in proc.stdout.splitlines()
+            if re.match(r"(draft|cell) +(ipytui|ipykernel) ", line)}
+    assert set(rows) == {("draft", "ipytui"), ("cell", "ipytui"), ("cell", "ipykernel")}
+    assert re.search(r"2 ok\s+0 missed", rows[("draft", "ipytui")]), proc.stdout
+    assert all(re.search(r"1 ok\s+0 missed", rows[("cell", k)]) for k in ("ipytui", "ipykernel"))
+    ratio = re.search(r"cell ratio ipytui/ipykernel \(medians\): (\S+)", proc.stdout)
+    assert ratio and math.isfinite(float(ratio.group(1)))

@@ -89,3 +89,37 @@ def test_console_computes_6_times_7(console_env: dict[str, str], tmp_path: Path)
                 with contextlib.suppress(psutil.NoSuchProcess):
                     proc.kill()
         child.logfile_read.close()
+
+
+@pytest.mark.parametrize("word", ["exit", "quit"])
+def test_bare_exit_leaves_the_console(console_env: dict[str, str], tmp_path: Path, word: str) -> None:
+    """A bare ``exit`` (IPython's autocall) sends ask_exit: the console ends, as with ipykernel."""
+    argv = [*jupyter_console_argv(), "--kernel", "ipytui"]
+    child = pexpect.spawn(argv[0], argv[1:], env=console_env, cwd=str(tmp_path),
+                          dimensions=(30, 100), encoding="utf-8", timeout=TIMEOUT)
+    log = tmp_path / "console.log"
+    child.logfile_read = open(log, "w")  # noqa: SIM115 - closed below
+    try:
+        child.expect(prompt("In", 1))
+        child.send("import os; print('pid', os.getppid())\r")
+        child.expect(r"pid (\d+)")
+        supervisor = psutil.Process(int(child.match.group(1)))
+        child.expect(prompt("In", 2))
+        child.send(f"{word}\r")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0, log.read_text(errors="replace")
+        assert "Use exit()" not in log.read_text(errors="replace")
+        # The console owned the kernel (keepkernel False), so it stopped it.
+        _, alive = psutil.wait_procs([supervisor], timeout=TIMEOUT)
+        assert not alive
+    finally:
+        if child.isalive():
+            kernels: list[psutil.Process] = []
+            with contextlib.suppress(psutil.NoSuchProcess):
+                kernels = psutil.Process(child.pid).children(recursive=True)
+            child.terminate(force=True)
+            for proc in kernels:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.kill()
+        child.logfile_read.close()

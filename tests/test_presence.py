@@ -95,9 +95,11 @@ async def test_three_clients_see_each_other_drafts_states_and_departures(
         assert ada.by_name("Bob")["kind"] == "ipytui"
         assert ada.by_name("carol")["kind"] == "jupyter"
 
-        bob.send({"type": "draft", "text": "import numpy as np"})
-        await ada.until(lambda s: (ada.by_name("Bob") or {}).get("draft") == "import numpy as np")
+        bob.send({"type": "hello", "name": "Bob", "kind": "ipytui", "host": "h", "tag": "pts/7"})
+        bob.send({"type": "draft", "text": "import numpy as np\nnp.", "cursor": 1})
+        await ada.until(lambda s: (ada.by_name("Bob") or {}).get("draft") == "import numpy as np\nnp.")
         assert ada.by_name("Bob")["state"] == "typing"
+        assert (ada.by_name("Bob")["tag"], ada.by_name("Bob")["cursor"]) == ("pts/7", 1)
 
         running = asyncio.create_task(ada.client.execute("import time; time.sleep(3)"))
         snap = await bob.until(lambda s: (bob.by_name("Ada") or {}).get("state") == "running")
@@ -153,10 +155,13 @@ async def test_bad_presence_messages_are_refused(ipytui_kernel: Any, make_client
     eve.send({"type": "draft", "text": "x" * 100_000})  # oversized
     eve.send({"type": "state", "state": "god-mode"})
     eve.send({"type": "hello", "name": ["not", "a", "string"]})
+    eve.send({"type": "hello", "name": "Mallory", "tag": "t" * 500})  # refused whole
+    eve.send({"type": "draft", "text": "half", "cursor": 5})  # cursor beyond the draft
     eve.send({"type": "draft", "text": "eve's own"})  # the marker that all of the above was read
     await ada.until(lambda s: (ada.by_name("Eve") or {}).get("draft") == "eve's own")
     assert ada.by_name("Ada")["draft"] == "mine"
     assert ada.by_name("Eve")["state"] == "typing"
+    assert ada.by_name("Mallory") is None
     result = await ada.client.execute("1 + 1")
     assert result.status == "ok"
     await ada.close()

@@ -24,6 +24,7 @@ from conftest import IPYTUI_ARGV
 from ipytui.kernel.protocol.connection import read_connection_file
 from ipytui.kernel.supervisor.journal_writer import JournalWriter as Journal
 from ipytui.kernel.worker import checkpoint
+from test_ui_tmux import Terminal, ipytui_command, terminal_env
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -82,14 +83,14 @@ def _checkpoint_count(path: Path) -> int:
 
 async def kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path: Path,
                                          after: str | None = None, running: str | None = None,
-                                         owned: bool = False):
+                                         owned: bool = False, flags: tuple[str, ...] = ()):
     """Run SETUP, wait for its checkpoint, optionally run more, then kill -9 everything.
 
     ``owned``: the kernel owns its connection file, as the kernels ``ipytui`` starts do.
     Returns (kernel id, execution count of the checkpoint).
     """
-    info, proc = start_kernel([*IPYTUI_ARGV[:-1], "--owns-connection-file", "-f"] if owned
-                              else IPYTUI_ARGV)
+    own = ("--owns-connection-file",) if owned else ()
+    info, proc = start_kernel([*IPYTUI_ARGV[:-1], *flags, *own, "-f"])
     client = await make_client(info)
     kernel_id = (await client.kernel_info(timeout=T))["ipytui"]["kernel_id"]
     setup = await client.execute(SETUP, timeout=T)
@@ -174,6 +175,10 @@ async def test_list_and_stop_a_running_kernel(start_kernel, make_client, env) ->
     await client.interrupt(timeout=T)
     assert (await running).error[0] == "KeyboardInterrupt"
     await _await_listed(env, rf"^{kernel_id}\s+{proc.pid}\s+\S+\s+alive idle\s+1\s")
+    assert "1 client(s) attached; launched by you" in cli(env, "list").stdout
+    await client.stop()  # no client left: an orphan, and `ipytui list` says so
+    await _await_listed(env, rf"^{kernel_id}\s+{proc.pid}\s+\S+\s+alive idle\s+0\s")
+    assert re.search(r"orphan: no client for \S+; culled after 4h00m alone", cli(env, "list").stdout)
     stopped = cli(env, "stop", kernel_id)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert proc.wait(timeout=T) == 0
@@ -219,33 +224,88 @@ def test_nothing_to_recover(env) -> None:
     assert cli(env, "stop", "nope").returncode == 2
 
 
-async def test_ipytui_start_offers_to_recover_a_stale_kernel(start_kernel, make_client, tmp_path,
-                                                              env, recovered) -> None:
-    """The next `ipytui` start finds the stale lock, says what went down and offers recovery."""
-    import pexpect
-
+async def test_ipytui_start_offers_a_stale_kernel_inside_the_ui(start_kernel, make_client, tmp_path,
+                                                               env, recovered) -> None:
+    """The UI comes up at once on a fresh kernel and offers the stale one; answering recovers."""
     old_id, _ = await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path, owned=True)
     old_file = tmp_path / "kernel-0.json"  # written by the start_kernel fixture
     assert old_file.exists()
-    child = pexpect.spawn(sys.executable, ["-m", "ipytui.app.cli", "--shutdown-on-exit"],
-                          env={**env, "TERM": "xterm-256color"}, dimensions=(36, 120),
-                          encoding="utf-8", timeout=T)
+    term = Terminal(ipytui_command(), terminal_env(tmp_path))
     try:
-        await asyncio.to_thread(child.expect, old_id)
-        await asyncio.to_thread(child.expect, r"Recover it")
-        child.sendline("y")
+        screen = await asyncio.to_thread(term.wait_for, "Recover (r)", "the offer in the UI")
+        assert old_id in screen and "went down uncleanly" in screen
+        term.keys("r")
+        await asyncio.to_thread(term.wait_for, "Recovered kernel", "the recovery's notice")
+        term.type("print(x, double(4))")
+        term.keys("Enter")
+        await asyncio.to_thread(term.wait_for, "41 8", "the restored variables in the UI")
         locks_dir = tmp_path / "data" / "locks"
-        await _until(lambda: [p.stem for p in locks_dir.glob("*.lock")] not in ([], [old_id])
-                     and not (locks_dir / f"{old_id}.lock").exists(),
-                     "the restored kernel's lock, and the stale one gone")
-        locks = list(locks_dir.glob("*.lock"))
-        assert len(locks) == 1 and locks[0].stem != old_id
-        path = Path(json.loads(locks[0].read_text())["connection_file"])
-        client, _, _ = await _attach(make_client, path, recovered, tmp_path)
-        check = await client.execute("print(x, double(4))", timeout=T)
-        assert check.text == "41 8\n"
+        # The fresh kernel the UI started first is shut down: only the restored one is left.
+        await _until(lambda: len(list(locks_dir.glob("*.lock"))) == 1, "one kernel left")
+        (lock,) = locks_dir.glob("*.lock")
+        assert lock.stem != old_id
+        recovered.append(json.loads(lock.read_text())["pid"])
         assert not old_file.exists()  # nothing listens there any more: it would only mislead
     finally:
-        child.sendcontrol("q")
-        await asyncio.to_thread(child.expect, [pexpect.EOF, pexpect.TIMEOUT])
-        child.close(force=True)
+        term.close()
+
+
+async def test_a_kernel_its_manager_killed_is_listed_and_not_offered(start_kernel, make_client,
+                                                                     tmp_path, env, recovered) -> None:
+    """A kernelspec kernel (--exit-on-restart) killed by jupyter_client, nothing new since its
+    checkpoint: `ipytui list` says its manager stopped it, and the UI does not ask about it."""
+    old_id, _ = await kernel_killed_after_checkpoint(start_kernel, make_client, tmp_path,
+                                                     flags=("--exit-on-restart",))
+    listing = cli(env, "list").stdout
+    assert re.search(rf"^{old_id}\s+\d+\s+\S+\s+stopped\s", listing, re.M), listing
+    assert "stopped by its manager" in listing
+    term = Terminal(ipytui_command(), terminal_env(tmp_path))
+    try:
+        screen = await asyncio.to_thread(term.wait_for, "not offered", "the note on the skipped kernel")
+        assert "Recover (r)" not in screen
+        term.type("6 * 7")
+        term.keys("Enter")
+        await asyncio.to_thread(term.wait_for, "Out[1]: 42", "a usable UI, no dialog in the way")
+    finally:
+        term.close()
+        for lock in (tmp_path / "data" / "locks").glob("*.lock"):
+            recovered.append(json.loads(lock.read_text())["pid"])
+
+
+async def test_an_orphan_is_culled_and_recover_brings_it_back(start_kernel, make_client, tmp_path,
+                                                             env, recovered) -> None:
+    """No client for --cull-idle-after seconds: checkpoint, clean exit, lock kept; recoverable."""
+    # No snapshots, so no background checkpoint: the one recovered is the cull's own.
+    info, proc = start_kernel([*IPYTUI_ARGV[:-1], "--cull-idle-after", "3", "--no-snapshots", "-f"])
+    client = await make_client(info)
+    kernel_id = (await client.kernel_info(timeout=T))["ipytui"]["kernel_id"]
+    assert (await client.execute(SETUP, timeout=T)).status == "ok"
+    assert (await client.execute("y = x + 1", timeout=T)).status == "ok"
+    await client.stop()  # the last client leaves: the kernel is an orphan now
+    assert await asyncio.to_thread(proc.wait, T) == 0  # it stopped itself, cleanly
+    lock = json.loads((tmp_path / "data" / "locks" / f"{kernel_id}.lock").read_text())
+    assert lock["ended"] == "culled"
+    assert _checkpoint_count(Path(lock["checkpoint"])) == 2  # written at the cull, y included
+    listing = cli(env, "list").stdout
+    assert re.search(rf"^{kernel_id}\s+\d+\s+\S+\s+culled\s", listing, re.M), listing
+    assert "culled after 3s without clients" in listing
+
+    result = cli(env, "recover", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "was culled" in result.stdout
+    client, _, _ = await _attach(make_client, _new_connection_file(result.stdout), recovered, tmp_path)
+    check = await client.execute("print(x, y, double(3))", timeout=T)
+    assert check.status == "ok" and check.text == "41 42 6\n"
+
+
+def test_offered_only_when_work_would_be_lost() -> None:
+    from ipytui.kernel.supervisor.lockfile import KernelLock
+    from ipytui.kernel.tools.recover import Wreck, offerable
+
+    def wreck(launched_by: str, after: list) -> Wreck:
+        lock = KernelLock("k", 1, "h", 0.0, "f", launched_by=launched_by)
+        return Wreck(lock, after=after)
+
+    assert offerable(wreck("user", []))
+    assert not offerable(wreck("manager", []))
+    assert offerable(wreck("manager", [{"execution_count": 3, "status": "ok", "code": "y = 1"}]))

@@ -8,6 +8,7 @@ import pytest
 from ipytui.app.config import Config
 from ipytui.kernel.client.kernel_client import KernelClient
 from ipytui.widgets.mimebundle import RECOVERY_MIME
+from ipytui.widgets.peer_model import peer_colour
 from test_ui_support import (
     DISPLAY_PRELUDE,
     IPYTUI_KERNEL_ARGV,
@@ -450,7 +451,8 @@ async def test_cell_from_a_second_client_is_attributed(kernel):
             # While bob is attached: with presence (our kernel) he leaves the panel when he goes.
             peers = screen.peers_panel
             await wait_for(pilot, lambda: "bob: idle" in peers.plain, "bob in the peers panel")
-            assert "alice (you)" in peers.plain
+            mine = next(p for p in peers.peers if p.is_self)
+            assert mine.name.startswith("alice@") and f"{mine.name} (you)" in peers.plain
 
         def bobs_cell():
             return [c for c in screen.stream.cells.values() if c.who == "bob"]
@@ -459,6 +461,7 @@ async def test_cell_from_a_second_client_is_attributed(kernel):
         cell = cells[0]
         await wait_for(pilot, lambda: "hi from bob" in cell.plain, "bob's output")
         assert not cell.own and cell.has_class("-peer")
+        assert cell.has_class(f"-peer-{peer_colour(bob_session)}")  # his colour, as in the panel
         assert cell.session == bob_session
         assert "In [1] · bob" in cell.header_text().plain
 
@@ -499,10 +502,10 @@ async def test_reply_payloads_page_fill_the_editor_and_exit(kernel, tmp_path):
         await pilot.press("f5")
         await wait_for(pilot, lambda: "loaded = 'from the file'" in screen.editor.text, "the loaded file")
         assert screen.editor.text.startswith("# %load")
-        screen.editor.set_text("exit()")
+        screen.editor.set_text("exit")  # bare, as in IPython
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.return_value is not None, "the app to exit")
-    assert app.return_value.kernel_shut_down is False  # exit() leaves this client only
+    assert app.return_value.kernel_shut_down is False  # exit leaves this client only
     assert kernel.proc.poll() is None
 
 

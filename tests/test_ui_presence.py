@@ -44,8 +44,13 @@ def app_named(kernel: KernelProcess, name: str):
     return make_app(kernel, config=Config(display_name=name, scrollback_lines=5000))
 
 
+def who_is(label: str, name: str) -> bool:
+    """Whether a peer label (``name@host tag``) is that user's."""
+    return label.split("@")[0].split(" ")[0] == name
+
+
 def peer(screen, name: str):
-    return next((p for p in screen.peers_panel.peers if p.name == name), None)
+    return next((p for p in screen.peers_panel.peers if who_is(p.name, name)), None)
 
 
 def state_of(screen, name: str) -> str:
@@ -82,25 +87,38 @@ async def test_three_clients_then_a_late_joiner(kernel):
             await wait_for(alice, lambda s=screen, o=others: all(peer(s, n) for n in o),
                            f"{me} to see {others}", TIMEOUT)
             assert peer(screen, me).is_self
-            assert f"{me} (you): idle" in screen.peers_panel.plain
+            assert f"{peer(screen, me).name} (you): idle" in screen.peers_panel.plain
         assert (peer(a, "bob").kind, peer(a, "bob").host) == ("ipytui", host)
         assert peer(a, "carol").kind == "jupyter"
 
-        # A draft typed in bob's app shows live in alice's panel detail.
+        # A draft typed in bob's app shows live in alice's panel, in bob's row, unasked.
         b.editor.focus()
         await type_text(bob, "import numpy as np")
-        # Alice clicks bob's row (rows: alice, bob, carol; three lines each).
-        await alice.click(a.peers_panel.peer_list, offset=(4, 4))
+        await wait_for(alice, lambda: "| import numpy as np" in a.peers_panel.plain,
+                       "bob's draft in alice's panel row", TIMEOUT)
+        assert "import numpy as np" not in a.peers_panel.plain.split("\n")[0]  # not in hers
+        # Alice clicks bob's row for the detail (rows: alice 2 lines, bob 3, carol 2).
+        await alice.click(a.peers_panel.peer_list, offset=(4, 3))
         assert a.peers_panel.selected == peer(a, "bob").session
         await wait_for(alice, lambda: "import numpy as np" in a.peers_panel.detail.plain,
                        "bob's draft in alice's detail", TIMEOUT)
         assert state_of(a, "bob") == "typing"
+        # A second line, then the cursor back up: alice sees which line bob is on.
+        await bob.press("ctrl+j")
+        await type_text(bob, "np.zeros(3)")
+        await wait_for(alice, lambda: peer(a, "bob").cursor == 1, "bob's cursor on line 2", TIMEOUT)
+        await bob.press("up")
+        await wait_for(alice, lambda: peer(a, "bob").cursor == 0, "bob's cursor on line 1", TIMEOUT)
+        assert peer(a, "bob").draft == "import numpy as np\nnp.zeros(3)"
 
         # Bob picks a peer with the keys, then goes back to typing.
         await bob.press("f6")
         assert b.peers_panel.selected == peer(b, "alice").session
         await bob.press("down")
         await wait_for(bob, lambda: b.peers_panel.selected == peer(b, "carol").session, "carol")
+        await bob.press("up", "up")  # past alice, onto his own row: the detail says it is him
+        await wait_for(bob, lambda: b.peers_panel.selected == b.session.session_id, "bob's own row")
+        assert f"{peer(b, 'bob').name} (you) · draft" in b.peers_panel.detail.plain
         await bob.press("escape")
         assert b.focused is b.editor
 
@@ -111,7 +129,7 @@ async def test_three_clients_then_a_late_joiner(kernel):
                        "bob running in alice's panel", TIMEOUT)
         assert "queue: bob" in a.peers_panel.plain
         await wait_for(alice, lambda: state_of(a, "bob") == "idle", "bob idle again", TIMEOUT)
-        bobs = [c for c in a.stream.cells.values() if c.who == "bob" and "shared" in c.code]
+        bobs = [c for c in a.stream.cells.values() if who_is(c.who, "bob") and "shared" in c.code]
         assert bobs and not bobs[0].own
         assert "import time" in a.peers_panel.detail.plain  # his recent inputs
 
@@ -120,13 +138,13 @@ async def test_three_clients_then_a_late_joiner(kernel):
                                 timeout=TIMEOUT, output_hook=lambda msg: None)
         for pilot, screen in ((alice, a), (bob, b)):
             await wait_for(pilot, lambda s=screen: any(
-                c.who == "carol" and "from carol 42" in c.plain for c in s.stream.cells.values()),
+                who_is(c.who, "carol") and "from carol 42" in c.plain for c in s.stream.cells.values()),
                 "carol's cell attributed", TIMEOUT)
 
         # Alice runs one of her own; bob sees it as hers.
         a.editor.focus()
         await run_cell(alice, "mine = 'alice'")
-        await wait_for(bob, lambda: any(c.who == "alice" and not c.own and "mine" in c.code
+        await wait_for(bob, lambda: any(who_is(c.who, "alice") and not c.own and "mine" in c.code
                                         for c in b.stream.cells.values()),
                        "alice's cell in bob's stream", TIMEOUT)
 
@@ -146,7 +164,7 @@ async def test_three_clients_then_a_late_joiner(kernel):
                 return [c for c in d.stream.cells.values() if c.has_class("-history")]
 
             await wait_for(dave, lambda: len(history()) >= 3, "the replayed cells", TIMEOUT)
-            by_who = {c.who: c for c in history()}
+            by_who = {c.who.split("@")[0]: c for c in history()}
             assert "shared = 41 + 1" in by_who["bob"].code
             assert "from carol 42" in by_who["carol"].plain
             assert "mine = 'alice'" in by_who["alice"].code
@@ -219,6 +237,10 @@ async def test_a_kernel_without_presence_keeps_the_header_peers(tmp_path):
 def test_snapshot_peers_panel(kernel, snap_compare, monkeypatch):
     """Alice's panel with Bob (an ipytui peer, typing) and carol (a plain Jupyter client)."""
     monkeypatch.setattr(socket, "gethostname", lambda: "laptop")
+    # Sessions are random: pin what derives from them, and the terminal, for a stable image.
+    monkeypatch.setattr("ipytui.app.presence_link.terminal_tag", lambda: "pts/1")
+    monkeypatch.setattr("ipytui.widgets.peer_model.peer_colour", lambda session: 1)
+    monkeypatch.setattr("ipytui.widgets.cell_view.peer_colour", lambda session: 1)
     clients = []
     for username in ("bob", "carol"):
         client = BlockingKernelClient()
@@ -233,11 +255,12 @@ def test_snapshot_peers_panel(kernel, snap_compare, monkeypatch):
         bob.shell_channel.send(bob.session.msg(msg_type, content))
 
     to_comm("comm_open", {"comm_id": "c0ffee", "target_name": "ipytui.presence",
-                          "data": {"name": "Bob", "kind": "ipytui", "host": "workstation"}})
+                          "data": {"name": "Bob", "kind": "ipytui", "host": "workstation",
+                                   "tag": "pts/2"}})
     bob.execute_interactive("total = sum(range(10))\nprint(total)", timeout=TIMEOUT,
                             output_hook=lambda msg: None)
     to_comm("comm_msg", {"comm_id": "c0ffee", "data": {
-        "type": "draft", "text": "def mean(xs):\n    return sum(xs) / len(xs)"}})
+        "type": "draft", "text": "def mean(xs):\n    return sum(xs) / len(xs)", "cursor": 1}})
 
     async def run_before(pilot):
         await presence_ready(pilot)
@@ -278,9 +301,9 @@ def test_presence_model_ignores_junk_and_labels_states():
     ])
     assert presence.active and update.peers_changed and update.replay == [{"code": "1"}]
     peers = {p.name: p for p in presence.panel_peers()}
-    assert peers["alice"].is_self and peers["Bob"].state == "running cell [3]"
-    assert peers["Bob"].recent == ["x = 1"]
-    assert [(q.name, q.state, q.cell) for q in presence.panel_queue()] == [("Bob", "running", 3)]
+    assert peers["alice"].is_self and peers["Bob@h"].state == "running cell [3]"
+    assert peers["Bob@h"].recent == ["x = 1"]
+    assert [(q.name, q.state, q.cell) for q in presence.panel_queue()] == [("Bob@h", "running", 3)]
     assert presence.about_comm(_Msg("stream", {}, {"session": "me", "msg_type": "comm_open"}))
     assert not presence.about_comm(_Msg("stream", {}, {"session": "b", "msg_type": "comm_open"}))
     assert presence.apply([_Msg("comm_close", {"comm_id": "c"})]).closed and not presence.active
@@ -291,8 +314,28 @@ def test_draft_share_sends_changes_only_and_clips():
 
     share = DraftShare()
     assert share.due("") is None
-    assert share.due("a") == "a" and share.due("a") is None
+    assert share.due("a", 0) == {"type": "draft", "text": "a", "cursor": 0}
+    assert share.due("a", 0) is None
+    assert share.due("a\nb", 1)["cursor"] == 1
+    assert share.due("a\nb", 0) == {"type": "draft", "text": "a\nb", "cursor": 0}  # cursor moved
     big = share.due("é" * MAX_DRAFT)
-    assert big is not None and len(big.encode()) <= MAX_DRAFT
+    assert big is not None and len(big["text"].encode()) <= MAX_DRAFT
     share.enabled = False
-    assert share.due("anything") == "" and share.due("more") is None
+    assert share.due("anything", 0) == {"type": "draft", "text": ""}
+    assert share.due("more", 3) is None
+
+
+def test_labels_tell_two_uis_of_one_user_apart():
+    from ipytui.app.presence import Presence
+
+    presence = Presence(own_session="s1")
+    presence.peers = [
+        {"session": "s1", "display_name": "root", "host": "vm", "tag": "pts/1"},
+        {"session": "s2", "display_name": "root", "host": "vm", "tag": "pts/2"},
+        {"session": "s3aa", "display_name": "root", "host": "vm"},
+        {"session": "s4bb", "display_name": "root", "host": "vm"},
+    ]
+    names = presence.names()
+    assert names["s1"] == "root@vm pts/1" and names["s2"] == "root@vm pts/2"
+    assert names["s3aa"] == "root@vm #s3aa" and names["s4bb"] == "root@vm #s4bb"
+    assert len(set(names.values())) == 4

@@ -22,6 +22,15 @@ from test_ui_support import (
 )
 
 
+@pytest.fixture(autouse=True)
+def stable_peers(monkeypatch):
+    """Pin what a peer label and colour derive from (host, terminal, random session)."""
+    monkeypatch.setattr("socket.gethostname", lambda: "laptop")
+    monkeypatch.setattr("ipytui.app.presence_link.terminal_tag", lambda: "pts/1")
+    monkeypatch.setattr("ipytui.widgets.peer_model.peer_colour", lambda session: 1)
+    monkeypatch.setattr("ipytui.widgets.cell_view.peer_colour", lambda session: 1)
+
+
 @pytest.fixture
 def kernel(tmp_path):
     proc = KernelProcess(tmp_path).start()
@@ -160,6 +169,8 @@ def test_snapshot_after_crash(kernel, snap_compare):
             await client.execute(publish, timeout=20)
         await wait_for(pilot, lambda: screen.banner.is_open, "the banner")
         screen.editor.set_text("draft = 'kept'")
+        if not USES_IPYKERNEL:  # the shared draft makes us "typing": wait for it, for one picture
+            await wait_for(pilot, lambda: "(you): typing" in screen.peers_panel.plain, "typing")
         await _settle(pilot)
 
     assert snap_compare(make_app(kernel), terminal_size=SIZE, run_before=run_before)

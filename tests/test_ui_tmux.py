@@ -61,12 +61,13 @@ class Terminal:
         self._tmux("kill-server")
 
 
-def _ipytui() -> list[str]:
-    exe = shutil.which("ipytui")
+def ipytui_command() -> list[str]:
+    """The ``ipytui`` installed next to this Python (the venv's), else the one on PATH."""
+    exe = shutil.which("ipytui", path=os.path.dirname(sys.executable)) or shutil.which("ipytui")
     return [exe] if exe else [sys.executable, "-m", "ipytui.app.cli"]
 
 
-def _env(tmp_path) -> dict[str, str]:
+def terminal_env(tmp_path) -> dict[str, str]:
     return {
         "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
         "IPYTUI_DATA_DIR": str(tmp_path / "data"),
@@ -94,13 +95,13 @@ def test_attach_run_and_quit_leaves_the_kernel(tmp_path):
     config.mkdir(exist_ok=True)
     (config / "config.toml").write_text('display_name = "tmuxer"\n')
     kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
-    term = Terminal([*_ipytui(), "--existing", str(kernel.path)], _env(tmp_path))
+    term = Terminal([*ipytui_command(), "--existing", str(kernel.path)], terminal_env(tmp_path))
     try:
         term.wait_for("idle", "the idle kernel")
         term.type("6 * 7")
         term.keys("Enter")
         screen = term.wait_for("Out[1]: 42", "the result")
-        assert "tmuxer (you)" in screen
+        assert "tmuxer@" in screen and "(you)" in screen
         term.type("for i in range(2):")
         term.keys("Enter")
         term.type("print('line', i)")
@@ -117,7 +118,7 @@ def test_attach_run_and_quit_leaves_the_kernel(tmp_path):
 
 
 def test_new_kernel_and_shutdown_on_exit(tmp_path):
-    term = Terminal([*_ipytui(), "--shutdown-on-exit"], _env(tmp_path))
+    term = Terminal([*ipytui_command(), "--shutdown-on-exit"], terminal_env(tmp_path))
     try:
         term.wait_for("idle", "a new kernel, idle")
         term.type("print('hello from tmux')")
@@ -152,7 +153,7 @@ def _kernels_alive(tmp_path) -> bool:
 
 async def test_the_kernel_from_the_tmux_session_is_usable_by_others(tmp_path):
     kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
-    term = Terminal([*_ipytui(), "--existing", str(kernel.path)], _env(tmp_path))
+    term = Terminal([*ipytui_command(), "--existing", str(kernel.path)], terminal_env(tmp_path))
     try:
         term.wait_for("idle", "the idle kernel")
         async with KernelClient(kernel.info, username="observer") as client:
@@ -163,3 +164,43 @@ async def test_the_kernel_from_the_tmux_session_is_usable_by_others(tmp_path):
     finally:
         term.close()
         kernel.stop()
+
+
+def _own_label(screen: str) -> str:
+    """The label a UI shows for itself in its peers panel (the row marked "(you)")."""
+    for line in screen.splitlines():
+        if "(you)" in line and "●" in line:
+            return line.split("●", 1)[1].split("(you)", 1)[0].strip()
+    raise AssertionError(f"no own row in the peers panel:\n{screen}")
+
+
+def test_two_terminals_share_drafts_and_cells(tmp_path):
+    """Two installed ipytui on one kernel: drafts and cells cross, with distinct labels."""
+    config = tmp_path / "config"
+    config.mkdir(exist_ok=True)
+    (config / "config.toml").write_text('display_name = "tmuxer"\n')  # one user, two terminals
+    first = Terminal(ipytui_command(), terminal_env(tmp_path))
+    second = None
+    try:
+        first.wait_for("Peers (1)", "the first UI on its new kernel")
+        second = Terminal([*ipytui_command(), "--existing"], terminal_env(tmp_path))
+        second.wait_for("Peers (2)", "both peers in the second UI")
+        first_label = _own_label(first.wait_for("Peers (2)", "both peers in the first UI"))
+        second_label = _own_label(second.screen())
+        assert first_label.startswith("tmuxer@") and second_label.startswith("tmuxer@")
+        assert first_label != second_label
+
+        first.type("zq = 7 + 123")
+        # No key is pressed in the second terminal: the draft must come to it.
+        screen = second.wait_for("zq = 7 + 123", "the first UI's draft in the second")
+        assert "▸ zq = 7 + 123" in screen and "typing" in screen  # in its row, cursor line marked
+        first.keys("Enter")
+        first.type("print('from the first', zq)")
+        first.keys("Enter")
+        screen = second.wait_for("from the first 130", "the first UI's cell in the second")
+        assert f"· {first_label}" in screen  # attributed to the first UI, by its label
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+        _kill_kernels_under(tmp_path)

@@ -275,6 +275,19 @@ def test_config_file(tmp_path):
     (tmp_path / "bad.toml").write_text("display_name = ")
     assert load_config(tmp_path / "bad.toml").warnings
     assert parse_config({"scrollback_lines": True}).warnings
+    assert parse_config({"cull_idle_after": 600}).cull_idle_after == 600
+    negative = parse_config({"cull_idle_after": -5})
+    assert negative.cull_idle_after == 0 and negative.warnings  # never culled, and said so
+
+
+def test_a_kernel_ipytui_starts_gets_the_configured_cull_time(monkeypatch, tmp_path):
+    from ipytui.app import launch
+
+    argvs = []
+    monkeypatch.setattr(launch, "_spawn", lambda argv, path: argvs.append(argv))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    launch.spawn_kernel(cull_after=90)
+    assert argvs[0][-2:] == ["--cull-idle-after", "90"]
 
 
 def test_theme_names():
@@ -330,7 +343,7 @@ def test_a_new_kernel_boots_while_the_ui_is_imported(monkeypatch: pytest.MonkeyP
         def run(self) -> ExitInfo:
             return ExitInfo(None, True)
 
-    def spawn_kernel():
+    def spawn_kernel(cull_after=None):
         steps.append("spawn")
         return Launch()
 
@@ -338,7 +351,6 @@ def test_a_new_kernel_boots_while_the_ui_is_imported(monkeypatch: pytest.MonkeyP
         steps.append("import the UI")
         return App
 
-    monkeypatch.setattr("ipytui.kernel.tools.recover.offer_at_start", lambda interactive: None)
     monkeypatch.setattr(launch, "spawn_kernel", spawn_kernel)
     monkeypatch.setattr(cli, "load_ui", load_ui)
     assert cli.run_ui(cli.parse_args([])) == 0

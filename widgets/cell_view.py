@@ -16,6 +16,7 @@ from textual.widgets import Static
 
 from .image_data import ImageData
 from .image_output import ImageOutput
+from .peer_model import peer_colour
 from .python_highlight import highlight_python
 from .rich_output import RichOutput
 from .stream_output import StreamOutput
@@ -69,7 +70,9 @@ class CellView(Vertical):
         show_times: bool = True,
         images: str = "auto",
     ) -> None:
-        super().__init__(classes="-own" if own else "-peer")
+        # Another peer's cell takes that peer's colour slot (-peer-N), as in the peers panel.
+        classes = "-own" if own else f"-peer -peer-{peer_colour(session)}" if session else "-peer"
+        super().__init__(classes=classes)
         self.images = images
         self.cell_id = cell_id
         self.code = code

@@ -61,7 +61,7 @@ class PeerDetail(VerticalScroll):
         peer = self.peer
         if peer is None:
             return
-        self._draft_title.update(f"{peer.name} · draft")
+        self._draft_title.update(f"{_who(peer)} · draft")
         self._draft.set_class(not peer.draft, "-none")
         self._draft.update(highlight_python(peer.draft) if peer.draft else "(empty)")
         recent = list(reversed(peer.recent[-RECENT_SHOWN:]))
@@ -76,6 +76,11 @@ class PeerDetail(VerticalScroll):
         peer = self.peer
         if peer is None:
             return ""
-        lines = [f"{peer.name} · draft", peer.draft or "(empty)", "recent inputs"]
+        lines = [f"{_who(peer)} · draft", peer.draft or "(empty)", "recent inputs"]
         lines.extend(reversed(peer.recent[-RECENT_SHOWN:]))
         return "\n".join(lines)
+
+
+def _who(peer: Peer) -> str:
+    """The peer's label; your own entry says so (picking yourself shows your own draft)."""
+    return f"{peer.name} (you)" if peer.is_self else peer.name

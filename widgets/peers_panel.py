@@ -2,26 +2,40 @@
 
 With the presence extension a peer carries its kind, host, live draft and
 recent inputs; without it (a foreign kernel) it is a (session, username) seen
-in IOPub parent headers. The panel only shows what it is given. Selecting a
-peer (click, or Enter / arrows on the focused list) shows its detail.
+in IOPub parent headers. The panel only shows what it is given. Every other
+peer's row shows the last lines of their draft as they type, highlighted,
+their cursor line marked, so nobody has to go looking; selecting a peer
+(click, or F6 then Enter / arrows) shows the whole draft and recent inputs.
+Each row's dot has the peer's colour, the one their cells have in the stream.
 """
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.containers import Vertical
+from textual.content import Content
 from textual.message import Message
+from textual.style import Style
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from .peer_detail import PeerDetail
-from .peer_model import Peer, QueueEntry
+from .peer_model import PEER_COLOURS, Peer, QueueEntry
+from .python_highlight import highlight_python
+
+DRAFT_LINES = 4  # lines of a peer's draft shown in their row
+CURSOR_MARK = "▸ "
+LINE_MARK = "│ "
 
 
 class PeersPanel(Vertical):
     """A toggleable side panel listing peers, you first, then the queue and the detail."""
 
-    COMPONENT_CLASSES = {"peers-panel--self", "peers-panel--state", "peers-panel--where"}
+    COMPONENT_CLASSES = {
+        "peers-panel--self", "peers-panel--state", "peers-panel--where",
+        "peers-panel--draft", "peers-panel--cursor",
+        *(f"peers-panel--peer-{i}" for i in range(PEER_COLOURS)),
+    }
 
     DEFAULT_CSS = """
     PeersPanel > #peers-title, PeersPanel > #queue-title {
@@ -44,6 +58,8 @@ class PeersPanel(Vertical):
     """
 
     class PeerSelected(Message):
+        """A peer was picked (click, Enter or arrows): the screen may react."""
+
         def __init__(self, peer: Peer) -> None:
             super().__init__()
             self.peer = peer
@@ -114,17 +130,35 @@ class PeersPanel(Vertical):
     def _style(self, name: str):
         return self.get_component_rich_style(name, partial=True)
 
-    def _row(self, peer: Peer) -> Text:
-        text = Text("● ")
+    def _row(self, peer: Peer) -> Content:
+        text = Text("● ", self._style(f"peers-panel--peer-{peer.colour}"))
         text.append(f"{peer.name} (you)" if peer.is_self else peer.name,
                     self._style("peers-panel--self") if peer.is_self else "")
-        where = "@".join(part for part in (peer.kind, peer.host) if part)
-        if where:
-            text.append("\n  ")
-            text.append(where, self._style("peers-panel--where"))
         text.append("\n  ")
+        if peer.kind:
+            text.append(peer.kind, self._style("peers-panel--where"))
+            text.append(" · ", self._style("peers-panel--state"))
         text.append(peer.state, self._style("peers-panel--state"))
-        return text
+        row = Content.from_rich_text(text)
+        if peer.draft and not peer.is_self:
+            row = row + "\n" + self._draft_excerpt(peer)
+        return row
+
+    def _draft_excerpt(self, peer: Peer) -> Content:
+        """The few draft lines around the peer's cursor, highlighted, the cursor line marked."""
+        lines = highlight_python(peer.draft).split("\n", allow_blank=True)
+        cursor = peer.cursor if peer.cursor is not None else len(lines) - 1
+        cursor = max(0, min(cursor, len(lines) - 1))
+        start = max(0, min(cursor - DRAFT_LINES // 2, len(lines) - DRAFT_LINES))
+        shown = []
+        for index in range(start, min(start + DRAFT_LINES, len(lines))):
+            at_cursor = index == cursor
+            mark = Text(CURSOR_MARK if at_cursor else LINE_MARK,
+                        self._style("peers-panel--cursor") if at_cursor else "")
+            draft = Style.from_rich_style(self._style("peers-panel--draft"))
+            shown.append(Content("  ") + Content.from_rich_text(mark)
+                         + lines[index].stylize_before(draft))
+        return Content("\n").join(shown)
 
     def _queue_text(self) -> Text:
         if not self.queue:
@@ -150,7 +184,11 @@ class PeersPanel(Vertical):
 
     @property
     def plain(self) -> str:
-        lines = [f"{p.name}{' (you)' if p.is_self else ''}: {p.state}" for p in self.peers]
+        lines = []
+        for p in self.peers:
+            lines.append(f"{p.name}{' (you)' if p.is_self else ''}: {p.state}")
+            if p.draft and not p.is_self:
+                lines.extend(f"  | {line}" for line in p.draft.splitlines()[-DRAFT_LINES:])
         for entry in self.queue:
             cell = f" [{entry.cell}]" if entry.cell is not None else ""
             lines.append(f"queue: {entry.name}{cell} {entry.state}")

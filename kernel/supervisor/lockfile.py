@@ -2,6 +2,9 @@
 
 A stale lock is how the next ``ipytui`` start knows a kernel went down
 uncleanly (kill -9, power loss) and can offer recovery from its checkpoint.
+The lock also says why a kernel is where it is: who launched it (a Jupyter
+kernel manager kills its kernels on purpose), since when it has had no
+clients, and whether it was culled (stopped cleanly, checkpoint kept).
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ class KernelLock:
     clients: int = 0  # connected peers, kept current by the supervisor
     activity: str = "idle"  # idle or busy
     owns_connection_file: bool = False  # whoever cleans up after the kernel removes the file
+    launched_by: str = "user"  # "manager": a Jupyter kernel manager (the kernelspec path)
+    alone_since: float = 0.0  # wall time since when no client is attached (0: some are)
+    cull_after: float = 0.0  # seconds without clients before the kernel culls itself (0: never)
+    ended: str = ""  # "culled": it stopped itself, its checkpoint kept for `ipytui recover`
 
     @property
     def path(self) -> Path:
@@ -96,6 +103,10 @@ class LockKeeper:
         lock = self.lock
         self.stale = self.failing or (clients, activity) != (lock.clients, lock.activity)
         if self.stale and time.monotonic() - self.written_at >= self._interval():
+            if clients == 0 and (lock.clients or not lock.alone_since):
+                lock.alone_since = time.time()
+            elif clients:
+                lock.alone_since = 0.0
             lock.clients, lock.activity = clients, activity
             self.write_now()
 
@@ -123,10 +134,13 @@ def _same_process(pid: int, started: float) -> bool:
 
 
 def new_lock(kernel_id: str, connection_file: str, checkpoint: str = "", *,
-             owns_connection_file: bool = False) -> KernelLock:
+             owns_connection_file: bool = False, launched_by: str = "user",
+             cull_after: float = 0.0) -> KernelLock:
+    started = time.time()
     return KernelLock(kernel_id=kernel_id, pid=os.getpid(), host=socket.gethostname(),
-                      started=time.time(), connection_file=connection_file, checkpoint=checkpoint,
-                      owns_connection_file=owns_connection_file)
+                      started=started, connection_file=connection_file, checkpoint=checkpoint,
+                      owns_connection_file=owns_connection_file, launched_by=launched_by,
+                      alone_since=started, cull_after=cull_after)
 
 
 def read_locks() -> list[KernelLock]:

@@ -37,6 +37,7 @@ from ipytui.kernel.protocol.wire import (
 )
 from ipytui.kernel.supervisor import crash_report
 from ipytui.kernel.supervisor.crash_handling import CrashHandling
+from ipytui.kernel.supervisor.culling import DEFAULT_CULL_AFTER, Culling
 from ipytui.kernel.supervisor.disk_health import DiskHealth
 from ipytui.kernel.supervisor.faults import Faults
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState
@@ -59,14 +60,15 @@ FAILURE_LOG_INTERVAL = 5.0  # seconds between log lines of one loop step that ke
 READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the crash anyway
 
 
-class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
+class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling):
     """One kernel: public sockets, routing, the worker's lifecycle (crashes: CrashHandling)."""
 
     def __init__(self, info: ConnectionInfo, connection_file: Path, *, snapshots: bool = True,
                  owns_connection_file: bool = False, restore_from: str | None = None,
                  security: ServerSecurity | None = None, exit_on_restart: bool = False,
                  replay_window: float = DEFAULT_REPLAY_WINDOW,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 launched_by: str = "user", cull_after: float = DEFAULT_CULL_AFTER) -> None:
         self.info = info
         self.exit_on_restart = exit_on_restart
         self.security = security or ServerSecurity.for_kernel(info)
@@ -99,7 +101,9 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
         self.last_crash = ""
         self.given_up = ""  # why no worker is restarted any more, or ""
         self.lock = new_lock(self.kernel_id, str(self.connection_file), str(self.checkpoint_path),
-                             owns_connection_file=owns_connection_file)
+                             owns_connection_file=owns_connection_file, launched_by=launched_by,
+                             cull_after=cull_after)
+        self.init_culling(cull_after)
         self.restores_waiting: list[tuple[str, Message, float]] = []  # (channel, request, deadline)
         self.silencer = Silencer()  # an interrupted cell's output still on its way
         self.disk = DiskHealth()  # paused journal/checkpoint/lock writes, told to clients
@@ -306,6 +310,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
             self._safely(self.check_restores)
             self._safely(self._check_crash_deadline)
             self._safely(self.presence.flush)
+            self._safely(self.check_idle)
             table = self.presence.table
             self._safely(self.lock_keeper.update, len(table.peers), "busy" if table.queue else "idle")
             self._safely(self.disk.flush, self.publish)
@@ -357,9 +362,8 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling):
             self._stop_worker(self.worker)
         self.recorder.stop()
         if self.journal_session is not None:
-            self.journal.end_session(self.journal_session, "shutdown")
-        self.lock.remove()
-        self.checkpoint_path.unlink(missing_ok=True)
+            self.journal.end_session(self.journal_session, "culled" if self.culled else "shutdown")
+        self.leave_lock()
         self.link.close()
         shutil.rmtree(self.private_dir, ignore_errors=True)
         if self.owns_connection_file:

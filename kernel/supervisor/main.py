@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exit-on-restart", action="store_true",
                         help="exit on shutdown_request(restart=true), as Jupyter kernel managers "
                              "expect (default: restart the worker in place, same process)")
+    parser.add_argument("--cull-idle-after", type=_seconds, default=None, metavar="SECONDS",
+                        help="with no client for this long, write a checkpoint and stop (recoverable "
+                             "with `ipytui recover`); 0 never (default: 4 hours)")
     parser.add_argument("--insecure", action="store_true",
                         help="allow a non-loopback address without encryption")
     parser.add_argument("--encrypt", action="store_true",
@@ -105,9 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     security = ServerSecurity.for_kernel(info, remote=args.remote, authorized_keys=authorized, **limits)
     if args.replay_window:
         limits["replay_window"] = args.replay_window
+    from ipytui.kernel.supervisor.culling import DEFAULT_CULL_AFTER
+
+    # --exit-on-restart is the kernelspec's flag: a Jupyter kernel manager launched us.
     sup = Supervisor(info, path, snapshots=not args.no_snapshots, owns_connection_file=owns,
                      restore_from=args.restore_from, security=security,
-                     exit_on_restart=args.exit_on_restart, **limits)
+                     exit_on_restart=args.exit_on_restart,
+                     launched_by="manager" if args.exit_on_restart else "user",
+                     cull_after=DEFAULT_CULL_AFTER if args.cull_idle_after is None else args.cull_idle_after,
+                     **limits)
     sup.bind()
     if owns:
         print(f"ipytui kernel: connection file {path}", file=sys.stderr, flush=True)
@@ -118,6 +127,17 @@ def main(argv: list[str] | None = None) -> int:
         if share is not None and owns:
             share.unlink(missing_ok=True)
     return 0
+
+
+def _seconds(text: str) -> float:
+    """A non-negative number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError("seconds must be 0 or more")
+    return value
 
 
 def _refusal(args: argparse.Namespace, path: Path, info: ConnectionInfo) -> str:

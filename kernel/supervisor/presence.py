@@ -21,6 +21,7 @@ log = logging.getLogger("ipytui.supervisor")
 TARGET = "ipytui.presence"
 MAX_DRAFT = 16 * 1024
 MAX_FIELD = 200
+MAX_TAG = 40
 RECENT_INPUTS = 10
 STATES = ("idle", "typing")
 
@@ -38,10 +39,12 @@ class Peer:
     name: str = ""
     kind: str = "jupyter"
     host: str = ""
+    tag: str = ""  # the client's terminal or session tag: tells two UIs of one user apart
     authenticated: str | None = None
     state: str = "idle"
     cell: int | None = None
     draft: str = ""
+    cursor: int | None = None  # the draft line the peer's cursor is on
     recent: list[str] = field(default_factory=list)
     since: float = field(default_factory=time.time)
     routing_ids: set[bytes] = field(default_factory=set)
@@ -64,6 +67,16 @@ def _text(data: dict[str, Any], key: str, limit: int = MAX_FIELD) -> str:
         raise PresenceError(f"{key!r} must be a string")
     if len(value) > limit:
         raise PresenceError(f"{key!r} is longer than {limit} characters")
+    return value
+
+
+def _cursor(data: dict[str, Any], draft: str) -> int | None:
+    """The optional cursor line of a draft: an int within the draft's lines."""
+    value = data.get("cursor")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= draft.count("\n"):
+        raise PresenceError("'cursor' must be a line number within the draft")
     return value
 
 
@@ -159,11 +172,13 @@ class PeerTable:
         peer = self.peers[session]
         kind = data.get("type")
         if kind == "hello":
-            peer.name = _text(data, "name")
-            peer.kind = _text(data, "kind") or "ipytui"
-            peer.host = _text(data, "host")
+            # Checked whole before any field changes: a refused hello leaves the entry as it was.
+            fields = (_text(data, "name"), _text(data, "kind") or "ipytui", _text(data, "host"),
+                      _text(data, "tag", MAX_TAG))
+            peer.name, peer.kind, peer.host, peer.tag = fields
         elif kind == "draft":
-            peer.draft = _text(data, "text", MAX_DRAFT)
+            draft = _text(data, "text", MAX_DRAFT)
+            peer.draft, peer.cursor = draft, _cursor(data, draft)
             if peer.state in STATES:
                 peer.state = "typing" if peer.draft else "idle"
         elif kind == "state":

@@ -47,6 +47,7 @@ class WorkerLifecycle:
     given_up: str
     journal_session: int | None
     disk: DiskHealth
+    checkpointed: dict[str, Any] | None
     _answer: Callable[..., None]
     _finish_crash: Callable[..., None]
     _flush_backlog: Callable[[], None]
@@ -178,6 +179,8 @@ class WorkerLifecycle:
                 self.disk.ok("checkpoint")
             else:
                 self.disk.failed("checkpoint", str(event.get("why") or "the write failed"))
+        elif kind == "checkpointed":
+            self.checkpointed = event
         elif kind == "no_snapshot":
             self.worker.notes = [f"no snapshot: {event.get('why')}"]
         elif kind == "cell_done":

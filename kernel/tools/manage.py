@@ -1,8 +1,9 @@
 """``ipytui list`` and ``ipytui stop``: the kernels this user runs, from their lock files.
 
 Every running kernel (supervisor) holds a lock file; one whose process is gone
-is *stale*: the kernel went down uncleanly and ``ipytui recover`` can bring
-its work back.
+is *stale*: the kernel went down uncleanly, was killed by the Jupyter kernel
+manager that launched it, or culled itself after a long time without
+clients. ``ipytui list`` says which, and ``ipytui recover`` brings the work back.
 """
 
 from __future__ import annotations
@@ -43,6 +44,32 @@ def age(seconds: float) -> str:
 
 
 # -- ipytui list ---------------------------------------------------------------
+def state_of(lock: KernelLock, alive: bool) -> str:
+    """alive idle|busy, culled, stopped (by its manager) or stale (went down uncleanly)."""
+    if alive:
+        return f"alive {lock.activity}"
+    if lock.ended == "culled":
+        return "culled"
+    return "stopped" if lock.launched_by == "manager" else "stale"
+
+
+def why(lock: KernelLock, alive: bool, now: float) -> str:
+    """One line on why the kernel is where it is."""
+    by = "launched by a Jupyter kernel manager" if lock.launched_by == "manager" else "launched by you"
+    if alive and lock.clients:
+        return f"{lock.clients} client(s) attached; {by}"
+    if alive:
+        alone = age(now - lock.alone_since) if lock.alone_since else "?"
+        cull = f"; culled after {age(lock.cull_after)} alone" if lock.cull_after else "; never culled"
+        return f"orphan: no client for {alone}{cull}; {by}"
+    if lock.ended == "culled":
+        return (f"culled after {age(lock.cull_after)} without clients, checkpoint kept: "
+                f"`ipytui recover {lock.kernel_id}` brings it back")
+    if lock.launched_by == "manager":
+        return "stopped by its manager (killed on purpose); its checkpoint is kept"
+    return f"went down uncleanly: `ipytui recover {lock.kernel_id}` brings its work back"
+
+
 def list_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ipytui list", description="List ipytui kernels (running and stale) from their lock files.")
@@ -51,29 +78,29 @@ def list_main(argv: list[str] | None = None) -> int:
     sweep_leftovers()
     locks = read_locks()
     now = time.time()
-    rows = []
+    rows, reasons = [], []
     for lock in locks:
         alive = lock.is_alive()
-        rows.append((lock.kernel_id, str(lock.pid), age(now - lock.started),
-                     ("alive" if alive else "stale") + (f" {lock.activity}" if alive else ""),
+        rows.append((lock.kernel_id, str(lock.pid), age(now - lock.started), state_of(lock, alive),
                      str(lock.clients) if alive else "-", lock.connection_file))
+        reasons.append(why(lock, alive, now))
     if args.json:
         import json
 
-        for kernel_id, pid, started, state, clients, path in rows:
+        for (kernel_id, pid, started, state, clients, path), reason in zip(rows, reasons, strict=True):
             print(json.dumps({"id": kernel_id, "pid": int(pid), "age": started, "state": state,
                               "clients": int(clients) if clients.isdigit() else 0,
-                              "connection_file": path}))
+                              "connection_file": path, "why": reason}))
         return 0
     if not rows:
         print("No ipytui kernels.")
         return 0
     header = ("ID", "PID", "AGE", "STATE", "CLIENTS", "CONNECTION FILE")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
-    for row in [header, *rows]:
+    print("  ".join(cell.ljust(w) for cell, w in zip(header[:5], widths, strict=True)) + "  " + header[5])
+    for row, reason in zip(rows, reasons, strict=True):
         print("  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)) + "  " + row[5])
-    if any(r[3] == "stale" for r in rows):
-        print("\nA stale kernel went down uncleanly: `ipytui recover ID` brings its work back.")
+        print(f"  └ {reason}")
     return 0
 
 

@@ -104,11 +104,19 @@ def _first_line(code: str, width: int = 72) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _how_it_ended(lock: KernelLock) -> str:
+    if lock.ended == "culled":
+        return "was culled after a long time without clients"
+    if lock.launched_by == "manager":
+        return "was stopped by its manager"
+    return "went down uncleanly"
+
+
 def describe(wreck: Wreck) -> str:
     """The human account: when and where it went down, what can come back."""
     lock = wreck.lock
-    out = [f"Kernel {lock.kernel_id} went down uncleanly (supervisor pid {lock.pid} on {lock.host}, "
-           f"started {_when(lock.started)})."]
+    out = [f"Kernel {lock.kernel_id} {_how_it_ended(lock)} (supervisor pid {lock.pid} on "
+           f"{lock.host}, started {_when(lock.started)})."]
     out.append(f"  connection file: {lock.connection_file}")
     if wreck.last_seen:
         out.append(f"  last sign of life in the journal: {_when(wreck.last_seen)}")
@@ -123,7 +131,7 @@ def describe(wreck: Wreck) -> str:
                    f"(started {_when(cell['started'])} by {who}): {_first_line(cell['code'])}")
     if wreck.session is None:
         out.append("  the journal has no record of it")
-    elif not wreck.running:
+    elif not wreck.running and not lock.ended:
         out.append("  no cell was running: it went down while idle")
     if wreck.state is not None:
         names = wreck.restorable
@@ -302,45 +310,39 @@ def _forget(wreck: Wreck) -> None:
         Path(wreck.lock.connection_file).unlink(missing_ok=True)
 
 
-def stale_notice() -> str | None:
-    """One line for ``ipytui`` at start-up when kernels went down uncleanly, else None."""
-    locks = stale_locks()
-    if not locks:
-        return None
-    ids = ", ".join(lock.kernel_id for lock in locks)
-    return (f"ipytui: {len(locks)} kernel(s) went down uncleanly ({ids}); "
-            "`ipytui recover` brings their work back.")
+def offerable(wreck: Wreck) -> bool:
+    """Whether ``ipytui`` should offer this kernel at start.
 
-
-def offer_at_start(interactive: bool) -> Path | None:
-    """At ``ipytui`` start: tell of a kernel that went down and offer to bring it back.
-
-    Returns the restored kernel's connection file if the user said yes, else None
-    (not interactive: one line on stderr, nothing started).
+    A Jupyter kernel manager kills its kernels on purpose (``shutdown_kernel(now=True)``):
+    such a kernel is offered only if cells ran after its last checkpoint, work that
+    would otherwise be lost without a word.
     """
-    locks = stale_locks()
-    if not locks:
-        return None
-    if not interactive:
-        print(stale_notice(), file=sys.stderr)
-        return None
-    wreck = examine(locks[0])
-    print(describe(wreck))
-    if not _ask("\nRecover it (a new kernel restored from its checkpoint) instead of "
-                "starting an empty one?", default=True):
-        print("Starting an empty kernel; `ipytui recover` can still bring it back.")
-        return None
+    return wreck.lock.launched_by != "manager" or bool(wreck.after)
+
+
+def offers() -> list[Wreck]:
+    """The stale kernels worth offering at start, newest first (reads journal and checkpoints)."""
+    return [wreck for wreck in map(examine, stale_locks()) if offerable(wreck)]
+
+
+async def recover_quietly(wreck: Wreck) -> Path:
+    """Start a kernel restored from the wreck's checkpoint, wait until it answers, forget
+    the wreck; returns the new connection file. Raises (and cleans up) if it does not come up."""
     path, proc = start_restored(wreck)
     try:
-        asyncio.run(_serve(path, proc, []))
-    except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - fall back to a new kernel
-        print(f"ipytui: the restored kernel did not come up ({exc}); starting an empty one.",
-              file=sys.stderr)
+        await _serve(path, proc, [])
+    except BaseException:
         if proc.poll() is None:
             proc.terminate()
-        return None
+        path.unlink(missing_ok=True)
+        raise
     _forget(wreck)
     return path
+
+
+def discard(wreck: Wreck) -> None:
+    """Forget a stale kernel for good: its lock, checkpoint and connection file."""
+    _forget(wreck)
 
 
 if __name__ == "__main__":

@@ -139,6 +139,9 @@ class DisplayHook:
     def __call__(self, value: Any) -> None:
         if value is None or self.silent:
             return
+        if getattr(type(value), "autocall_on_display", False):
+            value()  # a bare ``exit``: IPython calls it rather than showing it
+            return
         ns = self.namespace
         if value is not ns.get("Out"):
             ns["___"], ns["__"], ns["_"] = ns.get("__", ""), ns.get("_", ""), value

@@ -270,16 +270,28 @@ QUICK: dict[str, Callable[[WorkerContext, str, Message], None]] = {
 
 
 class ExitRequest:
-    """``exit()`` / ``quit()`` in a cell: ask the client to quit (the ask_exit payload)."""
+    """``exit`` / ``quit`` in a cell: ask the client to quit (the ask_exit payload).
+
+    As in IPython, a bare ``exit`` is called when it would be displayed
+    (``autocall_on_display``), and the payload says ``keepkernel: False``: a
+    client that started the kernel stops it, as with ipykernel. Only an
+    explicit ``exit(keep_kernel=False)`` also asks an ipytui UI attached to a
+    shared kernel to stop it (``stop_kernel``).
+    """
+
+    autocall_on_display = True
 
     def __init__(self, worker: WorkerContext) -> None:
         self._worker = worker
 
     def __repr__(self) -> str:
-        return "Use exit() to leave this client; the kernel keeps running for the others."
+        return "Type exit or exit() to leave this client."
 
-    def __call__(self, keep_kernel: bool = True) -> None:
-        self._worker.payloads.append({"source": "ask_exit", "keepkernel": keep_kernel})
+    def __call__(self, keep_kernel: bool | None = None) -> None:
+        payload: dict[str, Any] = {"source": "ask_exit", "keepkernel": bool(keep_kernel)}
+        if keep_kernel is False:
+            payload["stop_kernel"] = True
+        self._worker.payloads.append(payload)
 
 
 def install_shell(worker: WorkerContext) -> None:

@@ -32,7 +32,7 @@ from ipytui.kernel.worker.execution import CellOutcome, DisplayHook, run_cell
 from ipytui.kernel.worker.outputs import FdCapture, Flusher, OutStream
 from ipytui.kernel.worker.pipe import connect_worker
 from ipytui.kernel.worker.publisher import Publisher
-from ipytui.kernel.worker.snapshots import Snapshots
+from ipytui.kernel.worker.snapshots import Snapshots, checkpoint_now
 from ipytui.kernel.worker.stdin import StdinBridge
 
 log = logging.getLogger("ipytui.worker")
@@ -214,6 +214,8 @@ class Worker:
             command = json.loads(frames[1])
             if command.get("cmd") == "resume":
                 self.execution_count = int(command.get("execution_count", self.execution_count))
+            elif command.get("cmd") == "checkpoint":  # the kernel is about to be culled
+                self.publisher.sup(checkpoint_now(self))
             return None
         try:
             return self.pipe_codec.deserialize(frames[1:])
