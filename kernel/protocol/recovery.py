@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ipytui.kernel.protocol.events import client_name
+
 REPORT_MIME = "application/vnd.ipytui.recovery+json"
 
 
 def report_text(report: dict[str, Any]) -> str:
     """The recovery report as plain text, for clients that know no ipytui mimetype."""
-    who = report.get("username") or "a client"
+    who = client_name(report.get("username"))
     lines = [f"KernelDied: {report['cause']}, in a cell run by {who}."]
     method = report["restored_from"]
     if method == "snapshot":

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="remove the connection file at shutdown (or after recovery), as when "
                              "the kernel writes it itself; for launchers that write it up front")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--debug", action="store_true",
+                        help="log to stderr (at DEBUG unless --log-level says otherwise); without "
+                             "it the log goes to a file in the data dir, never a client's terminal")
     return parser
 
 
@@ -58,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.ip is None:
         args.ip = "0.0.0.0" if args.remote else "127.0.0.1"
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s ipytui-kernel[%(process)d] %(levelname)s %(message)s")
     existed = bool(args.connection_file) and Path(args.connection_file).exists()
     try:
         path, info, owns = _connection(args)
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if not existed:
             path.unlink(missing_ok=True)
         return 2
+    _setup_logging(args, path)
     from ipytui.kernel.supervisor.loop import Supervisor
     from ipytui.kernel.supervisor.security import ServerSecurity
 
@@ -89,6 +91,30 @@ def main(argv: list[str] | None = None) -> int:
         if share is not None and owns:
             share.unlink(missing_ok=True)
     return 0
+
+
+def _setup_logging(args: argparse.Namespace, path: Path) -> None:
+    """Log to stderr with --debug, else to this kernel's log file (the worker follows
+    the same choice through the environment)."""
+    import os
+
+    from ipytui.kernel.protocol.paths import LOG_ENV, kernel_log_path
+    from ipytui.kernel.protocol.procs import kernel_id_from
+
+    level = "DEBUG" if args.debug and args.log_level.upper() == "WARNING" else args.log_level.upper()
+    fmt = "%(asctime)s ipytui-kernel[%(process)d] %(levelname)s %(message)s"
+    if args.debug:
+        os.environ.pop(LOG_ENV, None)
+        logging.basicConfig(level=level, format=fmt)
+        return
+    try:
+        log_file = kernel_log_path(kernel_id_from(path))
+        logging.basicConfig(level=level, format=fmt, filename=log_file)
+    except OSError as exc:  # an unwritable data dir costs the log, not the kernel
+        logging.basicConfig(level=level, format=fmt, handlers=[logging.NullHandler()])
+        print(f"ipytui kernel: no log file ({exc}); use --debug to log to stderr", file=sys.stderr)
+        return
+    os.environ[LOG_ENV] = str(log_file)
 
 
 def _refusal(args: argparse.Namespace, path: Path, info: ConnectionInfo) -> str:

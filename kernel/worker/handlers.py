@@ -34,6 +34,11 @@ def user_names(namespace: dict[str, Any]) -> list[str]:
     )
 
 
+def count_user_names(namespace: dict[str, Any]) -> int:
+    """How many names a user defined: a UI asks before a restart empties them."""
+    return sum(1 for name in namespace if name not in _HIDDEN and not name.startswith("_"))
+
+
 # -- execute ----------------------------------------------------------------
 def execute(worker: WorkerContext, msg: Message) -> None:
     """Run one execute_request: busy, execute_input, outputs, reply, idle."""
@@ -80,7 +85,8 @@ def execute(worker: WorkerContext, msg: Message) -> None:
     worker.stdin.request = None
     inert = outcome.status != "ok" or is_inert(source)
     pub.sup({"event": "cell_done", "status": outcome.status, "execution_count": count,
-             "msg_id": msg.msg_id, "inert": inert or worker.snapshots is None})
+             "msg_id": msg.msg_id, "inert": inert or worker.snapshots is None,
+             "user_names": count_user_names(worker.namespace)})
     if aborted:
         abort_queued(worker, aborted)
     elif not inert and worker.snapshots is not None:
@@ -269,8 +275,13 @@ class ExitRequest:
     def __repr__(self) -> str:
         return "Use exit() to leave this client; the kernel keeps running for the others."
 
-    def __call__(self, keep_kernel: bool = True) -> None:
-        self._worker.payloads.append({"source": "ask_exit", "keepkernel": keep_kernel})
+    def __call__(self, keep_kernel: bool | None = None) -> None:
+        # ``keepkernel`` as ipykernel sends it (False unless asked), so jupyter console
+        # leaves as it does there; ipytui UIs read ``ipytui_shutdown`` instead, which
+        # only an explicit ``exit(keep_kernel=False)`` sets: a plain exit() in one UI
+        # must not end the kernel every other client is using.
+        self._worker.payloads.append({"source": "ask_exit", "keepkernel": bool(keep_kernel),
+                                      "ipytui_shutdown": keep_kernel is False})
 
 
 def install_shell(worker: WorkerContext) -> None:
