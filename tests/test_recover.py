@@ -246,3 +246,21 @@ async def test_ipytui_start_offers_to_recover_a_stale_kernel(start_kernel, make_
         child.sendcontrol("q")
         await asyncio.to_thread(child.expect, [pexpect.EOF, pexpect.TIMEOUT])
         child.close(force=True)
+
+
+def test_kernel_ids_are_found_by_a_unique_prefix_with_or_without_ipytui() -> None:
+    """`ipytui stop 35e4d` finds ipytui-35e4d…; an ambiguous prefix names its matches."""
+    from ipytui.kernel.supervisor.lockfile import KernelLock
+    from ipytui.kernel.tools.manage import find_lock, no_such_kernel
+
+    locks = [KernelLock(kernel_id=kid, pid=1, host="h", started=0.0,
+                        connection_file=f"/run/kernel-{kid}.json")
+             for kid in ("ipytui-35e4d599ad6a", "ipytui-35e4e000aaaa", "965ffa3c-uuid")]
+    assert find_lock(locks, "35e4d") is locks[0]
+    assert find_lock(locks, "ipytui-35e4e") is locks[1]
+    assert find_lock(locks, "965ff") is locks[2]
+    assert find_lock(locks, "kernel-965ffa3c-uuid.json") is locks[2]
+    assert find_lock(locks, "35e4") is None
+    assert "matches 2 kernels" in no_such_kernel("stop", locks, "35e4")
+    assert "no kernel 'zzz'" in no_such_kernel("stop", locks, "zzz")
+    assert find_lock(locks, "") is None
