@@ -152,6 +152,14 @@ async def test_recover_restores_checkpointed_variables(start_kernel, make_client
     assert (await client.execute("gen", timeout=T)).error[0] == "NameError"  # not picklable
     lock = json.loads((tmp_path / "data" / "locks" / f"{kernel_id}.lock").read_text())
     assert lock["pid"] == pid and lock["connection_file"] == str(path)
+    # Every UI that opens on it is told what came back: the journal keeps the event.
+    journal = Journal(tmp_path / "data" / "journal.sqlite3")
+    await _until(lambda: journal.recent_events(kernel_id), "the recovered event in the journal")
+    (event,) = journal.recent_events(kernel_id)
+    journal.close()
+    assert (event["event"], event["method"]) == ("recovered", "checkpoint")
+    assert {"x", "words", "double"} <= set(event["names"]) and "gen" in event["lost"]
+    assert event["status"]["worker_pid"] != pid  # the worker's, not the supervisor's
 
 
 async def _await_listed(env: dict[str, str], pattern: str, timeout: float = T) -> None:
