@@ -280,10 +280,11 @@ class KernelLifecycle:
         if names:
             from .confirm_screen import ConfirmScreen  # not at import: UI start-up
 
-            held = f"{plural(names, 'name')} defined" if names > 0 else "names from the cells run"
+            held = (f"The kernel holds {plural(names, 'name')} (as %who lists them); every "
+                    f"connected client loses {'it' if names == 1 else 'them'}." if names > 0 else
+                    "Every connected client loses the names its cells defined.")
             question = ConfirmScreen("Restart the kernel with an empty namespace?", [
-                f"The kernel holds {held}; every connected client loses them.",
-                "F9 restarts back at the latest snapshot instead.",
+                held, "F9 restarts back at the latest snapshot instead.",
             ])
             if not await self.app.push_screen_wait(question):
                 self.notify("Restart cancelled", timeout=2)
