@@ -9,12 +9,14 @@ on (execution count, crash reports, kernel restarts) is collected in a
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from ipytui.kernel.protocol.events import EVENT_MSG_TYPE, client_name, event_text
+from ipytui.kernel.protocol.recovery import report_text
 from ipytui.widgets.cell_view import CellView
 from ipytui.widgets.mimebundle import RECOVERY_MIME, render_bundle, render_traceback
 from ipytui.widgets.output_stream import OutputStream
@@ -207,13 +209,17 @@ class OutputRouter:
     def _event_note(self, event: dict[str, Any], *, history: bool) -> None:
         """A line in the stream for an event (a crash shows in its cell instead)."""
         kind = event.get("event")
-        if kind == "crash" and event.get("cell_msg_id"):
-            return
         cell_id = f"event-{kind}-{event.get('time')}"
-        if kind == "crash" or self.stream.cell(cell_id) is not None:
-            return  # a crash without a cell: its display_data carries the report
+        if kind == "crash" and (event.get("cell_msg_id") or not history):
+            return  # told by its cell's error; live, a cell-less one comes as display_data
+        if self.stream.cell(cell_id) is not None:
+            return
+        text = event_text(event)
+        if kind == "crash" and isinstance(event.get("report"), dict):
+            with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+                text = report_text(event["report"])  # the display_data the journal did not keep
         self.stream.add_cell(cell_id, who="kernel", status="event", history=history)
-        self.stream.add_output(cell_id, Text(event_text(event)), kind="note")
+        self.stream.add_output(cell_id, Text(text), kind="note")
 
     # -- peers ----------------------------------------------------------------------------
     def _note_peer(self, session: str, username: str) -> None:

@@ -66,5 +66,8 @@ def event_text(event: dict[str, Any]) -> str:
                 f"{plural(len(names), 'name')} restored.")
     if kind == "crash":
         report = event.get("report") if isinstance(event.get("report"), dict) else {}
-        return f"Kernel crashed ({report.get('cause') or 'unknown cause'}) in a cell run by {who}."
+        cause = report.get("cause") or "unknown cause"
+        if not isinstance(by, dict):
+            return f"Kernel crashed ({cause}) while no cell ran."
+        return f"Kernel crashed ({cause}) in a cell run by {who}."
     return f"Kernel event {kind!r}."

@@ -11,8 +11,10 @@ REPORT_MIME = "application/vnd.ipytui.recovery+json"
 
 def report_text(report: dict[str, Any]) -> str:
     """The recovery report as plain text, for clients that know no ipytui mimetype."""
-    who = client_name(report.get("username"))
-    lines = [f"KernelDied: {report['cause']}, in a cell run by {who}."]
+    if report.get("code") or report.get("session"):
+        lines = [f"KernelDied: {report['cause']}, in a cell run by {client_name(report.get('username'))}."]
+    else:
+        lines = [f"KernelDied: {report['cause']}, while no cell ran."]
     method = report["restored_from"]
     if method == "snapshot":
         lines.append(f"Restored the state after cell [{report['snapshot_after_cell']}] "

@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "the kernel writes it itself; for launchers that write it up front")
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--debug", action="store_true",
-                        help="log to stderr (at DEBUG unless --log-level says otherwise); without "
-                             "it the log goes to a file in the data dir, never a client's terminal")
+                        help="log to stderr (--log-level DEBUG for everything); without it the log "
+                             "goes to logs/kernel-ID.log in the data dir, never a client's terminal")
     return parser
 
 
@@ -101,7 +101,7 @@ def _setup_logging(args: argparse.Namespace, path: Path) -> None:
     from ipytui.kernel.protocol.paths import LOG_ENV, kernel_log_path
     from ipytui.kernel.protocol.procs import kernel_id_from
 
-    level = "DEBUG" if args.debug and args.log_level.upper() == "WARNING" else args.log_level.upper()
+    level = args.log_level.upper()
     fmt = "%(asctime)s ipytui-kernel[%(process)d] %(levelname)s %(message)s"
     if args.debug:
         os.environ.pop(LOG_ENV, None)
