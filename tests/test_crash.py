@@ -489,4 +489,7 @@ async def test_restart_and_restore(start_kernel, make_client) -> None:
     assert fresh.execution_count == 1
     assert await _worker_pid(client) not in (worker, restored)
     assert event.content["status"]["worker_pid"] == await _worker_pid(client)
+    await client.interrupt(timeout=T)
+    event = await _next(told, lambda m: m.msg_type == EVENT_MSG_TYPE)
+    assert (event.content["event"], event.content["by"]["username"]) == ("interrupt", "alice")
     assert proc.poll() is None

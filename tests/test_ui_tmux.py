@@ -244,6 +244,13 @@ async def test_every_ui_sees_the_same_crash_restore_and_restart(tmp_path):
         for term in watchers:
             status = _line_with(term.wait_for(f"pid {fresh_pid}", "the fresh worker's pid"), "idle")
             assert "restarts 3" in status, status
+        late.close()
+        # Attaching now, a UI gets the same story from the journal, in order.
+        late = Terminal([*_ipytui(), "--existing", str(kernel.path)], _named_env(tmp_path, "dave"))
+        screen = _flat(late.wait_for("Kernel restarted by bob", "the replayed restart"))
+        assert screen.index("Restored: kept") < screen.index("Kernel restored by bob") < screen.index(
+            "Kernel restarted by bob"), screen
+        assert "restarts 3" in _line_with(late.wait_for(f"pid {fresh_pid}", "the status"), "idle")
     finally:
         for term in (alice, bob, late):
             if term is not None:
