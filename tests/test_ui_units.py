@@ -428,3 +428,8 @@ async def test_replay_shows_cells_and_events_in_order_and_crashed_cells_as_died(
         assert "Kernel restarted by the kernel: an empty namespace" in notes[0]
         assert "KernelDied: SIGKILL, while no cell ran." in notes[1]
         assert "Kernel restored by bob: back at the state after In [1]" in notes[2]
+
+
+def test_a_kernel_that_stopped_restarting_says_what_to_do():
+    _, lines = describe_report({"cause": "code 3", "restored_from": "stopped", "restored": []})
+    assert any("F8 restarts it" in line for line in lines) and not any("restored" in text for text in lines)

@@ -78,6 +78,8 @@ def describe_report(report: dict[str, Any]) -> tuple[str, list[str]]:
         lines.append(f"no snapshot or checkpoint could serve: the kernel restarted empty{took}")
     elif method == "pending":
         lines.append("a new kernel is on its way")
+    elif method == "stopped":
+        lines.append("no new worker: it crashed too often in a row; F8 restarts it once the cause is fixed")
     else:
         origin = f" from a {method}" if method else ""
         if method == "snapshot" and after:
