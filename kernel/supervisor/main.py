@@ -90,7 +90,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if share is not None and owns:
             share.unlink(missing_ok=True)
+        _drop_empty_log()
     return 0
+
+
+def _drop_empty_log() -> None:
+    """A kernel that had nothing to log leaves no log file behind."""
+    import os
+
+    from ipytui.kernel.protocol.paths import LOG_ENV
+
+    log_file = os.environ.get(LOG_ENV)
+    try:
+        if log_file and os.path.getsize(log_file) == 0:
+            os.unlink(log_file)
+    except OSError:
+        pass
 
 
 def _setup_logging(args: argparse.Namespace, path: Path) -> None:
