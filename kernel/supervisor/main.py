@@ -129,6 +129,7 @@ def _setup_logging(args: argparse.Namespace, path: Path) -> None:
         logging.basicConfig(level=level, format=fmt, handlers=[logging.NullHandler()])
         print(f"ipytui kernel: no log file ({exc}); use --debug to log to stderr", file=sys.stderr)
         return
+    logging.captureWarnings(True)  # Python's warnings too: stderr is the client's terminal
     os.environ[LOG_ENV] = str(log_file)
 
 
