@@ -31,6 +31,7 @@ REQUEST_TIMEOUT = 10.0
 READY_TIMEOUT = 60.0
 SLOW_START = 5.0  # seconds without an answer before the screen says it is still waiting
 USAGE_SECONDS = 5.0
+NAMES_TIMEOUT = 2.0  # F8 asks the kernel how many names it holds; the supervisor answers at once
 
 
 class KernelLifecycle:
@@ -294,10 +295,12 @@ class KernelLifecycle:
     async def _user_names(self) -> int:
         """How many names the user defined, as the kernel counts them (-1: it does not
         say, but cells have run; 0: empty or unknown and nothing run)."""
-        try:
-            info = await asyncio.wait_for(self.session.kernel_info(), REQUEST_TIMEOUT)
-        except Exception:
-            info = {}
+        info: dict[str, Any] = {}
+        if self.lifecycle == "ok":  # an unreachable kernel would only make F8 wait
+            try:
+                info = await asyncio.wait_for(self.session.kernel_info(), NAMES_TIMEOUT)
+            except Exception:
+                info = {}
         extra = info.get("ipytui") if isinstance(info.get("ipytui"), dict) else {}
         if isinstance(extra.get("user_names"), int):
             return extra["user_names"]
