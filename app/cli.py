@@ -15,13 +15,16 @@ if TYPE_CHECKING:
     from .config import Config
 
 USAGE_EPILOG = """\
-subcommands:
-  ipytui kernel ...            run the kernel (supervisor) itself
+subcommands (each has its own --help):
+  ipytui kernel ...            run the kernel (supervisor) itself; --debug logs to stderr
   ipytui kernelspec install    make ipytui a Jupyter kernel
-  ipytui keys new|authorize|list|revoke   Curve keys for remote kernels
+  ipytui kernelspec list       the ipytui kernelspecs installed
+  ipytui keys new|authorize|revoke|list|show   Curve keys for remote kernels
   ipytui list                  running and stale kernels (from their lock files)
-  ipytui stop ID               shut a kernel down
+  ipytui stop ID               shut a kernel down (ID: its id, a unique prefix, or its file)
   ipytui recover [ID]          bring back a kernel that went down uncleanly
+
+keys in the UI: F2 lists them all; Ctrl+Q quits (the kernel keeps running).
 """
 
 

@@ -9,8 +9,10 @@ bar and prompt from it, so the user always sees what the kernel is doing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ipytui.kernel.protocol.events import client_name, event_text, plural
 from ipytui.widgets.input_editor import InputEditor
 from textual.widgets import Label
 
@@ -29,6 +31,7 @@ REQUEST_TIMEOUT = 10.0
 READY_TIMEOUT = 60.0
 SLOW_START = 5.0  # seconds without an answer before the screen says it is still waiting
 USAGE_SECONDS = 5.0
+NAMES_TIMEOUT = 2.0  # F8 asks the kernel how many names it holds; the supervisor answers at once
 
 
 class KernelLifecycle:
@@ -44,6 +47,7 @@ class KernelLifecycle:
     _resumed: bool
     _shown_early: dict[str, Any] | None
     _presence_retries: int
+    _ours: Callable[[], bool]
     status: KernelStatus
     banner: CrashBanner
     stream: OutputStream
@@ -218,16 +222,43 @@ class KernelLifecycle:
             self._on_recovery(report)
         if result.disk is not None:
             self.status.set(disk=result.disk)
+        for event in result.events:
+            self._on_shared_event(event)
         if result.kernel_started and self.lifecycle in ("restarting", "dead"):
             self.run_worker(self.session.wait_ready(READY_TIMEOUT), exit_on_error=False)
 
     def _on_recovery(self, report: dict[str, Any]) -> None:
-        self.banner.show_report(report)
-        self.restarts = report.get("restarts", self.restarts + 1)
-        cause = str(report.get("cause") or "crash")
-        self.status.set(restarts=self.restarts, last_crash=cause)
+        self.banner.show_report(dict(report, username=client_name(report.get("username"))))
+        self.status.set(last_crash=str(report.get("cause") or "crash"))  # the kernel's word
         self.lifecycle = "ok"
         self.run_worker(self._refresh_kernel_info(), exit_on_error=False)
+
+    def _on_shared_event(self, event: dict[str, Any]) -> None:
+        """A crash, restart, restore, interrupt or recovery the kernel told every client:
+        the status shows the kernel's own facts from it, never a count of ours."""
+        facts = event.get("status") if isinstance(event.get("status"), dict) else {}
+        fields: dict[str, Any] = {}
+        if isinstance(facts.get("worker_pid"), int) and facts["worker_pid"]:
+            fields["pid"] = facts["worker_pid"]
+        if isinstance(facts.get("restarts"), int):
+            self.restarts = fields["restarts"] = facts["restarts"]
+        if isinstance(facts.get("last_crash"), str):
+            fields["last_crash"] = facts["last_crash"]
+        self.status.set(**fields)
+        kind = event.get("event")
+        if kind == "crash" and isinstance(event.get("report"), dict):
+            self._on_recovery(event["report"])
+        elif kind in ("restart", "restore"):
+            assert self.router is not None
+            self.router.abort_unfinished()
+            self.cancel_input()
+            if kind == "restart":
+                self.execution_count = None
+            self.lifecycle = "ok"
+            self.notify(event_text(event), timeout=6)
+            self.run_worker(self._refresh_kernel_info(), exit_on_error=False)
+        elif kind == "recovered":
+            self.notify(event_text(event), timeout=6)
 
     async def _refresh_kernel_info(self) -> None:
         await self.session.wait_ready(REQUEST_TIMEOUT)
@@ -246,7 +277,38 @@ class KernelLifecycle:
             return None
 
     def action_restart(self) -> None:
-        self.run_worker(self._restart(restore=False), group="restart", exclusive=True, exit_on_error=False)
+        self.run_worker(self._confirm_restart(), group="restart", exclusive=True, exit_on_error=False)
+
+    async def _confirm_restart(self) -> None:
+        """F8 empties the namespace of every client: ask first, unless it is empty."""
+        names = await self._user_names()
+        if names:
+            from .confirm_screen import ConfirmScreen  # not at import: UI start-up
+
+            held = (f"The kernel holds {plural(names, 'name')} (as %who lists them); every "
+                    f"connected client loses {'it' if names == 1 else 'them'}." if names > 0 else
+                    "Every connected client loses the names its cells defined.")
+            question = ConfirmScreen("Restart the kernel with an empty namespace?", [
+                held, "F9 restarts back at the latest snapshot instead.",
+            ])
+            if not await self.app.push_screen_wait(question):
+                self.notify("Restart cancelled", timeout=2)
+                return
+        await self._restart(restore=False)
+
+    async def _user_names(self) -> int:
+        """How many names the user defined, as the kernel counts them (-1: it does not
+        say, but cells have run; 0: empty or unknown and nothing run)."""
+        info: dict[str, Any] = {}
+        if self.lifecycle == "ok":  # an unreachable kernel would only make F8 wait
+            try:
+                info = await asyncio.wait_for(self.session.kernel_info(), NAMES_TIMEOUT)
+            except Exception:
+                info = {}
+        extra = info.get("ipytui") if isinstance(info.get("ipytui"), dict) else {}
+        if isinstance(extra.get("user_names"), int):
+            return extra["user_names"]
+        return -1 if self.execution_count else 0
 
     def action_restart_restore(self) -> None:
         self.run_worker(self._restart(restore=True), group="restart", exclusive=True, exit_on_error=False)
@@ -269,13 +331,14 @@ class KernelLifecycle:
             detail = str(exc) or type(exc).__name__
             self.notify(f"{what} failed: {detail}", severity="warning")
             return
+        # The kernel's event (to every client, this one included) updates the status
+        # and says who did it; here only what this client asked for is wound up.
         self.router.abort_unfinished()
         self.cancel_input()
-        if restore:
-            self.notify(f"Kernel restarted from {content.get('method') or 'its latest state'}")
-        else:
+        if not restore:
             self.execution_count = None
-        self.restarts += 1
-        self.status.set(restarts=self.restarts)
+        if not self._ours():  # a kernel that tells no events: our count is all there is
+            self.restarts += 1
+            self.status.set(restarts=self.restarts)
         self._show_peers()
         await self.session.wait_ready(READY_TIMEOUT)

@@ -55,6 +55,8 @@ class MainScreen(
     AUTO_FOCUS = "#editor"
 
     BINDINGS = [
+        # First, so the way out is on screen at any width; the kernel keeps running.
+        Binding("ctrl+q", "app.quit", "Quit", key_display="^Q", priority=True),
         Binding("ctrl+c", "interrupt_or_clear", "Interrupt/clear", priority=True, key_display="^C"),
         Binding("f2", "show_keys", "Keys", key_display="F2"),
         Binding("f3", "toggle_peers", "Peers", key_display="F3"),

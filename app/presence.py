@@ -28,6 +28,7 @@ class PresenceUpdate:
 
     peers_changed: bool = False
     replay: list[dict[str, Any]] | None = None
+    replay_events: list[dict[str, Any]] = field(default_factory=list)  # crashes, restarts…
     closed: bool = False
 
 
@@ -64,6 +65,8 @@ class Presence:
                 continue
             if data.get("type") == "replay" and isinstance(data.get("cells"), list):
                 update.replay = [c for c in data["cells"] if isinstance(c, dict)]
+                events = data.get("events")
+                update.replay_events = [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
             elif data.get("type") == "peers" and isinstance(data.get("peers"), list):
                 self.supported = True
                 self.peers = [p for p in data["peers"] if isinstance(p, dict)]

@@ -87,8 +87,8 @@ class PresenceLink:
             self._share_draft()
         if update.peers_changed:
             self.router.set_names(self.presence.names())
-        if update.replay:
-            self.router.replay(update.replay)
+        if update.replay or update.replay_events:
+            self.router.replay(update.replay or [], update.replay_events)
         if update.peers_changed or update.closed:
             self._show_peers()
 

@@ -152,7 +152,7 @@ class CodeRunner:
             elif source == "set_next_input" and isinstance(payload.get("text"), str):
                 self._set_next_input(payload["text"])
             elif source == "ask_exit":
-                self._ask_exit(payload.get("stop_kernel") is True)
+                self._ask_exit(keep_kernel=payload.get("ipytui_shutdown") is not True)
 
     def _set_next_input(self, text: str) -> None:
         """``%load`` and friends: into the editor, after anything typed meanwhile."""

@@ -31,7 +31,8 @@ from ipytui.kernel.protocol.connection import (
 )
 
 IPYKERNEL_ARGV = [sys.executable, "-m", "ipykernel_launcher", "-f"]
-IPYTUI_ARGV = [sys.executable, "-m", "ipytui.kernel", "-f"]
+# --debug: the kernel logs to its stderr, which the tests keep in tmp_path/kernel-N.log.
+IPYTUI_ARGV = [sys.executable, "-m", "ipytui.kernel", "--debug", "-f"]
 
 KernelProcess = tuple[ConnectionInfo, subprocess.Popen[bytes]]
 START_ATTEMPTS = 3

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -368,3 +369,23 @@ def test_goodbye_mentions_ssh() -> None:
     lost = cli.goodbye(SimpleNamespace(kernel_shut_down=False, kernel_responding=False), "/k.json")
     assert "not responding" in lost and "ipytui --existing /k.json" in lost and "recover" in lost
     assert "still running" not in lost
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ipytui --help` names every subcommand, the subcommands' own verbs included."""
+    import argparse
+
+    from ipytui.app import cli
+    from ipytui.kernel.tools import kernelspec, keys
+
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("kernel", "list", "stop", "recover"):
+        assert f"ipytui {command}" in text, command
+    for prog, parser in (("kernelspec", kernelspec.build_parser()), ("keys", keys.build_parser())):
+        verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+        assert verbs, prog
+        for verb in verbs:
+            assert (f"ipytui {prog} {verb}" in text
+                    or re.search(rf"ipytui {prog} \S*\b{verb}\b", text)), (prog, verb, text)

@@ -123,3 +123,52 @@ def test_bare_exit_leaves_the_console(console_env: dict[str, str], tmp_path: Pat
                 with contextlib.suppress(psutil.NoSuchProcess):
                     proc.kill()
         child.logfile_read.close()
+
+
+def test_console_segfault_report_once_no_log_and_exit(console_env: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    """A segfault prints the recovery report once and no kernel log line; exit() leaves
+    as with ipykernel (the console shuts down the kernel it started)."""
+    env = {k: v for k, v in console_env.items() if k not in ("USER", "LOGNAME")}
+    argv = [*jupyter_console_argv(), "--kernel", "ipytui"]
+    child = pexpect.spawn(argv[0], argv[1:], env=env, cwd=str(tmp_path),
+                          dimensions=(30, 100), encoding="utf-8", timeout=TIMEOUT)
+    log = tmp_path / "console.log"
+    child.logfile_read = open(log, "w")  # noqa: SIM115 - closed below
+    try:
+        child.expect(prompt("In", 1))
+        child.send("kept = 41\r")
+        child.expect(prompt("In", 2))
+        child.send("import ctypes; ctypes.string_at(0)\r")
+        child.expect(r"KernelDied")
+        child.expect(prompt("In", 3))
+        crash_output = child.before
+        child.send("kept + 1\r")
+        child.expect(prompt("Out", 3) + r":\s*" + SGR + "42")
+        child.expect(prompt("In", 4))
+        child.send("exit()\r")
+        child.expect(pexpect.EOF)
+        child.close()
+        text = log.read_text(errors="replace")
+        assert child.exitstatus == 0, text
+        # The report once, as the error's traceback; no second copy as display_data.
+        assert text.count("KernelDied: segmentation fault (SIGSEGV)") == 1, text
+        assert text.count("Restored the state after cell [1]") == 1, text
+        assert "a cell run by a Jupyter client" in text, text  # no $USER: jupyter_client's default
+        assert "a cell run by username" not in text
+        # The kernel's own log reaches no terminal without --debug.
+        assert "ipytui-kernel[" not in text and "WARNING" not in text, text
+        assert "owning kernel, cannot keep it alive" not in text, text
+        assert "segmentation fault" in crash_output
+        logs = list((tmp_path / "ipytui" / "logs").glob("kernel-*.log"))
+        assert any("died: segmentation fault" in p.read_text() for p in logs), logs
+    finally:
+        if child.isalive():
+            kernels: list[psutil.Process] = []
+            with contextlib.suppress(psutil.NoSuchProcess):
+                kernels = psutil.Process(child.pid).children(recursive=True)
+            child.terminate(force=True)
+            for proc in kernels:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.kill()
+        child.logfile_read.close()

@@ -25,7 +25,8 @@ import pytest
 from conftest import IPYTUI_ARGV
 from ipytui.kernel.client.kernel_client import KernelClient
 from ipytui.kernel.protocol.connection import write_connection_file
-from ipytui.kernel.protocol.recovery import REPORT_MIME
+from ipytui.kernel.protocol.events import EVENT_MSG_TYPE
+from ipytui.kernel.protocol.recovery import report_text
 from ipytui.kernel.protocol.wire import Message
 from jupyter_client.blocking import BlockingKernelClient
 
@@ -63,11 +64,18 @@ CHECK = "print(x, square(3), next(gen), fh.closed)"
 CHECK_OUT = "41 9 1 False\n"
 
 
-def _report(outputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The structured recovery report among a cell's iopub contents."""
-    reports = [c["data"][REPORT_MIME] for c in outputs if REPORT_MIME in c.get("data", {})]
-    assert len(reports) == 1, outputs
-    return reports[0]
+def _crash_event(iopub: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The one crash event (an unparented ``ipytui_event``) among iopub contents."""
+    events = [c for t, c in iopub if t == EVENT_MSG_TYPE and c.get("event") == "crash"]
+    assert len(events) == 1, iopub
+    return events[0]
+
+
+async def _report_of(sub: Any) -> dict[str, Any]:
+    """The structured recovery report of the next crash event on a subscription."""
+    event = await _next(sub, lambda m: m.msg_type == EVENT_MSG_TYPE and m.content["event"] == "crash")
+    assert not event.parent_id  # unparented: nbclient and JupyterLab never see it as output
+    return event.content["report"]
 
 
 def _outputs(iopub: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
@@ -77,21 +85,21 @@ def _outputs(iopub: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[st
 
 
 def _check_crash_outputs(reply: dict[str, Any], iopub: list[tuple[str, dict[str, Any]]],
-                         cause: str) -> dict[str, Any]:
-    """Assert the reply and iopub of a crashed cell; returns the recovery report."""
+                         cause: str, report: dict[str, Any]) -> dict[str, Any]:
+    """Assert the reply and iopub of a crashed cell: the report is told once, as
+    the error's traceback (no display_data repeating it)."""
     assert reply["status"] == "error", reply
     assert reply["ename"] == "KernelDied"
     assert cause in reply["evalue"], reply["evalue"]
     types = [t for t, _ in iopub]
-    assert "error" in types and "display_data" in types, types
+    assert types.count("error") == 1 and "display_data" not in types, types
     assert iopub[-1] == ("status", {"execution_state": "idle"}), types
     error = next(c for t, c in iopub if t == "error")
     assert error["ename"] == "KernelDied" and cause in error["evalue"]
-    report = _report([c for t, c in iopub if t == "display_data"])
+    assert error["traceback"] == report_text(report).splitlines()
     assert cause in report["cause"]
     assert report["restored_from"] == "snapshot"
     assert set(report["restored"]) >= SETUP_NAMES, report
-    assert "text/plain" in next(c for t, c in iopub if t == "display_data")["data"]
     return report
 
 
@@ -145,7 +153,7 @@ async def test_crash_kernel_client(crash: str, start_kernel, make_client) -> Non
     result = await crashed
     replied = time.monotonic() - started
     report = _check_crash_outputs(result.reply.content, _outputs(
-        [(m.msg_type, m.content) for m in seen]), cause)
+        [(m.msg_type, m.content) for m in seen]), cause, await _report_of(sub))
     assert [m.parent_id for m in seen] == [result.reply.parent_id] * len(seen)
 
     crashed_id = result.reply.parent_id
@@ -188,8 +196,10 @@ def _blocking_client(info) -> BlockingKernelClient:
     return kc
 
 
-def _collect(kc: BlockingKernelClient, msg_ids: list[str]) -> tuple[dict, dict]:
-    """Replies and iopub (type, content) lists of msg_ids, once each has reply and idle."""
+def _collect(kc: BlockingKernelClient, msg_ids: list[str],
+             events: list[tuple[str, dict[str, Any]]] | None = None) -> tuple[dict, dict]:
+    """Replies and iopub (type, content) lists of msg_ids, once each has reply and idle;
+    unparented ``ipytui_event`` messages go to ``events``."""
     replies: dict[str, dict[str, Any]] = {}
     iopub: dict[str, list[tuple[str, dict[str, Any]]]] = {i: [] for i in msg_ids}
     deadline = time.monotonic() + T
@@ -202,6 +212,8 @@ def _collect(kc: BlockingKernelClient, msg_ids: list[str]) -> tuple[dict, dict]:
             parent = msg["parent_header"].get("msg_id")
             if parent in iopub:
                 iopub[parent].append((msg["msg_type"], msg["content"]))
+            elif msg["msg_type"] == EVENT_MSG_TYPE and events is not None:
+                events.append((msg["msg_type"], msg["content"]))
         except Exception:  # noqa: BLE001 - queue.Empty
             pass
         try:
@@ -228,8 +240,10 @@ def test_crash_jupyter_client(crash: str, start_kernel) -> None:
         assert _run(kc, SETUP)[0]["status"] == "ok"
         crash_id = kc.execute(code, stop_on_error=False)
         queued_id = kc.execute("x + 1", stop_on_error=False)
-        replies, iopub = _collect(kc, [crash_id, queued_id])
-        _check_crash_outputs(replies[crash_id], _outputs(iopub[crash_id]), cause)
+        events: list[tuple[str, dict[str, Any]]] = []
+        replies, iopub = _collect(kc, [crash_id, queued_id], events)
+        _check_crash_outputs(replies[crash_id], _outputs(iopub[crash_id]), cause,
+                             _crash_event(events)["report"])
         assert replies[queued_id]["status"] == "ok"
         assert ("execute_result", 42) in [
             (t, int(c["data"]["text/plain"])) for t, c in iopub[queued_id] if t == "execute_result"]
@@ -261,9 +275,10 @@ async def test_killed_snapshot_falls_back_to_the_checkpoint(start_kernel, make_c
         assert time.monotonic() < deadline, "the snapshot did not die"
         await asyncio.sleep(0.02)
 
+    sub = client.iopub_messages()
     result = await client.execute(CRASHES["segfault"][0], timeout=T)
     assert result.error[0] == "KernelDied"
-    report = _report([m.content for m in result.outputs if m.msg_type == "display_data"])
+    report = await _report_of(sub)
     assert report["restored_from"] == "checkpoint"
     assert {"x", "first", "square"} <= set(report["restored"])  # the lambda by value
     assert {"gen", "fh"} <= set(report["lost"])  # not picklable
@@ -310,9 +325,9 @@ async def test_crashes_in_a_row_stop_with_a_clear_message(start_kernel, make_cli
     assert len(replies) >= 5, "gave up before backing off"
     last = replies[-1]
     assert "stopped restarting" in "\n".join(last.reply.content["traceback"]), last.reply.content
-    report = _report([m.content for m in last.outputs if m.msg_type == "display_data"])
-    assert report["restored_from"] == "stopped"
     stream = await _next(sub, lambda m: m.msg_type == "stream")
+    report = await _report_of(sub)
+    assert report["restored_from"] == "stopped"
     assert "stopped restarting" in stream.content["text"]
     # Nobody hangs while it is stopped: requests are answered with the reason.
     after = await client.execute("1 + 1", timeout=T)
@@ -445,21 +460,38 @@ async def test_killed_client_leaves_the_kernel_running(start_kernel, make_client
 # -- restart on demand ---------------------------------------------------------
 async def test_restart_and_restore(start_kernel, make_client) -> None:
     info, proc = start_kernel(IPYTUI_ARGV)
-    client = await make_client(info)
+    client = await make_client(info, username="alice")
+    observer = await make_client(info, username="bob")  # told, without asking
+    told = observer.iopub_messages()
     assert (await client.execute(SETUP, timeout=T)).status == "ok"
     worker = await _worker_pid(client)
     # The snapshot is announced before the reply: a restore sent at once finds it.
     reply = await client.request("control", "ipytui_restore_request", {}, timeout=T)
     assert reply.msg_type == "ipytui_restore_reply"
-    assert reply.content == {"status": "ok", "method": "snapshot"}
+    assert reply.content == {"status": "ok", "method": "snapshot", "after_cell": 1}
     check = await client.execute(CHECK, timeout=T)
     assert check.text == CHECK_OUT
     restored = await _worker_pid(client)
     assert restored != worker
+    event = await _next(told, lambda m: m.msg_type == EVENT_MSG_TYPE)
+    assert not event.parent_id
+    assert event.content["event"] == "restore" and event.content["by"]["username"] == "alice"
+    assert (event.content["method"], event.content["after_cell"]) == ("snapshot", 1)
+    assert event.content["status"]["worker_pid"] == restored
+    assert event.content["status"]["restarts"] == 1
+    assert event.content["status"]["user_names"] >= len(SETUP_NAMES)
 
     assert (await client.shutdown(restart=True, timeout=T))["restart"] is True
+    event = await _next(told, lambda m: m.msg_type == EVENT_MSG_TYPE)
+    assert (event.content["event"], event.content["by"]["username"]) == ("restart", "alice")
+    assert event.content["status"]["restarts"] == 2
+    assert event.content["status"]["user_names"] == 0
     fresh = await client.execute("x", timeout=T)
     assert fresh.error is not None and fresh.error[0] == "NameError"
     assert fresh.execution_count == 1
     assert await _worker_pid(client) not in (worker, restored)
+    assert event.content["status"]["worker_pid"] == await _worker_pid(client)
+    await client.interrupt(timeout=T)
+    event = await _next(told, lambda m: m.msg_type == EVENT_MSG_TYPE)
+    assert (event.content["event"], event.content["by"]["username"]) == ("interrupt", "alice")
     assert proc.poll() is None

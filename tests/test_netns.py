@@ -122,7 +122,7 @@ def test_cell_over_curve_between_two_network_namespaces(two_hosts: tuple[str, st
     share = tmp_path / "share.json"
     log = open(tmp_path / "kernel.log", "wb")  # noqa: SIM115 - handed to the process
     kernel = subprocess.Popen(
-        ["ip", "netns", "exec", kernel_ns, sys.executable, "-m", "ipytui.kernel", "--remote",
+        ["ip", "netns", "exec", kernel_ns, sys.executable, "-m", "ipytui.kernel", "--debug", "--remote",
          "--ip", KERNEL_ADDR, "--share-file", str(share)],
         env=kernel_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     log.close()

@@ -156,6 +156,14 @@ async def test_recover_restores_checkpointed_variables(start_kernel, make_client
     assert (await client.execute("gen", timeout=T)).error[0] == "NameError"  # not picklable
     lock = json.loads((tmp_path / "data" / "locks" / f"{kernel_id}.lock").read_text())
     assert lock["pid"] == pid and lock["connection_file"] == str(path)
+    # Every UI that opens on it is told what came back: the journal keeps the event.
+    journal = Journal(tmp_path / "data" / "journal.sqlite3")
+    await _until(lambda: journal.recent_events(kernel_id), "the recovered event in the journal")
+    (event,) = journal.recent_events(kernel_id)
+    journal.close()
+    assert (event["event"], event["method"]) == ("recovered", "checkpoint")
+    assert {"x", "words", "double"} <= set(event["names"]) and "gen" in event["lost"]
+    assert event["status"]["worker_pid"] != pid  # the worker's, not the supervisor's
 
 
 async def _await_listed(env: dict[str, str], pattern: str, timeout: float = T) -> None:
@@ -309,3 +317,21 @@ def test_offered_only_when_work_would_be_lost() -> None:
     assert offerable(wreck("user", []))
     assert not offerable(wreck("manager", []))
     assert offerable(wreck("manager", [{"execution_count": 3, "status": "ok", "code": "y = 1"}]))
+
+
+def test_kernel_ids_are_found_by_a_unique_prefix_with_or_without_ipytui() -> None:
+    """`ipytui stop 35e4d` finds ipytui-35e4d…; an ambiguous prefix names its matches."""
+    from ipytui.kernel.supervisor.lockfile import KernelLock
+    from ipytui.kernel.tools.manage import find_lock, no_such_kernel
+
+    locks = [KernelLock(kernel_id=kid, pid=1, host="h", started=0.0,
+                        connection_file=f"/run/kernel-{kid}.json")
+             for kid in ("ipytui-35e4d599ad6a", "ipytui-35e4e000aaaa", "965ffa3c-uuid")]
+    assert find_lock(locks, "35e4d") is locks[0]
+    assert find_lock(locks, "ipytui-35e4e") is locks[1]
+    assert find_lock(locks, "965ff") is locks[2]
+    assert find_lock(locks, "kernel-965ffa3c-uuid.json") is locks[2]
+    assert find_lock(locks, "35e4") is None
+    assert "matches 2 kernels" in no_such_kernel("stop", locks, "35e4")
+    assert "no kernel 'zzz'" in no_such_kernel("stop", locks, "zzz")
+    assert find_lock(locks, "") is None

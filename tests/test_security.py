@@ -43,7 +43,7 @@ from ipytui.kernel.tools import keys
 from zmq.utils import z85
 
 pytestmark = pytest.mark.timeout(120)
-KERNEL = [sys.executable, "-m", "ipytui.kernel"]
+KERNEL = [sys.executable, "-m", "ipytui.kernel", "--debug"]  # log to stderr: the tests read it
 REFUSED_WAIT = 2.5  # seconds a refused client waits for anything at all
 
 Launch = Callable[..., tuple[Path, ConnectionInfo, subprocess.Popen[bytes]]]

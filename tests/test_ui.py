@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from ipytui.app.config import Config
+from ipytui.app.confirm_screen import ConfirmScreen
 from ipytui.kernel.client.kernel_client import KernelClient
 from ipytui.widgets.mimebundle import RECOVERY_MIME
 from ipytui.widgets.peer_model import peer_colour
@@ -297,6 +298,14 @@ async def test_restart_gives_a_fresh_namespace_and_keeps_the_draft(respawning_ke
         await run_cell(pilot, "before_restart = 5")
         screen.editor.set_text("my_unsent_draft = 1")
         await pilot.press("f8")
+        # The namespace holds a name: F8 asks first, and n keeps it.
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is screen, "the question gone")
+        assert screen.status.restarts == 0
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question again")
+        await pilot.press("y")
         await wait_for(pilot, lambda: screen.status.restarts == 1, "the restart to be counted")
         await wait_ready(pilot)
         assert screen.editor.text == "my_unsent_draft = 1"

@@ -197,3 +197,19 @@ def test_snapshot_peer_cell(kernel, snap_compare):
 @pytest.mark.parametrize("theme", ["light", "high-contrast"])
 def test_snapshot_themes(kernel, snap_compare, theme):
     assert snap_compare(make_app(kernel, theme=theme), terminal_size=SIZE, run_before=_with_output)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_snapshot_footer(kernel, snap_compare, width):
+    """The footer shows the way out (^Q Quit) at 80 and 120 columns."""
+    from textual.widgets._footer import FooterKey
+
+    async def run_before(pilot):
+        await wait_ready(pilot)
+        await _settle(pilot)
+        keys = {key.description: key for key in pilot.app.main_screen.query(FooterKey)}
+        assert "Quit" in keys, sorted(keys)
+        quit_key = keys["Quit"].region
+        assert quit_key.width > 0 and quit_key.right <= width, quit_key
+
+    assert snap_compare(make_app(kernel), terminal_size=(width, 24), run_before=run_before)

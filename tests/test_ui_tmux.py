@@ -204,3 +204,95 @@ def test_two_terminals_share_drafts_and_cells(tmp_path):
         if second is not None:
             second.close()
         _kill_kernels_under(tmp_path)
+
+
+def _named_env(tmp_path, name: str) -> dict[str, str]:
+    """A terminal's environment with its own config dir, so its UI has its own name."""
+    config = tmp_path / f"config-{name}"
+    config.mkdir(exist_ok=True)
+    (config / "config.toml").write_text(f'display_name = "{name}"\n')
+    return {**terminal_env(tmp_path), "IPYTUI_CONFIG_DIR": str(config)}
+
+
+def _flat(screen: str) -> str:
+    """The main column's text as one line: the peers panel (right of its border) cut
+    off and wrapped lines joined, so a sentence can be found wherever it wraps."""
+    return " ".join(" ".join(line.split("▏")[0].strip(" ┃").split()) for line in screen.splitlines())
+
+
+def _line_with(screen: str, text: str) -> str:
+    return next((line for line in screen.splitlines() if text in line), "")
+
+
+async def _worker_pid(client: KernelClient) -> int:
+    return (await client.kernel_info(timeout=20))["ipytui"]["worker_pid"]
+
+
+async def test_every_ui_sees_the_same_crash_restore_and_restart(tmp_path):
+    """Two UIs see a crash; a third attaching late sees the same crashed cell and
+    report; F9 and F8 in one update the others' status and say who did it."""
+    kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
+    alice = Terminal([*ipytui_command(), "--existing", str(kernel.path)], _named_env(tmp_path, "alice"))
+    bob = Terminal([*ipytui_command(), "--existing", str(kernel.path)], _named_env(tmp_path, "bob"))
+    late = None
+    try:
+        for term in (alice, bob):
+            term.wait_for("idle", "the idle kernel")
+        alice.type("kept = 41")
+        alice.keys("Enter")
+        bob.wait_for("kept = 41", "alice's first cell")
+        alice.type("import ctypes; ctypes.string_at(0)")
+        alice.keys("Enter")
+        report = "KernelDied: segmentation fault (SIGSEGV), in a cell run by alice."
+        banner = "in In [2] run by alice: import ctypes; ctypes.string_at(0) restored 1 name "
+        for term in (alice, bob):
+            screen = term.wait_for("Restored: kept", "the report in the cell")
+            assert report in _flat(screen), screen
+            assert banner in _flat(screen), screen
+            assert "☠" in _line_with(screen, "In [2] ·"), screen
+        late = Terminal([*ipytui_command(), "--existing", str(kernel.path)], _named_env(tmp_path, "carol"))
+        screen = late.wait_for("Restored: kept", "the replayed report")
+        assert report in _flat(screen), screen
+        assert "Restored the state after cell [1] from a snapshot" in _flat(screen), screen
+        header = _line_with(screen, "In [2] ·")
+        assert "alice" in header and "☠" in header and "✓" not in header, screen
+        assert "last crash: SIGSEGV" in _line_with(screen, "idle"), screen
+        watchers = (alice, late)
+        for term in watchers:
+            term.wait_for("restarts 1", "the crash counted by the kernel")
+
+        bob.keys("F9")
+        for term in watchers:
+            screen = term.wait_for("Kernel restored by bob", "bob's restore, named")
+            assert "back at the state after In [1] from a snapshot" in _flat(screen), screen
+        async with KernelClient(kernel.info, username="observer") as client:
+            await client.wait_ready(20)
+            restored_pid = await _worker_pid(client)
+        for term in watchers:
+            status = _line_with(term.wait_for(f"pid {restored_pid}", "the new worker's pid"), "idle")
+            assert "restarts 2" in status, status
+
+        bob.keys("F8")
+        bob.wait_for("Restart the kernel with an empty namespace?", "the question")
+        bob.type("y")
+        for term in watchers:
+            term.wait_for("Kernel restarted by bob", "bob's restart, named")
+        async with KernelClient(kernel.info, username="observer") as client:
+            await client.wait_ready(20)
+            fresh_pid = await _worker_pid(client)
+        assert fresh_pid != restored_pid
+        for term in watchers:
+            status = _line_with(term.wait_for(f"pid {fresh_pid}", "the fresh worker's pid"), "idle")
+            assert "restarts 3" in status, status
+        late.close()
+        # Attaching now, a UI gets the same story from the journal, in order.
+        late = Terminal([*ipytui_command(), "--existing", str(kernel.path)], _named_env(tmp_path, "dave"))
+        screen = _flat(late.wait_for("Kernel restarted by bob", "the replayed restart"))
+        assert screen.index("Restored: kept") < screen.index("Kernel restored by bob") < screen.index(
+            "Kernel restarted by bob"), screen
+        assert "restarts 3" in _line_with(late.wait_for(f"pid {fresh_pid}", "the status"), "idle")
+    finally:
+        for term in (alice, bob, late):
+            if term is not None:
+                term.close()
+        kernel.stop()

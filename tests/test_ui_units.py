@@ -367,3 +367,83 @@ def test_the_ui_imports_without_pygments_lexers() -> None:
             "print(sorted(m for m in sys.modules if m.startswith(('pygments.lex', 'textual.highlight'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_shared_event_texts_name_who_and_what_came_back():
+    from ipytui.kernel.protocol.events import client_name, event_text, plural
+
+    by = {"username": "bob", "session": "s"}
+    assert event_text({"event": "restart", "by": by}) == (
+        "Kernel restarted by bob: an empty namespace for every client.")
+    assert event_text({"event": "restore", "by": by, "method": "snapshot", "after_cell": 4}) == (
+        "Kernel restored by bob: back at the state after In [4] from a snapshot.")
+    assert event_text({"event": "restore", "by": {"username": "username"}, "method": "checkpoint"}) == (
+        "Kernel restored by a Jupyter client: back at the state of the last checkpoint.")
+    assert event_text({"event": "interrupt", "by": {"username": ""}}) == "Interrupt sent by a Jupyter client."
+    assert event_text({"event": "recovered", "by": None, "method": "checkpoint", "names": ["x"]}) == (
+        "Kernel recovered from the state of the last checkpoint: 1 name restored.")
+    assert event_text({"event": "crash", "by": None, "report": {"cause": "SIGKILL"}}) == (
+        "Kernel crashed (SIGKILL) while no cell ran.")
+    assert client_name(None) == client_name("  ") == "a Jupyter client"
+    assert client_name(" carol ") == "carol"
+    assert (plural(0, "name"), plural(1, "name"), plural(2, "cell")) == ("0 names", "1 name", "2 cells")
+
+
+def test_status_shows_the_crash_signal_and_the_banner_counts_right():
+    from ipytui.widgets.kernel_status import short_cause
+
+    assert short_cause("segmentation fault (SIGSEGV)") == "SIGSEGV"
+    assert short_cause("killed by SIGKILL (out of memory?)") == "SIGKILL"
+    assert short_cause("the worker exited with code 3") == "the worker exited with …"
+    assert short_cause("exited with code 3") == "exited with code 3"
+    _, lines = describe_report({"cause": "x", "restored": ["a"], "execution_count": 5,
+                                "username": "dan", "code": "boom()"})
+    assert lines[0] == "in In [5] run by dan: boom()"
+    assert "restored 1 name: a" in lines
+
+
+async def test_replay_shows_cells_and_events_in_order_and_crashed_cells_as_died():
+    """A late joiner's replay (journal cells and shared events) in the order they happened."""
+    from ipytui.app.output_router import OutputRouter
+    from ipytui.widgets.output_stream import OutputStream
+    from textual.app import App
+
+    class StreamApp(App):
+        def compose(self):
+            yield OutputStream(id="output", show_times=False)
+
+    error = {"ename": "KernelDied", "evalue": "segfault", "traceback": ["KernelDied: boom, in a cell"]}
+    cells = [
+        {"id": 1, "msg_id": "m1", "code": "x = 1", "status": "ok", "execution_count": 1,
+         "username": "alice", "client_session": "sa", "started": 10.0, "outputs": []},
+        {"id": 2, "msg_id": "m2", "code": "crash()", "status": "crashed", "execution_count": 2,
+         "username": "username", "client_session": "sb", "started": 20.0,
+         "outputs": [{"msg_type": "error", "content": error}]},
+    ]
+    events = [
+        {"event": "restore", "time": 30.0, "by": {"username": "bob"}, "method": "snapshot", "after_cell": 1},
+        {"event": "crash", "time": 21.0, "by": {"username": "username"}, "cell_msg_id": "m2",
+         "report": {"cause": "boom"}},
+        {"event": "crash", "time": 15.0, "by": None, "report": {
+            "cause": "SIGKILL", "restored_from": "fresh", "restored": [], "lost": {}, "notes": []}},
+        {"event": "restart", "time": "not a time", "by": "not a dict"},
+    ]
+    app = StreamApp()
+    async with app.run_test():
+        stream = app.query_one(OutputStream)
+        router = OutputRouter(stream, own_session="me", display_name="me")
+        router.replay(cells, events)
+        shown = [(c.cell_id, c.status) for c in stream.cells.values()]
+        assert [s for _, s in shown] == ["event", "ok", "event", "died", "event"], shown
+        assert shown[1][0] == "m1" and shown[3][0] == "m2"
+        crashed = stream.cell("m2")
+        assert crashed.who == "a Jupyter client" and "KernelDied: boom" in crashed.plain
+        notes = [c.plain for c in stream.cells.values() if c.status == "event"]
+        assert "Kernel restarted by the kernel: an empty namespace" in notes[0]
+        assert "KernelDied: SIGKILL, while no cell ran." in notes[1]
+        assert "Kernel restored by bob: back at the state after In [1]" in notes[2]
+
+
+def test_a_kernel_that_stopped_restarting_says_what_to_do():
+    _, lines = describe_report({"cause": "code 3", "restored_from": "stopped", "restored": []})
+    assert any("F8 restarts it" in line for line in lines) and not any("restored" in text for text in lines)

@@ -119,6 +119,8 @@ class CellView(Vertical):
         def style(name: str):
             return self.get_component_rich_style(name, partial=True)
 
+        if self.status == "event":  # a kernel event told to every client: no In [n]
+            return Text.assemble(("kernel event", style("cell-view--prompt")))
         text = Text.assemble((f"In [{count}]", style("cell-view--prompt")))
         if self.who:
             who = f"{self.who} (you)" if self.own else self.who

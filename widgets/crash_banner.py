@@ -29,6 +29,10 @@ def _names(value: Any) -> list[str]:
     return [str(value)] if value else []
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def _shorten(names: list[str], limit: int = 12) -> str:
     if len(names) <= limit:
         return ", ".join(names)
@@ -49,7 +53,8 @@ def _where(report: dict[str, Any]) -> str | None:
         code = report.get("code") or ""
         if not (who or code):
             return None
-        where = "a cell"
+        count = report.get("execution_count")
+        where = f"In [{count}]" if isinstance(count, int) else "a cell"
     lines = code.strip().splitlines()
     first = f": {lines[0][:60]}" if lines else ""
     return f"in {where}{' run by ' + who if who else ''}{first}"
@@ -73,11 +78,14 @@ def describe_report(report: dict[str, Any]) -> tuple[str, list[str]]:
         lines.append(f"no snapshot or checkpoint could serve: the kernel restarted empty{took}")
     elif method == "pending":
         lines.append("a new kernel is on its way")
+    elif method == "stopped":
+        lines.append("no new worker: it crashed too often in a row; F8 restarts it once the cause is fixed")
     else:
         origin = f" from a {method}" if method else ""
         if method == "snapshot" and after:
             origin += f" (state after In [{after}])"
-        lines.append(f"restored {len(restored)} names{origin}{took}: {_shorten(restored)}".rstrip(": "))
+        lines.append(f"restored {_plural(len(restored), 'name')}{origin}{took}: "
+                     f"{_shorten(restored)}".rstrip(": "))
     if lost:
         lines.append(f"lost {len(lost)}: {_shorten(lost)}")
     lines.extend(f"note: {note}" for note in report.get("notes") or [] if isinstance(note, str))

@@ -10,6 +10,7 @@ stylesheet.
 
 from __future__ import annotations
 
+import re
 import time
 
 from textual.containers import Horizontal
@@ -51,6 +52,16 @@ def disk_text(paused: dict[str, str]) -> str:
     return f"⚠ {' · '.join(names)} paused: {first}"
 
 
+def short_cause(cause: str) -> str:
+    """A crash cause short enough for the status line: the signal's name when the
+    cause gives one (``segmentation fault (SIGSEGV)`` -> ``SIGSEGV``); the banner
+    and the cell have the whole story."""
+    signal = re.search(r"\b(SIG[A-Z0-9]+)\b", cause)
+    if signal:
+        return signal.group(1)
+    return cause if len(cause) <= 24 else cause[:23] + "…"
+
+
 class KernelStatus(Horizontal):
     """The status bar; the screen sets fields with ``set(...)``."""
 
@@ -82,8 +93,8 @@ class KernelStatus(Horizontal):
         self._labels = {
             name: Label(id=f"ks-{name}", classes="ks-item")
             # Most useful first: a narrow terminal clips from the right.
-            for name in ("state", "disk", "kernel", "count", "hb", "conn", "proc", "uptime",
-                         "restarts")
+            for name in ("state", "disk", "kernel", "count", "restarts", "proc", "conn", "hb",
+                         "uptime")
         }
 
     def compose(self):
@@ -122,8 +133,7 @@ class KernelStatus(Horizontal):
         self._draw_uptime()
         restarts = f"restarts {self.restarts}" if self.restarts else ""
         if self.last_crash:
-            crash = self.last_crash if len(self.last_crash) <= 40 else self.last_crash[:39] + "…"
-            restarts = f"{restarts} · last crash: {crash}".strip(" ·")
+            restarts = f"{restarts} · last crash: {short_cause(self.last_crash)}".strip(" ·")
         self._show("restarts", restarts)
         labels["restarts"].set_class(bool(self.last_crash), "-crashed")
         insecure = self.remote and not self.encrypted

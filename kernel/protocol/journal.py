@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the events table
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions(
@@ -68,6 +68,14 @@ CREATE TABLE IF NOT EXISTS outputs(
     content_json TEXT NOT NULL,
     PRIMARY KEY(cell_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events(
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    content_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_session ON events(session_id, time);
 """
 
 _CELL_COLUMNS = (
@@ -271,6 +279,16 @@ class Journal:
         for cell in cells:
             cell["outputs"] = outputs[cell["id"]]
         return cells
+
+    @guarded(list)
+    def recent_events(self, kernel_id: str, since: float = 0.0) -> list[dict[str, Any]]:
+        """A kernel's shared events (``ipytui_event`` contents) since ``since``, oldest first."""
+        rows = self._conn().execute(
+            "SELECT e.content_json FROM events e JOIN sessions s ON s.id = e.session_id "
+            "WHERE s.kernel_id = ? AND e.time >= ? ORDER BY e.id DESC LIMIT 200",
+            (kernel_id, since),
+        )
+        return [json.loads(content) for (content,) in rows][::-1]
 
     @guarded(list)
     def unfinished_cells(self, session_id: int) -> list[dict[str, Any]]:

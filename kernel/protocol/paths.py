@@ -68,3 +68,12 @@ def locks_dir() -> Path:
 
 def checkpoints_dir() -> Path:
     return _private_dir(data_dir() / "checkpoints")
+
+
+LOG_ENV = "IPYTUI_KERNEL_LOG"  # the log file a kernel's processes append to; unset: stderr
+
+
+def kernel_log_path(kernel_id: str) -> Path:
+    """Where a kernel logs unless ``--debug``: never a client's terminal (jupyter
+    console shows a kernel's stderr), as with ipykernel."""
+    return _private_dir(data_dir() / "logs") / f"kernel-{kernel_id}.log"

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from ipytui.kernel.protocol.events import client_name
+
 REPORT_MIME = "application/vnd.ipytui.recovery+json"
 
 
 def report_text(report: dict[str, Any]) -> str:
     """The recovery report as plain text, for clients that know no ipytui mimetype."""
-    who = report.get("username") or "a client"
-    lines = [f"KernelDied: {report['cause']}, in a cell run by {who}."]
+    if report.get("code") or report.get("session"):
+        lines = [f"KernelDied: {report['cause']}, in a cell run by {client_name(report.get('username'))}."]
+    else:
+        lines = [f"KernelDied: {report['cause']}, while no cell ran."]
     method = report["restored_from"]
     if method == "snapshot":
         lines.append(f"Restored the state after cell [{report['snapshot_after_cell']}] "

@@ -53,6 +53,7 @@ class CrashHandling:
     _flush_backlog: Callable[[], None]
     spawn_worker: Callable[..., None]
     promote_snapshot: Callable[[], bool]
+    announce: Callable[..., dict[str, Any]]
 
     def _on_worker_exit(self) -> None:
         """The worker died: record why, answer its clients, bring back a worker."""
@@ -75,7 +76,7 @@ class CrashHandling:
                                              dead.notes, snapshot_count=snapshot[1])
         record.cell = running.count if running else None
         self.last_crash = record.cause
-        log.warning("worker %d died: %s", dead.pid, record.cause)
+        log.warning("worker %d died: %s", dead.pid, record.cause)  # to the log file, not a client
         self._requeue_after_crash(running)
         self.crash_pending = record
         self.restarts += 1
@@ -167,8 +168,6 @@ class CrashHandling:
             running = queued.pop(0) if queued else None
             record.request = running.msg if running else None
             record.cell = running.count if running else None
-        if running is not None:
-            self.recorder.finished(running.msg.msg_id, "crashed", "KernelDied")
         # As for any error, the failed cell's stop_on_error decides whether the
         # executes queued behind it are aborted (the messaging spec).
         abort = running is not None and running.msg.content.get("stop_on_error", True)
@@ -212,12 +211,20 @@ class CrashHandling:
             return
         running = self._blame(record, ready)
         report = record.report(ready, time.monotonic())
-        parent = running.msg if running else None
-        error = record.error_content(report)
-        if parent is not None:
-            self.publish("iopub", "error", error, parent=parent)
-        self.publish("iopub", "display_data", report_bundle(report), parent=parent)
-        if running is not None:
+        if running is None:
+            # No cell to carry it: the report is the only word most clients get.
+            self.publish("iopub", "display_data", report_bundle(report))
+        else:
+            # The error's traceback is the report as text: every Jupyter client shows
+            # it once; ipytui UIs read the structured report from the event below.
+            error = record.error_content(report)
+            msg_id = running.msg.msg_id
+            self.publish("iopub", "error", error, parent=running.msg)
+            self.recorder.output(msg_id, "error", error)
+            self.recorder.finished(msg_id, "crashed", "KernelDied")
             self._answer(running, "execute_reply", {"status": "error", **error,
                                                     "execution_count": self.execution_count},
                          busy=False)
+        self.announce("crash", by=running.msg if running else None, report=report,
+                      cell_msg_id=running.msg.msg_id if running else None,
+                      execution_count=record.cell)

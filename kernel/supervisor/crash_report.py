@@ -81,7 +81,7 @@ class CrashRecord:
             "username": header.get("username", ""), "session": header.get("session", ""),
             "restored_from": method, "snapshot_after_cell": self.snapshot_count,
             "restored": restored, "lost": lost, "notes": notes,
-            "seconds": round(now - self.died_at, 3),
+            "seconds": round(now - self.died_at, 3), "execution_count": self.cell,
         }
 
     def error_content(self, report: dict[str, Any]) -> dict[str, Any]:

@@ -117,6 +117,17 @@ class JournalWriter(Journal):
             self._budgets.pop(cell_id, None)
 
     @guarded(None)
+    def add_event(self, session_id: int | None, content: dict[str, Any]) -> None:
+        """Keep a shared event (an ``ipytui_event`` content) for replay to late joiners."""
+        if session_id is None:
+            return
+        self._conn().execute(
+            "INSERT INTO events(session_id, time, kind, content_json) VALUES (?, ?, ?, ?)",
+            (session_id, float(content.get("time") or time.time()), str(content.get("event")),
+             json.dumps(content, ensure_ascii=False, default=repr)),
+        )
+
+    @guarded(None)
     def add_output(self, cell_id: int | None, msg_type: str, content: dict[str, Any]) -> None:
         """Keep an IOPub output of a cell for replay, up to the per-cell budget."""
         if cell_id is None:

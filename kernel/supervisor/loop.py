@@ -36,6 +36,7 @@ from ipytui.kernel.protocol.wire import (
     split_identities,
 )
 from ipytui.kernel.supervisor import crash_report
+from ipytui.kernel.supervisor.announce import Announcer
 from ipytui.kernel.supervisor.crash_handling import CrashHandling
 from ipytui.kernel.supervisor.culling import DEFAULT_CULL_AFTER, Culling
 from ipytui.kernel.supervisor.disk_health import DiskHealth
@@ -60,7 +61,7 @@ FAILURE_LOG_INTERVAL = 5.0  # seconds between log lines of one loop step that ke
 READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the crash anyway
 
 
-class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling):
+class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Announcer):
     """One kernel: public sockets, routing, the worker's lifecycle (crashes: CrashHandling)."""
 
     def __init__(self, info: ConnectionInfo, connection_file: Path, *, snapshots: bool = True,
@@ -83,6 +84,9 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling):
         self.snapshots = snapshots
         self.checkpoint_path = checkpoints_dir() / f"{self.kernel_id}.pickle"
         self.restore_from = restore_from
+        self.recovery_told = False  # the "recovered" event, once, for a kernel started from a checkpoint
+        self.restored_after = 0  # the cell whose state the last restore brought back
+        self.user_names = 0  # names the user defined, as the worker last counted them
         self.journal_session: int | None = None
         self.restart_due: tuple[float, crash_report.CrashRecord, tuple[int, int]] | None = None
         self.crash_running: Pending | None = None
@@ -245,10 +249,14 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling):
             self.recorder.started(pending.msg.as_dict(), count)
             self.presence.running(pending.msg.msg_id, count)
 
-    def _recent_cells(self, n: int) -> list[dict[str, Any]]:
-        """The last n cells of this kernel with outputs, for a late joiner."""
+    def _recent(self, n: int) -> dict[str, Any]:
+        """The last n cells of this kernel with outputs, and the shared events since
+        the first of them, for a late joiner."""
         self.recorder.wait_written()
-        return self.journal.recent_cells(self.kernel_id, n) or []
+        cells = self.journal.recent_cells(self.kernel_id, n) or []
+        # All of them while the cells go back to the start; else from the first cell shown.
+        since = float(cells[0].get("started") or 0.0) if len(cells) >= n else 0.0
+        return {"cells": cells, "events": self.journal.recent_events(self.kernel_id, since) or []}
 
     def _record_reply(self, pending: Pending, body: list[bytes]) -> None:
         _, rest = split_identities(body)
@@ -263,7 +271,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling):
             self.kernel_id, pid=os.getpid(), host=self.lock.host, connection_file=str(self.connection_file))
         self.lock.journal_session = self.journal_session or 0
         self.presence = PresenceService(
-            self.publish, self._recent_cells,
+            self.publish, self._recent,
             log_event=self.security.log_event, on_departure=self._client_left)
         self.recorder = Recorder(self.journal, self.journal_session, health=self.disk)
         self.recorder.start()

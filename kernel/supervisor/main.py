@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="accept a message only if its header date is within this many "
                              "seconds of the kernel's clock, and each only once (default: 600)")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--debug", action="store_true",
+                        help="log to stderr (--log-level DEBUG for everything); without it the log "
+                             "goes to logs/kernel-ID.log in the data dir, never a client's terminal")
     return parser
 
 
@@ -82,8 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.ip is None:
         args.ip = "0.0.0.0" if args.remote else "127.0.0.1"
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s ipytui-kernel[%(process)d] %(levelname)s %(message)s")
     existed = bool(args.connection_file) and Path(args.connection_file).exists()
     try:
         path, info, owns = _connection(args)
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if not existed:
             path.unlink(missing_ok=True)
         return 2
+    _setup_logging(args, path)
     from ipytui.kernel.supervisor.loop import Supervisor
     from ipytui.kernel.supervisor.security import ServerSecurity
 
@@ -126,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if share is not None and owns:
             share.unlink(missing_ok=True)
+        _drop_empty_log()
     return 0
 
 
@@ -138,6 +141,41 @@ def _seconds(text: str) -> float:
     if value < 0 or value != value:
         raise argparse.ArgumentTypeError("seconds must be 0 or more")
     return value
+def _drop_empty_log() -> None:
+    """A kernel that had nothing to log leaves no log file behind."""
+    import os
+
+    from ipytui.kernel.protocol.paths import LOG_ENV
+
+    log_file = os.environ.get(LOG_ENV)
+        if log_file and os.path.getsize(log_file) == 0:
+            os.unlink(log_file)
+    except OSError:
+        pass
+
+
+def _setup_logging(args: argparse.Namespace, path: Path) -> None:
+    """Log to stderr with --debug, else to this kernel's log file (the worker follows
+    the same choice through the environment)."""
+    import os
+
+    from ipytui.kernel.protocol.paths import LOG_ENV, kernel_log_path
+    from ipytui.kernel.protocol.procs import kernel_id_from
+
+    level = args.log_level.upper()
+    fmt = "%(asctime)s ipytui-kernel[%(process)d] %(levelname)s %(message)s"
+    if args.debug:
+        os.environ.pop(LOG_ENV, None)
+        logging.basicConfig(level=level, format=fmt)
+        return
+        log_file = kernel_log_path(kernel_id_from(path))
+        logging.basicConfig(level=level, format=fmt, filename=log_file)
+    except OSError as exc:  # an unwritable data dir costs the log, not the kernel
+        logging.basicConfig(level=level, format=fmt, handlers=[logging.NullHandler()])
+        print(f"ipytui kernel: no log file ({exc}); use --debug to log to stderr", file=sys.stderr)
+        return
+    logging.captureWarnings(True)  # Python's warnings too: stderr is the client's terminal
+    os.environ[LOG_ENV] = str(log_file)
 
 
 def _refusal(args: argparse.Namespace, path: Path, info: ConnectionInfo) -> str:

@@ -29,12 +29,12 @@ Publish = Callable[..., None]
 class PresenceService:
     """Peer bookkeeping for one supervisor; ``publish`` sends on IOPub."""
 
-    def __init__(self, publish: Publish, recent_cells: Callable[[int], list[dict[str, Any]]],
+    def __init__(self, publish: Publish, recent: Callable[[int], dict[str, Any]],
                  log_event: Callable[[dict[str, Any]], None] = lambda event: None,
                  on_departure: Callable[[bytes], None] = lambda routing_id: None) -> None:
         self.table = PeerTable()
         self._publish = publish
-        self._recent_cells = recent_cells
+        self._recent = recent  # n -> {"cells": [...], "events": [...]} from the journal
         # shell connection fd -> [(routing id, the peer's address when it was seen)]:
         # a closed fd is reused by the next connection, often before its disconnect
         # event is read, so an event only ends the ids whose connection is gone.
@@ -97,7 +97,7 @@ class PresenceService:
                 raise PresenceError("comm_id must be a string and data an object")
             if msg.msg_type == "comm_open":
                 self.table.open_comm(comm_id, session, data)
-                self._send(comm_id, {"type": "replay", "cells": self._recent_cells(REPLAY_CELLS)}, msg)
+                self._send(comm_id, {"type": "replay", **self._recent(REPLAY_CELLS)}, msg)
             elif msg.msg_type == "comm_msg":
                 self.table.update(comm_id, session, data)
             else:

@@ -64,6 +64,14 @@ class Recorder(threading.Thread):
     def finished(self, msg_id: str, status: str, ename: str | None = None) -> None:
         self._queue.put(("finished", (msg_id, status, ename)))
 
+    def output(self, msg_id: str, msg_type: str, content: dict[str, Any]) -> None:
+        """An output the supervisor itself published for a cell (a crash's error)."""
+        self._queue.put(("output", (msg_id, msg_type, content)))
+
+    def event(self, content: dict[str, Any]) -> None:
+        """A shared event (crash, restart, restore…) for the journal."""
+        self._queue.put(("event", content))
+
     def wait_written(self, timeout: float = 1.0) -> None:
         """Block (bounded) until everything queued so far is in the journal."""
         done = threading.Event()
@@ -144,6 +152,13 @@ class Recorder(threading.Thread):
             text = content.get("data", {}).get("text/plain", "")
             if isinstance(text, str):
                 self._texts[parent_id].append(text[:_TEXT_LIMIT])
+
+    def _on_output(self, payload: tuple[str, str, dict[str, Any]]) -> None:
+        msg_id, msg_type, content = payload
+        self.journal.add_output(self._cells.get(msg_id), msg_type, content)
+
+    def _on_event(self, content: dict[str, Any]) -> None:
+        self.journal.add_event(self.session_id, content)
 
     def _on_finished(self, payload: tuple[str, str, str | None]) -> None:
         msg_id, status, ename = payload

@@ -41,10 +41,13 @@ class Requests:
     silencer: Any
     restores_waiting: list[tuple[str, Message, float]]
     inflight: dict[str, Pending]
+    restored_after: int
+    user_names: int
     publish: Callable[..., None]
     _answer: Callable[..., None]
     restart_worker: Callable[[bool], str]
     interrupt_worker: Callable[[], None]
+    announce: Callable[..., dict[str, Any]]
 
     def _revoked(self, channel: str, msg: Message) -> None:
         """A key taken off the allow-list while connected: answer its requests with why."""
@@ -77,12 +80,14 @@ class Requests:
         if running is not None:
             self.silencer.start(running.msg.msg_id)  # its output still on the way is cut
         self._answer(Pending(channel, msg, []), "interrupt_reply", {"status": "ok"})
+        self.announce("interrupt", by=msg)
 
     def do_shutdown_request(self, channel: str, msg: Message) -> None:
         restart = bool(msg.content.get("restart", False))
         self._answer(Pending(channel, msg, []), "shutdown_reply", {"status": "ok", "restart": restart})
         if restart and not self.exit_on_restart:
             self.restart_worker(restore=False)
+            self.announce("restart", by=msg, method="fresh", after_cell=0)
         else:
             self.running = False
 
@@ -105,8 +110,10 @@ class Requests:
                 return
             self.restores_waiting.pop(0)
             method = self.restart_worker(restore=True)
+            after = self.restored_after if method == "snapshot" else 0
             self._answer(Pending(channel, msg, []), "ipytui_restore_reply",
-                         {"status": "ok", "method": method})
+                         {"status": "ok", "method": method, "after_cell": after})
+            self.announce("restore", by=msg, method=method, after_cell=after)
 
     def _snapshot_on_its_way(self) -> bool:
         worker = self.worker
@@ -127,6 +134,7 @@ class Requests:
         """Facts for kernel_info's ``ipytui`` key and the UI's status pane."""
         return {"pid": os.getpid(), "worker_pid": self.worker.pid, "started": self.started,
                 "restarts": self.restarts, "last_crash": self.last_crash,
+                "user_names": self.user_names,
                 "encrypted": self.info.encrypted, "kernel_id": self.kernel_id,
                 "rss": procs.rss_bytes(os.getpid(), self.worker.pid, self.worker.snapshot_pid),
                 "disk": self.disk.state()}

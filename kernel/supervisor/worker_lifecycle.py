@@ -42,6 +42,11 @@ class WorkerLifecycle:
     crash_pending: crash_report.CrashRecord | None
     crashes: crash_report.CrashHistory
     execution_count: int
+    restored_after: int
+    user_names: int
+    restore_from: str | None
+    recovery_told: bool
+    announce: Callable[..., dict[str, Any]]
     last_ok_count: int
     restarts: int
     given_up: str
@@ -106,11 +111,12 @@ class WorkerLifecycle:
         self.restarts += 1
         self.given_up, self.crashes = "", crash_report.CrashHistory()  # by hand: start counting again
         self.worker = WorkerState(snapshot_pid=snapshot[0], snapshot_count=snapshot[1])
+        self.restored_after = snapshot[1] if restore else 0
         if restore and self.promote_snapshot():
             self.execution_count = max(self.execution_count, snapshot[1])
             return "snapshot"
         if not restore:
-            self.execution_count = 0
+            self.execution_count = self.user_names = 0
         use_checkpoint = restore and self.checkpoint_path.exists()
         self.spawn_worker(str(self.checkpoint_path) if use_checkpoint else None)
         return "checkpoint" if use_checkpoint else "fresh"
@@ -152,6 +158,7 @@ class WorkerLifecycle:
             return
         worker.ready = True
         event = worker.hello
+        self.user_names = len(event.get("names") or [])
         if event.get("promoted"):
             if self.crash_pending is not None:
                 self.crash_pending.snapshot_count = int(event.get("execution_count", 0))
@@ -159,9 +166,20 @@ class WorkerLifecycle:
                 {"cmd": "resume", "execution_count": self.execution_count}).encode()])
         else:
             self.execution_count = max(self.execution_count, int(event.get("execution_count", 0)))
+            self._tell_recovery(event)
         if self.crash_pending is not None:
             self._finish_crash(event)
         self._flush_backlog()
+
+    def _tell_recovery(self, hello: dict[str, Any]) -> None:
+        """The first worker of a kernel started from a checkpoint (``ipytui recover``):
+        say once what came back, so a UI opening on it is not blank."""
+        if not self.restore_from or self.recovery_told:
+            return
+        self.recovery_told = True
+        restored = hello.get("restored") if isinstance(hello.get("restored"), dict) else {}
+        self.announce("recovered", method="checkpoint", after_cell=self.execution_count,
+                      names=list(hello.get("names") or []), lost=dict(restored.get("lost") or {}))
 
     def _on_sup(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -185,6 +203,8 @@ class WorkerLifecycle:
             self.worker.notes = [f"no snapshot: {event.get('why')}"]
         elif kind == "cell_done":
             self.crashes.cell_finished()
+            if isinstance(event.get("user_names"), int):
+                self.user_names = event["user_names"]
             if event.get("status") == "ok" and not event.get("inert"):
                 self.last_ok_count = int(event.get("execution_count") or 0)
             self.execution_count = max(self.execution_count, int(event.get("execution_count") or 0))

@@ -21,14 +21,30 @@ from ipytui.kernel.tools.leftovers import sweep as sweep_leftovers
 STOP_TIMEOUT = 10.0
 
 
-def find_lock(locks: list[KernelLock], ident: str) -> KernelLock | None:
-    """The lock named by a kernel id, a unique id prefix or its connection file."""
+def matching_locks(locks: list[KernelLock], ident: str) -> list[KernelLock]:
+    """The locks an id names: the exact kernel id or connection file, else every kernel
+    whose id (with or without its ``ipytui-`` prefix) starts with ``ident``."""
     for lock in locks:
         if ident in (lock.kernel_id, lock.connection_file) or (
                 os.path.basename(lock.connection_file) == ident):
-            return lock
-    matches = [lock for lock in locks if lock.kernel_id.startswith(ident)]
+            return [lock]
+    return [lock for lock in locks if ident and (
+        lock.kernel_id.startswith(ident) or lock.kernel_id.removeprefix("ipytui-").startswith(ident))]
+
+
+def find_lock(locks: list[KernelLock], ident: str) -> KernelLock | None:
+    """The lock named by a kernel id, a unique id prefix or its connection file."""
+    matches = matching_locks(locks, ident)
     return matches[0] if len(matches) == 1 else None
+
+
+def no_such_kernel(command: str, locks: list[KernelLock], ident: str) -> str:
+    """Why ``ident`` names no single kernel, for an error line."""
+    matches = matching_locks(locks, ident)
+    if len(matches) > 1:
+        return (f"ipytui {command}: {ident!r} matches {len(matches)} kernels "
+                f"({', '.join(m.kernel_id for m in matches)}); give more of the id")
+    return f"ipytui {command}: no kernel {ident!r}; `ipytui list` shows them"
 
 
 def age(seconds: float) -> str:
@@ -112,9 +128,10 @@ def stop_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true",
                         help="send SIGTERM to the supervisor if it does not answer")
     args = parser.parse_args(argv)
-    lock = find_lock(read_locks(), args.id)
+    locks = read_locks()
+    lock = find_lock(locks, args.id)
     if lock is None:
-        print(f"ipytui stop: no kernel {args.id!r}; `ipytui list` shows them", file=sys.stderr)
+        print(no_such_kernel("stop", locks, args.id), file=sys.stderr)
         return 2
     if not lock.is_alive():
         print(f"ipytui stop: kernel {lock.kernel_id} is not running (it went down uncleanly); "

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ipytui.kernel.protocol.events import plural
 from ipytui.kernel.protocol.procs import kernel_id_from, snapshots_of
 from ipytui.kernel.supervisor.lockfile import KernelLock, stale_locks
 from ipytui.kernel.tools.leftovers import sweep as sweep_leftovers
@@ -136,7 +137,7 @@ def describe(wreck: Wreck) -> str:
     if wreck.state is not None:
         names = wreck.restorable
         out.append(f"  checkpoint: after cell [{wreck.checkpoint_count}], written "
-                   f"{_when(wreck.state.get('time'))}: {len(names)} names"
+                   f"{_when(wreck.state.get('time'))}: {plural(len(names), 'name')}"
                    + (f" ({', '.join(names)})" if names else ""))
         for name, why in wreck.state.get("unpicklable", {}).items():
             out.append(f"    not in the checkpoint: {name} ({why})")
@@ -268,11 +269,11 @@ def recover(wreck: Wreck, yes: bool, replay: bool | None) -> int:
         return 1
     cells = wreck.replayable
     if cells:
-        print(f"\n{len(cells)} cell(s) ran after the checkpoint and can be replayed:")
+        print(f"\n{plural(len(cells), 'cell')} ran after the checkpoint and can be replayed:")
         for cell in cells:
             print(f"  [{cell['execution_count']}] " + cell["code"].rstrip().replace("\n", "\n      "))
         if replay is None:
-            replay = False if yes else _ask("Replay them in the new kernel?", default=False)
+            replay = False if yes else _ask(f"Replay {'it' if len(cells) == 1 else 'them'} in the new kernel?", default=False)
         if not replay:
             print("Not replayed (--replay runs them).")
     to_run = cells if replay else []
@@ -293,7 +294,7 @@ def recover(wreck: Wreck, yes: bool, replay: bool | None) -> int:
             (checkpoints_dir() / f"{new_id}.pickle").unlink(missing_ok=True)
         return 1
     _forget(wreck)
-    restored = f" with {len(wreck.restorable)} names restored" if wreck.state is not None else ""
+    restored = f" with {plural(len(wreck.restorable), 'name')} restored" if wreck.state is not None else ""
     print(f"\nKernel {new_id} is running{restored}{'' if replayed else ' (replay stopped early)'}.")
     print(f"Connection file: {path}")
     print(f"Attach with:\n  ipytui --existing {path}")

@@ -34,6 +34,11 @@ def user_names(namespace: dict[str, Any]) -> list[str]:
     )
 
 
+def count_user_names(namespace: dict[str, Any]) -> int:
+    """How many names a user defined: a UI asks before a restart empties them."""
+    return sum(1 for name in namespace if name not in _HIDDEN and not name.startswith("_"))
+
+
 # -- execute ----------------------------------------------------------------
 def execute(worker: WorkerContext, msg: Message) -> None:
     """Run one execute_request: busy, execute_input, outputs, reply, idle."""
@@ -79,7 +84,8 @@ def execute(worker: WorkerContext, msg: Message) -> None:
     aborted = worker.take_queued_executes() if outcome.status != "ok" and content.get("stop_on_error", True) else []
     inert = outcome.status != "ok" or is_inert(source)
     pub.sup({"event": "cell_done", "status": outcome.status, "execution_count": count,
-             "msg_id": msg.msg_id, "inert": inert or worker.snapshots is None})
+             "msg_id": msg.msg_id, "inert": inert or worker.snapshots is None,
+             "user_names": count_user_names(worker.namespace)})
     # The snapshot is forked before the reply: once a client holds a cell's reply,
     # the state after it survives a kill of the whole kernel (the snapshot writes
     # its checkpoint when it sees the supervisor gone), and a restore right after
@@ -288,10 +294,12 @@ class ExitRequest:
         return "Type exit or exit() to leave this client."
 
     def __call__(self, keep_kernel: bool | None = None) -> None:
-        payload: dict[str, Any] = {"source": "ask_exit", "keepkernel": bool(keep_kernel)}
-        if keep_kernel is False:
-            payload["stop_kernel"] = True
-        self._worker.payloads.append(payload)
+        # ``keepkernel`` as ipykernel sends it (False unless asked), so jupyter console
+        # leaves as it does there; ipytui UIs read ``ipytui_shutdown`` instead, which
+        # only an explicit ``exit(keep_kernel=False)`` sets: a plain exit() in one UI
+        # must not end the kernel every other client is using.
+        self._worker.payloads.append({"source": "ask_exit", "keepkernel": bool(keep_kernel),
+                                      "ipytui_shutdown": keep_kernel is False})
 
 
 def install_shell(worker: WorkerContext) -> None:

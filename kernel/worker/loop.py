@@ -22,8 +22,9 @@ import threading
 import time
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
+from ipytui.kernel.protocol.paths import LOG_ENV
 from ipytui.kernel.protocol.wire import Codec, Message, WireError
 from ipytui.kernel.worker import comms, handlers, ipython_compat, notebook_shell
 from ipytui.kernel.worker.debugger import Debugger
@@ -105,7 +106,7 @@ class Worker:
         else:
             self.fdcapture = None
             log_fd = os.dup(2)
-        logging.basicConfig(stream=os.fdopen(log_fd, "w", buffering=1), level=logging.INFO,
+        logging.basicConfig(stream=_log_stream(log_fd), level=logging.INFO,
                             format="%(asctime)s ipytui-worker[%(process)d] %(message)s", force=True)
         sys.stdout, sys.stderr = self.stdout, self.stderr
         self.display = Display(self.publisher)
@@ -377,3 +378,14 @@ def _die_with_parent() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _log_stream(stderr_fd: int) -> TextIO:
+    """The supervisor's log file (its choice, in the environment), else the real stderr."""
+    log_file = os.environ.get(LOG_ENV)
+    if log_file:
+        try:
+            return open(log_file, "a", buffering=1)  # noqa: SIM115 - lives as long as the worker
+        except OSError:
+            pass
+    return os.fdopen(stderr_fd, "w", buffering=1)

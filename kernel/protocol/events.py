@@ -1,0 +1,73 @@
+"""Kernel events every client is told the same way: crashes, restarts, restores,
+interrupts and recoveries.
+
+The supervisor publishes each on IOPub as an ``ipytui_event`` message with an
+empty parent header and records it in the journal; UIs draw their status,
+banners and stream notes from these events (live, or replayed from the
+journal for a late joiner), never from counters of their own. Jupyter
+clients ignore the type: jupyter console skips IOPub types it does not know,
+and nbclient and JupyterLab only look at messages parented to their own
+requests.
+
+Content: ``event`` (one of ``KINDS``), ``time`` (epoch seconds), ``by``
+(``{"username", "session"}`` of the client that asked, or null), ``status``
+(the kernel's status facts, as kernel_info's ``ipytui`` key) and per kind:
+``report`` and ``cell_msg_id`` (crash), ``method`` and ``after_cell``
+(restart, restore, recovered).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EVENT_MSG_TYPE = "ipytui_event"
+KINDS = ("crash", "restart", "restore", "interrupt", "recovered")
+
+# jupyter_client's Session falls back to this when $USER is unset: it names nobody.
+_DEFAULT_USERNAMES = {"", "username"}
+ANONYMOUS = "a Jupyter client"
+
+
+def client_name(username: Any) -> str:
+    """A person's name for a request's ``username``, or "a Jupyter client"."""
+    if not isinstance(username, str) or username.strip() in _DEFAULT_USERNAMES:
+        return ANONYMOUS
+    return username.strip()
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 name``, ``2 names``: the count with the right form of the word."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
+def _state_after(event: dict[str, Any]) -> str:
+    method, after = event.get("method"), event.get("after_cell")
+    if method == "snapshot":
+        return f"the state after In [{after}] from a snapshot" if after else "the latest snapshot"
+    if method == "checkpoint":
+        return "the state of the last checkpoint"
+    return "an empty namespace"
+
+
+def event_text(event: dict[str, Any]) -> str:
+    """One line saying what happened and who did it, for a stream or a log."""
+    kind = event.get("event")
+    by = event.get("by")
+    who = client_name(by.get("username")) if isinstance(by, dict) else "the kernel"
+    if kind == "restart":
+        return f"Kernel restarted by {who}: {_state_after(event)} for every client."
+    if kind == "restore":
+        return f"Kernel restored by {who}: back at {_state_after(event)}."
+    if kind == "interrupt":
+        return f"Interrupt sent by {who}."
+    if kind == "recovered":
+        names = event.get("names") if isinstance(event.get("names"), list) else []
+        return (f"Kernel recovered from {_state_after(event)}: "
+                f"{plural(len(names), 'name')} restored.")
+    if kind == "crash":
+        report = event.get("report") if isinstance(event.get("report"), dict) else {}
+        cause = report.get("cause") or "unknown cause"
+        if not isinstance(by, dict):
+            return f"Kernel crashed ({cause}) while no cell ran."
+        return f"Kernel crashed ({cause}) in a cell run by {who}."
+    return f"Kernel event {kind!r}."
