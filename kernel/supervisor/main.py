@@ -141,6 +141,8 @@ def _seconds(text: str) -> float:
     if value < 0 or value != value:
         raise argparse.ArgumentTypeError("seconds must be 0 or more")
     return value
+
+
 def _drop_empty_log() -> None:
     """A kernel that had nothing to log leaves no log file behind."""
     import os
@@ -148,6 +150,7 @@ def _drop_empty_log() -> None:
     from ipytui.kernel.protocol.paths import LOG_ENV
 
     log_file = os.environ.get(LOG_ENV)
+    try:
         if log_file and os.path.getsize(log_file) == 0:
             os.unlink(log_file)
     except OSError:
@@ -168,6 +171,7 @@ def _setup_logging(args: argparse.Namespace, path: Path) -> None:
         os.environ.pop(LOG_ENV, None)
         logging.basicConfig(level=level, format=fmt)
         return
+    try:
         log_file = kernel_log_path(kernel_id_from(path))
         logging.basicConfig(level=level, format=fmt, filename=log_file)
     except OSError as exc:  # an unwritable data dir costs the log, not the kernel
