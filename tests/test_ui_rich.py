@@ -55,7 +55,7 @@ def drawn_colours(output: ImageOutput) -> set[tuple[int, int, int]]:
     picture = output.query_one(".image-output--picture")
     for y in range(picture.size.height):
         for segment in picture.render_line(y):
-            if segment.text == "▀" and segment.style is not None:
+            if segment.text and set(segment.text) == {"▀"} and segment.style is not None:
                 for colour in (segment.style.color, segment.style.bgcolor):
                     if colour is not None and colour.triplet is not None:
                         colours.add(tuple(colour.triplet))
