@@ -221,3 +221,19 @@ def test_halfblock_picture_draws_upper_over_lower_in_runs():
         ("▀▀▀", (255, 0, 0), (255, 0, 0)), ("▀", (0, 255, 0), (0, 255, 0))]
     assert [(t, tuple(f), tuple(b)) for t, f, b in lines[1]] == [
         ("▀▀▀", (0, 0, 255), (0, 0, 255)), ("▀", (0, 255, 0), (0, 255, 0))]
+
+
+def test_too_many_pixels_is_refused_before_decoding(monkeypatch):
+    import ipytui.widgets.image_data as image_data
+
+    monkeypatch.setattr(image_data, "MAX_PIXELS", 100)
+    with pytest.raises(ImageError, match="20x20 is too many pixels"):
+        image_from_bundle({"image/png": png(20, 20)})
+
+
+def test_without_textual_image_pictures_stay_labels(monkeypatch):
+    import ipytui.widgets.bundle_view as bundle_view
+
+    monkeypatch.setattr(bundle_view, "images_available", lambda: False)
+    view = view_bundle({"image/png": png(4, 4), "text/plain": "<Pic>"})
+    assert plain_of(view.content).startswith("[image/png") and "<Pic>" in plain_of(view.content)

@@ -11,6 +11,7 @@ Focused (click, or F7 from the editor), Enter asks for it full screen and
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from rich.text import Text
@@ -77,6 +78,16 @@ def probe_terminal() -> str | None:
     except Exception as exc:  # ImportError, or a terminal that answers nonsense
         return f"inline images off: {type(exc).__name__}: {exc}"
     return None
+
+
+@functools.cache
+def images_available() -> bool:
+    """True when textual-image (and Pillow) can be imported: else pictures stay labels."""
+    try:
+        import textual_image.widget  # noqa: F401
+    except Exception:  # ImportError, or a broken install
+        return False
+    return True
 
 
 def cell_pixels() -> tuple[int, int]:
