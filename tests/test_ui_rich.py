@@ -55,7 +55,7 @@ def drawn_colours(output: ImageOutput) -> set[tuple[int, int, int]]:
     picture = output.query_one(".image-output--picture")
     for y in range(picture.size.height):
         for segment in picture.render_line(y):
-            if segment.text == "▀" and segment.style is not None:
+            if segment.text and set(segment.text) == {"▀"} and segment.style is not None:
                 for colour in (segment.style.color, segment.style.bgcolor):
                     if colour is not None and colour.triplet is not None:
                         colours.add(tuple(colour.triplet))
@@ -373,3 +373,21 @@ async def test_pictures_past_the_memory_budget_become_labels(kernel):
             return pixels() is None
 
         await wait_for(pilot, freed, "the dropped picture's memory freed")
+
+
+@pytest.mark.parametrize(("mode", "widget"), [("sixel", "SixelImage"), ("kitty", "TGPImage")])
+async def test_the_images_setting_picks_the_protocol(kernel, mode, widget):
+    config = Config(display_name="alice", scrollback_lines=5000, images=mode)
+    app = make_app(kernel, config=config)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        await run_cell(pilot, TWO_HALVES)
+        cell = await run_cell(pilot, "Pic()")
+        [output] = images_of(cell)
+        picture = output.query_one(".image-output--picture")
+        from textual_image import widget as timg
+
+        assert isinstance(picture, getattr(timg, widget))
+        await wait_for(pilot, lambda: picture.size.width > 0, "the picture laid out")
+        after = await run_cell(pilot, "2 + 2")  # drawing it did not stop the UI
+        assert "4" in after.plain

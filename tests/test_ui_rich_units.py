@@ -204,3 +204,36 @@ def test_width_metadata_sets_the_shown_size_with_aspect():
     assert image.display_pixels == (50, 25) and (image.width, image.height) == (200, 100)
     assert image_from_bundle(data, {"image/png": {"width": "big"}}).display_pixels == (200, 100)
     assert image_from_bundle(data, {"image/png": {"height": 10}}).display_pixels == (20, 10)
+
+
+def test_halfblock_picture_draws_upper_over_lower_in_runs():
+    from ipytui.widgets.halfblock import HalfblockPicture
+    from rich.console import Console
+
+    picture = Image.new("RGB", (4, 4), (255, 0, 0))
+    picture.paste((0, 0, 255), (0, 2, 4, 4))  # lower half blue
+    picture.paste((0, 255, 0), (3, 0, 4, 4))  # right column green
+    console = Console(width=10, file=io.StringIO(), color_system="truecolor")
+    lines = [[(s.text, s.style.color.triplet, s.style.bgcolor.triplet)
+              for s in line if s.style and s.style.color]
+             for line in console.render_lines(HalfblockPicture(picture, 4, 2), pad=False)]
+    assert [(t, tuple(f), tuple(b)) for t, f, b in lines[0]] == [
+        ("▀▀▀", (255, 0, 0), (255, 0, 0)), ("▀", (0, 255, 0), (0, 255, 0))]
+    assert [(t, tuple(f), tuple(b)) for t, f, b in lines[1]] == [
+        ("▀▀▀", (0, 0, 255), (0, 0, 255)), ("▀", (0, 255, 0), (0, 255, 0))]
+
+
+def test_too_many_pixels_is_refused_before_decoding(monkeypatch):
+    import ipytui.widgets.image_data as image_data
+
+    monkeypatch.setattr(image_data, "MAX_PIXELS", 100)
+    with pytest.raises(ImageError, match="20x20 is too many pixels"):
+        image_from_bundle({"image/png": png(20, 20)})
+
+
+def test_without_textual_image_pictures_stay_labels(monkeypatch):
+    import ipytui.widgets.bundle_view as bundle_view
+
+    monkeypatch.setattr(bundle_view, "images_available", lambda: False)
+    view = view_bundle({"image/png": png(4, 4), "text/plain": "<Pic>"})
+    assert plain_of(view.content).startswith("[image/png") and "<Pic>" in plain_of(view.content)

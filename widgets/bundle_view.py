@@ -15,6 +15,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from .image_data import SVG_TYPE, ImageData, ImageError, first_image_type, image_from_bundle
+from .image_output import images_available
 from .mimebundle import ansi_text, placeholder, raw_plain, render_bundle
 
 
@@ -40,7 +41,7 @@ def view_bundle(
     """The view of a bundle for the config's ``images`` mode (``off``: placeholders)."""
     metadata = metadata or {}
     mime = first_image_type(data)
-    if mime is not None and images != "off":
+    if mime is not None and images != "off" and images_available():
         try:
             image = image_from_bundle(data, metadata)
         except ImageError as exc:

@@ -101,8 +101,12 @@ def _open_pixels(raw: bytes) -> Any:
         if image.width * image.height > MAX_PIXELS:
             raise ImageError(f"{image.width}x{image.height} is too many pixels to draw")
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"not a readable image: {exc}") from None
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError("not a readable image: no decoder knows these bytes") from None
+    except Exception as exc:  # decoders raise many kinds (bombs, truncation, bad chunks)
+        raise ImageError(f"not a readable image: {type(exc).__name__}: {exc}") from None
     # The first frame of an animation; transparency kept for the renderer's background.
     return image.convert("RGBA") if image.mode not in ("RGB", "RGBA") else image
 

@@ -11,6 +11,7 @@ Focused (click, or F7 from the editor), Enter asks for it full screen and
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from rich.text import Text
@@ -35,14 +36,36 @@ def image_widget_class(mode: str) -> type[Widget]:
     first imported, which must happen before Textual takes the terminal.
     """
     from textual_image import widget as timg
+    from textual_image.renderable.halfcell import Image as TextualImageHalfcell
 
+    auto = timg.Image
+    if getattr(auto, "_Renderable", None) is TextualImageHalfcell:
+        auto = halfblock_widget_class()  # the same look, drawn faster
     classes: dict[str, Any] = {
-        "auto": timg.Image,
+        "auto": auto,
         "kitty": timg.TGPImage,
         "sixel": timg.SixelImage,
-        "halfblock": timg.HalfcellImage,
+        "halfblock": halfblock_widget_class(),
     }
-    return classes.get(mode, timg.Image)
+    return classes.get(mode, auto)
+
+
+def halfblock_widget_class() -> type[Widget]:
+    """textual-image's widget drawing with ``HalfblockPicture`` (made once, on first use)."""
+    global _halfblock_class
+    if _halfblock_class is None:
+        from textual_image.widget._base import Image as ImageWidget
+
+        from .halfblock import HalfblockPicture
+
+        class HalfblockImage(ImageWidget, Renderable=HalfblockPicture):  # type: ignore[call-arg]
+            """A picture in unicode half blocks: works in every terminal, tmux included."""
+
+        _halfblock_class = HalfblockImage
+    return _halfblock_class
+
+
+_halfblock_class: type[Widget] | None = None
 
 
 def probe_terminal() -> str | None:
@@ -55,6 +78,16 @@ def probe_terminal() -> str | None:
     except Exception as exc:  # ImportError, or a terminal that answers nonsense
         return f"inline images off: {type(exc).__name__}: {exc}"
     return None
+
+
+@functools.cache
+def images_available() -> bool:
+    """True when textual-image (and Pillow) can be imported: else pictures stay labels."""
+    try:
+        import textual_image.widget  # noqa: F401
+    except Exception:  # ImportError, or a broken install
+        return False
+    return True
 
 
 def cell_pixels() -> tuple[int, int]:
