@@ -34,7 +34,9 @@ def test_list_removes_what_a_killed_kernel_left(start_kernel, tmp_path: Path,
     temp.mkdir()
     monkeypatch.setenv("TMPDIR", str(temp))  # the kernel's private dir goes here
     _, proc = start_kernel(IPYTUI_ARGV)
-    wait_until(lambda: private_dirs(temp), T, "the kernel's private dir")
+    locks = tmp_path / "data" / "locks"
+    wait_until(lambda: private_dirs(temp) and list(locks.glob("*.lock")), T,
+               "the kernel's private dir and lock")
     [left] = private_dirs(temp)
     assert left.name.startswith(f"ipytui-{proc.pid}-")
     family = psutil.Process(proc.pid).children(recursive=True)
@@ -43,7 +45,6 @@ def test_list_removes_what_a_killed_kernel_left(start_kernel, tmp_path: Path,
     for child in family:
         child.kill()
     psutil.wait_procs(family, timeout=T)
-    locks = tmp_path / "data" / "locks"
     dead_tmp = locks / f".0.lock.{proc.pid}.tmp"  # as write_atomic names them
     live_tmp = locks / f".1.lock.{os.getpid()}.tmp"
     dead_tmp.write_text("{")
