@@ -36,7 +36,6 @@ from ipytui.kernel.worker.stdin import StdinBridge
 log = logging.getLogger("ipytui.worker")
 
 WARM_UP_ON = {"is_complete_request", "complete_request", "inspect_request"}
-MPL_BACKEND = "module://ipytui.kernel.worker.mpl_backend"
 
 
 class Worker:
@@ -125,8 +124,6 @@ class Worker:
         ipython_compat.install()
         comms.install(self.publisher)
         self.comms.start()
-        # As ipykernel does with matplotlib-inline: a user's MPLBACKEND wins.
-        os.environ.setdefault("MPLBACKEND", MPL_BACKEND)
 
     def promote(self, lost_threads: list[str], after_msg_id: str = "") -> None:
         """In a snapshot child that was chosen: become the worker on fresh pipes."""
