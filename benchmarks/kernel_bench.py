@@ -48,6 +48,7 @@ class Sizes:
     complete_n: int = 40  # completions per rep: whole passes over the corpus, at least one
     lines: int = 200_000
     busy_sleep: float = 5.0
+    eco_n: int = 20  # figures shown and widget updates per rep
     shutdown_grace: float = 5.0  # seconds a kernel gets to exit after shutdown_request
 
 
@@ -257,6 +258,10 @@ def run_kernel_rep(kind: str, wd: Workdir, sizes: Sizes, only: set[str], add: Ad
             run.complete_busy(add, sizes.busy_sleep)
         if "stdout" in only:
             run.stdout(add, sizes.lines)
+        if "ecosystem" in only:
+            from ecosystem_bench import measure
+
+            measure(run.client, add, sizes.eco_n)
         run.memory(add, "after")
         if "crash" in only:
             if kind == "ipytui":

@@ -40,6 +40,7 @@ class LeanClient:
         self.busy: dict[str, float] = {}
         self.errors: dict[str, dict[str, Any]] = {}
         self.streams: dict[str, list[str]] = {}  # only for msg_ids put here by the caller
+        self.displays: dict[str, list[list[str]]] = {}  # mime types shown, same rule
         self.iopub_messages = 0
 
     def _socket(self, kind: int, info: dict[str, Any], port_key: str) -> zmq.Socket:
@@ -125,6 +126,8 @@ class LeanClient:
                 content = json.loads(content_b)
                 if content.get("name") == "stdout":
                     texts.append(content.get("text", ""))
+        elif msg_type in ("display_data", "execute_result") and parent_id in self.displays:
+            self.displays[parent_id].append(sorted(json.loads(content_b).get("data", {})))
         elif msg_type == "error":
             self.errors[parent_id] = json.loads(content_b)
 

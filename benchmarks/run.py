@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import procs  # noqa: E402
 from kernel_bench import Sizes, run_kernel_rep  # noqa: E402
 
-GROUPS = ("startup", "execute", "stdout", "complete", "crash", "memory", "robust", "ui")
+GROUPS = ("startup", "execute", "stdout", "complete", "ecosystem", "crash", "memory", "robust", "ui")
 KINDS = ("ipytui", "ipykernel")
 
 # name: (label, unit, higher_is_better)
@@ -52,6 +52,10 @@ METRICS = {
     "complete_busy": ("complete while a cell runs", "ms", False),
     "complete_busy_before_cell_end": ("  ...answered before the cell ended", "frac", True),
     "complete_busy_hits": ("  ...found the expected match", "frac", True),
+    "plot_show": ("plt.plot + plt.show() -> done", "ms", False),
+    "plot_png": ("  ...a PNG was shown", "frac", True),
+    "widget_update": ("widget comm_msg update -> idle", "ms", False),
+    "widget_value_ok": ("  ...the Python value followed", "frac", True),
     "crash_error_reply": ("segfault -> error reply+idle", "ms", False),
     "crash_restored": ("segfault -> restored, next cell done", "ms", False),
     "crash_state_kept": ("  ...variables survived", "frac", True),
@@ -204,17 +208,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="warm completions per rep, in whole passes over the corpus (at least one)")
     p.add_argument("--busy-sleep", type=float, help="seconds the cell runs in the busy-completion test")
     p.add_argument("--ui-lines", type=int, help="lines printed in the UI stream test")
+    p.add_argument("--eco-n", type=int, help="figures shown and widget updates per rep")
     return p.parse_args(argv)
 
 
 def sizes_from(args: argparse.Namespace) -> tuple[Sizes, int]:
     if args.quick:
         sizes = Sizes(exec_n=50, pipelined_n=100, assign_n=10, complete_n=8, lines=50_000,
-                      busy_sleep=0.5, shutdown_grace=1.0)
+                      busy_sleep=0.5, shutdown_grace=1.0, eco_n=5)
         ui_lines, reps = 50_000, 2
     else:
         sizes, ui_lines, reps = Sizes(), 200_000, 5
-    for field in ("lines", "exec_n", "pipelined_n", "assign_n", "complete_n", "busy_sleep"):
+    for field in ("lines", "exec_n", "pipelined_n", "assign_n", "complete_n", "busy_sleep", "eco_n"):
         if getattr(args, field) is not None:
             setattr(sizes, field, getattr(args, field))
     sizes.ui_lines = args.ui_lines if args.ui_lines is not None else ui_lines  # type: ignore[attr-defined]

@@ -18,7 +18,8 @@ RUN = ROOT / "benchmarks" / "run.py"
 ONLY_IPYTUI = {"crash_error_reply", "ui_key_latency"}  # ipykernel has no such figure
 MAYBE_ONE_SIDED = {"shutdown"}  # a kernel slower than --quick's grace period has no figure
 TINY = ["--quick", "--reps", "1", "--lines", "2000", "--exec-n", "5", "--pipelined-n", "10",
-        "--assign-n", "3", "--complete-n", "4", "--busy-sleep", "0.3", "--ui-lines", "2000"]
+        "--assign-n", "3", "--complete-n", "4", "--busy-sleep", "0.3", "--ui-lines", "2000",
+        "--eco-n", "2"]
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -62,6 +62,10 @@ def mpl(shared: BlockingKernelClient) -> BlockingKernelClient:  # noqa: F811
 def test_backend_is_ours_by_default(mpl: BlockingKernelClient) -> None:
     assert value_of(mpl, "import matplotlib; matplotlib.get_backend()") == \
         "module://ipytui.kernel.worker.mpl_backend"
+    # chosen inside the worker only: programs a cell starts inherit no backend
+    assert value_of(mpl, "import subprocess, sys\nsubprocess.run([sys.executable, '-c', "
+                         "'import os; print(os.environ.get(\"MPLBACKEND\"))'], "
+                         "capture_output=True, text=True).stdout") == "None\n"
 
 
 def test_plt_show_displays_a_png_and_closes_the_figure(mpl: BlockingKernelClient) -> None:

@@ -30,9 +30,10 @@ pytestmark = pytest.mark.timeout(180)
 Msg = dict[str, Any]
 
 
-def send_comm(kc: BlockingKernelClient, msg_type: str, content: dict[str, Any]) -> list[Msg]:
+def send_comm(kc: BlockingKernelClient, msg_type: str, content: dict[str, Any],
+              metadata: dict[str, Any] | None = None) -> list[Msg]:
     """Send a comm message as a front end does; the IOPub messages it caused, up to its idle."""
-    msg = kc.session.msg(msg_type, content)
+    msg = kc.session.msg(msg_type, content, metadata=metadata)
     kc.shell_channel.send(msg)
     return iopub_of(kc, msg["header"]["msg_id"])
 
@@ -209,3 +210,19 @@ def test_widgets_are_closed_after_a_crash_restore(fresh: Callable[..., Any]) -> 
     seen = update(kc, "from-the-crashed-cell", {"value": 1})
     assert [m["content"]["comm_id"] for m in seen if m["msg_type"] == "comm_close"] == \
         ["from-the-crashed-cell"]
+
+
+def test_a_reloaded_page_gets_every_widgets_state(shared: BlockingKernelClient) -> None:  # noqa: F811
+    """JupyterLab asks through ``jupyter.widget.control`` after a reload, to redraw widgets."""
+    reply, seen = run(shared, "import ipywidgets as w\nkept_slider = w.IntSlider(value=11)\n"
+                              "kept_slider.model_id")
+    model_id = next(m for m in seen if m["msg_type"] == "execute_result")["content"]["data"]
+    model_id = model_id["text/plain"].strip("'")
+    send_comm(shared, "comm_open", {"comm_id": "c-control", "target_name": "jupyter.widget.control",
+                                    "data": {}}, metadata={"version": "1.0.0"})
+    seen = send_comm(shared, "comm_msg", {"comm_id": "c-control",
+                                          "data": {"method": "request_states"}})
+    (answer,) = [m["content"]["data"] for m in seen if m["msg_type"] == "comm_msg"
+                 and m["content"]["comm_id"] == "c-control"]
+    assert answer["method"] == "update_states"
+    assert answer["states"][model_id]["state"]["value"] == 11

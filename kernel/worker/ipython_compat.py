@@ -15,6 +15,7 @@ import builtins
 import contextlib
 import importlib
 import importlib.abc
+import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
@@ -88,6 +89,17 @@ def _after_autonotebook(module: ModuleType) -> None:
         del sys.modules[_PROBED]
 
 
+MPL_BACKEND = "module://ipytui.kernel.worker.mpl_backend"
+
+
+def _default_backend(module: ModuleType) -> None:
+    """Our backend unless the user's MPLBACKEND names one. Set in this process only
+    (not through the environment, as ipykernel does), so a program a cell starts
+    with another Python does not inherit a backend it cannot import."""
+    if not os.environ.get("MPLBACKEND"):
+        module.use(MPL_BACKEND)  # type: ignore[attr-defined]
+
+
 def _format_figures(module: ModuleType) -> None:
     from ipytui.kernel.worker import mpl_figures
 
@@ -100,6 +112,7 @@ HOOKS: dict[str, tuple[Hook | None, Hook | None]] = {
     "IPython.core.getipython": (None, _patch_getipython),
     "IPython.core.display_functions": (None, _patch_display_functions),
     "tqdm.autonotebook": (_before_autonotebook, _after_autonotebook),
+    "matplotlib": (None, _default_backend),
     "matplotlib.figure": (None, _format_figures),
 }
 

@@ -40,7 +40,6 @@ log = logging.getLogger("ipytui.worker")
 
 WARM_UP_QUIET_S = 0.3
 """The jedi warm-up takes a step only when no cell has ended for this long."""
-MPL_BACKEND = "module://ipytui.kernel.worker.mpl_backend"
 
 
 class Worker:
@@ -129,8 +128,6 @@ class Worker:
         ipython_compat.install()
         comms.install(self.publisher)
         self.comms.start()
-        # As ipykernel does with matplotlib-inline: a user's MPLBACKEND wins.
-        os.environ.setdefault("MPLBACKEND", MPL_BACKEND)
 
     def promote(self, lost_threads: list[str], after_msg_id: str = "") -> None:
         """In a snapshot child that was chosen: become the worker on fresh pipes."""
