@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import wait_until
 from jupyter_client.blocking.client import BlockingKernelClient
 from test_ecosystem_plots import value_of
 from test_jupyter_client import (  # noqa: F401 - fixtures used by name
@@ -22,7 +23,6 @@ from test_jupyter_client import (  # noqa: F401 - fixtures used by name
     ipytui_kernelspecs,
     run,
     shared,
-    wait_until,
 )
 
 pytestmark = pytest.mark.timeout(180)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from test_ui_support import IPYTUI_KERNEL_ARGV, KernelProcess
-from test_ui_tmux import SCREEN_TIMEOUT, Terminal, _env, _kill_kernels_under
+from test_ui_tmux import SCREEN_TIMEOUT, Terminal, _kill_kernels_under
+from test_ui_tmux import terminal_env as _env
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 pytest.importorskip("PIL", reason="Pillow makes the picture")

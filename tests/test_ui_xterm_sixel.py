@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from test_ui_support import IPYKERNEL_ARGV, KernelProcess
-from test_ui_tmux import _env
+from test_ui_tmux import terminal_env as _env
 from test_ui_tmux_images import installed_ipytui
 
 NEEDED = ("Xvfb", "xterm", "import")
