@@ -59,10 +59,16 @@ T = TypeVar("T")
 _jedi_lock = threading.Lock()  # held while a jedi run is alive (see run_jedi)
 _warm = threading.Event()  # set once warm_up has run all its steps
 _requests_waiting = 0  # requests waiting for the lock: the warm-up lets them go first
+_warm_up_holds = False  # the lock's holder is a warm-up step (a fork waits less for it)
+
+
+def _set_warm_up_holds(value: bool) -> None:
+    global _warm_up_holds
+    _warm_up_holds = value
 
 
 @contextlib.contextmanager
-def jedi_lock_for_fork(timeout: float = 3.0) -> Iterator[None]:
+def jedi_lock_for_fork(timeout: float = 3.0, warm_up_timeout: float = 0.05) -> Iterator[None]:
     """Hold the jedi lock across a fork(), waiting (bounded) for a jedi run to end.
 
     A jedi thread caught mid-run by fork() leaves the child with locks no
@@ -71,9 +77,14 @@ def jedi_lock_for_fork(timeout: float = 3.0) -> Iterator[None]:
     jedi works was measured worse: its writes to shared pages fault all the
     time, so it runs for seconds and slows the cells beside it. When jedi stays
     busy past ``timeout`` the child starts over (:func:`_forget_jedi_after_fork`).
+    A warm-up step is waited for only `warm_up_timeout`: it is at most one
+    file or one completion long, so the faults are bounded, and a snapshot
+    must not be late for it (a restore asked right after a cell looks for it).
     """
     global _jedi_lock, _warm
-    acquired = _jedi_lock.acquire(timeout=timeout)
+    acquired = _jedi_lock.acquire(timeout=min(timeout, warm_up_timeout))
+    if not acquired and not _warm_up_holds:
+        acquired = _jedi_lock.acquire(timeout=max(0.0, timeout - warm_up_timeout))
     parent = os.getpid()
     try:
         yield
@@ -126,7 +137,11 @@ def warm_up(idle: Callable[[], bool] = lambda: True) -> None:
             time.sleep(IDLE_POLL_S)
         # best effort: a failing step only leaves the work to the first request
         with _jedi_lock, contextlib.suppress(BaseException):
-            steps.extend(step() or ())
+            _set_warm_up_holds(True)
+            try:
+                steps.extend(step() or ())
+            finally:
+                _set_warm_up_holds(False)
     _warm.set()
 
 

@@ -38,8 +38,9 @@ from ipytui.kernel.worker.stdin import StdinBridge
 
 log = logging.getLogger("ipytui.worker")
 
-WARM_UP_QUIET_S = 0.3
-"""The jedi warm-up takes a step only when no cell has ended for this long."""
+WARM_UP_QUIET_S = 0.5
+"""The jedi warm-up takes a step only when no cell has run for this long (nor the worker
+started): a cell then rarely shares the GIL with a step, nor its snapshot waits for one."""
 
 
 class Worker:
@@ -52,7 +53,7 @@ class Worker:
         self.pipe_codec = Codec(b"", check_replay=False)  # the supervisor verified it already
         self.execution_count = 0
         self.executing = False
-        self.cell_ended = 0.0  # time.monotonic() when the last cell ended (0: none yet)
+        self.cell_ended = 0.0  # time.monotonic() when the last cell ended (see start_warm_up)
         self.interrupt_deferred = False  # a SIGINT that came while a message was being written
         self.namespace = self._make_namespace()
         self.payloads: list[dict[str, Any]] = []
@@ -158,6 +159,9 @@ class Worker:
         It costs ~40 MiB and, with a cold cache, seconds of CPU; it takes its
         steps only while no cell runs (see `jedi_runner.warm_up`).
         """
+        # The start counts as a cell's end: the first cells, sent as soon as the
+        # kernel is ready, then never meet a warm-up step (nor do their snapshots).
+        self.cell_ended = time.monotonic()
         threading.Thread(target=_warm_up, args=(self._quiet,), name="ipytui-warmup",
                          daemon=True).start()
 
