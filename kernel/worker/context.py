@@ -25,6 +25,7 @@ class WorkerContext(Protocol):
     displayhook: Any
     snapshots: Any
     config: dict[str, Any]
+    interrupt_early: bool
 
     def journal(self) -> Any: ...
 

@@ -48,6 +48,7 @@ class Worker:
         self.execution_count = 0
         self.executing = False
         self.interrupt_deferred = False  # a SIGINT that came while a message was being written
+        self.interrupt_early = False  # a SIGINT for a cell taken whose code has not started yet
         self.namespace = self._make_namespace()
         self.payloads: list[dict[str, Any]] = []
         self.shutting_down = False
@@ -202,6 +203,9 @@ class Worker:
         until the message is whole (``_raise_deferred_interrupt``).
         """
         if not self.executing:
+            # Clients see the cell start (execute_input) a moment before its code
+            # runs: an interrupt in between is for that cell, not to be lost.
+            self.interrupt_early = self.publisher.parent is not None
             return
         if self.publisher.socket.writing:
             self.interrupt_deferred = True
@@ -288,6 +292,9 @@ class Worker:
         """
         try:
             self.executing = True
+            if self.interrupt_early:
+                self.interrupt_early = False
+                raise KeyboardInterrupt
             return run_cell(code, count, self.namespace, self.displayhook)
         except KeyboardInterrupt:
             self.executing = False
