@@ -73,3 +73,27 @@ def test_interrupt_stops_a_printing_cell(start_kernel) -> None:
         assert len(notes) <= 1  # told at most once, and before the idle
     finally:
         kc.stop_channels()
+
+
+def test_an_interrupt_as_soon_as_the_cell_starts_is_not_lost(start_kernel) -> None:
+    """Clients see execute_input a moment before the cell's code runs: an interrupt sent
+    the instant it arrives must still end the cell (it used to be dropped, leaving the
+    cell to sleep on)."""
+    info, _ = start_kernel(IPYTUI_ARGV)
+    kc = BlockingKernelClient()
+    kc.load_connection_info(info.to_dict())
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=T)
+        for _ in range(5):
+            cell = kc.execute("import time\ntime.sleep(120)")
+            while True:
+                msg = kc.get_iopub_msg(timeout=T)
+                if msg["parent_header"].get("msg_id") == cell and msg["msg_type"] == "execute_input":
+                    break
+            kc.session.send(kc.control_channel.socket, "interrupt_request", {})
+            assert kc.get_control_msg(timeout=T)["content"]["status"] == "ok"
+            reply = shell_reply(kc, cell)  # within T, not after the 120 s sleep
+            assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+    finally:
+        kc.stop_channels()

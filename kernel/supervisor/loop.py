@@ -277,7 +277,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
         self.recorder.start()
         self.lock_keeper.write_now()
         _become_subreaper()
-        signal.signal(signal.SIGINT, lambda *_: self.interrupt_worker())
+        signal.signal(signal.SIGINT, lambda *_: self.interrupt_running())
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
         if self.restore_from:
             self.spawn_worker(self.restore_from)

@@ -74,13 +74,18 @@ class Requests:
         self._answer(Pending(channel, msg, []), "kernel_info_reply", content)
 
     def do_interrupt_request(self, channel: str, msg: Message) -> None:
+        self.interrupt_running()
+        self._answer(Pending(channel, msg, []), "interrupt_reply", {"status": "ok"})
+        self.announce("interrupt", by=msg)
+
+    def interrupt_running(self) -> None:
+        """Interrupt the worker (interrupt_request or SIGINT to the supervisor); the
+        running cell's output still on its way is cut (see ``silencer``)."""
         self.interrupt_worker()
         running = next((p for p in self.inflight.values()
                         if p.started and p.msg.msg_type == "execute_request"), None)
         if running is not None:
-            self.silencer.start(running.msg.msg_id)  # its output still on the way is cut
-        self._answer(Pending(channel, msg, []), "interrupt_reply", {"status": "ok"})
-        self.announce("interrupt", by=msg)
+            self.silencer.start(running.msg.msg_id)
 
     def do_shutdown_request(self, channel: str, msg: Message) -> None:
         restart = bool(msg.content.get("restart", False))

@@ -27,6 +27,7 @@ class WorkerContext(Protocol):
     config: dict[str, Any]
     shell: Any  # the get_ipython() object (notebook_shell)
     debugger: Any  # debugger.Debugger
+    interrupt_early: bool
 
     def journal(self) -> Any: ...
 

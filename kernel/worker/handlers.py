@@ -50,6 +50,7 @@ def execute(worker: WorkerContext, msg: Message) -> None:
         _bad_request(worker, msg, "execute_request content 'code' must be a string")
         return
     pub = worker.publisher
+    worker.interrupt_early = False  # one that came after the previous cell's code was for it
     pub.parent = msg
     worker.stdin.request = msg
     worker.payloads = []

@@ -55,6 +55,7 @@ class Worker:
         self.executing = False
         self.cell_ended = 0.0  # time.monotonic() when the last cell ended (see start_warm_up)
         self.interrupt_deferred = False  # a SIGINT that came while a message was being written
+        self.interrupt_early = False  # a SIGINT for a cell taken whose code has not started yet
         self.namespace = self._make_namespace()
         self.payloads: list[dict[str, Any]] = []
         self.shutting_down = False
@@ -241,6 +242,9 @@ class Worker:
         until the message is whole (``_raise_deferred_interrupt``).
         """
         if not self.executing:
+            # Clients see the cell start (execute_input) a moment before its code
+            # runs: an interrupt in between is for that cell, not to be lost.
+            self.interrupt_early = self.publisher.parent is not None
             return
         if self.publisher.socket.writing:
             self.interrupt_deferred = True
@@ -331,6 +335,9 @@ class Worker:
         filename = self.debugger.cell_filename(raw) if raw is not None else None
         try:
             self.executing = True
+            if self.interrupt_early:
+                self.interrupt_early = False
+                raise KeyboardInterrupt
             return run_cell(code, count, self.namespace, self.displayhook, filename)
         except KeyboardInterrupt:
             self.executing = False
