@@ -144,7 +144,7 @@ class NotebookPage:
         self.by = By
         self.shots = shots
 
-    def wait(self, predicate: Any, what: str, timeout: float = 60.0) -> Any:
+    def wait(self, predicate: Any, what: str, timeout: float = 120.0) -> Any:
         """Poll predicate until truthy (selenium errors count as not yet)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -181,6 +181,7 @@ class NotebookPage:
         from selenium.webdriver.common.action_chains import ActionChains
         from selenium.webdriver.common.keys import Keys
 
+        self.dismiss_dialogs()  # a late "kernel restarting" notice would swallow the click
         cell = self.cell(index)
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", cell)
         cell.find_element(self.by.CSS_SELECTOR, ".jp-InputPrompt").click()
@@ -207,6 +208,10 @@ class NotebookPage:
         text = self.driver.find_element(self.by.CSS_SELECTOR, ".jp-Dialog").text
         button[0].click()
         return text
+
+    def dismiss_dialogs(self) -> None:
+        for button in self.driver.find_elements(self.by.CSS_SELECTOR, ".jp-Dialog .jp-mod-accept"):
+            button.click()
 
     def toggle_breakpoint(self, index: int, line: int) -> None:
         """Click the breakpoint gutter beside line ``line`` of cell ``index``."""

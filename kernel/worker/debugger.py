@@ -17,6 +17,7 @@ supervisor tells the front end the debug session ended).
 
 from __future__ import annotations
 
+import ast
 import itertools
 import logging
 import os
@@ -75,6 +76,7 @@ class Debugger:
             "debugInfo": self._debug_info, "inspectVariables": self._inspect_variables,
             "richInspectVariables": self._rich_inspect, "source": self._source,
             "setBreakpoints": self._set_breakpoints, "disconnect": self._disconnect,
+            "copyToGlobals": self._copy_to_globals,
         }
 
     @property
@@ -185,7 +187,7 @@ class Debugger:
             "breakpoints": [{"source": path, "breakpoints": bps}
                             for path, bps in self.breakpoints.items()],
             "stoppedThreads": sorted(self.stopped_threads), "richRendering": True,
-            "exceptionPaths": ["Python Exceptions"]})
+            "exceptionPaths": ["Python Exceptions"], "copyToGlobals": True})
 
     def _inspect_variables(self, request: dict[str, Any]) -> dict[str, Any]:
         from ipytui.kernel.worker.handlers import user_names
@@ -197,11 +199,45 @@ class Debugger:
                      for name in user_names(namespace) if name in namespace]
         return response(request, body={"variables": variables})
 
+    def _evaluate(self, expression: str, frame_id: Any, context: str = "repl") -> dict[str, Any]:
+        """An ``evaluate`` in a stopped frame, as our own request ("clipboard": not shortened)."""
+        return self._forward({"type": "request", "seq": next(self._seq), "command": "evaluate",
+                              "arguments": {"expression": expression, "frameId": frame_id,
+                                            "context": context}})
+
+    def _copy_to_globals(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A stopped frame's variable into the user namespace (the panel's "copy to globals")."""
+        args = request.get("arguments") or {}
+        src, dst = args.get("srcVariableName"), args.get("dstVariableName")
+        if not (isinstance(src, str) and src.isidentifier() and isinstance(dst, str)
+                and dst.isidentifier()):
+            return response(request, False, message="copyToGlobals needs two variable names")
+        reply = self._evaluate(f"globals().__setitem__({dst!r}, {src})", args.get("srcFrameId"))
+        return response(request, bool(reply.get("success")), message=reply.get("message", ""))
+
     def _rich_inspect(self, request: dict[str, Any]) -> dict[str, Any]:
-        name = (request.get("arguments") or {}).get("variableName")
+        args = request.get("arguments") or {}
+        name = args.get("variableName")
+        if self.stopped_threads and isinstance(name, str) and name.isidentifier() \
+                and args.get("frameId") is not None:
+            return self._rich_inspect_frame(request, name, args["frameId"])
         if not isinstance(name, str) or name not in self._worker.namespace:
             return response(request, False, message=f"no variable {name!r} in the namespace")
         data, metadata = format_object(self._worker.namespace[name])
+        return response(request, body={"data": data,
+                                       "metadata": {k: v for k, v in metadata.items() if k in data}})
+
+    def _rich_inspect_frame(self, request: dict[str, Any], name: str, frame_id: Any) -> dict[str, Any]:
+        """The mime bundle of a variable of a stopped frame, made in that frame."""
+        expression = (f"__import__('ipytui.kernel.worker.display', fromlist=['format_object'])"
+                      f".format_object({name})")
+        reply = self._evaluate(expression, frame_id, context="clipboard")
+        if not reply.get("success"):
+            return response(request, False, message=reply.get("message", "cannot evaluate"))
+        try:
+            data, metadata = ast.literal_eval(reply["body"]["result"])
+        except (ValueError, SyntaxError, KeyError, TypeError):
+            return response(request, False, message="the frame's value has no displayable form")
         return response(request, body={"data": data,
                                        "metadata": {k: v for k, v in metadata.items() if k in data}})
 

@@ -27,7 +27,6 @@ from typing import Any, TextIO
 from ipytui.kernel.protocol.paths import LOG_ENV
 from ipytui.kernel.protocol.wire import Codec, Message, WireError
 from ipytui.kernel.worker import comms, handlers, ipython_compat, notebook_shell
-from ipytui.kernel.worker.debugger import Debugger
 from ipytui.kernel.worker.display import Display, format_object
 from ipytui.kernel.worker.execution import CellOutcome, DisplayHook, run_cell
 from ipytui.kernel.worker.outputs import FdCapture, Flusher, OutStream
@@ -64,7 +63,7 @@ class Worker:
         self.user_lock = threading.Lock()  # held by whoever runs user code: a cell or a comm
         self.shell: notebook_shell.ZMQInteractiveShell | None = None
         self.comms = comms.CommDispatcher(self, self.user_lock)
-        self.debugger = Debugger(self)
+        self._debugger: Any = None  # made on the first debug_request (debugger.Debugger)
 
     # -- setup ------------------------------------------------------------
     @staticmethod
@@ -75,6 +74,15 @@ class Worker:
         ns.update({"__builtins__": builtins, "In": [""], "Out": {}, "_": "", "__": "", "___": "",
                    "_i": "", "_ii": "", "_iii": ""})
         return ns
+
+    @property
+    def debugger(self) -> Any:
+        """The debugger, made when a client first asks for it (its imports cost start-up)."""
+        if self._debugger is None:
+            from ipytui.kernel.worker.debugger import Debugger
+
+            self._debugger = Debugger(self)
+        return self._debugger
 
     def connect(self) -> None:
         """Open fresh pipes to the supervisor (also after a snapshot is promoted)."""
@@ -332,7 +340,8 @@ class Worker:
         (an uncaught KeyboardInterrupt would end the process).
         """
         # While debugging, the cell runs from a file named by its hash (breakpoints are by path).
-        filename = self.debugger.cell_filename(raw) if raw is not None else None
+        debugger = self._debugger
+        filename = debugger.cell_filename(raw) if debugger is not None and raw is not None else None
         try:
             self.executing = True
             if self.interrupt_early:
