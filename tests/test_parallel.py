@@ -164,7 +164,7 @@ def test_cluster_start_and_stop_from_the_kernel(jupyter_env: Path) -> None:
     km, client = start()
     try:
         reply, seen = run(client, "%cluster start 1", timeout=120)
-        assert reply["content"]["status"] == "ok", seen
+        assert reply["content"]["status"] == "ok", reply["content"]
         assert "started by this kernel" in stream_text(seen)
         _, seen = run(client, "%px print(40 + 2)")
         assert lines_of(stream_text(seen), "[stdout:0]") == ["42"]

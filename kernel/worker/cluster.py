@@ -75,7 +75,15 @@ class ClusterLink:
         import ipyparallel as ipp
 
         self.close()
-        cluster = ipp.Cluster(n=n, log_level=40)
+        from IPython.core.profiledir import ProfileDir
+        from IPython.paths import get_ipython_dir
+        from traitlets.config import Configurable
+
+        # ipyparallel would take its parent and profile from get_ipython(), and ours is
+        # no traitlets object with a profile: name both.
+        profile = ProfileDir.create_profile_dir_by_name(get_ipython_dir(), "default")
+        cluster = ipp.Cluster(n=n, log_level=40, parent=Configurable(),
+                              profile_dir=profile.location)
         try:
             self.client = cluster.start_and_connect_sync(activate=False)
         except Exception as exc:  # noqa: BLE001

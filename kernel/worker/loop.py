@@ -143,7 +143,7 @@ class Worker:
         """In a snapshot child that was chosen: become the worker on fresh pipes."""
         for pipe in (self.quick, self.exec_pipe, self.publisher.socket):
             pipe.abandon()  # the dead worker's connections, inherited through fork()
-        _die_with_parent()
+        die_with_parent()
         self.stdin.replies = queue.Queue()
         self.connect()
         self.flusher = Flusher()
@@ -365,21 +365,7 @@ def _warm_up(idle: Callable[[], bool]) -> None:
     warm_up(idle)
 
 
-def main() -> None:
-    config = json.loads(os.environ.pop("IPYTUI_WORKER", "{}"))
-    _die_with_parent()
-    worker = Worker(config)
-    worker.connect()
-    worker.install_io()
-    worker.restore_checkpoint()
-    try:
-        worker.serve()
-    finally:
-        worker.flush_streams()
-    os._exit(0)
-
-
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to SIGKILL us when the supervisor dies (no orphan workers)."""
     try:
         import ctypes
@@ -391,10 +377,6 @@ def _die_with_parent() -> None:
         pass
     if os.getppid() == 1:
         os._exit(1)
-
-
-if __name__ == "__main__":
-    main()
 
 
 def _log_stream(stderr_fd: int) -> TextIO:

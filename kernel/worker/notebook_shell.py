@@ -108,6 +108,12 @@ class ZMQInteractiveShell:
     def execution_count(self) -> int:
         return self._worker.execution_count
 
+    @property
+    def magics_manager(self) -> MagicsView:
+        """Which magics exist, as IPython's manager tells libraries (ipyparallel checks
+        for ``px`` before it registers its own)."""
+        return MagicsView()
+
     def has_trait(self, name: str) -> bool:
         """traitlets' probe: whether this shell has ``name`` (libraries call it before use)."""
         return not name.startswith("_") and hasattr(self, name)
@@ -177,3 +183,20 @@ def install(worker: WorkerContext) -> ZMQInteractiveShell:
     _SHELL = ZMQInteractiveShell(worker)
     builtins.get_ipython = get_ipython  # type: ignore[attr-defined]
     return _SHELL
+
+
+class MagicsView:
+    """IPython's ``magics_manager`` as far as libraries look at it: the magics there are."""
+
+    @property
+    def magics(self) -> dict[str, dict[str, Any]]:
+        from ipytui.kernel.worker.magics import all_magics
+
+        return {kind: {name: magic.fn for name, magic in found.items()}
+                for kind, found in all_magics().items()}
+
+    def register(self, *magic_objects: Any) -> None:
+        """IPython ``Magics`` classes need IPython's shell; ours are plain functions."""
+        raise NotImplementedError(
+            "ipytui's kernel has its own magics (see %lsmagic); IPython Magics classes "
+            "cannot be registered here: use ipytui.kernel.worker.magics.line_magic")
