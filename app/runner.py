@@ -152,7 +152,7 @@ class CodeRunner:
             elif source == "set_next_input" and isinstance(payload.get("text"), str):
                 self._set_next_input(payload["text"])
             elif source == "ask_exit":
-                self._ask_exit(keep_kernel=payload.get("ipytui_shutdown") is not True)
+                self._ask_exit(stop_kernel=payload.get("ipytui_shutdown") is True)
 
     def _set_next_input(self, text: str) -> None:
         """``%load`` and friends: into the editor, after anything typed meanwhile."""
@@ -164,7 +164,8 @@ class CodeRunner:
         """``exit`` in a cell: leave this client, as Ctrl+Q does.
 
         The kernel is shut down too only when asked for: ``--shutdown-on-exit``,
-        or ``exit(keep_kernel=False)`` on an ipytui kernel (``stop_kernel``).
+        or ``exit(keep_kernel=False)`` on an ipytui kernel (its payload's
+        ``ipytui_shutdown``).
         The payload's ``keepkernel: False`` (IPython's, on a plain ``exit``) is
         not enough: it would end the session of every other client.
         """

@@ -283,7 +283,7 @@ class ExitRequest:
     (``autocall_on_display``), and the payload says ``keepkernel: False``: a
     client that started the kernel stops it, as with ipykernel. Only an
     explicit ``exit(keep_kernel=False)`` also asks an ipytui UI attached to a
-    shared kernel to stop it (``stop_kernel``).
+    shared kernel to stop it (``ipytui_shutdown``).
     """
 
     autocall_on_display = True
