@@ -34,6 +34,7 @@ class WorkerState:
     snapshot_pid: int = 0
     snapshot_count: int = 0
     notes: list[str] = field(default_factory=list)
+    killed_for: str = ""  # why the supervisor ended it (the memory guard), else ""
 
 
 def is_execute(channel: str, msg: Message) -> bool:

@@ -24,6 +24,7 @@ import zmq
 from ipytui.kernel.protocol import procs
 from ipytui.kernel.protocol.connection import ConnectionInfo
 from ipytui.kernel.protocol.paths import checkpoints_dir
+from ipytui.kernel.protocol.protection_settings import ProtectionSettings
 from ipytui.kernel.protocol.wire import (
     DELIM,
     Codec,
@@ -42,6 +43,7 @@ from ipytui.kernel.supervisor.presence_service import PresenceService
 from ipytui.kernel.supervisor.recorder import Recorder
 from ipytui.kernel.supervisor.requests import REVOKED, Requests
 from ipytui.kernel.supervisor.security import ServerSecurity
+from ipytui.kernel.supervisor.time_travel import TimeTravel
 from ipytui.kernel.supervisor.worker_lifecycle import WorkerLifecycle
 from ipytui.kernel.supervisor.worker_link import WorkerLink
 from ipytui.kernel.supervisor.zmq_send import send_frames
@@ -52,13 +54,15 @@ READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the cra
 MAX_CLIENT_FRAMES = 4096  # routing ids + 6 + buffers; the worker pipes take at most 65536
 
 
-class Supervisor(Requests, WorkerLifecycle, CrashHandling):
+class Supervisor(Requests, WorkerLifecycle, CrashHandling, TimeTravel):
     """One kernel: public sockets, routing, the worker's lifecycle (crashes: CrashHandling)."""
 
     def __init__(self, info: ConnectionInfo, connection_file: Path, *, snapshots: bool = True,
                  owns_connection_file: bool = False, restore_from: str | None = None,
-                 security: ServerSecurity | None = None, exit_on_restart: bool = False) -> None:
+                 security: ServerSecurity | None = None, exit_on_restart: bool = False,
+                 settings: ProtectionSettings | None = None) -> None:
         self.info = info
+        self.init_time_travel(settings or ProtectionSettings())
         self.exit_on_restart = exit_on_restart
         self.security = security or ServerSecurity.for_kernel(info)
         self.connection_file = Path(connection_file)
@@ -319,6 +323,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
                 if registered_fd >= 0:
                     poller.register(registered_fd, zmq.POLLIN)
             timeout = 100 if self.crash_pending is not None else self.lock_keeper.due_ms()
+            timeout = min(timeout, self.guard.due_ms() + 1)
             events = dict(poller.poll(timeout))
             self.link.handle(events)
             for sock, channel in sockets.items():
@@ -336,6 +341,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
             if self.restart_due is not None:
                 self._bring_back()
             self._check_crash_deadline()
+            self._guard_memory()
             self.presence.flush()
             table = self.presence.table
             self.lock_keeper.update(len(table.peers), "busy" if table.queue else "idle")
@@ -361,6 +367,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling):
         self.running = False
         if self.worker.snapshot_pid:
             procs.kill(self.worker.snapshot_pid)
+        self.chain.kill_all()
         if self.worker.pid:
             self._stop_worker(self.worker)
         self.recorder.stop()

@@ -39,6 +39,9 @@ class Requests:
     _answer: Callable[..., None]
     restart_worker: Callable[[bool], str]
     interrupt_worker: Callable[[], None]
+    protection_status: Callable[[], dict[str, Any]]
+    guard: Any
+    chain: Any
 
     def _revoked(self, channel: str, msg: Message) -> None:
         """A key taken off the allow-list while connected: answer its requests with why."""
@@ -106,7 +109,16 @@ class Requests:
         return {"pid": os.getpid(), "worker_pid": self.worker.pid, "started": self.started,
                 "restarts": self.restarts, "last_crash": self.last_crash,
                 "encrypted": self.info.encrypted, "kernel_id": self.kernel_id,
-                "rss": procs.rss_bytes(os.getpid(), self.worker.pid, self.worker.snapshot_pid)}
+                "rss": procs.rss_bytes(os.getpid(), self.worker.pid, self.worker.snapshot_pid),
+                "execution_count": self.execution_count,
+                "protection": self.protection_status()}
+
+    def do_usage_request(self, channel: str, msg: Message) -> None:
+        """Memory of the kernel's processes, and the protection facts for status panes."""
+        used = self.guard.used(self.worker.pid, self.chain) if self.worker.pid else 0
+        self._answer(Pending(channel, msg, []), "usage_reply", {
+            "hostname": os.uname().nodename, "pid": self.worker.pid or os.getpid(),
+            "kernel_memory": used, "ipytui": {"protection": self.protection_status()}})
 
 
 _HISTORY_TYPES: dict[str, tuple[type, ...]] = {

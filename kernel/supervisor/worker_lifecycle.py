@@ -44,6 +44,18 @@ class WorkerLifecycle:
     restarts: int
     given_up: str
     journal_session: int | None
+    settings: Any
+    chain: Any
+    changed_cells: list[int]
+    protection: dict[str, Any]
+    undo_plan: Any
+    _finish_undo: Callable[..., None]
+    _discard: Callable[[list[int]], None]
+    _on_snapshot: Callable[[dict[str, Any]], None]
+    _on_cell_changed: Callable[[int], None]
+    _on_protection: Callable[[dict[str, Any]], None]
+    _on_undo: Callable[[dict[str, Any]], None]
+    _on_timeline: Callable[[dict[str, Any]], None]
     _answer: Callable[..., None]
     _finish_crash: Callable[..., None]
     _flush_backlog: Callable[[], None]
@@ -56,6 +68,7 @@ class WorkerLifecycle:
             "session": self.codec.session, "pipe": self.link.path, "supervisor_pid": os.getpid(),
             "checkpoint_path": str(self.checkpoint_path), "snapshots": self.snapshots,
             "restore_from": restore_from, "journal_session": self.journal_session,
+            **self.settings.as_config(),
         }
         env = dict(os.environ, IPYTUI_WORKER=json.dumps(config))
         proc = subprocess.Popen([sys.executable, "-m", "ipytui.kernel.worker"], env=env,
@@ -74,6 +87,7 @@ class WorkerLifecycle:
         pid = self.worker.snapshot_pid
         if not pid:
             return False
+        self.chain.take(pid)
         try:
             os.kill(pid, signal.SIGUSR1)
             self._adopt(pid)
@@ -90,6 +104,9 @@ class WorkerLifecycle:
             procs.kill(snapshot[0])
             procs.reap(snapshot[0])
             snapshot = (0, 0)
+        if not restore:
+            self._discard(self.chain.drop_all("the kernel was restarted without restoring"))
+            self.changed_cells = []
         for pending in list(self.inflight.values()):
             self._answer(pending, pending.msg.msg_type.replace("_request", "_reply"),
                          {"status": "aborted" if pending.msg.msg_type == "execute_request" else "error",
@@ -149,27 +166,33 @@ class WorkerLifecycle:
             if self.crash_pending is not None:
                 self.crash_pending.snapshot_count = int(event.get("execution_count", 0))
             self.link.send("exec", [b"sup", json.dumps(
-                {"cmd": "resume", "execution_count": self.execution_count}).encode()])
+                {"cmd": "resume", "execution_count": self.execution_count,
+                 "protection": self.protection.get("setting")}).encode()])
+            count = int(event.get("execution_count", 0))
+            self.changed_cells = [c for c in self.changed_cells if c <= count]
         else:
             self.execution_count = max(self.execution_count, int(event.get("execution_count", 0)))
         if self.crash_pending is not None:
             self._finish_crash(event)
+        if self.undo_plan is not None:
+            self._finish_undo(event)
         self._flush_backlog()
 
     def _on_sup(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "snapshot":
-            old = self.worker.snapshot_pid
-            self.worker.snapshot_pid = int(event["pid"])
-            self.worker.snapshot_count = int(event.get("execution_count", 0))
-            self.worker.notes = [f"thread {name!r} did not survive fork()"
-                                 for name in event.get("lost_threads", [])]
-            if old and old != self.worker.snapshot_pid:
-                procs.kill(old)
+            self._on_snapshot(event)
+        elif kind in ("protection", "undo", "timeline"):
+            {"protection": self._on_protection, "undo": self._on_undo,
+             "timeline": self._on_timeline}[kind](event)
         elif kind == "no_snapshot":
             self.worker.notes = [f"no snapshot: {event.get('why')}"]
         elif kind == "cell_done":
             self.crashes.cell_finished()
+            if isinstance(event.get("protection"), dict):
+                self.protection = event["protection"]
+            if event.get("changed") and event.get("execution_count"):
+                self._on_cell_changed(int(event["execution_count"]))
             if event.get("status") == "ok" and not event.get("inert"):
                 self.last_ok_count = int(event.get("execution_count") or 0)
             self.execution_count = max(self.execution_count, int(event.get("execution_count") or 0))

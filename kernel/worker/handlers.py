@@ -58,8 +58,14 @@ def execute(worker: WorkerContext, msg: Message) -> None:
             pub.send("iopub", "execute_input", {"code": code, "execution_count": count})
     source = _transform(code)
     worker.displayhook.silent = silent
+    protection = worker.snapshots.protection if worker.snapshots is not None else None
+    if protection is not None:
+        protection.cell_started()
     outcome = worker.run_user_cell(source, count)
     worker.flush_streams()
+    changed = not is_inert(source)
+    if protection is not None:
+        _protection_notes(worker, protection, count, changed)
     reply = {"status": outcome.status, "execution_count": count}
     if outcome.status == "ok":
         reply["payload"] = worker.payloads
@@ -80,11 +86,36 @@ def execute(worker: WorkerContext, msg: Message) -> None:
     worker.stdin.request = None
     inert = outcome.status != "ok" or is_inert(source)
     pub.sup({"event": "cell_done", "status": outcome.status, "execution_count": count,
-             "msg_id": msg.msg_id, "inert": inert or worker.snapshots is None})
+             "msg_id": msg.msg_id, "inert": inert or worker.snapshots is None,
+             "changed": changed,
+             **({"protection": protection.info()} if protection is not None else {})})
     if aborted:
         abort_queued(worker, aborted)
     elif not inert and worker.snapshots is not None:
-        worker.snapshots.after_cell(worker, count, msg.msg_id)
+        cell = {"user": msg.header.get("username", ""), "changed": _assigned(code)}
+        if worker.snapshots.protection.wants_snapshot_now():
+            worker.snapshots.after_cell(worker, count, msg.msg_id, cell)
+        elif worker.snapshots.protection.level == "idle":
+            worker.snapshots.protection.due = (count, msg.msg_id, cell)
+
+
+def _protection_notes(worker: WorkerContext, protection: Any, count: int, changed: bool) -> None:
+    """Measure the cell's copy-on-write price; say under the cell what it changed."""
+    before = protection.level
+    notes = protection.decide(protection.cell_finished(count), changed)
+    for note in notes:
+        worker.publisher.send("iopub", "stream", {"name": "stderr", "text": f"[protection] {note}\n"})
+    if protection.level != before:
+        worker.publisher.sup({"event": "protection", **protection.info()})
+
+
+def _assigned(code: str) -> list[str]:
+    try:
+        from ipytui.kernel.protocol.syntax import assigned_names
+
+        return sorted(assigned_names(code))[:20]
+    except Exception:  # noqa: BLE001 - the timeline's names are a courtesy
+        return []
 
 
 _INERT_NODES = (ast.Module, ast.Expr, ast.Pass, ast.Name, ast.Load, ast.Constant, ast.Attribute,
@@ -102,7 +133,24 @@ def is_inert(source: str) -> bool:
         tree = ast.parse(source)
     except SyntaxError:
         return False
-    return all(isinstance(node, _INERT_NODES) for node in ast.walk(tree))
+    return _inert_magic(tree) or all(isinstance(node, _INERT_NODES) for node in ast.walk(tree))
+
+
+# Magics that read or steer the kernel but leave the namespace alone: no restore point,
+# and an undo does not count them as cells to take back.
+_INERT_MAGICS = {"undo", "timeline", "protection", "who", "whos", "history", "pwd", "lsmagic",
+                 "magic"}
+
+
+def _inert_magic(tree: ast.Module) -> bool:
+    """A cell that is one ``__ipytui__.line_magic('NAME', ...)`` call of an inert magic."""
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+        return False
+    call = tree.body[0].value
+    return (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+            and isinstance(call.func.value, ast.Name) and call.func.value.id == "__ipytui__"
+            and call.func.attr == "line_magic" and bool(call.args)
+            and isinstance(call.args[0], ast.Constant) and call.args[0].value in _INERT_MAGICS)
 
 
 def _transform(code: str) -> str:
@@ -309,6 +357,32 @@ class WorkerContext:
 
     def history(self, hist_access_type: str = "tail", **kwargs: Any) -> list[Any]:
         return self._worker.journal().history_request(hist_access_type=hist_access_type, **kwargs)
+
+    def ask_supervisor(self, event: dict[str, Any]) -> dict[str, Any]:
+        """A question to the supervisor about the restore points, for the running cell."""
+        parent = self._worker.publisher.parent
+        return self._worker.ask_supervisor({**event, "msg_id": parent.msg_id if parent else ""})
+
+    def protection_info(self) -> dict[str, Any]:
+        snapshots = self._worker.snapshots
+        return snapshots.protection.info() if snapshots is not None else {}
+
+    def set_protection(self, setting: str) -> str:
+        """Apply a %protection choice; the supervisor hears of it (and drops points for off)."""
+        snapshots = self._worker.snapshots
+        if snapshots is None:
+            return "This worker takes no snapshots."
+        notice = snapshots.protection.choose(setting)
+        if setting == "off":
+            snapshots.drop_all()
+        elif not snapshots.protection.snapshot_pid:  # protect the current state at once
+            parent = self._worker.publisher.parent
+            snapshots.protection.due = (self._worker.execution_count, parent.msg_id if parent else "",
+                                        {"user": parent.header.get("username", "") if parent else "",
+                                         "changed": []})
+        self._worker.publisher.sup({"event": "protection", **snapshots.protection.info(),
+                                    "drop": setting == "off"})
+        return notice
 
     def object_help(self, expr: str, detail: int) -> str | None:
         from ipytui.kernel.worker.inspection import object_help

@@ -28,6 +28,7 @@ from ipytui.kernel.worker.display import Display, format_object
 from ipytui.kernel.worker.execution import CellOutcome, DisplayHook, run_cell
 from ipytui.kernel.worker.outputs import FdCapture, Flusher, OutStream
 from ipytui.kernel.worker.pipe import connect_worker
+from ipytui.kernel.worker.protection import SETTINGS
 from ipytui.kernel.worker.publisher import Publisher
 from ipytui.kernel.worker.snapshots import Snapshots
 from ipytui.kernel.worker.stdin import StdinBridge
@@ -54,6 +55,8 @@ class Worker:
         self.snapshots: Snapshots | None = None
         self.restored: dict[str, Any] | None = None
         self.warming = False
+        self.deferred: list[list[bytes]] = []  # executes read while a magic asked the supervisor
+        self._asks = 0
 
     # -- setup ------------------------------------------------------------
     @staticmethod
@@ -111,6 +114,7 @@ class Worker:
         signal.signal(signal.SIGINT, self._on_sigint)
         handlers.install_shell(self)
         self.snapshots = Snapshots(self.config)
+        self.publisher.sup({"event": "protection", **self.snapshots.protection.info()})
 
     def promote(self, lost_threads: list[str], after_msg_id: str = "") -> None:
         """In a snapshot child that was chosen: become the worker on fresh pipes."""
@@ -179,6 +183,9 @@ class Worker:
             command = json.loads(frames[1])
             if command.get("cmd") == "resume":
                 self.execution_count = int(command.get("execution_count", self.execution_count))
+                setting = command.get("protection")
+                if self.snapshots is not None and setting in SETTINGS:
+                    self.snapshots.protection.resume(setting)
             return None
         try:
             return self.pipe_codec.deserialize(frames[1:])
@@ -188,12 +195,58 @@ class Worker:
 
     def take_queued_executes(self) -> list[Message]:
         """The executes that have arrived but not run yet (to abort them after an error)."""
-        taken = []
+        taken = [msg for frames in self._take_deferred() if (msg := self._exec_message(frames))]
         while (frames := self.exec_pipe.recv_nowait()) is not None:
             msg = self._exec_message(frames)
             if msg is not None:
                 taken.append(msg)
         return taken
+
+    def _take_deferred(self) -> list[list[bytes]]:
+        deferred, self.deferred = self.deferred, []
+        return deferred
+
+    def ask_supervisor(self, event: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """Send a question on "up" and wait on "exec" for its answer (main thread only).
+
+        Executes that arrive meanwhile are kept, in order, for the main loop.
+        The supervisor may also end this process instead of answering (an undo).
+        """
+        import time
+
+        self._asks += 1
+        ask = f"{os.getpid()}-{self._asks}"
+        self.publisher.sup({**event, "ask": ask})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.exec_pipe.wait(deadline - time.monotonic()):
+                break
+            frames = self.exec_pipe.recv_multipart()
+            if frames is None:
+                break
+            if frames[0] == b"sup":
+                command = json.loads(frames[1])
+                if command.get("cmd") == "answer" and command.get("ask") == ask:
+                    return command
+                self._exec_message(frames)
+            else:
+                self.deferred.append(frames)
+        return {"error": "the supervisor did not answer"}
+
+    def _next_execute(self) -> list[bytes] | None:
+        """The next frames for the main loop; takes an idle-time snapshot while waiting."""
+        if self.deferred:
+            return self.deferred.pop(0)
+        snaps = self.snapshots
+        if snaps is not None and snaps.protection.due is not None:
+            level = snaps.protection.level
+            if level == "off":
+                snaps.protection.due = None
+            elif not self.exec_pipe.wait(snaps.protection.idle_seconds if level == "idle" else 0):
+                count, msg_id, cell = snaps.protection.due
+                snaps.protection.due = None
+                snaps.after_cell(self, count, msg_id, cell)  # a promoted child returns here too
+        return self.exec_pipe.recv_multipart()  # re-read: a promoted snapshot has a new one
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         """SIGINT interrupts a running cell and is harmless while idle.
@@ -236,7 +289,7 @@ class Worker:
                              "restored": self.restored})
         while True:
             try:
-                frames = self.exec_pipe.recv_multipart()  # re-read: a promoted snapshot has a new one
+                frames = self._next_execute()
             except KeyboardInterrupt:
                 continue
             except OSError:

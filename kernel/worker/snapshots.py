@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
 from ipytui.kernel.worker import checkpoint
 from ipytui.kernel.worker.completion import jedi_lock_for_fork
+from ipytui.kernel.worker.protection import Protection
 
 if TYPE_CHECKING:
     from ipytui.kernel.worker.context import WorkerContext
@@ -58,19 +59,26 @@ class Snapshots:
         self.checkpoint_path = Path(path) if path else None
         self.supervisor_pid = int(config.get("supervisor_pid") or os.getppid())
         self.children: list[int] = []
+        self.protection = Protection.from_config(config)
 
     def why_not(self) -> str | None:
         """The reason no snapshot can be taken now, or None."""
         if not self.enabled:
             return "snapshots are switched off"
+        if self.protection.level == "off":
+            return "protection is off"
         if self.memory_limit and _rss_bytes() > self.memory_limit:
             return f"the worker uses more than {self.memory_limit // 2**20} MiB (memory guard)"
         if _has_cuda():
             return "a CUDA context does not survive fork()"
         return None
 
-    def after_cell(self, worker: WorkerContext, execution_count: int, msg_id: str = "") -> None:
-        """Fork a snapshot of the state after a good cell (in the parent: return at once)."""
+    def after_cell(self, worker: WorkerContext, execution_count: int, msg_id: str = "",
+                   cell: dict[str, Any] | None = None) -> None:
+        """Fork a snapshot of the state after a good cell (in the parent: return at once).
+
+        ``cell`` (who ran it, the names it assigned) goes to the supervisor's timeline.
+        """
         reason = self.why_not()
         if reason is not None:
             worker.publisher.sup({"event": "no_snapshot", "why": reason})
@@ -94,17 +102,27 @@ class Snapshots:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             self._reap()
             self.children.append(pid)
+            self.protection.took(pid, execution_count)
             worker.publisher.sup({"event": "snapshot", "pid": pid, "execution_count": execution_count,
-                                  "lost_threads": threads})
+                                  "lost_threads": threads, **(cell or {})})
             return
         self.children = []
         self._wait_for_promotion(worker, execution_count)
         _rename(old_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         worker.promote(lost_threads=threads, after_msg_id=msg_id)
+        worker.publisher.sup({"event": "protection", **self.protection.info()})
         # The promoted state is the last good one: keep a snapshot of it at once,
         # so a second crash before the next good cell still restores everything.
-        self.after_cell(worker, execution_count, msg_id)
+        self.after_cell(worker, execution_count, msg_id, cell)
+
+    def drop_all(self) -> None:
+        """Kill the restore points this worker forked (protection switched off)."""
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._reap()
+        self.protection.dropped()
 
     def _reap(self) -> None:
         """Collect snapshots the supervisor has discarded (no zombies)."""

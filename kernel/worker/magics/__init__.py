@@ -8,7 +8,14 @@ users extend with ``@line_magic`` / ``@cell_magic``. Never imports zmq or Textua
 from __future__ import annotations
 
 from ipytui.kernel.protocol.syntax import transform_cell
-from ipytui.kernel.worker.magics import files, history, namespace_magics, system_magics, timing  # noqa: F401 - registers
+from ipytui.kernel.worker.magics import (  # noqa: F401 - registers
+    files,
+    history,
+    namespace_magics,
+    protection_magics,
+    system_magics,
+    timing,
+)
 from ipytui.kernel.worker.magics.process import SList
 from ipytui.kernel.worker.magics.registry import (
     Magic,
