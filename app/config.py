@@ -7,6 +7,9 @@ Example::
     scrollback_lines = 20000  # lines of output kept before the oldest are dropped
     share_drafts = true       # share the draft with peers as you type
 
+    [kernel]                  # read by the kernel (crash protection, undo, memory
+    protection = "auto"       # limit): see ipytui.kernel.protocol.protection_settings
+
 A missing file means defaults; a bad value is ignored with a warning so a
 typo never keeps the UI from starting.
 """
@@ -25,6 +28,7 @@ except ModuleNotFoundError:  # Python 3.10
     tomllib = None  # type: ignore[assignment]
 
 MIN_SCROLLBACK = 100
+KERNEL_TABLES = ("kernel",)
 
 
 def default_display_name() -> str:
@@ -62,6 +66,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     """Build a Config from parsed TOML, keeping defaults for bad or unknown keys."""
     config = Config(path=path)
     for key, value in data.items():
+        if key in KERNEL_TABLES:
+            continue  # the kernel reads and checks its own table
         expected = _TYPES.get(key)
         if expected is None:
             config.warnings.append(f"unknown setting {key!r} ignored")

@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--undo-depth", type=int, help="cells %%undo can take back (default 3)")
     parser.add_argument("--snapshot-budget", metavar="SIZE",
                         help="memory the kept restore points may hold: 2G, 512M, 25%% (default 25%%)")
+    parser.add_argument("--copy-limit", metavar="SIZE",
+                        help="auto moves to the idle level when a cell copies this much for its "
+                             "restore point (default 64M)")
+    parser.add_argument("--idle-seconds", type=float,
+                        help="idle level: take a restore point after this long idle (default 2)")
     parser.add_argument("--memory-limit", metavar="SIZE",
                         help="end the worker (and restore) when it and its restore points pass "
                              "this: 4G, 512M, 80%% of physical memory (default 80%%)")
@@ -115,7 +120,8 @@ def _settings(args: argparse.Namespace) -> ProtectionSettings:
     for warning in settings.warnings:
         print(f"ipytui kernel: {warning}", file=sys.stderr)
     flags = {"protection": args.protection, "undo_depth": args.undo_depth,
-             "snapshot_budget": args.snapshot_budget, "memory_limit": args.memory_limit}
+             "snapshot_budget": args.snapshot_budget, "memory_limit": args.memory_limit,
+             "copy_limit": args.copy_limit, "idle_seconds": args.idle_seconds}
     for key, value in flags.items():
         if value is not None:
             try:
