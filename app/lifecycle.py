@@ -95,7 +95,11 @@ class KernelLifecycle:
                     usage = {}
                 if usage:
                     failures = 0
-                    self.status.set(pid=usage.get("pid"), memory=usage.get("kernel_memory"))
+                    fields = {"pid": usage.get("pid"), "memory": usage.get("kernel_memory")}
+                    extra = usage.get("ipytui")
+                    if isinstance(extra, dict) and isinstance(extra.get("protection"), dict):
+                        fields["protection"] = extra["protection"]
+                    self.status.set(**fields)
                 else:
                     failures += 1
             await asyncio.sleep(USAGE_SECONDS)
@@ -160,6 +164,8 @@ class KernelLifecycle:
             fields["last_crash"] = crash if isinstance(crash, str) else str(crash.get("cause", ""))
         if isinstance(extra.get("execution_count"), int):
             self.execution_count = extra["execution_count"]
+        if isinstance(extra.get("protection"), dict):
+            fields["protection"] = extra["protection"]
         fields["heartbeat"] = self.session.heartbeat_ok
         if extra.get("encrypted"):  # the kernel's own word (ours says so in kernel_info)
             fields["encrypted"] = True

@@ -110,7 +110,6 @@ class Requests:
                 "restarts": self.restarts, "last_crash": self.last_crash,
                 "encrypted": self.info.encrypted, "kernel_id": self.kernel_id,
                 "rss": procs.rss_bytes(os.getpid(), self.worker.pid, self.worker.snapshot_pid),
-                "execution_count": self.execution_count,
                 "protection": self.protection_status()}
 
     def do_usage_request(self, channel: str, msg: Message) -> None:

@@ -70,7 +70,8 @@ class TimeTravel:
         self.settings = settings
         self.chain = RestoreChain(settings.undo_depth, settings.snapshot_budget)
         self.guard = MemoryGuard(settings.memory_limit)
-        self.protection = {"setting": settings.protection, "level": settings.protection}
+        level = "cell" if settings.protection == "auto" else settings.protection
+        self.protection = {"setting": settings.protection, "level": level}  # the worker's word follows
         self.changed_cells = []
         self.undo_plan = None
         self.zombies = []
