@@ -68,3 +68,22 @@ def test_chain_trims_to_depth_and_says_why() -> None:
     assert [p.count for p in chain.undo_targets(5)] == [3, 4]
     assert "cell [1]" in chain.gone[0] and "undo_depth=2" in chain.gone[0]
     assert chain.drop_newer(3) == [10**7 + 4, 10**7 + 5]
+
+
+def test_kernelspec_install_takes_the_memory_limit(tmp_path: Path, capsys) -> None:
+    import json
+
+    from ipytui.kernel.tools import kernelspec
+
+    prefix = str(tmp_path / "prefix")
+    assert kernelspec.main(["install", "--prefix", prefix, "--name", "ipytui-mem",
+                            "--memory-limit", "80%", "--protection", "idle"]) == 0
+    spec = json.loads((tmp_path / "prefix/share/jupyter/kernels/ipytui-mem/kernel.json").read_text())
+    argv = spec["argv"]
+    assert argv[argv.index("--memory-limit") + 1] == "80%"
+    assert argv[argv.index("--protection") + 1] == "idle"
+    assert argv[-2:] == ["-f", "{connection_file}"]
+    assert kernelspec.main(["install", "--prefix", prefix, "--name", "ipytui-bad",
+                            "--memory-limit", "lots"]) == 2
+    assert "'lots' is not a size" in capsys.readouterr().err
+    assert not (tmp_path / "prefix/share/jupyter/kernels/ipytui-bad").exists()
