@@ -157,6 +157,36 @@ def test_undo_n_past_the_depth_and_timeline(start_kernel) -> None:
         kc.stop_channels()
 
 
+def test_cells_queued_behind_an_undo_run_on_the_restored_state(start_kernel) -> None:
+    info, _ = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _ok(kc, "q = 'kept'")
+        _ok(kc, "q = 'undone'")
+        undo_id = kc.execute("%undo")
+        check_id = kc.execute("print(q)")
+        replies: dict[str, dict[str, Any]] = {}
+        printed: list[str] = []
+        deadline = time.monotonic() + T
+        while len(replies) < 2 or not printed:
+            assert time.monotonic() < deadline, (replies, printed)
+            try:
+                msg = kc.get_shell_msg(timeout=0.05)
+                replies[msg["parent_header"]["msg_id"]] = msg["content"]
+            except Exception:  # noqa: BLE001 - queue.Empty
+                pass
+            try:
+                msg = kc.get_iopub_msg(timeout=0.01)
+                if msg["parent_header"].get("msg_id") == check_id and msg["msg_type"] == "stream":
+                    printed.append(msg["content"]["text"])
+            except Exception:  # noqa: BLE001 - queue.Empty
+                pass
+        assert replies[undo_id]["status"] == "ok" and replies[check_id]["status"] == "ok"
+        assert "".join(printed) == "kept\n"
+    finally:
+        kc.stop_channels()
+
+
 def test_undo_after_a_crash_restore(start_kernel) -> None:
     info, proc = start_kernel(_argv("--protection", "cell"))
     kc = _client(info)

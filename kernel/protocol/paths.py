@@ -51,3 +51,16 @@ def locks_dir() -> Path:
 
 def checkpoints_dir() -> Path:
     return _private_dir(data_dir() / "checkpoints")
+
+
+def temporary_path(path: Path, pid: int) -> Path:
+    """Where process ``pid`` writes ``path`` before renaming it into place."""
+    return path.with_name(f".{path.name}.{pid}.tmp")
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporary files of writers of ``path`` that were killed (pid gone)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:-len(".tmp")]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            tmp.unlink(missing_ok=True)

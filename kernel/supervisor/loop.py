@@ -23,7 +23,7 @@ from typing import Any
 import zmq
 from ipytui.kernel.protocol import procs
 from ipytui.kernel.protocol.connection import ConnectionInfo
-from ipytui.kernel.protocol.paths import checkpoints_dir
+from ipytui.kernel.protocol.paths import checkpoints_dir, remove_stale_temporaries
 from ipytui.kernel.protocol.protection_settings import ProtectionSettings
 from ipytui.kernel.protocol.wire import (
     DELIM,
@@ -375,6 +375,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling, TimeTravel):
             self.journal.end_session(self.journal_session, "shutdown")
         self.lock.remove()
         self.checkpoint_path.unlink(missing_ok=True)
+        remove_stale_temporaries(self.checkpoint_path)
         self.link.close()
         shutil.rmtree(self.private_dir, ignore_errors=True)
         if self.owns_connection_file:

@@ -17,9 +17,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ipytui.kernel.protocol import procs
+from ipytui.kernel.protocol.paths import remove_stale_temporaries
 from ipytui.kernel.protocol.protection_settings import ProtectionSettings
 from ipytui.kernel.protocol.sizes import format_size
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState, is_execute
@@ -46,6 +48,7 @@ class TimeTravel:
     """Restore points, undo, timeline and the memory guard (see the module docstring)."""
 
     settings: ProtectionSettings
+    checkpoint_path: Path
     worker: WorkerState
     inflight: dict[str, Pending]
     backlog: list[tuple[str, list[bytes], bool]]
@@ -100,6 +103,7 @@ class TimeTravel:
         for pid in pids:
             procs.kill(pid)
             self.zombies.append(pid)
+        remove_stale_temporaries(self.checkpoint_path)  # of writers killed with earlier points
 
     def _reap_zombies(self) -> None:
         for pid in list(self.zombies):

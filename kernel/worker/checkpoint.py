@@ -16,6 +16,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+from ipytui.kernel.protocol.paths import temporary_path
+
 FORMAT = 1
 
 
@@ -55,7 +57,7 @@ def capture(namespace: dict[str, Any], names: list[str], execution_count: int) -
 def write(path: Path, state: dict[str, Any]) -> None:
     """Write atomically (temp file, fsync, rename) so a crash leaves the old one."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path, os.getpid())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ipytui.kernel.protocol.paths import temporary_path
 from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
 from ipytui.kernel.worker import checkpoint
 from ipytui.kernel.worker.completion import jedi_lock_for_fork
@@ -140,9 +141,11 @@ class Snapshots:
             os.nice(10)
         born = time.monotonic()
         written = self.checkpoint_path is None
+        writer = 0
         while True:
             info = signal.sigtimedwait({signal.SIGUSR1}, POLL)
             if info is not None:
+                self._stop_writer(writer)
                 with contextlib.suppress(OSError):
                     os.nice(-10)  # only root may lower it back; harmless otherwise
                 return
@@ -150,7 +153,34 @@ class Snapshots:
                 os._exit(0)
             if not written and time.monotonic() - born >= CHECKPOINT_DELAY:
                 written = True
-                self._write_checkpoint(worker, execution_count)
+                writer = self._start_writer(worker, execution_count)
+
+    def _start_writer(self, worker: WorkerContext, execution_count: int) -> int:
+        """Write the checkpoint in a child of the snapshot, so the snapshot itself
+        answers a promotion at once (pickling a big namespace takes seconds)."""
+        try:
+            pid = os.fork()
+        except OSError:
+            return 0
+        if pid:
+            return pid
+        try:
+            _die_with(signal.SIGKILL)  # a dropped snapshot takes its writer along
+            _rename(b"ipytui-ckpt")  # never mistaken for a waiting snapshot
+            self._write_checkpoint(worker, execution_count)
+        finally:
+            os._exit(0)
+
+    def _stop_writer(self, pid: int) -> None:
+        """Promoted: end a checkpoint still being written and remove its temporary file."""
+        if not pid:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        if self.checkpoint_path is not None:
+            temporary_path(self.checkpoint_path, pid).unlink(missing_ok=True)
 
     def _write_checkpoint(self, worker: WorkerContext, execution_count: int) -> None:
         from ipytui.kernel.worker.handlers import user_names
@@ -189,6 +219,13 @@ def _prctl() -> Any:
         return ctypes.CDLL(None).prctl
     except (OSError, AttributeError):
         return None
+
+
+def _die_with(sig: int) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent ends."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _alive(pid: int) -> bool:
