@@ -7,7 +7,8 @@ For each namespace size (a float64 numpy array ``big``; sizes are capped
 below half of the available memory) a fresh ipytui kernel and a fresh
 ipykernel (alternating which goes first) run the same cells back to back,
 each ``--cells`` times: ``big += 1`` (rewrite in place), ``new = big + 1``
-(a new array), ``s = float(big.sum())`` (read only), ``pass`` (nothing).
+(a new array), ``s = float(big.sum())`` (read only), ``x = 1`` (a small
+change), ``pass`` (nothing).
 Per cell: time from send to reply and idle (the lean client of run.py), and
 the kernel tree's PSS right after it (smaps_rollup of every process; the
 copy-on-write pages a snapshot keeps stay after the cell, so this is the
@@ -39,6 +40,7 @@ CELLS = {
     "inplace": "big += 1",
     "new": "new = big + 1",
     "read": "s = float(big.sum())",
+    "small": "x = 1",
     "nothing": "pass",
 }
 KINDS = ("ipytui", "ipykernel")
@@ -85,7 +87,7 @@ def measure(kind: str, wd: Workdir, mib: int, cells: int) -> dict[str, Any]:
             "status"] == "ok"
         out["pss_start"] = tree_pss(run.proc.pid)
         for name, code in CELLS.items():
-            if n == 0 and name != "nothing":
+            if n == 0 and name not in ("nothing", "small"):
                 code = code.replace("big", "np.ones(0)") if name != "inplace" else "pass"
             times, pss = [], []
             for _ in range(cells):
@@ -100,6 +102,7 @@ def measure(kind: str, wd: Workdir, mib: int, cells: int) -> dict[str, Any]:
         out["right"]["inplace"] = n == 0 or _value(run, "big[0], big[-1]") == f"{expected} {expected}"
         out["right"]["new"] = n == 0 or _value(run, "new[0]") == f"{expected + 1}"
         out["right"]["read"] = n == 0 or _value(run, "s") == f"{float(n) * expected}"
+        out["right"]["small"] = _value(run, "x") == "1"
         out["right"]["nothing"] = not out["checks"]
         if kind == "ipytui":
             out.update(_ipytui_extras(run, n, expected))

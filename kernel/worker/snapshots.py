@@ -49,6 +49,13 @@ def _total_memory() -> int:
         return 0
 
 
+class PromotedError(BaseException):
+    """SIGUSR1 during a checkpoint write: stop writing, become the worker.
+
+    A BaseException, so the checkpoint's per-value ``except Exception`` lets it through.
+    """
+
+
 class Snapshots:
     """Takes snapshots in the worker; the promoted child returns from ``after_cell``."""
 
@@ -61,6 +68,8 @@ class Snapshots:
         self.supervisor_pid = int(config.get("supervisor_pid") or os.getppid())
         self.children: list[int] = []
         self.protection = Protection.from_config(config)
+        self._writing = False  # in a snapshot: a checkpoint is being written
+        self._promoted = False  # in a snapshot: SIGUSR1 came while it wrote
 
     def why_not(self) -> str | None:
         """The reason no snapshot can be taken now, or None."""
@@ -141,11 +150,10 @@ class Snapshots:
             os.nice(10)
         born = time.monotonic()
         written = self.checkpoint_path is None
-        writer = 0
         while True:
             info = signal.sigtimedwait({signal.SIGUSR1}, POLL)
-            if info is not None:
-                self._stop_writer(writer)
+            if info is not None or self._promoted:
+                self._promoted = False  # the snapshots this worker takes start afresh
                 with contextlib.suppress(OSError):
                     os.nice(-10)  # only root may lower it back; harmless otherwise
                 return
@@ -153,34 +161,31 @@ class Snapshots:
                 os._exit(0)
             if not written and time.monotonic() - born >= CHECKPOINT_DELAY:
                 written = True
-                writer = self._start_writer(worker, execution_count)
+                self._write_checkpoint_until_promoted(worker, execution_count)
 
-    def _start_writer(self, worker: WorkerContext, execution_count: int) -> int:
-        """Write the checkpoint in a child of the snapshot, so the snapshot itself
-        answers a promotion at once (pickling a big namespace takes seconds)."""
+    def _write_checkpoint_until_promoted(self, worker: WorkerContext, execution_count: int) -> None:
+        """Write the checkpoint, but let SIGUSR1 cut it short: a promotion (crash, undo)
+        must not wait seconds for a big pickle. The snapshot writes it itself, not a
+        child: a child would share its pages and hide what the snapshot holds alone."""
+        self._writing = True
+
+        def on_promotion(signum: int, frame: Any) -> None:
+            self._promoted = True
+            if self._writing:
+                raise PromotedError
+
+        old_handler = signal.signal(signal.SIGUSR1, on_promotion)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         try:
-            pid = os.fork()
-        except OSError:
-            return 0
-        if pid:
-            return pid
-        try:
-            _die_with(signal.SIGKILL)  # a dropped snapshot takes its writer along
-            _rename(b"ipytui-ckpt")  # never mistaken for a waiting snapshot
             self._write_checkpoint(worker, execution_count)
+        except PromotedError:
+            pass
         finally:
-            os._exit(0)
-
-    def _stop_writer(self, pid: int) -> None:
-        """Promoted: end a checkpoint still being written and remove its temporary file."""
-        if not pid:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-        if self.checkpoint_path is not None:
-            temporary_path(self.checkpoint_path, pid).unlink(missing_ok=True)
+            self._writing = False
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+            signal.signal(signal.SIGUSR1, old_handler)
+            if self._promoted and self.checkpoint_path is not None:
+                temporary_path(self.checkpoint_path, os.getpid()).unlink(missing_ok=True)
 
     def _write_checkpoint(self, worker: WorkerContext, execution_count: int) -> None:
         from ipytui.kernel.worker.handlers import user_names
@@ -219,13 +224,6 @@ def _prctl() -> Any:
         return ctypes.CDLL(None).prctl
     except (OSError, AttributeError):
         return None
-
-
-def _die_with(sig: int) -> None:
-    """Ask Linux to send ``sig`` to this process when its parent ends."""
-    prctl = _prctl()
-    if prctl is not None:
-        prctl(1, sig, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _alive(pid: int) -> bool:
