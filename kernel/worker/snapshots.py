@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("ipytui.worker")
 
 CHECKPOINT_DELAY = 1.0  # seconds a snapshot must stay current before it checkpoints
+# ... plus one second per this many resident bytes (at most CHECKPOINT_DELAY_MAX): pickling
+# a big namespace takes a core and seconds, and a checkpoint is for a machine going down,
+# so back-to-back cells and a quick %undo are not made to compete with it.
+CHECKPOINT_BYTES_PER_SECOND = 128 * 2**20
+CHECKPOINT_DELAY_MAX = 60.0
 POLL = 0.5
 
 
@@ -150,6 +155,8 @@ class Snapshots:
             os.nice(10)
         born = time.monotonic()
         written = self.checkpoint_path is None
+        delay = min(CHECKPOINT_DELAY_MAX,
+                    CHECKPOINT_DELAY + _rss_bytes() / CHECKPOINT_BYTES_PER_SECOND)
         while True:
             info = signal.sigtimedwait({signal.SIGUSR1}, POLL)
             if info is not None or self._promoted:
@@ -159,7 +166,7 @@ class Snapshots:
                 return
             if not _alive(self.supervisor_pid):
                 os._exit(0)
-            if not written and time.monotonic() - born >= CHECKPOINT_DELAY:
+            if not written and time.monotonic() - born >= delay:
                 written = True
                 self._write_checkpoint_until_promoted(worker, execution_count)
 
