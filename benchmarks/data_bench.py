@@ -147,15 +147,16 @@ def _available_mib() -> int:
 
 def render(results: dict[int, dict[str, dict[str, Any]]], cells: int) -> str:
     med = statistics.median
-    lines = ["| size | cell | ipytui ms | ipykernel ms | time ratio | ipytui PSS MiB | "
-             "ipykernel PSS MiB | PSS ratio | right (ipytui/ipykernel) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| size | cell | ipytui ms | ipykernel ms | time ratio | slowest cell ms (ipytui / "
+             "ipykernel) | ipytui PSS MiB | ipykernel PSS MiB | PSS ratio | right (ipytui/ipykernel) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for mib, by_kind in results.items():
         a, b = by_kind["ipytui"], by_kind["ipykernel"]
         for name in CELLS:
             ta, tb = med(a["times"][name]), med(b["times"][name])
             pa, pb = max(a["pss"][name]), max(b["pss"][name])
-            lines.append(f"| {mib} MiB | {name} | {ta:.1f} | {tb:.1f} | {ta / tb:.2f}x | {pa:.0f} "
+            slow = f"{max(a['times'][name]):.0f} / {max(b['times'][name]):.0f}"
+            lines.append(f"| {mib} MiB | {name} | {ta:.1f} | {tb:.1f} | {ta / tb:.2f}x | {slow} | {pa:.0f} "
                          f"| {pb:.0f} | {pa / pb:.2f}x | {a['right'][name]}/{b['right'][name]} |")
     lines += ["", "| size | level chosen | after undo | %undo ms (right) | crash -> restored ms "
               "(right) |", "|---|---|---|---|---|"]
@@ -164,7 +165,8 @@ def render(results: dict[int, dict[str, dict[str, Any]]], cells: int) -> str:
         undo = f"{a['undo_ms']:.0f} ({a['undo_right']})" if "undo_ms" in a else "-"
         lines.append(f"| {mib} MiB | {a['level']} | {a['level_after']} | {undo} | "
                      f"{a['crash_ms']:.0f} ({a['crash_right']}) |")
-    lines.append(f"\nmedian of {cells} back-to-back cells; PSS: the largest after any of them")
+    lines.append(f"\nmedian of {cells} back-to-back cells (the slowest is the one that paid the "
+                 "restore point's copies); PSS: the largest after any of them")
     return "\n".join(lines)
 
 
