@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import IPYTUI_ARGV
-from ipytui.kernel.protocol.recovery import REPORT_MIME
+from ipytui.kernel.protocol.events import EVENT_MSG_TYPE, event_text
 from ipytui.kernel.supervisor.time_travel import UNDO_MIME
 from jupyter_client.blocking import BlockingKernelClient
 
@@ -53,7 +53,9 @@ def _run(kc: BlockingKernelClient, code: str) -> tuple[dict[str, Any], list[tupl
         assert time.monotonic() < deadline, (code, reply, outputs)
         try:
             msg = kc.get_iopub_msg(timeout=0.05)
-            if msg["parent_header"].get("msg_id") == msg_id:
+            if msg["msg_type"] == EVENT_MSG_TYPE:
+                outputs.append((msg["msg_type"], msg["content"]))  # shared events (unparented)
+            elif msg["parent_header"].get("msg_id") == msg_id:
                 if msg["msg_type"] == "status":
                     idle = msg["content"]["execution_state"] == "idle"
                 elif msg["msg_type"] != "execute_input":
@@ -67,6 +69,23 @@ def _run(kc: BlockingKernelClient, code: str) -> tuple[dict[str, Any], list[tupl
         except Exception:  # noqa: BLE001 - queue.Empty
             pass
     return reply, outputs
+
+
+def _crash_report(kc: BlockingKernelClient, outputs: list[tuple[str, dict]]) -> dict[str, Any]:
+    """The structured recovery report: told in the crash event, which goes out just
+    after the crashed cell's reply and idle (the error's traceback is its text)."""
+    deadline = time.monotonic() + T
+    while True:
+        for kind, content in outputs:
+            if kind == EVENT_MSG_TYPE and content.get("event") == "crash":
+                return content["report"]
+        assert time.monotonic() < deadline, outputs
+        try:
+            msg = kc.get_iopub_msg(timeout=0.1)
+        except Exception:  # noqa: BLE001 - queue.Empty
+            continue
+        if msg["msg_type"] == EVENT_MSG_TYPE:
+            outputs.append((msg["msg_type"], msg["content"]))
 
 
 def _ok(kc: BlockingKernelClient, code: str) -> str:
@@ -195,8 +214,7 @@ def test_undo_after_a_crash_restore(start_kernel) -> None:
         _ok(kc, "a.append(2)")
         reply, outputs = _run(kc, "import ctypes; ctypes.string_at(0)")
         assert reply["status"] == "error" and reply["ename"] == "KernelDied"
-        report = [c["data"][REPORT_MIME] for t, c in outputs
-                  if t == "display_data" and REPORT_MIME in c["data"]][0]
+        report = _crash_report(kc, outputs)
         assert report["snapshot_after_cell"] == 2 and {"a", "sq"} <= set(report["restored"])
         # Any cell with a call may change the state, so it would be the one undone:
         # undo straight after the crash goes back before cell [2].
@@ -222,9 +240,10 @@ def test_another_client_sees_the_attributed_undo(start_kernel) -> None:
         reply, _ = _run(bob, "%undo")
         assert reply["status"] == "ok", reply
         seen: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
         deadline = time.monotonic() + T
-        while not seen:
-            assert time.monotonic() < deadline
+        while not seen or not events:  # the undo's output and the shared event, both
+            assert time.monotonic() < deadline, (seen, events)
             try:
                 msg = alice.get_iopub_msg(timeout=0.1)
             except Exception:  # noqa: BLE001 - queue.Empty
@@ -232,7 +251,13 @@ def test_another_client_sees_the_attributed_undo(start_kernel) -> None:
             if msg["msg_type"] == "display_data" and UNDO_MIME in msg["content"]["data"]:
                 assert msg["parent_header"]["username"] == "bob"
                 seen.append(msg["content"]["data"][UNDO_MIME])
+            elif msg["msg_type"] == EVENT_MSG_TYPE and msg["content"]["event"] == "undo":
+                assert not msg["parent_header"]  # unparented, as every shared event
+                events.append(msg["content"])
         assert seen[0]["user"] == "bob" and seen[0]["state_after_cell"] == 1
+        assert events[0]["by"]["username"] == "bob" and events[0]["after_cell"] == 1
+        assert events[0]["undone"] == [2] and events[0]["method"] == "snapshot"
+        assert "Undo by bob" in event_text(events[0])
         assert _ok(alice, "print(z)") == "1\n"
     finally:
         alice.stop_channels()
@@ -255,10 +280,7 @@ def test_big_rewrite_moves_auto_to_idle_and_the_crash_report_says_so(start_kerne
         assert prot["restore_point"]["cells_after"] == [2]
         reply, outputs = _run(kc, "import os; os.kill(os.getpid(), 11)")
         assert reply["ename"] == "KernelDied"
-        reports = [c["data"][REPORT_MIME] for t, c in outputs
-                   if t == "display_data" and REPORT_MIME in c["data"]]
-        assert reports, outputs
-        report = reports[0]
+        report = _crash_report(kc, outputs)
         assert report["restored_from"] == "snapshot" and report["snapshot_after_cell"] == 1
         assert report["unprotected"] == [2] and report["protection"] == "idle"
         assert any("Not protected" in note and "[2]" in note for note in report["notes"])
