@@ -140,8 +140,8 @@ def test_a_restore_by_hand_ends_the_debug_session(fresh: Callable[..., Any]) -> 
     km, kc = fresh()
     assert value_of(kc, "kept = 7; kept") == 7
     start_debugging(kc)
-    kc.shell_channel.send(kc.session.msg("ipytui_restore_request", {}))
+    kc.control_channel.send(kc.session.msg("ipytui_restore_request", {}))  # control only
     seen: list[dict[str, Any]] = []
     assert debug_event(kc, "terminated", seen)["event"] == "terminated"
-    assert kc.get_shell_msg(timeout=TIMEOUT)["content"]["status"] == "ok"
+    assert kc.control_channel.get_msg(timeout=TIMEOUT)["content"]["status"] == "ok"
     assert value_of(kc, "kept") == 7

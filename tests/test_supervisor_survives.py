@@ -121,7 +121,7 @@ def test_the_replay_window_is_a_kernel_flag(start_kernel, raw: list[RawClient]) 
 # -- oversized requests -------------------------------------------------------------
 def test_an_oversized_request_gets_an_error_reply_under_the_configured_limit(
         start_kernel, tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "ipytui.kernel", "--max-message-bytes", "100000", "-f"]
+    argv = [sys.executable, "-m", "ipytui.kernel", "--debug", "--max-message-bytes", "100000", "-f"]
     start_kernel(argv)
     kc = BlockingKernelClient(connection_file=str(tmp_path / "kernel-0.json"))
     kc.load_connection_file()

@@ -68,6 +68,7 @@ class TimeTravel:
     spawn_worker: Callable[..., None]
     promote_snapshot: Callable[[], bool]
     announce: Callable[..., dict[str, Any]]
+    _debug_session_ended: Callable[[], None]
 
     def init_time_travel(self, settings: ProtectionSettings) -> None:
         """The supervisor's protection state, from the kernel's settings."""
@@ -167,6 +168,8 @@ class TimeTravel:
         if dead.pidfd >= 0:
             os.close(dead.pidfd)
         self.link.expect(0)
+        if dead.debugging:
+            self._debug_session_ended()  # the debugger lived in the undone worker
         pending, self.inflight = list(self.inflight.values()), {}
         self.backlog[:0] = [(p.channel, p.frames, is_execute(p.channel, p.msg))
                             for p in pending if p is not plan.pending]

@@ -43,11 +43,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("ipytui.worker")
 
 # A snapshot writes its checkpoint CHECKPOINT_DELAY after it was born, plus one second
-# per CHECKPOINT_BYTES_PER_SECOND resident (at most CHECKPOINT_DELAY_MAX): a small
-# namespace is on disk at once, while pickling a big one (a core for seconds) does not
-# compete with back-to-back cells or a quick %undo. A kill of the whole kernel does not
-# wait for it: the orphaned newest snapshot writes at once.
+# per CHECKPOINT_BYTES_PER_SECOND resident past CHECKPOINT_FREE_BYTES (at most
+# CHECKPOINT_DELAY_MAX): a small namespace is on disk at once, while pickling a big one
+# (a core for seconds) does not compete with back-to-back cells or a quick %undo. A kill
+# of the whole kernel does not wait for it: the orphaned newest snapshot writes at once.
 CHECKPOINT_DELAY = 0.05
+CHECKPOINT_FREE_BYTES = 128 * 2**20  # an interpreter with its usual imports
 CHECKPOINT_BYTES_PER_SECOND = 128 * 2**20
 CHECKPOINT_DELAY_MAX = 60.0
 CHECKPOINT_RETRY = 5.0  # seconds between tries while the disk refuses
@@ -192,8 +193,9 @@ class Snapshots:
         with contextlib.suppress(OSError):
             os.nice(10)
         written = self.checkpoint_path is None
+        big = max(0, _rss_bytes() - CHECKPOINT_FREE_BYTES)
         due = time.monotonic() + min(CHECKPOINT_DELAY_MAX,
-                                     CHECKPOINT_DELAY + _rss_bytes() / CHECKPOINT_BYTES_PER_SECOND)
+                                     CHECKPOINT_DELAY + big / CHECKPOINT_BYTES_PER_SECOND)
         while True:
             wait = POLL if written else min(POLL, max(0.0, due - time.monotonic()))
             info = signal.sigtimedwait({signal.SIGUSR1}, wait)
