@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,9 +29,7 @@ class SupervisorQuestions:
     snapshots: Snapshots | None
     deferred: list[list[bytes]]
     _asks: int
-
-    def _exec_message(self, frames: list[bytes]) -> Message | None:
-        raise NotImplementedError
+    _exec_message: Callable[[list[bytes]], Message | None]
 
     def _take_deferred(self) -> list[list[bytes]]:
         deferred, self.deferred = self.deferred, []
