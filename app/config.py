@@ -10,6 +10,9 @@ Example::
     cull_idle_after = 14400   # seconds a kernel ipytui starts may run with no client (0: for ever);
                               # then it writes a checkpoint and stops (`ipytui recover` brings it back)
 
+    [kernel]                  # read by the kernel (crash protection, undo, memory
+    protection = "auto"       # limit): see ipytui.kernel.protocol.protection_settings
+
 A missing file means defaults; a bad value is ignored with a warning so a
 typo never keeps the UI from starting.
 """
@@ -29,6 +32,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 MIN_SCROLLBACK = 100
 IMAGE_MODES = ("auto", "kitty", "sixel", "halfblock", "off")
+KERNEL_TABLES = ("kernel",)
 
 
 def default_display_name() -> str:
@@ -70,6 +74,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     """Build a Config from parsed TOML, keeping defaults for bad or unknown keys."""
     config = Config(path=path)
     for key, value in data.items():
+        if key in KERNEL_TABLES:
+            continue  # the kernel reads and checks its own table
         expected = _TYPES.get(key)
         if expected is None:
             config.warnings.append(f"unknown setting {key!r} ignored")

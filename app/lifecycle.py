@@ -99,7 +99,11 @@ class KernelLifecycle:
                     usage = {}
                 if usage:
                     failures = 0
-                    self.status.set(pid=usage.get("pid"), memory=usage.get("kernel_memory"))
+                    fields = {"pid": usage.get("pid"), "memory": usage.get("kernel_memory")}
+                    extra = usage.get("ipytui")
+                    if isinstance(extra, dict) and isinstance(extra.get("protection"), dict):
+                        fields["protection"] = extra["protection"]
+                    self.status.set(**fields)
                 else:
                     failures += 1
             await asyncio.sleep(USAGE_SECONDS)
@@ -164,6 +168,8 @@ class KernelLifecycle:
             fields["last_crash"] = crash if isinstance(crash, str) else str(crash.get("cause", ""))
         if isinstance(extra.get("execution_count"), int):
             self.execution_count = extra["execution_count"]
+        if isinstance(extra.get("protection"), dict):
+            fields["protection"] = extra["protection"]
         fields["heartbeat"] = self.session.heartbeat_ok
         if extra.get("encrypted"):  # the kernel's own word (ours says so in kernel_info)
             fields["encrypted"] = True
@@ -259,6 +265,8 @@ class KernelLifecycle:
             self.run_worker(self._refresh_kernel_info(), exit_on_error=False)
         elif kind == "recovered":
             self.notify(event_text(event), timeout=6)
+        elif kind == "undo":  # the %undo cell says it; the status pane's restore point moved
+            self.run_worker(self._refresh_kernel_info(), exit_on_error=False)
 
     async def _refresh_kernel_info(self) -> None:
         await self.session.wait_ready(REQUEST_TIMEOUT)

@@ -21,8 +21,8 @@ from ipytui.widgets.mimebundle import RECOVERY_MIME, render_traceback
 from ipytui.widgets.output_stream import OutputStream
 from ipytui.widgets.peer_model import Peer
 
+from .history_replay import HistoryReplay
 from .iopub import coalesce_streams, parent_session, parent_type, parent_username
-from .output_replay import Replay
 from .widget_models import WIDGET_VIEW_MIME, WidgetModels
 
 DIED_ENAMES = {"KernelDied", "DeadKernelError", "WorkerDied"}
@@ -40,7 +40,7 @@ class RouteResult:
     events: list[dict[str, Any]] = field(default_factory=list)  # ipytui_event contents
 
 
-class OutputRouter(Replay):
+class OutputRouter(HistoryReplay):
     def __init__(self, stream: OutputStream, *, own_session: str, display_name: str) -> None:
         self.stream = stream
         self.own_session = own_session
@@ -73,6 +73,9 @@ class OutputRouter(Replay):
             self._note_peer(own_session, display_name)
 
     # -- entry point ------------------------------------------------------------------
+    def _new_result(self) -> RouteResult:
+        return RouteResult()
+
     def apply(self, messages: list[Any]) -> RouteResult:
         self._result = RouteResult()
         for msg in coalesce_streams(messages):
@@ -145,9 +148,6 @@ class OutputRouter(Replay):
             if name and not cell.own and cell.who != name:
                 cell.who = name
                 cell.draw_header()
-
-    def _new_result(self) -> RouteResult:
-        return RouteResult()
 
     def who(self, session: str, username: str) -> str:
         return self.names.get(session) or (client_name(username) if username else session[:8])

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ipytui.widgets.crash_banner import CrashBanner
     from ipytui.widgets.help_pane import HelpPane
     from ipytui.widgets.input_editor import InputEditor
+    from ipytui.widgets.kernel_status import KernelStatus
     from ipytui.widgets.output_stream import OutputStream
 
     from .messages import InputRequested
@@ -45,6 +46,7 @@ class CodeRunner:
     stream: OutputStream
     banner: CrashBanner
     help_pane: HelpPane
+    status: KernelStatus
 
     # -- submitting ---------------------------------------------------------------------
     def on_input_editor_submitted(self, event: InputEditor.Submitted) -> None:
@@ -133,12 +135,21 @@ class CodeRunner:
             return
         content = _reply_content(result)
         self._apply_payloads(content.get("payload"))
+        if self._ours():
+            self.run_worker(self._refresh_protection(), group="protection", exit_on_error=False)
         status = content.get("status", "ok")
         if status == "aborted":
             self._end_pending(local_id, "aborted", "")
         elif not learned:
             note = f"{content.get('ename')}: {content.get('evalue')}" if status == "error" else ""
             self._end_pending(local_id, status, note)
+
+    async def _refresh_protection(self) -> None:
+        """A cell may change the protection level or the restore point: show the kernel's word."""
+        info = await asyncio.wait_for(self.session.kernel_info(), 5.0)
+        extra = info.get("ipytui") if isinstance(info, dict) else None
+        if isinstance(extra, dict) and isinstance(extra.get("protection"), dict):
+            self.status.set(protection=extra["protection"])
 
     def _apply_payloads(self, payloads: Any) -> None:
         """What the reply asks of this client: page text, fill the editor, or leave."""

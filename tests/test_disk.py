@@ -14,6 +14,7 @@ import errno
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,14 @@ def test_full_disk_is_survived_and_said(small_disk: Path, start_kernel) -> None:
         assert execute(kc, seen, "del big")["status"] == "ok"
         resumed = {"journal resumed", "lock file resumed", "checkpoints resumed"}
 
+        last_cell = [0.0]
+
         def all_resumed() -> bool:
-            execute(kc, seen, "v0 += 1")  # a cell gives every feature a reason to write again
+            # A cell gives every feature a reason to write again; a pause between cells
+            # lets the newest restore point write its checkpoint (it waits for one).
+            if time.monotonic() - last_cell[0] > 1.0:
+                execute(kc, seen, "v0 += 1")
+                last_cell[0] = time.monotonic()
             return resumed <= set(seen.notices())
 
         wait_until(all_resumed, T, "every feature to resume")

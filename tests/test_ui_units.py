@@ -384,6 +384,11 @@ def test_shared_event_texts_name_who_and_what_came_back():
         "Kernel recovered from the state of the last checkpoint: 1 name restored.")
     assert event_text({"event": "crash", "by": None, "report": {"cause": "SIGKILL"}}) == (
         "Kernel crashed (SIGKILL) while no cell ran.")
+    assert event_text({"event": "undo", "by": by, "method": "snapshot", "after_cell": 2,
+                       "undone": [3, 5]}) == (
+        "Undo by bob: back at the state after In [2] from a snapshot; In [3], In [5] undone.")
+    assert event_text({"event": "undo", "by": by, "method": "fresh", "after_cell": 2}) == (
+        "Undo by bob failed: the restore point died; the kernel starts empty.")
     assert client_name(None) == client_name("  ") == "a Jupyter client"
     assert client_name(" carol ") == "carol"
     assert (plural(0, "name"), plural(1, "name"), plural(2, "cell")) == ("0 names", "1 name", "2 cells")
@@ -427,6 +432,8 @@ async def test_replay_shows_cells_and_events_in_order_and_crashed_cells_as_died(
         {"event": "crash", "time": 15.0, "by": None, "report": {
             "cause": "SIGKILL", "restored_from": "fresh", "restored": [], "lost": {}, "notes": []}},
         {"event": "restart", "time": "not a time", "by": "not a dict"},
+        {"event": "undo", "time": 40.0, "by": {"username": "bob"}, "method": "snapshot",
+         "after_cell": 1, "undone": [2], "cell_msg_id": "m3"},
     ]
     app = StreamApp()
     async with app.run_test():
@@ -434,7 +441,7 @@ async def test_replay_shows_cells_and_events_in_order_and_crashed_cells_as_died(
         router = OutputRouter(stream, own_session="me", display_name="me")
         router.replay(cells, events)
         shown = [(c.cell_id, c.status) for c in stream.cells.values()]
-        assert [s for _, s in shown] == ["event", "ok", "event", "died", "event"], shown
+        assert [s for _, s in shown] == ["event", "ok", "event", "died", "event", "event"], shown
         assert shown[1][0] == "m1" and shown[3][0] == "m2"
         crashed = stream.cell("m2")
         assert crashed.who == "a Jupyter client" and "KernelDied: boom" in crashed.plain
@@ -442,6 +449,11 @@ async def test_replay_shows_cells_and_events_in_order_and_crashed_cells_as_died(
         assert "Kernel restarted by the kernel: an empty namespace" in notes[0]
         assert "KernelDied: SIGKILL, while no cell ran." in notes[1]
         assert "Kernel restored by bob: back at the state after In [1]" in notes[2]
+        assert "Undo by bob: back at the state after In [1]" in notes[3]
+        # Live, the %undo cell's own output tells it: no second note in the stream.
+        live = SimpleNamespace(content={**events[-1], "time": 50.0})
+        router._event(live)
+        assert len(stream.cells) == len(shown)
 
 
 def test_a_kernel_that_stopped_restarting_says_what_to_do():

@@ -1,11 +1,14 @@
 """KernelStatus: one line about the kernel.
 
-State, kernel name and implementation, execution count, pid and memory (when
-the kernel reports them), uptime, restarts and the last crash cause,
-connection (local/remote, encrypted or not), the heartbeat, and disk writes
-the kernel had to pause (``checkpoints paused: no space left on the device``). The state
-label carries a class per state (``-idle``, ``-busy``, ``-dead``…) for the
-stylesheet.
+State, kernel name and implementation, execution count, crash protection
+(the level, the undo steps kept, the cell the restore point follows and its
+age; an ipytui kernel reports them), pid and memory (when the kernel reports
+them), uptime, restarts and the last crash cause, connection (local/remote,
+encrypted or not), the heartbeat, and disk writes the kernel had to pause
+(``checkpoints paused: no space left on the device``). The state label
+carries a class per state (``-idle``, ``-busy``, ``-dead``…) for the
+stylesheet; the protection label ``-unprotected`` when nothing would come
+back from a crash, and ``-partial`` when cells ran after the restore point.
 """
 
 from __future__ import annotations
@@ -90,11 +93,13 @@ class KernelStatus(Horizontal):
         self.encrypted = False
         self.heartbeat: bool | None = None
         self.disk: dict[str, str] = {}  # paused disk feature -> why (the kernel's word)
+        self.protection: dict | None = None  # kernel_info's ipytui.protection
+        self._point_at: float | None = None
         self._labels = {
             name: Label(id=f"ks-{name}", classes="ks-item")
             # Most useful first: a narrow terminal clips from the right.
-            for name in ("state", "disk", "kernel", "count", "restarts", "proc", "conn", "hb",
-                         "uptime")
+            for name in ("state", "disk", "kernel", "count", "protection", "restarts", "proc",
+                         "conn", "hb", "uptime")
         }
 
     def compose(self):
@@ -111,6 +116,10 @@ class KernelStatus(Horizontal):
             if not hasattr(self, name) or name.startswith("_"):
                 raise AttributeError(f"KernelStatus has no field {name!r}")
             setattr(self, name, value)
+        if "protection" in fields:
+            point = (self.protection or {}).get("restore_point") or {}
+            age = point.get("age_seconds")
+            self._point_at = time.time() - age if isinstance(age, (int, float)) else None
         if self.is_mounted:
             self.redraw()
 
@@ -153,6 +162,37 @@ class KernelStatus(Horizontal):
         if self.show_volatile and self.started_at:
             text = f"up {format_uptime(time.time() - self.started_at)}"
         self._show("uptime", text)
+        self._draw_protection()
+
+    def _draw_protection(self) -> None:
+        """``⛨ idle · undo 2 · point [5] 12s`` (the age only where volatile fields show)."""
+        info = self.protection if isinstance(self.protection, dict) else None
+        label = self._labels["protection"]
+        level = str(info.get("level", "")) if info else ""
+        point = (info or {}).get("restore_point") or {}
+        unprotected = level == "off" or (bool(info) and not point)
+        partial = bool(point.get("cells_after"))
+        label.set_class(unprotected, "-unprotected")
+        label.set_class(partial and not unprotected, "-partial")
+        if not level:
+            self._show("protection", "")
+            return
+        parts = [f"⛨ {level}"]
+        if not self.show_volatile:  # the restore point arrives just after a cell's reply
+            self._show("protection", parts[0])
+            return
+        if info.get("undo_available"):
+            parts.append(f"undo {info['undo_available']}")
+        if point:
+            where = f"point [{point.get('after_cell')}]"
+            if self._point_at is not None:
+                where += f" {format_uptime(time.time() - self._point_at)}"
+            parts.append(where)
+            if partial:
+                parts.append(f"{len(point['cells_after'])} cell(s) after it")
+        elif level != "off":
+            parts.append("no restore point yet")
+        self._show("protection", " · ".join(parts))
 
     def _show(self, name: str, text: str) -> None:
         label = self._labels[name]

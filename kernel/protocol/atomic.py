@@ -50,10 +50,11 @@ def remove_tmp(path: Path, pid: int) -> None:
         tmp_path(path, pid).unlink()
 
 
-def sweep_tmp(directory: Path) -> list[Path]:
-    """Remove temporary files of processes that are gone; returns what was removed."""
+def sweep_tmp(directory: Path, name: str = "*") -> list[Path]:
+    """Remove temporary files (of the file ``name``, or all) of processes that are gone;
+    returns what was removed."""
     removed = []
-    for tmp in directory.glob(".*.tmp"):
+    for tmp in directory.glob(f".{name}.*.tmp"):
         pid = tmp.name.rsplit(".", 2)[-2]
         if not pid.isdigit() or _running(int(pid)):
             continue

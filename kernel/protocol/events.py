@@ -1,5 +1,5 @@
 """Kernel events every client is told the same way: crashes, restarts, restores,
-interrupts and recoveries.
+undos, interrupts and recoveries.
 
 The supervisor publishes each on IOPub as an ``ipytui_event`` message with an
 empty parent header and records it in the journal; UIs draw their status,
@@ -13,7 +13,8 @@ Content: ``event`` (one of ``KINDS``), ``time`` (epoch seconds), ``by``
 (``{"username", "session"}`` of the client that asked, or null), ``status``
 (the kernel's status facts, as kernel_info's ``ipytui`` key) and per kind:
 ``report`` and ``cell_msg_id`` (crash), ``method`` and ``after_cell``
-(restart, restore, recovered).
+(restart, restore, recovered, undo), ``undone`` (the cells an undo took back)
+and ``cell_msg_id`` (the ``%undo`` cell, undo).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 EVENT_MSG_TYPE = "ipytui_event"
-KINDS = ("crash", "restart", "restore", "interrupt", "recovered")
+KINDS = ("crash", "restart", "restore", "undo", "interrupt", "recovered")
 
 # jupyter_client's Session falls back to this when $USER is unset: it names nobody.
 _DEFAULT_USERNAMES = {"", "username"}
@@ -58,6 +59,12 @@ def event_text(event: dict[str, Any]) -> str:
         return f"Kernel restarted by {who}: {_state_after(event)} for every client."
     if kind == "restore":
         return f"Kernel restored by {who}: back at {_state_after(event)}."
+    if kind == "undo":
+        undone = event.get("undone") if isinstance(event.get("undone"), list) else []
+        cells = ", ".join(f"In [{c}]" for c in undone) or "no cell"
+        if event.get("method") != "snapshot":
+            return f"Undo by {who} failed: the restore point died; the kernel starts empty."
+        return f"Undo by {who}: back at {_state_after(event)}; {cells} undone."
     if kind == "interrupt":
         return f"Interrupt sent by {who}."
     if kind == "recovered":

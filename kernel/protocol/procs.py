@@ -62,6 +62,21 @@ def rss_bytes(*pids: int) -> int:
     return total
 
 
+def private_bytes(pid: int) -> int:
+    """Pages only ``pid`` maps (Private_Clean + Private_Dirty in smaps_rollup); 0 if gone.
+
+    For a waiting snapshot: the pages the worker has rewritten since the fork,
+    which the snapshot alone now keeps alive.
+    """
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 0
+    return sum(int(line.split()[1]) * 1024 for line in lines
+               if line.startswith((b"Private_Clean:", b"Private_Dirty:")))
+
+
 def waiting_snapshots() -> list[int]:
     """Snapshots re-parented to us (a subreaper) by a dead worker, oldest first.
 

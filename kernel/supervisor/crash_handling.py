@@ -54,9 +54,17 @@ class CrashHandling:
     spawn_worker: Callable[..., None]
     promote_snapshot: Callable[[], bool]
     announce: Callable[..., dict[str, Any]]
+    chain: Any
+    protection: dict[str, Any]
+    changed_cells: list[int]
+    undo_plan: Any
+    _undo_worker_exit: Callable[[], None]
 
     def _on_worker_exit(self) -> None:
         """The worker died: record why, answer its clients, bring back a worker."""
+        if self.undo_plan is not None:
+            self._undo_worker_exit()
+            return
         dead = self.worker
         status = procs.reap(dead.pid)
         if dead.pidfd >= 0:
@@ -75,6 +83,10 @@ class CrashHandling:
         record = crash_report.CrashRecord.from_exit(status, running.msg if running else None,
                                              dead.notes, snapshot_count=snapshot[1])
         record.cell = running.count if running else None
+        if dead.killed_for:
+            record.cause = dead.killed_for
+        record.protection = dict(self.protection)
+        record.changed_cells = list(self.changed_cells)
         self.last_crash = record.cause
         log.warning("worker %d died: %s", dead.pid, record.cause)  # to the log file, not a client
         self._requeue_after_crash(running)
@@ -109,23 +121,27 @@ class CrashHandling:
             self.spawn_worker(str(self.checkpoint_path) if record.method == "checkpoint" else None)
         self.publish("iopub", "status", {"execution_state": "restarting"})
 
-    @staticmethod
-    def _newest_snapshot(dead: WorkerState) -> tuple[int, int]:
+    def _newest_snapshot(self, dead: WorkerState) -> tuple[int, int]:
         """(pid, cell count) of the dead worker's latest snapshot, announced or not.
 
         An unannounced one is newer than any we know; its hello brings its count.
+        The older points of the chain are kept for %undo.
         """
-        orphans = procs.waiting_snapshots()
-        for pid in orphans[:-1]:
+        known = self.chain.pids()
+        unknown = [pid for pid in procs.waiting_snapshots() if pid not in known]
+        for pid in unknown[:-1]:
             procs.kill(pid)
             procs.reap(pid)
-        if orphans and orphans[-1] != dead.snapshot_pid:
-            return orphans[-1], 0
-        if dead.snapshot_pid and not procs.is_running(dead.snapshot_pid):
-            procs.reap(dead.snapshot_pid)  # killed while it waited (the OOM killer's pick)
-            dead.notes.append("the snapshot had been killed (out of memory?) and could not be used")
+        if unknown:
+            return unknown[-1], 0
+        while (newest := self.chain.newest) is not None and not procs.is_running(newest.pid):
+            self.chain.take(newest.pid)
+            procs.reap(newest.pid)  # killed while it waited (the OOM killer's pick)
+            dead.notes.append(f"the snapshot after cell [{newest.count}] had been killed "
+                              "(out of memory?) and could not be used")
+        if newest is None:
             return 0, 0
-        return dead.snapshot_pid, dead.snapshot_count
+        return newest.pid, newest.count
 
     def _running_cell(self) -> Pending | None:
         """The execute the worker was running: the oldest unanswered one.

@@ -50,6 +50,8 @@ class CrashRecord:
     ok_since_start: bool = False
     restart_began: float = 0.0
     cell: int | None = None  # the crashed cell's execution count, if it was seen
+    protection: dict[str, Any] = field(default_factory=dict)  # the level when it died
+    changed_cells: list[int] = field(default_factory=list)  # state-changing cells before it
 
     @classmethod
     def from_exit(cls, status: int | None, request: Message | None, notes: list[str],
@@ -76,12 +78,18 @@ class CrashRecord:
             method, notes = self.method, list(self.notes)
         for name in restored:
             lost.pop(name, None)
+        unprotected = [c for c in self.changed_cells if c > self.snapshot_count]
+        if method == "snapshot" and unprotected:
+            cells = ", ".join(f"[{c}]" for c in unprotected)
+            notes.append(f"Not protected: the changes of cells {cells}, made after the restore "
+                         f"point (protection level {self.protection.get('level', '?')}), are lost")
         return {
             "cause": self.cause, "code": self.code,
             "username": header.get("username", ""), "session": header.get("session", ""),
             "restored_from": method, "snapshot_after_cell": self.snapshot_count,
             "restored": restored, "lost": lost, "notes": notes,
             "seconds": round(now - self.died_at, 3), "execution_count": self.cell,
+            "protection": self.protection.get("level", ""), "unprotected": unprotected,
         }
 
     def error_content(self, report: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ipytui.kernel.protocol.atomic import sweep_tmp
 from ipytui.kernel.supervisor.inflight import WorkerState
 from ipytui.kernel.supervisor.lockfile import KernelLock
 from ipytui.kernel.supervisor.presence_service import PresenceService
@@ -84,3 +85,4 @@ class Culling:
             return
         self.lock.remove()
         self.checkpoint_path.unlink(missing_ok=True)
+        sweep_tmp(self.checkpoint_path.parent, self.checkpoint_path.name)  # of killed points

@@ -35,6 +35,7 @@ class WorkerState:
     snapshot_count: int = 0
     notes: list[str] = field(default_factory=list)
     debugging: bool = False  # its debugger (debugpy) was started: a session ends with it
+    killed_for: str = ""  # why the supervisor ended it (the memory guard), else ""
 
 
 def is_execute(channel: str, msg: Message) -> bool:

@@ -25,6 +25,7 @@ import zmq
 from ipytui.kernel.protocol import procs
 from ipytui.kernel.protocol.connection import ConnectionInfo
 from ipytui.kernel.protocol.paths import checkpoints_dir, private_dir_prefix
+from ipytui.kernel.protocol.protection_settings import ProtectionSettings
 from ipytui.kernel.protocol.replay import DEFAULT_REPLAY_WINDOW
 from ipytui.kernel.protocol.wire import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -51,6 +52,7 @@ from ipytui.kernel.supervisor.requests import Requests
 from ipytui.kernel.supervisor.security import ServerSecurity
 from ipytui.kernel.supervisor.silencer import Silencer
 from ipytui.kernel.supervisor.sockets import make_iopub, make_router
+from ipytui.kernel.supervisor.time_travel import TimeTravel
 from ipytui.kernel.supervisor.worker_lifecycle import WorkerLifecycle
 from ipytui.kernel.supervisor.worker_link import WorkerLink
 from ipytui.kernel.supervisor.zmq_send import send_frames
@@ -61,7 +63,7 @@ FAILURE_LOG_INTERVAL = 5.0  # seconds between log lines of one loop step that ke
 READY_TIMEOUT = 3.0  # seconds to wait for a new worker before answering the crash anyway
 
 
-class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Announcer):
+class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Announcer, TimeTravel):
     """One kernel: public sockets, routing, the worker's lifecycle (crashes: CrashHandling)."""
 
     def __init__(self, info: ConnectionInfo, connection_file: Path, *, snapshots: bool = True,
@@ -69,8 +71,10 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
                  security: ServerSecurity | None = None, exit_on_restart: bool = False,
                  replay_window: float = DEFAULT_REPLAY_WINDOW,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                 launched_by: str = "user", cull_after: float = DEFAULT_CULL_AFTER) -> None:
+                 launched_by: str = "user", cull_after: float = DEFAULT_CULL_AFTER,
+                 settings: ProtectionSettings | None = None) -> None:
         self.info = info
+        self.init_time_travel(settings or ProtectionSettings())
         self.exit_on_restart = exit_on_restart
         self.security = security or ServerSecurity.for_kernel(info)
         self.connection_file = Path(connection_file)
@@ -298,6 +302,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
                     poller.register(registered_fd, zmq.POLLIN)
             timeout = (20 if self.restores_waiting else 100 if self.crash_pending is not None
                        else self.lock_keeper.due_ms())
+            timeout = min(timeout, self.guard.due_ms() + 1)
             events = dict(poller.poll(timeout))
             # Each step is guarded on its own: one failing cannot end the loop or skip the rest.
             self._safely(self.link.handle, events)
@@ -317,6 +322,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
                 self._safely(self._bring_back)
             self._safely(self.check_restores)
             self._safely(self._check_crash_deadline)
+            self._safely(self._guard_memory)
             self._safely(self.presence.flush)
             self._safely(self.check_idle)
             table = self.presence.table
@@ -366,6 +372,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
         self.running = False
         if self.worker.snapshot_pid:
             procs.kill(self.worker.snapshot_pid)
+        self.chain.kill_all()
         if self.worker.pid:
             self._stop_worker(self.worker)
         self.recorder.stop()

@@ -18,6 +18,7 @@ from ipytui.kernel.protocol.connection import (
 
 if TYPE_CHECKING:
     from ipytui.kernel.protocol.connection import ConnectionInfo
+    from ipytui.kernel.protocol.protection_settings import ProtectionSettings
     from ipytui.kernel.supervisor.security import ServerSecurity
 
 
@@ -31,6 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port-base", type=int, default=None,
                         help="fixed ports N..N+4, in this order: shell, iopub, stdin, control, hb")
     parser.add_argument("--no-snapshots", action="store_true", help="switch fork() snapshots off")
+    parser.add_argument("--protection", choices=("auto", "cell", "idle", "off"),
+                        help="crash-protection level (default: [kernel] protection in "
+                             "config.toml, else auto); see docs/protection.md")
+    parser.add_argument("--undo-depth", type=int, help="cells %%undo can take back (default 3)")
+    parser.add_argument("--snapshot-budget", metavar="SIZE",
+                        help="memory the kept restore points may hold: 2G, 512M, 25%% (default 25%%)")
+    parser.add_argument("--copy-limit", metavar="SIZE",
+                        help="auto moves to the idle level when a cell copies this much for its "
+                             "restore point (default 64M)")
+    parser.add_argument("--idle-seconds", type=float,
+                        help="idle level: take a restore point after this long idle (default 2)")
+    parser.add_argument("--memory-limit", metavar="SIZE",
+                        help="end the worker (and restore) when it and its restore points pass "
+                             "this: 4G, 512M, 80%% of physical memory (default 80%%)")
     parser.add_argument("--restore-from", help="start from this checkpoint file")
     parser.add_argument("--exit-on-restart", action="store_true",
                         help="exit on shutdown_request(restart=true), as Jupyter kernel managers "
@@ -85,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.ip is None:
         args.ip = "0.0.0.0" if args.remote else "127.0.0.1"
+    try:
+        settings = _settings(args)
+    except ValueError as exc:  # a bad flag stops the start before anything is written
+        print(f"ipytui kernel: {exc}", file=sys.stderr)
+        return 2
     existed = bool(args.connection_file) and Path(args.connection_file).exists()
     try:
         path, info, owns = _connection(args)
@@ -118,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                      exit_on_restart=args.exit_on_restart,
                      launched_by="manager" if args.exit_on_restart else "user",
                      cull_after=DEFAULT_CULL_AFTER if args.cull_idle_after is None else args.cull_idle_after,
-                     **limits)
+                     settings=settings, **limits)
     sup.bind()
     if owns:
         print(f"ipytui kernel: connection file {path}", file=sys.stderr, flush=True)
@@ -180,6 +200,25 @@ def _setup_logging(args: argparse.Namespace, path: Path) -> None:
         return
     logging.captureWarnings(True)  # Python's warnings too: stderr is the client's terminal
     os.environ[LOG_ENV] = str(log_file)
+def _settings(args: argparse.Namespace) -> ProtectionSettings:
+    """config.toml's [kernel] table, overridden by the flags; a bad flag raises ValueError."""
+    from ipytui.kernel.protocol.protection_settings import load_settings
+
+    settings = load_settings()
+    for warning in settings.warnings:
+        print(f"ipytui kernel: {warning}", file=sys.stderr)
+    flags = {"protection": args.protection, "undo_depth": args.undo_depth,
+             "snapshot_budget": args.snapshot_budget, "memory_limit": args.memory_limit,
+             "copy_limit": args.copy_limit, "idle_seconds": args.idle_seconds}
+    for key, value in flags.items():
+        if value is not None:
+            try:
+                settings.set(key, value)
+            except ValueError as exc:
+                raise ValueError(f"--{key.replace('_', '-')}: {exc}") from None
+    if args.no_snapshots:
+        settings.protection = "off"
+    return settings
 
 
 def _refusal(args: argparse.Namespace, path: Path, info: ConnectionInfo) -> str:

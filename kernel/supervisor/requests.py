@@ -48,6 +48,10 @@ class Requests:
     restart_worker: Callable[[bool], str]
     interrupt_worker: Callable[[], None]
     announce: Callable[..., dict[str, Any]]
+    protection_status: Callable[[], dict[str, Any]]
+    protection: dict[str, Any]
+    guard: Any
+    chain: Any
 
     def _revoked(self, channel: str, msg: Message) -> None:
         """A key taken off the allow-list while connected: answer its requests with why."""
@@ -122,8 +126,9 @@ class Requests:
 
     def _snapshot_on_its_way(self) -> bool:
         worker = self.worker
+        # At level idle or off no snapshot follows each cell: nothing to wait for.
         return (worker.ready and self.last_ok_count > worker.snapshot_count
-                and not worker.notes)
+                and not worker.notes and self.protection.get("level") == "cell")
 
     def do_history_request(self, channel: str, msg: Message) -> None:
         """History comes from the journal, so it works while a cell runs or after a crash."""
@@ -142,7 +147,14 @@ class Requests:
                 "user_names": self.user_names,
                 "encrypted": self.info.encrypted, "kernel_id": self.kernel_id,
                 "rss": procs.rss_bytes(os.getpid(), self.worker.pid, self.worker.snapshot_pid),
-                "disk": self.disk.state()}
+                "disk": self.disk.state(), "protection": self.protection_status()}
+
+    def do_usage_request(self, channel: str, msg: Message) -> None:
+        """Memory of the kernel's processes, and the protection facts for status panes."""
+        used = self.guard.used(self.worker.pid, self.chain) if self.worker.pid else 0
+        self._answer(Pending(channel, msg, []), "usage_reply", {
+            "hostname": os.uname().nodename, "pid": self.worker.pid or os.getpid(),
+            "kernel_memory": used, "ipytui": {"protection": self.protection_status()}})
 
 
 def history_content_error(content: dict[str, Any]) -> str | None:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from ipytui.kernel.protocol import procs
-from ipytui.kernel.protocol.atomic import remove_tmp
 from ipytui.kernel.supervisor import crash_report
 from ipytui.kernel.supervisor.disk_health import DiskHealth
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState
@@ -53,6 +52,18 @@ class WorkerLifecycle:
     journal_session: int | None
     disk: DiskHealth
     checkpointed: dict[str, Any] | None
+    settings: Any
+    chain: Any
+    changed_cells: list[int]
+    protection: dict[str, Any]
+    undo_plan: Any
+    _finish_undo: Callable[..., None]
+    _discard: Callable[[list[int]], None]
+    _on_snapshot: Callable[[dict[str, Any]], None]
+    _on_cell_changed: Callable[[int], None]
+    _on_protection: Callable[[dict[str, Any]], None]
+    _on_undo: Callable[[dict[str, Any]], None]
+    _on_timeline: Callable[[dict[str, Any]], None]
     _answer: Callable[..., None]
     _finish_crash: Callable[..., None]
     _flush_backlog: Callable[[], None]
@@ -66,6 +77,7 @@ class WorkerLifecycle:
             "session": self.codec.session, "pipe": self.link.path, "supervisor_pid": os.getpid(),
             "checkpoint_path": str(self.checkpoint_path), "snapshots": self.snapshots,
             "restore_from": restore_from, "journal_session": self.journal_session,
+            **self.settings.as_config(),
         }
         env = dict(os.environ, IPYTUI_WORKER=json.dumps(config))
         proc = subprocess.Popen([sys.executable, "-m", "ipytui.kernel.worker"], env=env,
@@ -84,6 +96,7 @@ class WorkerLifecycle:
         pid = self.worker.snapshot_pid
         if not pid:
             return False
+        self.chain.take(pid)
         try:
             os.kill(pid, signal.SIGUSR1)
             self._adopt(pid)
@@ -102,6 +115,9 @@ class WorkerLifecycle:
             procs.kill(snapshot[0])
             procs.reap(snapshot[0])
             snapshot = (0, 0)
+        if not restore:
+            self._discard(self.chain.drop_all("the kernel was restarted without restoring"))
+            self.changed_cells = []
         for pending in list(self.inflight.values()):
             self._answer(pending, pending.msg.msg_type.replace("_request", "_reply"),
                          {"status": "aborted" if pending.msg.msg_type == "execute_request" else "error",
@@ -163,12 +179,17 @@ class WorkerLifecycle:
             if self.crash_pending is not None:
                 self.crash_pending.snapshot_count = int(event.get("execution_count", 0))
             self.link.send("exec", [b"sup", json.dumps(
-                {"cmd": "resume", "execution_count": self.execution_count}).encode()])
+                {"cmd": "resume", "execution_count": self.execution_count,
+                 "protection": self.protection.get("setting")}).encode()])
+            count = int(event.get("execution_count", 0))
+            self.changed_cells = [c for c in self.changed_cells if c <= count]
         else:
             self.execution_count = max(self.execution_count, int(event.get("execution_count", 0)))
             self._tell_recovery(event)
         if self.crash_pending is not None:
             self._finish_crash(event)
+        if self.undo_plan is not None:
+            self._finish_undo(event)
         self._flush_backlog()
 
     def _tell_recovery(self, hello: dict[str, Any]) -> None:
@@ -184,14 +205,10 @@ class WorkerLifecycle:
     def _on_sup(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "snapshot":
-            old = self.worker.snapshot_pid
-            self.worker.snapshot_pid = int(event["pid"])
-            self.worker.snapshot_count = int(event.get("execution_count", 0))
-            self.worker.notes = [f"thread {name!r} did not survive fork()"
-                                 for name in event.get("lost_threads", [])]
-            if old and old != self.worker.snapshot_pid:
-                procs.kill(old)
-                remove_tmp(self.checkpoint_path, old)  # killed mid-checkpoint, perhaps
+            self._on_snapshot(event)
+        elif kind in ("protection", "undo", "timeline"):
+            {"protection": self._on_protection, "undo": self._on_undo,
+             "timeline": self._on_timeline}[kind](event)
         elif kind == "checkpoint":
             if event.get("ok"):
                 self.disk.ok("checkpoint")
@@ -205,6 +222,10 @@ class WorkerLifecycle:
             self.crashes.cell_finished()
             if isinstance(event.get("user_names"), int):
                 self.user_names = event["user_names"]
+            if isinstance(event.get("protection"), dict):
+                self.protection = event["protection"]
+            if event.get("changed") and event.get("execution_count"):
+                self._on_cell_changed(int(event["execution_count"]))
             if event.get("status") == "ok" and not event.get("inert"):
                 self.last_ok_count = int(event.get("execution_count") or 0)
             self.execution_count = max(self.execution_count, int(event.get("execution_count") or 0))

@@ -28,12 +28,14 @@ def debugpy_available() -> bool:
 
 
 def kernel_json(display_name: str = DISPLAY_NAME, interrupt_mode: str = "signal",
-                env: dict[str, str] | None = None) -> dict[str, Any]:
+                env: dict[str, str] | None = None,
+                kernel_flags: list[str] | None = None) -> dict[str, Any]:
     """The kernel.json contents; ``{connection_file}`` is filled in by the launcher."""
     spec: dict[str, Any] = {
         # A Jupyter kernel manager restarts by starting a new process, so the
         # supervisor exits on a restart request instead of restarting in place.
-        "argv": [sys.executable, "-m", "ipytui.kernel", "--exit-on-restart", "-f", "{connection_file}"],
+        "argv": [sys.executable, "-m", "ipytui.kernel", "--exit-on-restart", *(kernel_flags or []),
+                 "-f", "{connection_file}"],
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": interrupt_mode,
@@ -78,9 +80,9 @@ def destination(name: str, user: bool = False, prefix: str | None = None) -> Pat
 # -- install ------------------------------------------------------------------
 def install(name: str = DEFAULT_NAME, *, user: bool = False, prefix: str | None = None,
             display_name: str = DISPLAY_NAME, interrupt_mode: str = "signal",
-            env: dict[str, str] | None = None) -> Path:
+            env: dict[str, str] | None = None, kernel_flags: list[str] | None = None) -> Path:
     """Install (or replace) the kernelspec; returns the directory it was written to."""
-    spec = kernel_json(display_name, interrupt_mode, env)
+    spec = kernel_json(display_name, interrupt_mode, env, kernel_flags)
     with tempfile.TemporaryDirectory(prefix="ipytui-kernelspec-") as tmp:
         (Path(tmp) / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
         # Copies keep the mode: a system-wide spec must be readable by everyone.
@@ -145,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="how Jupyter interrupts the kernel (default: signal)")
     inst.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                       help="set an environment variable for the kernel (repeatable)")
+    inst.add_argument("--memory-limit", metavar="SIZE",
+                      help="the kernel's memory guard: 4G, 512M, 80%% of physical memory")
+    inst.add_argument("--protection", choices=("auto", "cell", "idle", "off"),
+                      help="the kernel's crash-protection level (default: auto)")
     sub.add_parser("list", help="list installed ipytui kernelspecs")
     return parser
 
@@ -165,10 +171,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ipytui kernelspec: --env wants NAME=VALUE, got {item!r}", file=sys.stderr)
             return 2
         env[key] = value
+    flags: list[str] = []
+    if args.memory_limit is not None:
+        from ipytui.kernel.protocol.sizes import SizeError, parse_size
+
+        try:
+            parse_size(args.memory_limit, "--memory-limit")
+        except SizeError as exc:
+            print(f"ipytui kernelspec: {exc}", file=sys.stderr)
+            return 2
+        flags += ["--memory-limit", args.memory_limit]  # as written: 80% follows the machine
+    if args.protection is not None:
+        flags += ["--protection", args.protection]
     prefix = sys.prefix if args.sys_prefix else args.prefix
     try:
         path = install(args.name, user=args.user, prefix=prefix, display_name=args.display_name,
-                       interrupt_mode=args.interrupt_mode, env=env)
+                       interrupt_mode=args.interrupt_mode, env=env, kernel_flags=flags)
     except PermissionError as exc:
         print(f"ipytui kernelspec: {exc}\n  (use --user to install for yourself only)",
               file=sys.stderr)

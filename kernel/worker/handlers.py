@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from ipytui.kernel.protocol.completeness import is_complete_content
 from ipytui.kernel.protocol.wire import Message
+from ipytui.kernel.worker import protection_hooks
 from ipytui.kernel.worker.execution import format_exception
+from ipytui.kernel.worker.protection_hooks import ProtectionContext
 
 if TYPE_CHECKING:
     from ipytui.kernel.worker.context import WorkerContext
@@ -64,12 +66,18 @@ def execute(worker: WorkerContext, msg: Message) -> None:
             pub.send("iopub", "execute_input", {"code": code, "execution_count": count})
     source = _transform(code)
     worker.displayhook.silent = silent
-    cell = worker.shell.before_cell(code, silent, store)
+    protection = worker.snapshots.protection if worker.snapshots is not None else None
+    if protection is not None:
+        protection.cell_started()
+    shell_cell = worker.shell.before_cell(code, silent, store)
     outcome = worker.run_user_cell(source, count, raw=code)
     if outcome.ename == "KeyboardInterrupt":
         worker.discard_streams()
-    worker.shell.after_cell(cell, count, outcome)
+    worker.shell.after_cell(shell_cell, count, outcome)
     worker.flush_streams()
+    changed = not is_inert(source)
+    if protection is not None:
+        protection_hooks.measure(worker, protection, count, changed)
     reply = {"status": outcome.status, "execution_count": count}
     if outcome.status == "ok":
         reply["payload"] = worker.payloads
@@ -86,12 +94,13 @@ def execute(worker: WorkerContext, msg: Message) -> None:
     inert = outcome.status != "ok" or is_inert(source)
     pub.sup({"event": "cell_done", "status": outcome.status, "execution_count": count,
              "msg_id": msg.msg_id, "inert": inert or worker.snapshots is None,
-             "user_names": count_user_names(worker.namespace)})
+             "user_names": count_user_names(worker.namespace), "changed": changed,
+             **({"protection": protection.info()} if protection is not None else {})})
     # The snapshot is forked before the reply: once a client holds a cell's reply,
     # the state after it survives a kill of the whole kernel (the snapshot writes
     # its checkpoint when it sees the supervisor gone), and a restore right after
-    # the cell finds it announced.
-    if not inert and worker.snapshots is not None and worker.snapshots.after_cell(worker, count, msg.msg_id):
+    # the cell finds it announced. (At level idle it waits for the idle moment.)
+    if not inert and protection_hooks.take_restore_point(worker, count, msg, code):
         pub.parent = None  # promoted: the supervisor has answered this cell for the dead worker
         worker.stdin.request = None
         return
@@ -119,7 +128,24 @@ def is_inert(source: str) -> bool:
         tree = ast.parse(source)
     except SyntaxError:
         return False
-    return all(isinstance(node, _INERT_NODES) for node in ast.walk(tree))
+    return _inert_magic(tree) or all(isinstance(node, _INERT_NODES) for node in ast.walk(tree))
+
+
+# Magics that read or steer the kernel but leave the namespace alone: no restore point,
+# and an undo does not count them as cells to take back.
+_INERT_MAGICS = {"undo", "timeline", "protection", "who", "whos", "history", "pwd", "lsmagic",
+                 "magic"}
+
+
+def _inert_magic(tree: ast.Module) -> bool:
+    """A cell that is one ``__ipytui__.line_magic('NAME', ...)`` call of an inert magic."""
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+        return False
+    call = tree.body[0].value
+    return (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+            and isinstance(call.func.value, ast.Name) and call.func.value.id == "__ipytui__"
+            and call.func.attr == "line_magic" and bool(call.args)
+            and isinstance(call.args[0], ast.Constant) and call.args[0].value in _INERT_MAGICS)
 
 
 def _transform(code: str) -> str:
@@ -315,7 +341,7 @@ def install_shell(worker: WorkerContext) -> None:
     builtins.__ipytui__ = MagicShell(MagicContext(worker))  # type: ignore[attr-defined]
 
 
-class MagicContext:
+class MagicContext(ProtectionContext):
     """What magics may use of the worker (the KernelContext protocol)."""
 
     def __init__(self, worker: WorkerContext) -> None:

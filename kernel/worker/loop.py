@@ -31,7 +31,9 @@ from ipytui.kernel.worker.display import Display, format_object
 from ipytui.kernel.worker.execution import CellOutcome, DisplayHook, run_cell
 from ipytui.kernel.worker.outputs import FdCapture, Flusher, OutStream
 from ipytui.kernel.worker.pipe import connect_worker
+from ipytui.kernel.worker.protection import SETTINGS
 from ipytui.kernel.worker.publisher import Publisher
+from ipytui.kernel.worker.questions import SupervisorQuestions
 from ipytui.kernel.worker.snapshots import Snapshots, checkpoint_now
 from ipytui.kernel.worker.stdin import StdinBridge
 
@@ -42,7 +44,7 @@ WARM_UP_QUIET_S = 0.5
 started): a cell then rarely shares the GIL with a step, nor its snapshot waits for one."""
 
 
-class Worker:
+class Worker(SupervisorQuestions):
     """One worker: sockets, threads, the user namespace and the execute loop."""
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -64,6 +66,8 @@ class Worker:
         self.shell: notebook_shell.ZMQInteractiveShell | None = None
         self.comms = comms.CommDispatcher(self, self.user_lock)
         self._debugger: Any = None  # made on the first debug_request (debugger.Debugger)
+        self.deferred: list[list[bytes]] = []  # executes read while a magic asked the supervisor
+        self._asks = 0
 
     # -- setup ------------------------------------------------------------
     @staticmethod
@@ -131,6 +135,7 @@ class Worker:
         handlers.install_shell(self)
         self.install_ecosystem()
         self.snapshots = Snapshots(self.config)
+        self.publisher.sup({"event": "protection", **self.snapshots.protection.info()})
 
     def install_ecosystem(self) -> None:
         """get_ipython(), comms, IPython's display hooks, matplotlib's default backend."""
@@ -225,6 +230,9 @@ class Worker:
             command = json.loads(frames[1])
             if command.get("cmd") == "resume":
                 self.execution_count = int(command.get("execution_count", self.execution_count))
+                setting = command.get("protection")
+                if self.snapshots is not None and setting in SETTINGS:
+                    self.snapshots.protection.resume(setting)
             elif command.get("cmd") == "checkpoint":  # the kernel is about to be culled
                 self.publisher.sup(checkpoint_now(self))
             return None
@@ -236,7 +244,7 @@ class Worker:
 
     def take_queued_executes(self) -> list[Message]:
         """The executes that have arrived but not run yet (to abort them after an error)."""
-        taken = []
+        taken = [msg for frames in self._take_deferred() if (msg := self._exec_message(frames))]
         while (frames := self.exec_pipe.recv_nowait()) is not None:
             msg = self._exec_message(frames)
             if msg is not None:
@@ -294,7 +302,7 @@ class Worker:
         self.start_warm_up()
         while True:
             try:
-                frames = self.exec_pipe.recv_multipart()  # re-read: a promoted snapshot has a new one
+                frames = self._next_execute()
             except KeyboardInterrupt:
                 continue
             except OSError:

@@ -72,6 +72,18 @@ class WorkerPipe:
         """The next message, waiting for it; None once the supervisor is gone."""
         return self._next(0)
 
+    def wait(self, timeout: float) -> bool:
+        """True once a message (or the end of stream) can be read, False after ``timeout``."""
+        if self._ready:
+            return True
+        import select
+
+        try:
+            readable, _, _ = select.select([self.sock], [], [], max(0.0, timeout))
+        except (OSError, ValueError):
+            return True  # let the read report it
+        return bool(readable)
+
     def recv_nowait(self) -> list[bytes] | None:
         """The next message if one has arrived, else None (never waits)."""
         return self._next(socket.MSG_DONTWAIT)

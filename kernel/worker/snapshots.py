@@ -1,12 +1,16 @@
-"""Copy-on-write fork() snapshots of the worker, taken after each successful cell.
+"""Copy-on-write fork() snapshots of the worker: the restore points.
 
+When they are taken is the protection level's choice (worker/protection.py);
+the supervisor keeps several as a chain for ``%undo`` (docs/protection.md).
 The child sleeps in ``sigtimedwait``. SIGUSR1 from the supervisor promotes it:
 it connects fresh pipes and becomes the worker, with every object of the last
 good state, unpicklable ones included. While it waits, it writes a durable
-pickle checkpoint at low priority, CHECKPOINT_DELAY after it was born (so a
-burst of cells writes few), and once more as its last act if the supervisor
+pickle checkpoint at low priority, CHECKPOINT_DELAY (more for a big namespace)
+after it was born if it is still the newest point (so a burst of cells writes
+few, and an older point never overwrites a newer state), and once more as its last act if the supervisor
 dies before it wrote one: a kill of the whole kernel still leaves the state
-of the last good cell on disk. SIGKILL discards it.
+of the last good cell on disk. SIGKILL discards it; SIGUSR1 during a write cuts
+the write short (no temporary file is left).
 
 A failed write (a full disk) is retried every CHECKPOINT_RETRY seconds. The
 child tells the worker how each write went on a pipe the worker reads on a
@@ -31,13 +35,22 @@ from typing import TYPE_CHECKING, Any
 from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
 from ipytui.kernel.worker import checkpoint
 from ipytui.kernel.worker.jedi_runner import jedi_lock_for_fork
+from ipytui.kernel.worker.protection import Protection
 
 if TYPE_CHECKING:
     from ipytui.kernel.worker.context import WorkerContext
 
 log = logging.getLogger("ipytui.worker")
 
-CHECKPOINT_DELAY = 0.05  # seconds a snapshot must stay current before it checkpoints
+# A snapshot writes its checkpoint CHECKPOINT_DELAY after it was born, plus one second
+# per CHECKPOINT_BYTES_PER_SECOND resident past CHECKPOINT_FREE_BYTES (at most
+# CHECKPOINT_DELAY_MAX): a small namespace is on disk at once, while pickling a big one
+# (a core for seconds) does not compete with back-to-back cells or a quick %undo. A kill
+# of the whole kernel does not wait for it: the orphaned newest snapshot writes at once.
+CHECKPOINT_DELAY = 0.05
+CHECKPOINT_FREE_BYTES = 128 * 2**20  # an interpreter with its usual imports
+CHECKPOINT_BYTES_PER_SECOND = 128 * 2**20
+CHECKPOINT_DELAY_MAX = 60.0
 CHECKPOINT_RETRY = 5.0  # seconds between tries while the disk refuses
 POLL = 0.5
 
@@ -57,6 +70,13 @@ def _total_memory() -> int:
         return 0
 
 
+class PromotedError(BaseException):
+    """SIGUSR1 during a checkpoint write: stop writing, become the worker.
+
+    A BaseException, so the checkpoint's per-value ``except Exception`` lets it through.
+    """
+
+
 class Snapshots:
     """Takes snapshots in the worker; the promoted child returns from ``after_cell``."""
 
@@ -72,6 +92,9 @@ class Snapshots:
         os.set_blocking(self._notes_write, False)  # a child never waits on the worker
         self._notes_reader_pid = 0  # the process whose thread reads the notes
         self.blocked: str | None = None  # why this process must not fork (the debugger is on)
+        self.protection = Protection.from_config(config)
+        self._writing = False  # in a snapshot: a checkpoint is being written
+        self._promoted = False  # in a snapshot: SIGUSR1 came while it wrote
 
     def _read_notes(self, worker: WorkerContext) -> None:
         """Start the thread that forwards the children's checkpoint notes (once per process)."""
@@ -93,15 +116,21 @@ class Snapshots:
             return "snapshots are switched off"
         if self.blocked:
             return self.blocked
+        if self.protection.level == "off":
+            return "protection is off"
         if self.memory_limit and _rss_bytes() > self.memory_limit:
             return f"the worker uses more than {self.memory_limit // 2**20} MiB (memory guard)"
         if _has_cuda():
             return "a CUDA context does not survive fork()"
         return None
 
-    def after_cell(self, worker: WorkerContext, execution_count: int, msg_id: str = "") -> bool:
+    def after_cell(self, worker: WorkerContext, execution_count: int, msg_id: str = "",
+                   cell: dict[str, Any] | None = None) -> bool:
         """Fork a snapshot of the state after a good cell. The parent returns False at
-        once; a snapshot returns True when it has been promoted to be the worker."""
+        once; a snapshot returns True when it has been promoted to be the worker.
+
+        ``cell`` (who ran it, the names it assigned) goes to the supervisor's timeline.
+        """
         self._read_notes(worker)
         reason = self.why_not()
         if reason is not None:
@@ -126,18 +155,28 @@ class Snapshots:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             self._reap()
             self.children.append(pid)
+            self.protection.took(pid, execution_count)
             worker.publisher.sup({"event": "snapshot", "pid": pid, "execution_count": execution_count,
-                                  "lost_threads": threads})
+                                  "lost_threads": threads, **(cell or {})})
             return False
         self.children = []
         self._wait_for_promotion(worker, execution_count)
         _rename(old_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         worker.promote(lost_threads=threads, after_msg_id=msg_id)
+        worker.publisher.sup({"event": "protection", **self.protection.info()})
         # The promoted state is the last good one: keep a snapshot of it at once,
         # so a second crash before the next good cell still restores everything.
-        self.after_cell(worker, execution_count, msg_id)
+        self.after_cell(worker, execution_count, msg_id, cell)
         return True
+
+    def drop_all(self) -> None:
+        """Kill the restore points this worker forked (protection switched off)."""
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._reap()
+        self.protection.dropped()
 
     def _reap(self) -> None:
         """Collect snapshots the supervisor has discarded (no zombies)."""
@@ -154,11 +193,14 @@ class Snapshots:
         with contextlib.suppress(OSError):
             os.nice(10)
         written = self.checkpoint_path is None
-        due = time.monotonic() + CHECKPOINT_DELAY
+        big = max(0, _rss_bytes() - CHECKPOINT_FREE_BYTES)
+        due = time.monotonic() + min(CHECKPOINT_DELAY_MAX,
+                                     CHECKPOINT_DELAY + big / CHECKPOINT_BYTES_PER_SECOND)
         while True:
             wait = POLL if written else min(POLL, max(0.0, due - time.monotonic()))
             info = signal.sigtimedwait({signal.SIGUSR1}, wait)
-            if info is not None:
+            if info is not None or self._promoted:
+                self._promoted = False  # the snapshots this worker takes start afresh
                 with contextlib.suppress(OSError):
                     os.nice(-10)  # only root may lower it back; harmless otherwise
                 return
@@ -167,8 +209,34 @@ class Snapshots:
                     self._write_checkpoint(worker, execution_count)
                 os._exit(0)
             if not written and time.monotonic() >= due:
-                written = self._write_checkpoint(worker, execution_count)
+                # In a chain an older point must not overwrite the newer state on disk:
+                # the newest point writes it.
+                written = not self._newest() or self._write_checkpoint_until_promoted(
+                    worker, execution_count)
                 due = time.monotonic() + CHECKPOINT_RETRY
+
+    def _write_checkpoint_until_promoted(self, worker: WorkerContext, execution_count: int) -> bool:
+        """Write the checkpoint, but let SIGUSR1 cut it short: a promotion (crash, undo)
+        must not wait seconds for a big pickle. The snapshot writes it itself, not a
+        child: a child would share its pages and hide what the snapshot holds alone.
+        A write cut short leaves no temporary file (protocol/atomic.py)."""
+        self._writing = True
+
+        def on_promotion(signum: int, frame: Any) -> None:
+            self._promoted = True
+            if self._writing:
+                raise PromotedError
+
+        old_handler = signal.signal(signal.SIGUSR1, on_promotion)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+        try:
+            return self._write_checkpoint(worker, execution_count)
+        except PromotedError:
+            return False
+        finally:
+            self._writing = False
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+            signal.signal(signal.SIGUSR1, old_handler)
 
     def _newest(self) -> bool:
         """Whether no younger snapshot of this kernel lives (it holds a later state:

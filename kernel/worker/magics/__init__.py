@@ -14,6 +14,7 @@ from ipytui.kernel.worker.magics import (  # noqa: F401 - importing registers th
     namespace_magics,
     notebook_magics,
     parallel,
+    protection_magics,
     system_magics,
     timing,
 )

@@ -1,14 +1,12 @@
-"""The part of the output router that shows the past: cells and shared kernel
-events from before this UI attached (the presence replay, read from the
-journal), and the shared events as they come (crashes, restarts, restores,
-interrupts, recoveries told to every client).
-
-A mixin of :class:`~ipytui.app.output_router.OutputRouter`.
+"""What happened before a UI attached, and the events every client is told: the
+journal's cells and the shared kernel events (``ipytui_event``), drawn in the
+order they happened. A mixin of :class:`~ipytui.app.output_router.OutputRouter`.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,18 +35,14 @@ class _Replayed:
         return {"msg_id": self.parent_id, "session": self.session, "msg_type": "execute_request"}
 
 
-class Replay:
-    """History and shared events for the output router (its state is the router's)."""
+class HistoryReplay:
+    """Replayed cells and shared-event notes (see the module docstring)."""
 
     stream: OutputStream
-    _handlers: dict[str, Any]
     _result: Any
-
-    def who(self, session: str, username: str) -> str:
-        raise NotImplementedError
-
-    def _new_result(self) -> Any:
-        raise NotImplementedError
+    _handlers: dict[str, Callable[[Any], None]]
+    who: Callable[[str, str], str]
+    _new_result: Callable[[], Any]
 
     def replay(self, cells: list[dict[str, Any]], events: list[dict[str, Any]] | None = None) -> None:
         """Cells and shared events from before we attached (the presence replay, from
@@ -92,8 +86,9 @@ class Replay:
         if cell is not None and cell.status != _JOURNAL_STATUS.get(str(data.get("status")), "ok"):
             cell.set_status(_JOURNAL_STATUS.get(str(data.get("status")), "ok"))  # as the journal says
 
+    # -- shared kernel events -------------------------------------------------------------
     def _event(self, msg: Any) -> None:
-        """A crash, restart, restore, interrupt or recovery, told to every client."""
+        """A crash, restart, restore, undo, interrupt or recovery, told to every client."""
         if not isinstance(msg.content, dict) or msg.content.get("event") is None:
             return
         self._result.events.append(msg.content)
@@ -105,6 +100,8 @@ class Replay:
         cell_id = f"event-{kind}-{event.get('time')}"
         if kind == "crash" and (event.get("cell_msg_id") or not history):
             return  # told by its cell's error; live, a cell-less one comes as display_data
+        if kind == "undo" and event.get("cell_msg_id") and not history:
+            return  # told live by the %undo cell's own output
         if self.stream.cell(cell_id) is not None:
             return
         text = event_text(event)

@@ -1,0 +1,127 @@
+"""The chain of kept restore points: waiting fork snapshots, oldest first.
+
+The newest point is the crash-restore point; the older ones are what
+``%undo`` goes back to. Copy-on-write copies a page at most once per
+snapshot, so a chain costs the memory that diverged since each point was
+taken, not a full copy per point: the chain is trimmed to ``undo_depth``
+undo targets and to the shared memory budget, oldest first, and every point
+dropped leaves a line saying which cell can no longer be undone and why.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ipytui.kernel.protocol import procs
+from ipytui.kernel.protocol.procs import private_bytes
+from ipytui.kernel.protocol.sizes import format_size
+
+TIMELINE_GONE = 20  # lines of dropped points remembered for %timeline
+
+
+@dataclass
+class RestorePoint:
+    """One waiting snapshot: the state after cell ``count``."""
+
+    pid: int
+    count: int
+    user: str = ""
+    changed: list[str] = field(default_factory=list)
+    taken: float = field(default_factory=time.time)
+    held: int = 0  # bytes only this point keeps alive (its private pages), last measured
+
+
+class RestoreChain:
+    """The kept points and the lines about the dropped ones (see the module docstring)."""
+
+    def __init__(self, undo_depth: int, budget: int) -> None:
+        self.undo_depth = undo_depth
+        self.budget = budget
+        self.points: list[RestorePoint] = []
+        self.gone: list[str] = []  # "cell [4]: dropped, over the memory budget (...)"
+
+    @property
+    def newest(self) -> RestorePoint | None:
+        return self.points[-1] if self.points else None
+
+    def pids(self) -> set[int]:
+        return {p.pid for p in self.points}
+
+    def add(self, point: RestorePoint) -> list[int]:
+        """Keep a new newest point; returns the pids to kill to stay within depth and budget."""
+        self.points = [p for p in self.points if p.pid != point.pid]
+        self.points.append(point)
+        return self.trim()
+
+    def trim(self) -> list[int]:
+        """Drop the oldest points beyond the depth, then while over the budget."""
+        dropped: list[int] = []
+        while len(self.points) > self.undo_depth + 1:
+            dropped.append(self._drop(0, f"more than undo_depth={self.undo_depth} points kept"))
+        self.measure()
+        while len(self.points) > 1 and self.held() > self.budget:
+            why = (f"the kept points held {format_size(self.held())}, over the "
+                   f"{format_size(self.budget)} snapshot budget")
+            dropped.append(self._drop(0, why))
+            self.measure()
+        return dropped
+
+    def _drop(self, index: int, why: str) -> int:
+        point = self.points.pop(index)
+        self.forget(f"the state after cell [{point.count}] was dropped: {why}")
+        return point.pid
+
+    def forget(self, line: str) -> None:
+        self.gone = [*self.gone, line][-TIMELINE_GONE:]
+
+    def measure(self) -> None:
+        """Refresh how much each point holds (smaps_rollup: cheap, one read per point)."""
+        for point in self.points:
+            point.held = private_bytes(point.pid)
+
+    def held(self) -> int:
+        return sum(p.held for p in self.points)
+
+    def take(self, pid: int) -> RestorePoint | None:
+        """Remove and return the point of ``pid`` (it is being promoted)."""
+        for i, point in enumerate(self.points):
+            if point.pid == pid:
+                return self.points.pop(i)
+        return None
+
+    def drop_newer(self, count: int) -> list[int]:
+        """Remove the points after cell ``count`` (an undo went before them)."""
+        newer = [p for p in self.points if p.count > count]
+        self.points = [p for p in self.points if p.count <= count]
+        return [p.pid for p in newer]
+
+    def drop_all(self, why: str) -> list[int]:
+        """Remove every point (protection switched off, or a restart without restore)."""
+        pids = [p.pid for p in self.points]
+        if self.points:
+            self.forget(f"cells up to [{self.points[-1].count}]: {why}")
+        self.points = []
+        return pids
+
+    def undo_targets(self, state_count: int) -> list[RestorePoint]:
+        """Points older than the current state (after cell ``state_count``), oldest first."""
+        return [p for p in self.points if p.count < state_count]
+
+    def timeline(self, state_count: int) -> dict[str, Any]:
+        """The %timeline content: kept points, which are undo targets, and the dropped."""
+        self.measure()
+        targets = self.undo_targets(state_count)
+        rows = []
+        for point in self.points:
+            steps = len(targets) - targets.index(point) if point in targets else 0
+            rows.append({"count": point.count, "user": point.user, "changed": point.changed,
+                         "taken": point.taken, "held": point.held, "undo_steps": steps})
+        return {"points": rows, "gone": list(self.gone), "held": self.held(),
+                "budget": self.budget, "undo_depth": self.undo_depth,
+                "available": len(targets), "state_count": state_count}
+
+    def kill_all(self) -> None:
+        for pid in self.drop_all("the kernel stopped"):
+            procs.kill(pid)

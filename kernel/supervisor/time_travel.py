@@ -1,0 +1,235 @@
+"""The supervisor's side of protection: the restore-point chain, ``%undo``,
+``%timeline``, the level the worker reports, and the memory guard.
+
+A mixin of :class:`~ipytui.kernel.supervisor.loop.Supervisor` (its state is
+the supervisor's). An undo is a planned worker death: the worker asks, the
+supervisor checks the chain, kills the points newer than the target and the
+worker, and wakes the target snapshot in its place; the requests behind the
+undo are re-sent to it, and the undo's reply and its entry (attributed to
+the client that asked) go to every client once the restored worker is ready.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ipytui.kernel.protocol import procs
+from ipytui.kernel.protocol.atomic import remove_tmp
+from ipytui.kernel.protocol.protection_settings import ProtectionSettings
+from ipytui.kernel.protocol.sizes import format_size
+from ipytui.kernel.supervisor.inflight import Pending, WorkerState, is_execute
+from ipytui.kernel.supervisor.memory_guard import MemoryGuard
+from ipytui.kernel.supervisor.restore_points import RestoreChain, RestorePoint
+
+log = logging.getLogger("ipytui.supervisor")
+
+UNDO_MIME = "application/vnd.ipytui.undo+json"
+MAX_CHANGED = 1000  # state-changing cell counts remembered
+
+
+@dataclass
+class UndoPlan:
+    """An accepted undo, from the worker's death to the restored worker's hello."""
+
+    pending: Pending | None
+    target: RestorePoint
+    undone: list[int]
+    began: float = field(default_factory=time.monotonic)
+
+
+class TimeTravel:
+    """Restore points, undo, timeline and the memory guard (see the module docstring)."""
+
+    settings: ProtectionSettings
+    checkpoint_path: Path
+    worker: WorkerState
+    inflight: dict[str, Pending]
+    backlog: list[tuple[str, list[bytes], bool]]
+    link: Any
+    recorder: Any
+    chain: RestoreChain
+    guard: MemoryGuard
+    protection: dict[str, Any]
+    changed_cells: list[int]
+    undo_plan: UndoPlan | None
+    zombies: list[int]
+    crash_pending: Any
+    execution_count: int
+    last_ok_count: int
+    publish: Callable[..., None]
+    _answer: Callable[..., None]
+    spawn_worker: Callable[..., None]
+    promote_snapshot: Callable[[], bool]
+    announce: Callable[..., dict[str, Any]]
+    _debug_session_ended: Callable[[], None]
+
+    def init_time_travel(self, settings: ProtectionSettings) -> None:
+        """The supervisor's protection state, from the kernel's settings."""
+        self.settings = settings
+        self.chain = RestoreChain(settings.undo_depth, settings.snapshot_budget)
+        self.guard = MemoryGuard(settings.memory_limit)
+        level = "cell" if settings.protection == "auto" else settings.protection
+        self.protection = {"setting": settings.protection, "level": level}  # the worker's word follows
+        self.changed_cells = []
+        self.undo_plan = None
+        self.zombies = []
+
+    # -- events from the worker ---------------------------------------------
+    def _on_snapshot(self, event: dict[str, Any]) -> None:
+        point = RestorePoint(pid=int(event["pid"]), count=int(event.get("execution_count", 0)),
+                             user=str(event.get("user", "")),
+                             changed=[str(n) for n in event.get("changed", [])][:20])
+        self.worker.snapshot_pid, self.worker.snapshot_count = point.pid, point.count
+        self.worker.notes = [f"thread {name!r} did not survive fork()"
+                             for name in event.get("lost_threads", [])]
+        self._discard(self.chain.add(point))
+
+    def _on_cell_changed(self, count: int) -> None:
+        self.changed_cells = [*self.changed_cells, count][-MAX_CHANGED:]
+
+    def _on_protection(self, event: dict[str, Any]) -> None:
+        self.protection = {k: v for k, v in event.items() if k not in ("event", "drop")}
+        if event.get("drop"):
+            self._discard(self.chain.drop_all("protection was switched off"))
+            self.worker.snapshot_pid = self.worker.snapshot_count = 0
+
+    def _discard(self, pids: list[int]) -> None:
+        """Kill dropped restore points; the ones re-parented to us are reaped later."""
+        for pid in pids:
+            procs.kill(pid)
+            remove_tmp(self.checkpoint_path, pid)  # killed mid-checkpoint, perhaps
+            self.zombies.append(pid)
+
+    def _reap_zombies(self) -> None:
+        for pid in list(self.zombies):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid  # the worker's child: the worker reaps it
+            if done:
+                self.zombies.remove(pid)
+
+    def state_count(self) -> int:
+        """The cell whose state the worker holds (its last state-changing cell)."""
+        return self.changed_cells[-1] if self.changed_cells else 0
+
+    def _answer_worker(self, ask: str, content: dict[str, Any]) -> None:
+        self.link.send("exec", [b"sup", json.dumps({"cmd": "answer", "ask": ask, **content}).encode()])
+
+    def _on_timeline(self, event: dict[str, Any]) -> None:
+        data = self.chain.timeline(self.state_count())
+        newest = self.chain.newest
+        data["unprotected"] = [c for c in self.changed_cells if newest and c > newest.count]
+        data["level"] = self.protection.get("level", "?")
+        self._answer_worker(str(event.get("ask")), {"timeline": data})
+
+    # -- undo ----------------------------------------------------------------
+    def _on_undo(self, event: dict[str, Any]) -> None:
+        ask, steps = str(event.get("ask")), int(event.get("steps") or 1)
+        why = self._undo_refusal(steps)
+        if why:
+            self._answer_worker(ask, {"error": why})
+            return
+        target = self.chain.undo_targets(self.state_count())[-steps]
+        self._discard(self.chain.drop_newer(target.count))
+        self.chain.take(target.pid)
+        undone = [c for c in self.changed_cells if c > target.count]
+        self.undo_plan = UndoPlan(self.inflight.get(str(event.get("msg_id"))), target, undone)
+        procs.kill(self.worker.pid)  # the pidfd brings us to _undo_worker_exit
+
+    def _undo_refusal(self, steps: int) -> str:
+        if self.undo_plan is not None or self.crash_pending is not None:
+            return "an undo or a crash recovery is in progress; try again in a moment"
+        targets = self.chain.undo_targets(self.state_count())
+        depth = self.chain.undo_depth
+        if not targets:
+            level = self.protection.get("level", "?")
+            return (f"nothing to undo: no restore point older than the current state is kept "
+                    f"(protection {level}, undo_depth {depth}); %timeline says why")
+        if steps > len(targets):
+            return (f"cannot undo {steps} cells: only {len(targets)} restore point(s) before the "
+                    f"current state are kept (undo_depth {depth}); %timeline lists them")
+        if not procs.is_running(targets[-steps].pid):
+            return "that restore point is gone (killed from outside?); %timeline shows what is left"
+        return ""
+
+    def _undo_worker_exit(self) -> None:
+        """The worker ended for an undo: wake the target, keep the other requests."""
+        dead, plan = self.worker, self.undo_plan
+        assert plan is not None
+        procs.reap(dead.pid)
+        if dead.pidfd >= 0:
+            os.close(dead.pidfd)
+        self.link.expect(0)
+        if dead.debugging:
+            self._debug_session_ended()  # the debugger lived in the undone worker
+        pending, self.inflight = list(self.inflight.values()), {}
+        self.backlog[:0] = [(p.channel, p.frames, is_execute(p.channel, p.msg))
+                            for p in pending if p is not plan.pending]
+        self.changed_cells = [c for c in self.changed_cells if c <= plan.target.count]
+        self.last_ok_count = min(self.last_ok_count, plan.target.count)
+        self.worker = WorkerState(snapshot_pid=plan.target.pid, snapshot_count=plan.target.count)
+        if not self.promote_snapshot():
+            log.error("the undo's restore point died; starting a fresh worker")
+            self.chain.forget(f"the state after cell [{plan.target.count}] died during an undo")
+            self.spawn_worker(None)
+
+    def _finish_undo(self, hello: dict[str, Any]) -> None:
+        """The restored worker is ready: tell everyone, then answer the %undo."""
+        plan, self.undo_plan = self.undo_plan, None
+        if plan is None:
+            return
+        restored = bool(hello.get("promoted"))
+        request = plan.pending.msg if plan.pending else None
+        who = (request.header.get("username") if request else "") or "a client"
+        cells = ", ".join(f"[{c}]" for c in plan.undone) or "none"
+        if restored:
+            text = (f"Undo by {who}: the namespace is back to the state after cell "
+                    f"[{plan.target.count}]; the changes of cells {cells} are undone (they stay "
+                    "in the history). Effects outside the namespace (files written, network "
+                    "calls, GPU memory) are not undone.\n")
+        else:
+            text = f"Undo by {who} failed: the restore point died; the kernel starts empty.\n"
+        entry = {"user": who, "state_after_cell": plan.target.count, "undone": plan.undone,
+                 "restored": restored, "seconds": round(time.monotonic() - plan.began, 3)}
+        self.publish("iopub", "stream", {"name": "stdout", "text": text}, parent=request)
+        self.publish("iopub", "display_data", {"data": {"text/plain": text.strip(), UNDO_MIME: entry},
+                                               "metadata": {}, "transient": {}}, parent=request)
+        self.announce("undo", by=request, method="snapshot" if restored else "fresh",
+                      after_cell=plan.target.count, undone=plan.undone,
+                      cell_msg_id=request.msg_id if request else None)
+        if plan.pending is not None:
+            self.recorder.finished(plan.pending.msg.msg_id, "ok" if restored else "error")
+            self._answer(plan.pending, "execute_reply", {
+                "status": "ok", "execution_count": plan.pending.count or self.execution_count,
+                "payload": [], "user_expressions": {}}, busy=False)
+
+    # -- memory guard and status ---------------------------------------------
+    def _guard_memory(self) -> None:
+        if self.worker.ready and not self.worker.killed_for and \
+                self.guard.check(self.worker.pid, self.chain):
+            self.worker.killed_for = self.guard.cause
+            log.warning("worker %d: %s", self.worker.pid, self.guard.cause)
+        self._reap_zombies()
+
+    def protection_status(self) -> dict[str, Any]:
+        """kernel_info's ``ipytui.protection``: the level, the restore point, undo depth."""
+        newest = self.chain.newest
+        state = self.state_count()
+        return {
+            **self.protection,
+            "restore_point": None if newest is None else {
+                "after_cell": newest.count, "age_seconds": round(time.time() - newest.taken, 1),
+                "cells_after": [c for c in self.changed_cells if c > newest.count]},
+            "undo_available": len(self.chain.undo_targets(state)),
+            "undo_depth": self.chain.undo_depth,
+            "held": self.chain.held(), "held_text": format_size(self.chain.held()),
+            "memory_limit": self.guard.limit, "memory_limit_text": format_size(self.guard.limit),
+        }

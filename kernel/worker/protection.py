@@ -1,0 +1,160 @@
+"""The protection level: when the worker takes its restore points, and why.
+
+Copy-on-write copies a page at most once per snapshot. So the price of a
+snapshot is paid by the first cells that write after it, once per page:
+small for cells that touch little memory, as large as the array for a cell
+that rewrites a big array in place. This module measures that price after
+every state-changing cell (minor page faults as a cheap first look, then the
+newest snapshot's private pages from smaps_rollup) and picks the level:
+
+- ``cell``: a restore point after each state-changing cell (undo per cell);
+- ``idle``: one once the kernel has been idle ``idle_seconds``, so
+  back-to-back big cells pay once; the restore point may be a few cells old;
+- ``off``: none (a crash starts from the last checkpoint or empty).
+
+``auto`` starts at ``cell``, moves to ``idle`` when the first cell after a
+snapshot copied ``copy_limit`` or more, and back when such a cell copied less
+than a quarter of it. Every change is announced; nothing changes silently.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ipytui.kernel.protocol.procs import private_bytes
+from ipytui.kernel.protocol.sizes import format_size
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SETTINGS = ("auto", "cell", "idle", "off")
+
+
+def _minflt() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+@dataclass
+class CellCost:
+    """What one cell cost its restore point."""
+
+    count: int
+    seconds: float
+    faults: int  # bytes of minor page faults (new pages and copies alike)
+    copied: int  # bytes the newest snapshot had to keep because this cell wrote them
+
+
+@dataclass
+class Protection:
+    """The level the worker applies, its measurements and its notices."""
+
+    setting: str = "auto"
+    copy_limit: int = 64 * 2**20
+    budget: int = 2**30
+    idle_seconds: float = 2.0
+    level: str = "cell"
+    reason: str = "the default: a restore point after each state-changing cell"
+    snapshot_pid: int = 0  # the newest restore point this worker took
+    snapshot_count: int = 0
+    snapshot_time: float = 0.0
+    fresh: bool = False  # no cell has run since the newest snapshot
+    held: int = 0  # the newest snapshot's private bytes at the last measure
+    due: tuple[int, str, dict[str, Any]] | None = None  # (count, msg_id, cell) awaiting idle
+    last: CellCost | None = None
+    _start: tuple[float, int] = (0.0, 0)
+    notices: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Protection:
+        setting = config.get("protection", "auto")
+        if not config.get("snapshots", True):
+            setting = "off"
+        prot = cls(setting=setting if setting in SETTINGS else "auto",
+                   copy_limit=int(config.get("copy_limit") or cls.copy_limit),
+                   budget=int(config.get("snapshot_budget") or cls.budget),
+                   idle_seconds=float(config.get("idle_seconds", cls.idle_seconds)))
+        if prot.setting != "auto":
+            prot.level = prot.setting
+            prot.reason = "chosen in the kernel's settings"
+        return prot
+
+    # -- measuring ------------------------------------------------------------
+    def cell_started(self) -> None:
+        self._start = (time.perf_counter(), _minflt())
+
+    def cell_finished(self, count: int) -> CellCost:
+        """Measure the cell that just ended (smaps_rollup is read only when faults say so)."""
+        began, faults = self._start
+        cost = CellCost(count, time.perf_counter() - began, (_minflt() - faults) * PAGE, 0)
+        if self.snapshot_pid and cost.faults >= self.copy_limit // 4:
+            held = private_bytes(self.snapshot_pid)
+            cost.copied, self.held = max(0, held - self.held), held
+        elif self.snapshot_pid:
+            cost.copied = cost.faults  # an upper bound: no more can have been copied
+        self.last = cost
+        return cost
+
+    # -- deciding -------------------------------------------------------------
+    def decide(self, cost: CellCost, changed: bool) -> list[str]:
+        """Update the level after a cell; returns the notices to show under the cell."""
+        notes: list[str] = []
+        first = self.fresh
+        if changed:
+            self.fresh = False
+        if cost.copied > self.budget and self.snapshot_pid:
+            notes.append(f"Cell [{cost.count}] is not undoable: the restore point before it now "
+                         f"holds {format_size(cost.copied)}, over the {format_size(self.budget)} "
+                         "snapshot budget, so it is dropped at the next restore point.")
+        if self.setting == "auto" and first and changed:
+            if self.level == "cell" and cost.copied >= self.copy_limit:
+                notes.append(self._set("idle", (
+                    f"cell [{cost.count}] copied {format_size(cost.copied)} for its restore "
+                    f"point (limit {format_size(self.copy_limit)}); restore points are now taken "
+                    f"once the kernel has been idle {self.idle_seconds:g} s, so a crash or "
+                    "%undo goes back to the last idle moment")))
+            elif self.level == "idle" and cost.copied < self.copy_limit // 4:
+                notes.append(self._set("cell", (
+                    f"cell [{cost.count}] copied only {format_size(cost.copied)} for its restore "
+                    "point; a restore point after each cell again")))
+        return notes
+
+    def choose(self, setting: str) -> str:
+        """The user's choice (``%protection``); returns the notice."""
+        self.setting = setting
+        if setting == "auto":
+            level = self.level if self.level in ("cell", "idle") else "cell"
+            return self._set(level, "auto chosen by hand: it adapts from here")
+        return self._set(setting, f"{setting} chosen by hand")
+
+    def resume(self, setting: str) -> None:
+        """A promoted snapshot learns the setting chosen since it was taken."""
+        if setting != self.setting:
+            self.setting = setting
+            if setting != "auto":
+                self.level, self.reason = setting, f"{setting} chosen by hand"
+
+    def _set(self, level: str, reason: str) -> str:
+        self.level, self.reason = level, reason
+        return f"Protection level {level}: {reason}."
+
+    def wants_snapshot_now(self) -> bool:
+        return self.level == "cell"
+
+    def took(self, pid: int, count: int) -> None:
+        self.snapshot_pid, self.snapshot_count = pid, count
+        self.snapshot_time, self.fresh, self.held, self.due = time.time(), True, 0, None
+
+    def dropped(self) -> None:
+        self.snapshot_pid, self.snapshot_count, self.fresh, self.held = 0, 0, False, 0
+
+    def info(self) -> dict[str, Any]:
+        """The facts the supervisor shows in kernel_info and the status pane."""
+        last = self.last
+        return {"setting": self.setting, "level": self.level, "reason": self.reason,
+                "copy_limit": self.copy_limit, "budget": self.budget,
+                "idle_seconds": self.idle_seconds,
+                "last_cell": None if last is None else {
+                    "count": last.count, "seconds": round(last.seconds, 4),
+                    "faults": last.faults, "copied": last.copied}}

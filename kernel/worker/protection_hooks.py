@@ -1,0 +1,84 @@
+"""Where a cell meets the protection level: its price measured, its restore point
+taken (or left for the idle moment), and what magics may ask of it.
+
+``execute`` (handlers.py) calls ``measure`` after the cell and
+``take_restore_point`` before the reply; ``ProtectionContext`` is the part of
+the magics' context that ``%protection``, ``%undo`` and ``%timeline`` use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ipytui.kernel.protocol.wire import Message
+
+if TYPE_CHECKING:
+    from ipytui.kernel.worker.context import WorkerContext
+    from ipytui.kernel.worker.protection import Protection
+
+
+def measure(worker: WorkerContext, protection: Protection, count: int, changed: bool) -> None:
+    """Measure the cell's copy-on-write price; say under the cell what it changed."""
+    before = protection.level
+    notes = protection.decide(protection.cell_finished(count), changed)
+    for note in notes:
+        worker.publisher.send("iopub", "stream", {"name": "stderr", "text": f"[protection] {note}\n"})
+    if protection.level != before:
+        worker.publisher.sup({"event": "protection", **protection.info()})
+
+
+def take_restore_point(worker: WorkerContext, count: int, msg: Message, code: str) -> bool:
+    """After a good state-changing cell, before its reply: fork the restore point now
+    (level cell) or leave it for the idle moment (level idle). True in a snapshot that
+    was promoted to be the worker (the supervisor has answered the cell)."""
+    snapshots = worker.snapshots
+    if snapshots is None:
+        return False
+    cell = {"user": msg.header.get("username", ""), "changed": assigned(code)}
+    if snapshots.protection.wants_snapshot_now():
+        return snapshots.after_cell(worker, count, msg.msg_id, cell)
+    if snapshots.protection.level == "idle":
+        snapshots.protection.due = (count, msg.msg_id, cell)
+    return False
+
+
+def assigned(code: str) -> list[str]:
+    """The names a cell assigns, for the timeline (at most 20)."""
+    try:
+        from ipytui.kernel.protocol.syntax import assigned_names
+
+        return sorted(assigned_names(code))[:20]
+    except Exception:  # noqa: BLE001 - the timeline's names are a courtesy
+        return []
+
+
+class ProtectionContext:
+    """The magics' way to the restore points (a base of handlers.MagicContext)."""
+
+    _worker: WorkerContext
+
+    def ask_supervisor(self, event: dict[str, Any]) -> dict[str, Any]:
+        """A question to the supervisor about the restore points, for the running cell."""
+        parent = self._worker.publisher.parent
+        return self._worker.ask_supervisor({**event, "msg_id": parent.msg_id if parent else ""})
+
+    def protection_info(self) -> dict[str, Any]:
+        snapshots = self._worker.snapshots
+        return snapshots.protection.info() if snapshots is not None else {}
+
+    def set_protection(self, setting: str) -> str:
+        """Apply a %protection choice; the supervisor hears of it (and drops points for off)."""
+        snapshots = self._worker.snapshots
+        if snapshots is None:
+            return "This worker takes no snapshots."
+        notice = snapshots.protection.choose(setting)
+        if setting == "off":
+            snapshots.drop_all()
+        elif not snapshots.protection.snapshot_pid:  # protect the current state at once
+            parent = self._worker.publisher.parent
+            snapshots.protection.due = (self._worker.execution_count, parent.msg_id if parent else "",
+                                        {"user": parent.header.get("username", "") if parent else "",
+                                         "changed": []})
+        self._worker.publisher.sup({"event": "protection", **snapshots.protection.info(),
+                                    "drop": setting == "off"})
+        return notice

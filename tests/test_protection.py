@@ -1,0 +1,357 @@
+"""Crash protection at data scale and undo (issues 13 and 22), against the real kernel.
+
+Every test starts the real ipytui kernel as a subprocess and drives it with
+jupyter_client: undo of every kind of change (unpicklable objects included),
+``%undo N``, undo past the kept depth, undo after a crash-restore, an undo
+seen by a second client, the level moving to ``idle`` on a big in-place
+rewrite (kernel_info, the notice, the crash report), a cell over the budget
+reported as not undoable, and the memory guard. Arrays stay <= 128 MiB.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import pytest
+from conftest import IPYTUI_ARGV
+from ipytui.kernel.protocol.events import EVENT_MSG_TYPE, event_text
+from ipytui.kernel.supervisor.time_travel import UNDO_MIME
+from jupyter_client.blocking import BlockingKernelClient
+
+pytestmark = pytest.mark.timeout(120)
+
+T = 60.0
+MiB = 2**20
+
+
+def _argv(*flags: str) -> list[str]:
+    """The kernel command with protection flags (before -f, which takes the file)."""
+    return [*IPYTUI_ARGV[:-1], *flags, "-f"]
+
+
+def _client(info: Any, username: str = "alice") -> BlockingKernelClient:
+    kc = BlockingKernelClient()
+    kc.load_connection_info(info.to_dict())
+    kc.session.username = username
+    kc.start_channels()
+    kc.wait_for_ready(timeout=T)
+    return kc
+
+
+def _run(kc: BlockingKernelClient, code: str) -> tuple[dict[str, Any], list[tuple[str, dict]]]:
+    """Execute and collect (reply content, [(msg_type, content)]) until reply and idle."""
+    msg_id = kc.execute(code, stop_on_error=False)
+    reply: dict[str, Any] | None = None
+    outputs: list[tuple[str, dict]] = []
+    idle = False
+    deadline = time.monotonic() + T
+    while reply is None or not idle:
+        assert time.monotonic() < deadline, (code, reply, outputs)
+        try:
+            msg = kc.get_iopub_msg(timeout=0.05)
+            if msg["msg_type"] == EVENT_MSG_TYPE:
+                outputs.append((msg["msg_type"], msg["content"]))  # shared events (unparented)
+            elif msg["parent_header"].get("msg_id") == msg_id:
+                if msg["msg_type"] == "status":
+                    idle = msg["content"]["execution_state"] == "idle"
+                elif msg["msg_type"] != "execute_input":
+                    outputs.append((msg["msg_type"], msg["content"]))
+        except Exception:  # noqa: BLE001 - queue.Empty
+            pass
+        try:
+            msg = kc.get_shell_msg(timeout=0.01)
+            if msg["parent_header"].get("msg_id") == msg_id:
+                reply = msg["content"]
+        except Exception:  # noqa: BLE001 - queue.Empty
+            pass
+    return reply, outputs
+
+
+def _crash_report(kc: BlockingKernelClient, outputs: list[tuple[str, dict]]) -> dict[str, Any]:
+    """The structured recovery report: told in the crash event, which goes out just
+    after the crashed cell's reply and idle (the error's traceback is its text)."""
+    deadline = time.monotonic() + T
+    while True:
+        for kind, content in outputs:
+            if kind == EVENT_MSG_TYPE and content.get("event") == "crash":
+                return content["report"]
+        assert time.monotonic() < deadline, outputs
+        try:
+            msg = kc.get_iopub_msg(timeout=0.1)
+        except Exception:  # noqa: BLE001 - queue.Empty
+            continue
+        if msg["msg_type"] == EVENT_MSG_TYPE:
+            outputs.append((msg["msg_type"], msg["content"]))
+
+
+def _ok(kc: BlockingKernelClient, code: str) -> str:
+    """Run a cell that must succeed; its stdout."""
+    reply, outputs = _run(kc, code)
+    assert reply["status"] == "ok", (code, reply, outputs)
+    return "".join(c["text"] for t, c in outputs if t == "stream" and c["name"] == "stdout")
+
+
+def _stderr(outputs: list[tuple[str, dict]]) -> str:
+    return "".join(c["text"] for t, c in outputs if t == "stream" and c["name"] == "stderr")
+
+
+def _protection(kc: BlockingKernelClient) -> dict[str, Any]:
+    msg_id = kc.kernel_info()
+    while True:
+        msg = kc.get_shell_msg(timeout=T)
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg["content"]["ipytui"]["protection"]
+
+
+SETUP = textwrap.dedent("""\
+    import os
+    import numpy as np
+    x = 1
+    lst = [1, 2]
+    d = {"a": 1}
+    arr = np.arange(5)
+    f = lambda v: v + 1
+    gen = (i for i in range(10))
+    first = next(gen)
+    fh = open(os.devnull)
+    y = "yy"
+""")
+CHANGE = textwrap.dedent("""\
+    import json as jj
+    x = 2
+    lst.append(3)
+    d["b"] = 2
+    arr += 10
+    f = lambda v: v * 100
+    next(gen)
+    fh.close()
+    del y
+""")
+CHECK = "print(x, lst, d, arr.tolist(), f(1), next(gen), fh.closed, y, 'jj' in globals())"
+BEFORE = "1 [1, 2] {'a': 1} [0, 1, 2, 3, 4] 2 1 False yy False\n"
+
+
+def test_undo_takes_back_every_kind_of_change(start_kernel) -> None:
+    info, proc = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _ok(kc, SETUP)
+        _ok(kc, CHANGE)
+        reply, outputs = _run(kc, "%undo")
+        assert reply["status"] == "ok", (reply, outputs)
+        entries = [c["data"][UNDO_MIME] for t, c in outputs
+                   if t == "display_data" and UNDO_MIME in c["data"]]
+        assert entries and entries[0]["state_after_cell"] == 1 and entries[0]["undone"] == [2]
+        assert entries[0]["user"] == "alice"
+        assert _ok(kc, CHECK) == BEFORE
+        assert proc.poll() is None
+    finally:
+        kc.stop_channels()
+
+
+def test_undo_n_past_the_depth_and_timeline(start_kernel) -> None:
+    info, _ = start_kernel(_argv("--protection", "cell", "--undo-depth", "3"))
+    kc = _client(info)
+    try:
+        for value in range(1, 6):
+            _ok(kc, f"v = {value}")
+        timeline = _ok(kc, "%timeline")
+        assert "3 undo step(s) available" in timeline
+        assert "state after cell [2]" in timeline and "state after cell [5]" in timeline
+        assert "Not undoable: the state after cell [1] was dropped" in timeline
+        reply, _ = _run(kc, "%undo 3")
+        assert reply["status"] == "ok", reply
+        assert _ok(kc, "print(v)") == "2\n"
+        reply, outputs = _run(kc, "%undo 9")
+        assert reply["status"] == "error"
+        assert "cannot undo 9 cells" in reply["evalue"] and "undo_depth 3" in reply["evalue"]
+        assert _ok(kc, "print(v)") == "2\n"  # the refused undo changed nothing
+        reply, _ = _run(kc, "%undo 0")
+        assert reply["status"] == "error" and "N must be" in reply["evalue"]
+    finally:
+        kc.stop_channels()
+
+
+def test_cells_queued_behind_an_undo_run_on_the_restored_state(start_kernel) -> None:
+    info, _ = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _ok(kc, "q = 'kept'")
+        _ok(kc, "q = 'undone'")
+        undo_id = kc.execute("%undo")
+        check_id = kc.execute("print(q)")
+        replies: dict[str, dict[str, Any]] = {}
+        printed: list[str] = []
+        deadline = time.monotonic() + T
+        while len(replies) < 2 or not printed:
+            assert time.monotonic() < deadline, (replies, printed)
+            try:
+                msg = kc.get_shell_msg(timeout=0.05)
+                replies[msg["parent_header"]["msg_id"]] = msg["content"]
+            except Exception:  # noqa: BLE001 - queue.Empty
+                pass
+            try:
+                msg = kc.get_iopub_msg(timeout=0.01)
+                if msg["parent_header"].get("msg_id") == check_id and msg["msg_type"] == "stream":
+                    printed.append(msg["content"]["text"])
+            except Exception:  # noqa: BLE001 - queue.Empty
+                pass
+        assert replies[undo_id]["status"] == "ok" and replies[check_id]["status"] == "ok"
+        assert "".join(printed) == "kept\n"
+    finally:
+        kc.stop_channels()
+
+
+def test_undo_after_a_crash_restore(start_kernel) -> None:
+    info, proc = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _ok(kc, "a = [1]; sq = lambda v: v * v")
+        _ok(kc, "a.append(2)")
+        reply, outputs = _run(kc, "import ctypes; ctypes.string_at(0)")
+        assert reply["status"] == "error" and reply["ename"] == "KernelDied"
+        report = _crash_report(kc, outputs)
+        assert report["snapshot_after_cell"] == 2 and {"a", "sq"} <= set(report["restored"])
+        # Any cell with a call may change the state, so it would be the one undone:
+        # undo straight after the crash goes back before cell [2].
+        reply, _ = _run(kc, "%undo")
+        assert reply["status"] == "ok", reply
+        assert _ok(kc, "print(a, sq(4))") == "[1] 16\n"
+        assert proc.poll() is None
+    finally:
+        kc.stop_channels()
+
+
+def test_another_client_sees_the_attributed_undo(start_kernel) -> None:
+    info, _ = start_kernel(_argv("--protection", "cell"))
+    alice, bob = _client(info, "alice"), _client(info, "bob")
+    try:
+        _ok(alice, "z = 1")
+        _ok(alice, "z = 2")
+        while True:  # forget what alice's cells published
+            try:
+                bob.get_iopub_msg(timeout=0.2)
+            except Exception:  # noqa: BLE001 - queue.Empty
+                break
+        reply, _ = _run(bob, "%undo")
+        assert reply["status"] == "ok", reply
+        seen: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + T
+        while not seen or not events:  # the undo's output and the shared event, both
+            assert time.monotonic() < deadline, (seen, events)
+            try:
+                msg = alice.get_iopub_msg(timeout=0.1)
+            except Exception:  # noqa: BLE001 - queue.Empty
+                continue
+            if msg["msg_type"] == "display_data" and UNDO_MIME in msg["content"]["data"]:
+                assert msg["parent_header"]["username"] == "bob"
+                seen.append(msg["content"]["data"][UNDO_MIME])
+            elif msg["msg_type"] == EVENT_MSG_TYPE and msg["content"]["event"] == "undo":
+                assert not msg["parent_header"]  # unparented, as every shared event
+                events.append(msg["content"])
+        assert seen[0]["user"] == "bob" and seen[0]["state_after_cell"] == 1
+        assert events[0]["by"]["username"] == "bob" and events[0]["after_cell"] == 1
+        assert events[0]["undone"] == [2] and events[0]["method"] == "snapshot"
+        assert "Undo by bob" in event_text(events[0])
+        assert _ok(alice, "print(z)") == "1\n"
+    finally:
+        alice.stop_channels()
+        bob.stop_channels()
+
+
+def test_big_rewrite_moves_auto_to_idle_and_the_crash_report_says_so(start_kernel) -> None:
+    # idle_seconds is long, so no idle restore point comes while the test looks.
+    info, _ = start_kernel(_argv("--copy-limit", "32M", "--idle-seconds", "600"))
+    kc = _client(info)
+    try:
+        assert _protection(kc)["level"] == "cell"
+        _ok(kc, "import numpy as np; big = np.ones(16 * 2**20 // 8 * 8); keep = lambda: 'kept'")
+        reply, outputs = _run(kc, "big += 1")
+        assert reply["status"] == "ok"
+        assert "Protection level idle" in _stderr(outputs)
+        prot = _protection(kc)
+        assert prot["setting"] == "auto" and prot["level"] == "idle"
+        assert prot["restore_point"]["after_cell"] == 1
+        assert prot["restore_point"]["cells_after"] == [2]
+        reply, outputs = _run(kc, "import os; os.kill(os.getpid(), 11)")
+        assert reply["ename"] == "KernelDied"
+        report = _crash_report(kc, outputs)
+        assert report["restored_from"] == "snapshot" and report["snapshot_after_cell"] == 1
+        assert report["unprotected"] == [2] and report["protection"] == "idle"
+        assert any("Not protected" in note and "[2]" in note for note in report["notes"])
+        assert _ok(kc, "print(big[0], keep())") == "1.0 kept\n"
+    finally:
+        kc.stop_channels()
+
+
+def test_cell_over_the_budget_is_reported_not_undoable(start_kernel) -> None:
+    info, _ = start_kernel(_argv("--protection", "cell", "--snapshot-budget", "64M"))
+    kc = _client(info)
+    try:
+        _ok(kc, "import numpy as np; big = np.ones(100 * 2**20 // 8)")
+        reply, outputs = _run(kc, "big += 1")
+        assert reply["status"] == "ok"
+        assert "Cell [2] is not undoable" in _stderr(outputs)
+        timeline = _ok(kc, "%timeline")
+        assert "Not undoable: the state after cell [1] was dropped" in timeline
+        assert "snapshot budget" in timeline
+        reply, _ = _run(kc, "%undo")
+        assert reply["status"] == "error" and "nothing to undo" in reply["evalue"]
+        assert _ok(kc, "print(big[0])") == "2.0\n"
+    finally:
+        kc.stop_channels()
+
+
+def test_protection_magic_switches_and_is_announced(start_kernel) -> None:
+    info, _ = start_kernel(IPYTUI_ARGV)
+    kc = _client(info)
+    try:
+        _ok(kc, "w = 1")
+        assert "Protection level off" in _ok(kc, "%protection off")
+        prot = _protection(kc)
+        assert prot["level"] == "off" and prot["restore_point"] is None
+        reply, _ = _run(kc, "%undo")
+        assert reply["status"] == "error" and "nothing to undo" in reply["evalue"]
+        assert "Protection level cell" in _ok(kc, "%protection cell")
+        reply, _ = _run(kc, "%protection sometimes")
+        assert reply["status"] == "error" and "choose one of" in reply["evalue"]
+        assert "Protection: cell" in _ok(kc, "%protection")
+    finally:
+        kc.stop_channels()
+
+
+RUNAWAY = textwrap.dedent("""\
+    import time
+    hog = []
+    while True:
+        hog.append(b"x" * 2**24)
+        time.sleep(0.02)
+""")
+
+
+def test_memory_limit_ends_a_runaway_and_restores(start_kernel) -> None:
+    info, proc = start_kernel(_argv("--memory-limit", "512M"))
+    kc = _client(info)
+    try:
+        _ok(kc, "x = 41; sq = lambda v: v * v")
+        reply, _ = _run(kc, RUNAWAY)
+        assert reply["status"] == "error" and reply["ename"] == "KernelDied"
+        assert "the worker passed its memory limit (512 MiB)" in reply["evalue"]
+        assert _ok(kc, "print(x, sq(3))") == "41 9\n"
+        assert proc.poll() is None
+    finally:
+        kc.stop_channels()
+
+
+def test_a_bad_memory_limit_is_refused(tmp_path) -> None:
+    path = tmp_path / "kernel-bad.json"
+    done = subprocess.run([sys.executable, "-m", "ipytui.kernel", "--memory-limit", "lots",
+                           "-f", str(path)], capture_output=True, text=True, timeout=T)
+    assert done.returncode == 2
+    assert "--memory-limit" in done.stderr and "'lots' is not a size" in done.stderr
+    assert not path.exists()
