@@ -91,7 +91,12 @@ def run_notebook(lab: LabServer, page: NotebookPage, label: str) -> dict[str, An
     page.shot(f"notebook-{label}-plot-and-slider")
 
     page.run_cell(CRASH)
-    seen["crash_dialog"] = page.accept_dialog()
+    if label == "ipykernel":  # the kernel is gone: JupyterLab says so and restarts it
+        seen["crash_dialog"] = page.accept_dialog()
+    else:  # the state came back: the report shows under the crashed cell, no dialog
+        seen["crash_report"] = page.wait(
+            lambda: "Restored" in page.output_text(CRASH) and page.output_text(CRASH),
+            "the recovery report under the crashed cell")
     page.wait_kernel_idle()
     page.run_cell(AFTER)
     seen["after"] = page.wait(lambda: page.output_text(AFTER), "the cell after the crash")
@@ -126,6 +131,7 @@ def test_notebook_on_ipytui(lab: LabServer, page: NotebookPage) -> None:
     check_common(seen)
     assert "/ipytui_" in seen["frames"][0]  # the cell's file, named by its hash
     assert seen["after"] == "after the crash 7"  # the state survived the segfault
+    assert "KernelDied: segmentation fault" in seen["crash_report"], seen["crash_report"]
 
 
 def test_same_notebook_on_ipykernel_for_reference(lab: LabServer, page: NotebookPage) -> None:

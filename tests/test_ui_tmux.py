@@ -287,9 +287,13 @@ async def test_every_ui_sees_the_same_crash_restore_and_restart(tmp_path):
         late.close()
         # Attaching now, a UI gets the same story from the journal, in order.
         late = Terminal([*ipytui_command(), "--existing", str(kernel.path)], _named_env(tmp_path, "dave"))
-        screen = _flat(late.wait_for("Kernel restarted by bob", "the replayed restart"))
-        assert screen.index("Restored: kept") < screen.index("Kernel restored by bob") < screen.index(
-            "Kernel restarted by bob"), screen
+        raw = late.wait_for("Kernel restarted by bob", "the replayed restart")
+        screen = _flat(raw)
+        order = [screen.find(text) for text in
+                 ("KernelDied: segmentation fault", "Kernel restored by bob",
+                  "Kernel restarted by bob")]
+        assert -1 not in order and order == sorted(order), raw
+        assert "☠" in _line_with(raw, "In [2] ·"), raw
         assert "restarts 3" in _line_with(late.wait_for(f"pid {fresh_pid}", "the status"), "idle")
     finally:
         for term in (alice, bob, late):

@@ -98,7 +98,7 @@ class KernelStatus(Horizontal):
         self._labels = {
             name: Label(id=f"ks-{name}", classes="ks-item")
             # Most useful first: a narrow terminal clips from the right.
-            for name in ("state", "disk", "kernel", "count", "protection", "restarts", "proc",
+            for name in ("state", "disk", "kernel", "count", "restarts", "proc", "protection",
                          "conn", "hb", "uptime")
         }
 

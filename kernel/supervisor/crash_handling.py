@@ -119,7 +119,11 @@ class CrashHandling:
         else:
             record.method = "checkpoint" if self.checkpoint_path.exists() else "fresh"
             self.spawn_worker(str(self.checkpoint_path) if record.method == "checkpoint" else None)
-        self.publish("iopub", "status", {"execution_state": "restarting"})
+        if record.method != "snapshot":
+            # Front ends take "restarting" for a lost session (JupyterLab drops the pending
+            # replies, so the crashed cell would never show its report): say it only when
+            # the state did not come back whole.
+            self.publish("iopub", "status", {"execution_state": "restarting"})
 
     def _newest_snapshot(self, dead: WorkerState) -> tuple[int, int]:
         """(pid, cell count) of the dead worker's latest snapshot, announced or not.
