@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
@@ -47,13 +48,32 @@ def jupyter_console_argv() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "jupyter_console"]
 
 
-def test_console_computes_6_times_7(console_env: dict[str, str], tmp_path: Path) -> None:
+@contextlib.contextmanager
+def console(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[pexpect.spawn, Path]]:
+    """``jupyter console --kernel ipytui`` under pexpect, its screen logged to a file; a
+    failed run leaves neither the console nor the kernel it launched behind."""
     argv = [*jupyter_console_argv(), "--kernel", "ipytui"]
-    child = pexpect.spawn(argv[0], argv[1:], env=console_env, cwd=str(tmp_path),
+    child = pexpect.spawn(argv[0], argv[1:], env=env, cwd=str(tmp_path),
                           dimensions=(30, 100), encoding="utf-8", timeout=TIMEOUT)
     log = tmp_path / "console.log"
     child.logfile_read = open(log, "w")  # noqa: SIM115 - closed below
     try:
+        yield child, log
+    finally:
+        if child.isalive():
+            # A failed run must not leave the kernel it launched behind.
+            kernels: list[psutil.Process] = []
+            with contextlib.suppress(psutil.NoSuchProcess):
+                kernels = psutil.Process(child.pid).children(recursive=True)
+            child.terminate(force=True)
+            for proc in kernels:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.kill()
+        child.logfile_read.close()
+
+
+def test_console_computes_6_times_7(console_env: dict[str, str], tmp_path: Path) -> None:
+    with console(tmp_path, console_env) as (child, log):
         child.expect("ipytui")  # the kernel's banner, from its kernel_info_reply
         child.expect(prompt("In", 1))
         child.send("import os; print('pids', os.getpid(), os.getppid())\r")
@@ -78,28 +98,12 @@ def test_console_computes_6_times_7(console_env: dict[str, str], tmp_path: Path)
                 continue
         _, alive = psutil.wait_procs(procs, timeout=TIMEOUT)
         assert not alive, f"kernel processes still running: {alive}"
-    finally:
-        if child.isalive():
-            # A failed run must not leave the kernel it launched behind.
-            kernels: list[psutil.Process] = []
-            with contextlib.suppress(psutil.NoSuchProcess):
-                kernels = psutil.Process(child.pid).children(recursive=True)
-            child.terminate(force=True)
-            for proc in kernels:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    proc.kill()
-        child.logfile_read.close()
 
 
 @pytest.mark.parametrize("word", ["exit", "quit"])
 def test_bare_exit_leaves_the_console(console_env: dict[str, str], tmp_path: Path, word: str) -> None:
     """A bare ``exit`` (IPython's autocall) sends ask_exit: the console ends, as with ipykernel."""
-    argv = [*jupyter_console_argv(), "--kernel", "ipytui"]
-    child = pexpect.spawn(argv[0], argv[1:], env=console_env, cwd=str(tmp_path),
-                          dimensions=(30, 100), encoding="utf-8", timeout=TIMEOUT)
-    log = tmp_path / "console.log"
-    child.logfile_read = open(log, "w")  # noqa: SIM115 - closed below
-    try:
+    with console(tmp_path, console_env) as (child, log):
         child.expect(prompt("In", 1))
         child.send("import os; print('pid', os.getppid())\r")
         child.expect(r"pid (\d+)")
@@ -113,16 +117,6 @@ def test_bare_exit_leaves_the_console(console_env: dict[str, str], tmp_path: Pat
         # The console owned the kernel (keepkernel False), so it stopped it.
         _, alive = psutil.wait_procs([supervisor], timeout=TIMEOUT)
         assert not alive
-    finally:
-        if child.isalive():
-            kernels: list[psutil.Process] = []
-            with contextlib.suppress(psutil.NoSuchProcess):
-                kernels = psutil.Process(child.pid).children(recursive=True)
-            child.terminate(force=True)
-            for proc in kernels:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    proc.kill()
-        child.logfile_read.close()
 
 
 def test_console_segfault_report_once_no_log_and_exit(console_env: dict[str, str],
@@ -130,12 +124,7 @@ def test_console_segfault_report_once_no_log_and_exit(console_env: dict[str, str
     """A segfault prints the recovery report once and no kernel log line; exit() leaves
     as with ipykernel (the console shuts down the kernel it started)."""
     env = {k: v for k, v in console_env.items() if k not in ("USER", "LOGNAME")}
-    argv = [*jupyter_console_argv(), "--kernel", "ipytui"]
-    child = pexpect.spawn(argv[0], argv[1:], env=env, cwd=str(tmp_path),
-                          dimensions=(30, 100), encoding="utf-8", timeout=TIMEOUT)
-    log = tmp_path / "console.log"
-    child.logfile_read = open(log, "w")  # noqa: SIM115 - closed below
-    try:
+    with console(tmp_path, env) as (child, log):
         child.expect(prompt("In", 1))
         child.send("kept = 41\r")
         child.expect(prompt("In", 2))
@@ -162,13 +151,3 @@ def test_console_segfault_report_once_no_log_and_exit(console_env: dict[str, str
         assert "segmentation fault" in crash_output
         logs = list((tmp_path / "ipytui" / "logs").glob("kernel-*.log"))
         assert any("died: segmentation fault" in p.read_text() for p in logs), logs
-    finally:
-        if child.isalive():
-            kernels: list[psutil.Process] = []
-            with contextlib.suppress(psutil.NoSuchProcess):
-                kernels = psutil.Process(child.pid).children(recursive=True)
-            child.terminate(force=True)
-            for proc in kernels:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    proc.kill()
-        child.logfile_read.close()
