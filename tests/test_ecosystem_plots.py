@@ -176,3 +176,18 @@ def test_tqdm_auto_and_rich_pick_their_notebook_paths(shared: BlockingKernelClie
     assert reply["content"]["status"] == "ok"
     assert any(m["msg_type"] == "comm_open" for m in seen)  # the progress bar is a widget
     assert value_of(shared, "import rich; rich.get_console().is_jupyter") is True
+
+
+def test_plotly_and_pandas_pick_their_notebook_paths(shared: BlockingKernelClient) -> None:  # noqa: F811
+    pytest.importorskip("plotly")
+    pytest.importorskip("pandas")
+    assert "plotly_mimetype" in value_of(shared, "import plotly.io as pio; pio.renderers.default")
+    reply, seen = run(shared, "import plotly.express as px\n"
+                              "px.line(x=[1, 2, 3], y=[1, 3, 2]).show()")
+    assert reply["content"]["status"] == "ok"
+    assert any("application/vnd.plotly.v1+json" in m["content"].get("data", {})
+               for m in outputs(seen) if m["msg_type"] == "display_data")
+    assert value_of(shared, "import pandas as pd; pd.io.formats.console.in_interactive_session()")
+    reply, seen = run(shared, "pd.DataFrame({'a': [1, 2]})")
+    results = [m for m in outputs(seen) if m["msg_type"] == "execute_result"]
+    assert results and "<table" in results[0]["content"]["data"]["text/html"]
