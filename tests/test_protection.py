@@ -395,3 +395,21 @@ def test_auto_moves_to_checkpoint_when_one_copy_is_over_the_budget(start_kernel)
         assert _ok(kc, "print(big[0])") == "2.0\n"
     finally:
         kc.stop_channels()
+
+
+def test_a_restore_waits_for_the_last_cells_cell_done_at_every_level() -> None:
+    from ipytui.kernel.supervisor.inflight import WorkerState
+    from ipytui.kernel.supervisor.requests import Requests
+
+    sup = Requests.__new__(Requests)
+    sup.worker = WorkerState(ready=True, snapshot_count=3)
+    sup.last_ok_count, sup.protection = 3, {"level": "idle"}
+    assert not sup._snapshot_on_its_way()  # nothing due at idle
+    sup.worker.cell_done_due = True  # a reply went out before its cell_done
+    assert sup._snapshot_on_its_way()
+    sup.worker.cell_done_due, sup.protection = False, {"level": "cell"}
+    sup.last_ok_count = 4  # the cell_done said: a good changing cell, its point not in yet
+    assert sup._snapshot_on_its_way()
+    sup.worker.ready = False  # a dead worker: nothing comes
+    sup.worker.cell_done_due = True
+    assert not sup._snapshot_on_its_way()
