@@ -413,3 +413,18 @@ def test_a_restore_waits_for_the_last_cells_cell_done_at_every_level() -> None:
     sup.worker.ready = False  # a dead worker: nothing comes
     sup.worker.cell_done_due = True
     assert not sup._snapshot_on_its_way()
+
+
+def test_protection_checkpoint_by_hand_drops_the_points(start_kernel) -> None:
+    info, _ = start_kernel(_argv("--idle-seconds", "600"))
+    kc = _client(info)
+    try:
+        _ok(kc, "x = 1")
+        assert _protection(kc)["restore_point"] is not None
+        reply, outputs = _run(kc, "%protection checkpoint")
+        assert reply["status"] == "ok" and "checkpoint" in _stderr(outputs) + str(outputs)
+        prot = _protection(kc)
+        assert prot["setting"] == prot["level"] == "checkpoint" and prot["restore_point"] is None
+        assert "protection level checkpoint keeps no live restore point" in _ok(kc, "%timeline")
+    finally:
+        kc.stop_channels()
