@@ -35,6 +35,7 @@ class WorkerState:
     snapshot_count: int = 0
     notes: list[str] = field(default_factory=list)
     killed_for: str = ""  # why the supervisor ended it (the memory guard), else ""
+    cell_done_due: bool = False  # an execute_reply went out, its cell_done has not come yet
 
 
 def is_execute(channel: str, msg: Message) -> bool:

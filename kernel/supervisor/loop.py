@@ -249,6 +249,7 @@ class Supervisor(Requests, WorkerLifecycle, CrashHandling, TimeTravel):
             send_frames(self.shell if channel == b"shell" else self.control, body)
             pending = self.inflight.pop(peek_parent(body).get("msg_id", ""), None)
             if pending is not None and pending.msg.msg_type == "execute_request":
+                self.worker.cell_done_due = True
                 self._record_reply(pending, body)
                 self.presence.finished(pending.msg.msg_id)
         elif channel == b"stdin":

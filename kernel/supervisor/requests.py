@@ -88,11 +88,12 @@ class Requests:
 
     def _await_snapshot(self, timeout: float = 1.0) -> None:
         """The worker forks its snapshot just after a good cell's reply: let its
-        announcement arrive before restoring, so a restore right after a cell
-        does not miss it."""
+        announcement (and the cell_done before it) arrive before restoring, so a
+        restore right after a cell does not miss it."""
         deadline = time.monotonic() + timeout
-        while (self.worker.ready and self.last_ok_count > self.worker.snapshot_count
-               and not self.worker.notes and time.monotonic() < deadline):
+        while (self.worker.ready and time.monotonic() < deadline
+               and (self.worker.cell_done_due or (self.last_ok_count > self.worker.snapshot_count
+                                                  and not self.worker.notes))):
             self.link.read_up(timeout_ms=20)
 
     def do_history_request(self, channel: str, msg: Message) -> None:

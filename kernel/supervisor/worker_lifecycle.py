@@ -188,6 +188,7 @@ class WorkerLifecycle:
         elif kind == "no_snapshot":
             self.worker.notes = [f"no snapshot: {event.get('why')}"]
         elif kind == "cell_done":
+            self.worker.cell_done_due = False
             self.crashes.cell_finished()
             if isinstance(event.get("protection"), dict):
                 self.protection = event["protection"]
