@@ -333,3 +333,43 @@ def test_a_bad_memory_limit_is_refused(tmp_path) -> None:
     assert done.returncode == 2
     assert "--memory-limit" in done.stderr and "'lots' is not a size" in done.stderr
     assert not path.exists()
+
+
+def test_checkpoint_level_keeps_no_live_point_and_restores_what_pickles(start_kernel,
+                                                                        tmp_path) -> None:
+    from test_jupyter_client import wait_until
+
+    info, _ = start_kernel(_argv("--protection", "checkpoint", "--idle-seconds", "0.2"))
+    kc = _client(info)
+    try:
+        _ok(kc, "v = 7; lam = lambda: 1")
+        wait_until(lambda: any((tmp_path / "data").glob("checkpoints/*.pickle")), T,
+                   "the checkpoint written at idle")
+        prot = _protection(kc)
+        assert prot["level"] == "checkpoint" and prot["restore_point"] is None
+        reply, _ = _run(kc, "%undo")
+        assert reply["status"] == "error" and "nothing to undo" in reply["evalue"]
+        reply, outputs = _run(kc, "import os; os.kill(os.getpid(), 11)")
+        report = [c["data"][REPORT_MIME] for t, c in outputs
+                  if t == "display_data" and REPORT_MIME in c["data"]][0]
+        assert report["restored_from"] == "checkpoint" and "v" in report["restored"]
+        assert "lam" in report["lost"]
+        assert _ok(kc, "print(v)") == "7\n"
+    finally:
+        kc.stop_channels()
+
+
+def test_auto_moves_to_checkpoint_when_one_copy_is_over_the_budget(start_kernel) -> None:
+    info, _ = start_kernel(_argv("--snapshot-budget", "64M", "--idle-seconds", "600"))
+    kc = _client(info)
+    try:
+        _ok(kc, "import numpy as np; big = np.ones(100 * 2**20 // 8)")
+        reply, outputs = _run(kc, "big += 1")
+        assert reply["status"] == "ok"
+        assert "Protection level checkpoint" in _stderr(outputs)
+        prot = _protection(kc)
+        assert prot["level"] == "checkpoint" and prot["restore_point"] is None
+        assert "keeps no live restore point" in _ok(kc, "%timeline")
+        assert _ok(kc, "print(big[0])") == "2.0\n"
+    finally:
+        kc.stop_channels()

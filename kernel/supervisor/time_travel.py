@@ -95,7 +95,10 @@ class TimeTravel:
     def _on_protection(self, event: dict[str, Any]) -> None:
         self.protection = {k: v for k, v in event.items() if k not in ("event", "drop")}
         if event.get("drop"):
-            self._discard(self.chain.drop_all("protection was switched off"))
+            level = event.get("level")
+            why = ("protection was switched off" if level == "off" else
+                   f"protection level {level} keeps no live restore point")
+            self._discard(self.chain.drop_all(why))
             self.worker.snapshot_pid = self.worker.snapshot_count = 0
 
     def _discard(self, pids: list[int]) -> None:

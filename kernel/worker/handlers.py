@@ -95,7 +95,7 @@ def execute(worker: WorkerContext, msg: Message) -> None:
         cell = {"user": msg.header.get("username", ""), "changed": _assigned(code)}
         if worker.snapshots.protection.wants_snapshot_now():
             worker.snapshots.after_cell(worker, count, msg.msg_id, cell)
-        elif worker.snapshots.protection.level == "idle":
+        elif worker.snapshots.protection.waits_for_idle():
             worker.snapshots.protection.due = (count, msg.msg_id, cell)
 
 
@@ -106,7 +106,10 @@ def _protection_notes(worker: WorkerContext, protection: Any, count: int, change
     for note in notes:
         worker.publisher.send("iopub", "stream", {"name": "stderr", "text": f"[protection] {note}\n"})
     if protection.level != before:
-        worker.publisher.sup({"event": "protection", **protection.info()})
+        if protection.level == "checkpoint":
+            worker.snapshots.drop_all()
+        worker.publisher.sup({"event": "protection", **protection.info(),
+                              "drop": protection.level == "checkpoint"})
 
 
 def _assigned(code: str) -> list[str]:
@@ -373,7 +376,8 @@ class WorkerContext:
         if snapshots is None:
             return "This worker takes no snapshots."
         notice = snapshots.protection.choose(setting)
-        if setting == "off":
+        drop = setting in ("off", "checkpoint")
+        if drop:
             snapshots.drop_all()
         elif not snapshots.protection.snapshot_pid:  # protect the current state at once
             parent = self._worker.publisher.parent
@@ -381,7 +385,7 @@ class WorkerContext:
                                         {"user": parent.header.get("username", "") if parent else "",
                                          "changed": []})
         self._worker.publisher.sup({"event": "protection", **snapshots.protection.info(),
-                                    "drop": setting == "off"})
+                                    "drop": drop})
         return notice
 
     def object_help(self, expr: str, detail: int) -> str | None:

@@ -72,6 +72,7 @@ class Snapshots:
         self.checkpoint_path = Path(path) if path else None
         self.supervisor_pid = int(config.get("supervisor_pid") or os.getppid())
         self.children: list[int] = []
+        self.writers: list[int] = []  # checkpoint-level writer children
         self.protection = Protection.from_config(config)
         self._writing = False  # in a snapshot: a checkpoint is being written
         self._promoted = False  # in a snapshot: SIGUSR1 came while it wrote
@@ -131,6 +132,34 @@ class Snapshots:
         # so a second crash before the next good cell still restores everything.
         self.after_cell(worker, execution_count, msg_id, cell)
 
+    def write_checkpoint_now(self, worker: WorkerContext, execution_count: int) -> bool:
+        """The checkpoint level: a short-lived child pickles the namespace and exits.
+
+        Not a restore point (it is never promoted); False while the last one still writes.
+        """
+        self._reap()
+        if self.checkpoint_path is None or any(_alive(pid) for pid in self.writers):
+            return self.checkpoint_path is None
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
+            return True
+        if pid:
+            self.writers.append(pid)
+            self.children.append(pid)
+            return True
+        try:
+            _rename(b"ipytui-ckpt")  # never mistaken for a waiting snapshot
+            prctl = _prctl()
+            if prctl is not None:
+                prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: it dies with the worker
+            with contextlib.suppress(OSError):
+                os.nice(10)
+            self._write_checkpoint(worker, execution_count)
+        finally:
+            os._exit(0)
+
     def drop_all(self) -> None:
         """Kill the restore points this worker forked (protection switched off)."""
         for pid in self.children:
@@ -148,6 +177,8 @@ class Snapshots:
                 done = pid
             if done:
                 self.children.remove(pid)
+                if pid in self.writers:
+                    self.writers.remove(pid)
 
     def _wait_for_promotion(self, worker: WorkerContext, execution_count: int) -> None:
         """In the child: wait for SIGUSR1; exit when the supervisor is gone."""
