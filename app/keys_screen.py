@@ -19,6 +19,7 @@ KEYS: list[tuple[str, str, str]] = [
     ("Input", "F1", "help on the name at the cursor (also: obj? then Enter)"),
     ("Kernel", "Ctrl+C", "interrupt your running cell; clears the input when idle"),
     ("Kernel", "F8", "restart the kernel (fresh namespace)"),
+    ("Kernel", "F7", "undo the last cell (%undo; asks first for a peer's cell)"),
     ("Kernel", "F9", "restart and restore the latest snapshot"),
     ("Output", "Ctrl+L", "clear the output stream"),
     ("Output", "Shift+PgUp / Shift+PgDn", "scroll the output (pauses follow)"),

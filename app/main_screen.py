@@ -59,6 +59,8 @@ class MainScreen(KernelLifecycle, CodeRunner, PresenceLink, InputAssist, Screen)
         Binding("f4", "toggle_share_draft", "Share draft", key_display="F4", show=False),
         Binding("ctrl+l", "clear_output", "Clear", key_display="^L"),
         Binding("f6", "focus_peers", "Peers list", key_display="F6", show=False, priority=True),
+        # Priority: the editor (a TextArea) would take F7 as "select all".
+        Binding("f7", "undo_cell", "Undo cell", key_display="F7", show=False, priority=True),
         Binding("f8", "restart", "Restart", key_display="F8"),
         Binding("f9", "restart_restore", "Restore", key_display="F9"),
         Binding("escape", "dismiss_overlay", "Close", show=False),

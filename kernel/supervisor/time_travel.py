@@ -198,7 +198,6 @@ class TimeTravel:
             text = f"Undo by {who} failed: the restore point died; the kernel starts empty.\n"
         entry = {"user": who, "state_after_cell": plan.target.count, "undone": plan.undone,
                  "restored": restored, "seconds": round(time.monotonic() - plan.began, 3)}
-        self.publish("iopub", "stream", {"name": "stdout", "text": text}, parent=request)
         self.publish("iopub", "display_data", {"data": {"text/plain": text.strip(), UNDO_MIME: entry},
                                                "metadata": {}, "transient": {}}, parent=request)
         if plan.pending is not None:
