@@ -20,6 +20,7 @@ KEYS: list[tuple[str, str, str]] = [
     ("Kernel", "Ctrl+C", "interrupt your running cell; clears the input when idle"),
     ("Kernel", "F8", "restart: an empty namespace for every client (asks first)"),
     ("Kernel", "F9", "restart and restore the latest snapshot; every client is told"),
+    ("Kernel", "F10", "undo the last cell (%undo; asks first for a peer's cell)"),
     ("Output", "Ctrl+L", "clear the output stream"),
     ("Output", "Shift+PgUp / Shift+PgDn", "scroll the output (pauses follow)"),
     ("Output", "Ctrl+End / End", "resume following new output"),

@@ -51,6 +51,7 @@ class KernelLifecycle:
     status: KernelStatus
     banner: CrashBanner
     stream: OutputStream
+    run_code: Any
 
     # -- start-up --------------------------------------------------------------------
     def connect(self) -> None:
@@ -317,6 +318,29 @@ class KernelLifecycle:
         if isinstance(extra.get("user_names"), int):
             return extra["user_names"]
         return -1 if self.execution_count else 0
+
+    def action_undo_cell(self) -> None:
+        """F10: ``%undo`` the last cell; a cell another peer ran is confirmed first."""
+        from ipytui.app.undo_screen import (
+            UNDO_CODE,
+            UndoConfirmScreen,
+            confirmation_text,
+            last_cell,
+        )
+
+        cell = last_cell(list(self.stream.cells.values()))
+        if cell is None:
+            self.notify("No cell to undo", timeout=2)
+            return
+        if cell.own:
+            self.run_code(UNDO_CODE)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_code(UNDO_CODE)
+
+        self.app.push_screen(UndoConfirmScreen(confirmation_text(cell)), answered)
 
     def action_restart_restore(self) -> None:
         self.run_worker(self._restart(restore=True), group="restart", exclusive=True, exit_on_error=False)

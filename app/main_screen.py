@@ -68,6 +68,7 @@ class MainScreen(
         Binding("f7", "select_output", "Select output", key_display="F7", show=False, priority=True),
         Binding("f8", "restart", "Restart", key_display="F8"),
         Binding("f9", "restart_restore", "Restore", key_display="F9"),
+        Binding("f10", "undo_cell", "Undo cell", key_display="F10", show=False),
         Binding("escape", "dismiss_overlay", "Close", show=False),
         Binding("shift+pageup", "scroll_output(-1)", "Scroll up", show=False),
         Binding("shift+pagedown", "scroll_output(1)", "Scroll down", show=False),

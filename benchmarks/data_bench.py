@@ -2,6 +2,7 @@
 
     python benchmarks/data_bench.py                      # sizes 0, 256, 1024 MiB, 5 cells each
     python benchmarks/data_bench.py --sizes 0,256 --cells 3 --json out.json
+    python benchmarks/data_bench.py --sizes 1024 --ipytui-flags "--snapshot-budget 512M"
 
 For each namespace size (a float64 numpy array ``big``; sizes are capped
 below half of the available memory) a fresh ipytui kernel and a fresh
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import sys
 import time
@@ -34,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kernel_bench import KernelRun  # noqa: E402
-from procs import Workdir, install_handlers, kill_all, tree  # noqa: E402
+from procs import KERNEL_COMMANDS, Workdir, install_handlers, kill_all, tree  # noqa: E402
 
 CELLS = {
     "inplace": "big += 1",
@@ -175,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="0,256,1024", help="namespace sizes in MiB")
     parser.add_argument("--cells", type=int, default=5, help="cells of each kind, back to back")
     parser.add_argument("--json", help="write the raw figures here")
+    parser.add_argument("--ipytui-flags", default="",
+                        help="extra kernel flags for ipytui, e.g. '--snapshot-budget 512M'")
     args = parser.parse_args(argv)
     cap = _available_mib() // 2 // 3  # worker, a snapshot and `new` at once, under half
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -182,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [s for s in sizes if s <= cap]
     if skipped:
         print(f"skipped sizes {skipped} MiB: over the cap {cap} MiB", file=sys.stderr)
+    if args.ipytui_flags:
+        command = KERNEL_COMMANDS["ipytui"]
+        command[-1:-1] = shlex.split(args.ipytui_flags)  # before the trailing -f
     install_handlers()
     wd = Workdir()
     results: dict[int, dict[str, dict[str, Any]]] = {}

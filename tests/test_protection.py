@@ -355,3 +355,76 @@ def test_a_bad_memory_limit_is_refused(tmp_path) -> None:
     assert done.returncode == 2
     assert "--memory-limit" in done.stderr and "'lots' is not a size" in done.stderr
     assert not path.exists()
+
+
+def test_checkpoint_level_keeps_no_live_point_and_restores_what_pickles(start_kernel,
+                                                                        tmp_path) -> None:
+    from conftest import wait_until
+
+    info, _ = start_kernel(_argv("--protection", "checkpoint", "--idle-seconds", "0.2"))
+    kc = _client(info)
+    try:
+        _ok(kc, "v = 7; gen = (i for i in range(3))")  # cloudpickle takes lambdas, not generators
+        wait_until(lambda: any((tmp_path / "data").glob("checkpoints/*.pickle")), T,
+                   "the checkpoint written at idle")
+        assert not list((tmp_path / "data").glob("checkpoints/.*.tmp"))  # renamed into place
+        prot = _protection(kc)
+        assert prot["level"] == "checkpoint" and prot["restore_point"] is None
+        reply, _ = _run(kc, "%undo")
+        assert reply["status"] == "error" and "nothing to undo" in reply["evalue"]
+        reply, outputs = _run(kc, "import os; os.kill(os.getpid(), 11)")
+        report = _crash_report(kc, outputs)
+        assert report["restored_from"] == "checkpoint" and "v" in report["restored"]
+        assert "gen" in report["lost"]
+        assert _ok(kc, "print(v)") == "7\n"
+    finally:
+        kc.stop_channels()
+
+
+def test_auto_moves_to_checkpoint_when_one_copy_is_over_the_budget(start_kernel) -> None:
+    info, _ = start_kernel(_argv("--snapshot-budget", "64M", "--idle-seconds", "600"))
+    kc = _client(info)
+    try:
+        _ok(kc, "import numpy as np; big = np.ones(100 * 2**20 // 8)")
+        reply, outputs = _run(kc, "big += 1")
+        assert reply["status"] == "ok"
+        assert "Protection level checkpoint" in _stderr(outputs)
+        prot = _protection(kc)
+        assert prot["level"] == "checkpoint" and prot["restore_point"] is None
+        assert "keeps no live restore point" in _ok(kc, "%timeline")
+        assert _ok(kc, "print(big[0])") == "2.0\n"
+    finally:
+        kc.stop_channels()
+
+
+def test_a_restore_waits_for_the_last_cells_cell_done_at_every_level() -> None:
+    from ipytui.kernel.supervisor.inflight import WorkerState
+    from ipytui.kernel.supervisor.requests import Requests
+
+    sup = Requests.__new__(Requests)
+    sup.worker = WorkerState(ready=True, snapshot_count=3)
+    sup.last_ok_count, sup.protection = 3, {"level": "idle"}
+    assert not sup._snapshot_on_its_way()  # nothing due at idle
+    sup.worker.cell_done_due = True  # a reply went out before its cell_done
+    assert sup._snapshot_on_its_way()
+    sup.worker.cell_done_due, sup.protection = False, {"level": "cell"}
+    sup.last_ok_count = 4  # the cell_done said: a good changing cell, its point not in yet
+    assert sup._snapshot_on_its_way()
+    sup.worker.ready = False  # a dead worker: nothing comes
+    sup.worker.cell_done_due = True
+    assert not sup._snapshot_on_its_way()
+
+
+def test_protection_checkpoint_by_hand_drops_the_points(start_kernel) -> None:
+    info, _ = start_kernel(_argv("--idle-seconds", "600"))
+    kc = _client(info)
+    try:
+        _ok(kc, "x = 1")
+        assert _protection(kc)["restore_point"] is not None
+        reply, outputs = _run(kc, "%protection checkpoint")
+        assert reply["status"] == "ok" and "checkpoint" in _stderr(outputs) + str(outputs)
+        prot = _protection(kc)
+        assert prot["setting"] == prot["level"] == "checkpoint" and prot["restore_point"] is None
+        assert "protection level checkpoint keeps no live restore point" in _ok(kc, "%timeline")
+    finally:
+        kc.stop_channels()

@@ -170,8 +170,8 @@ class KernelStatus(Horizontal):
         label = self._labels["protection"]
         level = str(info.get("level", "")) if info else ""
         point = (info or {}).get("restore_point") or {}
-        unprotected = level == "off" or (bool(info) and not point)
-        partial = bool(point.get("cells_after"))
+        unprotected = level == "off" or (level != "checkpoint" and bool(info) and not point)
+        partial = bool(point.get("cells_after")) or level == "checkpoint"
         label.set_class(unprotected, "-unprotected")
         label.set_class(partial and not unprotected, "-partial")
         if not level:
@@ -190,6 +190,8 @@ class KernelStatus(Horizontal):
             parts.append(where)
             if partial:
                 parts.append(f"{len(point['cells_after'])} cell(s) after it")
+        elif level == "checkpoint":
+            parts.append("pickle checkpoint only, no undo")
         elif level != "off":
             parts.append("no restore point yet")
         self._show("protection", " · ".join(parts))

@@ -4,7 +4,7 @@
 Example ``config.toml``::
 
     [kernel]
-    protection = "auto"        # auto, cell, idle or off
+    protection = "auto"        # auto, cell, idle, checkpoint or off
     undo_depth = 3             # cells %undo can take back
     snapshot_budget = "25%"    # memory the kept restore points may hold
     copy_limit = "64M"         # a cell copying more for its snapshot moves auto to idle
@@ -23,7 +23,7 @@ from typing import Any
 
 from ipytui.kernel.protocol.sizes import SizeError, parse_size, physical_memory
 
-LEVELS = ("auto", "cell", "idle", "off")
+LEVELS = ("auto", "cell", "idle", "checkpoint", "off")
 MIN_MEMORY_LIMIT = 64 * 2**20
 
 

@@ -36,6 +36,8 @@ class WorkerState:
     notes: list[str] = field(default_factory=list)
     debugging: bool = False  # its debugger (debugpy) was started: a session ends with it
     killed_for: str = ""  # why the supervisor ended it (the memory guard), else ""
+    cell_done_due: bool = False  # an execute_reply went out, its cell_done has not come yet
+    cell_done_for: str = ""  # the msg_id of the last cell_done (it may come before the reply)
 
 
 def is_execute(channel: str, msg: Message) -> bool:

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port-base", type=int, default=None,
                         help="fixed ports N..N+4, in this order: shell, iopub, stdin, control, hb")
     parser.add_argument("--no-snapshots", action="store_true", help="switch fork() snapshots off")
-    parser.add_argument("--protection", choices=("auto", "cell", "idle", "off"),
+    parser.add_argument("--protection", choices=("auto", "cell", "idle", "checkpoint", "off"),
                         help="crash-protection level (default: [kernel] protection in "
                              "config.toml, else auto); see docs/protection.md")
     parser.add_argument("--undo-depth", type=int, help="cells %%undo can take back (default 3)")

@@ -103,8 +103,8 @@ class Requests:
     def do_ipytui_restore_request(self, channel: str, msg: Message) -> None:
         """Restart and restore: a fresh worker back at the latest snapshot or checkpoint.
 
-        If the last good cell's snapshot has not been announced yet, the request
-        waits for it (at most SNAPSHOT_WAIT seconds) without blocking the loop:
+        If the last cell's cell_done, or the last good cell's snapshot, has not
+        arrived yet, the request waits for it (at most SNAPSHOT_WAIT seconds) without blocking the loop:
         ``check_restores`` answers it once the announcement is in, so a restore
         right after a cell never throws that cell's state away.
         """
@@ -126,8 +126,14 @@ class Requests:
 
     def _snapshot_on_its_way(self) -> bool:
         worker = self.worker
-        # At level idle or off no snapshot follows each cell: nothing to wait for.
-        return (worker.ready and self.last_ok_count > worker.snapshot_count
+        if not worker.ready:
+            return False
+        # The cell_done tells whether the cell changed the namespace (and the
+        # level it left): until it is in, the restore cannot know what is due.
+        if worker.cell_done_due:
+            return True
+        # At level idle, checkpoint or off no snapshot follows each cell: nothing to wait for.
+        return (self.last_ok_count > worker.snapshot_count
                 and not worker.notes and self.protection.get("level") == "cell")
 
     def do_history_request(self, channel: str, msg: Message) -> None:

@@ -97,7 +97,10 @@ class TimeTravel:
     def _on_protection(self, event: dict[str, Any]) -> None:
         self.protection = {k: v for k, v in event.items() if k not in ("event", "drop")}
         if event.get("drop"):
-            self._discard(self.chain.drop_all("protection was switched off"))
+            level = event.get("level")
+            why = ("protection was switched off" if level == "off" else
+                   f"protection level {level} keeps no live restore point")
+            self._discard(self.chain.drop_all(why))
             self.worker.snapshot_pid = self.worker.snapshot_count = 0
 
     def _discard(self, pids: list[int]) -> None:
@@ -199,7 +202,6 @@ class TimeTravel:
             text = f"Undo by {who} failed: the restore point died; the kernel starts empty.\n"
         entry = {"user": who, "state_after_cell": plan.target.count, "undone": plan.undone,
                  "restored": restored, "seconds": round(time.monotonic() - plan.began, 3)}
-        self.publish("iopub", "stream", {"name": "stdout", "text": text}, parent=request)
         self.publish("iopub", "display_data", {"data": {"text/plain": text.strip(), UNDO_MIME: entry},
                                                "metadata": {}, "transient": {}}, parent=request)
         self.announce("undo", by=request, method="snapshot" if restored else "fresh",

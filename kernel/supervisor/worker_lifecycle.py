@@ -219,6 +219,7 @@ class WorkerLifecycle:
         elif kind == "no_snapshot":
             self.worker.notes = [f"no snapshot: {event.get('why')}"]
         elif kind == "cell_done":
+            self.worker.cell_done_due, self.worker.cell_done_for = False, str(event.get("msg_id") or "")
             self.crashes.cell_finished()
             if isinstance(event.get("user_names"), int):
                 self.user_names = event["user_names"]

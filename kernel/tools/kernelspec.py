@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="set an environment variable for the kernel (repeatable)")
     inst.add_argument("--memory-limit", metavar="SIZE",
                       help="the kernel's memory guard: 4G, 512M, 80%% of physical memory")
-    inst.add_argument("--protection", choices=("auto", "cell", "idle", "off"),
+    inst.add_argument("--protection", choices=("auto", "cell", "idle", "checkpoint", "off"),
                       help="the kernel's crash-protection level (default: auto)")
     sub.add_parser("list", help="list installed ipytui kernelspecs")
     return parser

@@ -190,7 +190,9 @@ class MagicsView:
 
     @property
     def magics(self) -> dict[str, dict[str, Any]]:
-        from ipytui.kernel.worker.magics import all_magics
+        # The registry itself, not the package (whose notebook magics import this module);
+        # importing it runs the package's __init__ first, so every magic is registered.
+        from ipytui.kernel.worker.magics.registry import all_magics
 
         return {kind: {name: magic.fn for name, magic in found.items()}
                 for kind, found in all_magics().items()}

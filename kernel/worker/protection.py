@@ -10,11 +10,16 @@ newest snapshot's private pages from smaps_rollup) and picks the level:
 - ``cell``: a restore point after each state-changing cell (undo per cell);
 - ``idle``: one once the kernel has been idle ``idle_seconds``, so
   back-to-back big cells pay once; the restore point may be a few cells old;
+- ``checkpoint``: no live restore point; a pickle checkpoint written by a
+  short-lived child at idle (a crash brings back what pickles; no undo);
 - ``off``: none (a crash starts from the last checkpoint or empty).
 
 ``auto`` starts at ``cell``, moves to ``idle`` when the first cell after a
 snapshot copied ``copy_limit`` or more, and back when such a cell copied less
-than a quarter of it. Every change is announced; nothing changes silently.
+than a quarter of it; to ``checkpoint`` when that first cell copied more
+than the whole snapshot budget (one restore point would not fit), and back to
+``idle`` once the worker's resident memory is under half the budget. Every
+change is announced; nothing changes silently.
 """
 
 from __future__ import annotations
@@ -29,7 +34,16 @@ from ipytui.kernel.protocol.procs import private_bytes
 from ipytui.kernel.protocol.sizes import format_size
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-SETTINGS = ("auto", "cell", "idle", "off")
+SETTINGS = ("auto", "cell", "idle", "checkpoint", "off")
+
+
+def _resident() -> int:
+    """This process's resident bytes (statm)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _minflt() -> int:
@@ -107,7 +121,19 @@ class Protection:
             notes.append(f"Cell [{cost.count}] is not undoable: the restore point before it now "
                          f"holds {format_size(cost.copied)}, over the {format_size(self.budget)} "
                          "snapshot budget, so it is dropped at the next restore point.")
-        if self.setting == "auto" and first and changed:
+        if self.setting == "auto" and first and changed and cost.copied > self.budget:
+            notes.append(self._set("checkpoint", (
+                f"cell [{cost.count}] copied {format_size(cost.copied)} for its restore point, "
+                f"over the whole {format_size(self.budget)} snapshot budget; no live restore "
+                "point is kept, only a pickle checkpoint written at idle (no undo, and a crash "
+                "brings back only what pickles)")))
+        elif self.setting == "auto" and self.level == "checkpoint" and changed:
+            resident = _resident()
+            if resident < self.budget // 2:
+                notes.append(self._set("idle", (
+                    f"the worker holds {format_size(resident)}, under half the budget; "
+                    "live restore points again, taken at idle")))
+        elif self.setting == "auto" and first and changed:
             if self.level == "cell" and cost.copied >= self.copy_limit:
                 notes.append(self._set("idle", (
                     f"cell [{cost.count}] copied {format_size(cost.copied)} for its restore "
@@ -124,7 +150,7 @@ class Protection:
         """The user's choice (``%protection``); returns the notice."""
         self.setting = setting
         if setting == "auto":
-            level = self.level if self.level in ("cell", "idle") else "cell"
+            level = self.level if self.level in ("cell", "idle", "checkpoint") else "cell"
             return self._set(level, "auto chosen by hand: it adapts from here")
         return self._set(setting, f"{setting} chosen by hand")
 
@@ -141,6 +167,10 @@ class Protection:
 
     def wants_snapshot_now(self) -> bool:
         return self.level == "cell"
+
+    def waits_for_idle(self) -> bool:
+        """Whether the state after a changing cell is saved once the kernel is idle."""
+        return self.level in ("idle", "checkpoint")
 
     def took(self, pid: int, count: int) -> None:
         self.snapshot_pid, self.snapshot_count = pid, count

@@ -24,12 +24,16 @@ def measure(worker: WorkerContext, protection: Protection, count: int, changed: 
     for note in notes:
         worker.publisher.send("iopub", "stream", {"name": "stderr", "text": f"[protection] {note}\n"})
     if protection.level != before:
-        worker.publisher.sup({"event": "protection", **protection.info()})
+        drop = protection.level == "checkpoint"  # no live restore point at that level
+        if drop and worker.snapshots is not None:
+            worker.snapshots.drop_all()
+        worker.publisher.sup({"event": "protection", **protection.info(), "drop": drop})
 
 
 def take_restore_point(worker: WorkerContext, count: int, msg: Message, code: str) -> bool:
     """After a good state-changing cell, before its reply: fork the restore point now
-    (level cell) or leave it for the idle moment (level idle). True in a snapshot that
+    (level cell) or leave it for the idle moment (level idle; at level checkpoint a
+    short-lived child then writes the pickle checkpoint). True in a snapshot that
     was promoted to be the worker (the supervisor has answered the cell)."""
     snapshots = worker.snapshots
     if snapshots is None:
@@ -37,7 +41,7 @@ def take_restore_point(worker: WorkerContext, count: int, msg: Message, code: st
     cell = {"user": msg.header.get("username", ""), "changed": assigned(code)}
     if snapshots.protection.wants_snapshot_now():
         return snapshots.after_cell(worker, count, msg.msg_id, cell)
-    if snapshots.protection.level == "idle":
+    if snapshots.protection.waits_for_idle():
         snapshots.protection.due = (count, msg.msg_id, cell)
     return False
 
@@ -67,12 +71,14 @@ class ProtectionContext:
         return snapshots.protection.info() if snapshots is not None else {}
 
     def set_protection(self, setting: str) -> str:
-        """Apply a %protection choice; the supervisor hears of it (and drops points for off)."""
+        """Apply a %protection choice; the supervisor hears of it (and drops the points
+        for off and checkpoint, which keep no live restore point)."""
         snapshots = self._worker.snapshots
         if snapshots is None:
             return "This worker takes no snapshots."
         notice = snapshots.protection.choose(setting)
-        if setting == "off":
+        drop = setting in ("off", "checkpoint")
+        if drop:
             snapshots.drop_all()
         elif not snapshots.protection.snapshot_pid:  # protect the current state at once
             parent = self._worker.publisher.parent
@@ -80,5 +86,5 @@ class ProtectionContext:
                                         {"user": parent.header.get("username", "") if parent else "",
                                          "changed": []})
         self._worker.publisher.sup({"event": "protection", **snapshots.protection.info(),
-                                    "drop": setting == "off"})
+                                    "drop": drop})
         return notice

@@ -61,15 +61,22 @@ class SupervisorQuestions:
         return {"error": "the supervisor did not answer"}
 
     def _next_execute(self) -> list[bytes] | None:
-        """The next frames for the main loop; takes an idle-time snapshot while waiting."""
+        """The next frames for the main loop; takes an idle-time snapshot (or, at level
+        checkpoint, starts the checkpoint writer) while waiting."""
         if self.deferred:
             return self.deferred.pop(0)
         snaps = self.snapshots
-        if snaps is not None and snaps.protection.due is not None:
+        while snaps is not None and snaps.protection.due is not None:
             level = snaps.protection.level
             if level == "off":
                 snaps.protection.due = None
-            elif not self.exec_pipe.wait(snaps.protection.idle_seconds if level == "idle" else 0):
+            elif self.exec_pipe.wait(snaps.protection.idle_seconds if level != "cell" else 0):
+                break  # not idle: the next cell first
+            elif level == "checkpoint":
+                # False while the last writer still writes: wait another idle moment.
+                if snaps.write_checkpoint_now(self, snaps.protection.due[0]):
+                    snaps.protection.due = None
+            else:
                 count, msg_id, cell = snaps.protection.due
                 snaps.protection.due = None
                 snaps.after_cell(self, count, msg_id, cell)  # a promoted child returns here too

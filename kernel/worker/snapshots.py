@@ -88,6 +88,7 @@ class Snapshots:
         self.checkpoint_path = Path(path) if path else None
         self.supervisor_pid = int(config.get("supervisor_pid") or os.getppid())
         self.children: list[int] = []
+        self.writers: list[int] = []  # level checkpoint: the short-lived writer children
         self._notes_read, self._notes_write = os.pipe()  # child -> worker: checkpoint outcomes
         os.set_blocking(self._notes_write, False)  # a child never waits on the worker
         self._notes_reader_pid = 0  # the process whose thread reads the notes
@@ -159,7 +160,7 @@ class Snapshots:
             worker.publisher.sup({"event": "snapshot", "pid": pid, "execution_count": execution_count,
                                   "lost_threads": threads, **(cell or {})})
             return False
-        self.children = []
+        self.children, self.writers = [], []
         self._wait_for_promotion(worker, execution_count)
         _rename(old_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -170,9 +171,50 @@ class Snapshots:
         self.after_cell(worker, execution_count, msg_id, cell)
         return True
 
+    def write_checkpoint_now(self, worker: WorkerContext, execution_count: int) -> bool:
+        """Level checkpoint: a short-lived child pickles the namespace and exits.
+
+        Not a restore point (never promoted, not named as one). Its outcome reaches
+        the supervisor as any checkpoint's does (the notes pipe). False while the
+        last writer still writes (the caller tries again at the next idle moment).
+        """
+        self._reap()
+        if self.checkpoint_path is None:
+            return True
+        if self.writers:
+            return False
+        self._read_notes(worker)
+        try:
+            # The locks a child could need (jedi's, the output's) are not held mid-use.
+            with jedi_lock_for_fork(), worker.publisher.lock, worker.stdout._lock, \
+                    worker.stderr._lock:
+                pid = os.fork()
+        except OSError as exc:
+            worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
+            return True
+        if pid:
+            self.writers.append(pid)
+            self.children.append(pid)
+            return True
+        try:
+            _rename(b"ipytui-ckpt")  # never mistaken for a waiting snapshot
+            signal.signal(signal.SIGTERM, _exit_writing)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+            prctl = _prctl()
+            if prctl is not None:
+                prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: it ends with the worker
+            with contextlib.suppress(OSError):
+                os.nice(10)
+            self._write_checkpoint(worker, execution_count)
+        finally:
+            os._exit(0)
+
     def drop_all(self) -> None:
-        """Kill the restore points this worker forked (protection switched off)."""
+        """Kill the restore points this worker forked (protection switched off or to
+        checkpoint). A checkpoint writer finishes its write."""
         for pid in self.children:
+            if pid in self.writers:
+                continue
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self._reap()
@@ -187,6 +229,8 @@ class Snapshots:
                 done = pid
             if done:
                 self.children.remove(pid)
+                if pid in self.writers:
+                    self.writers.remove(pid)
 
     def _wait_for_promotion(self, worker: WorkerContext, execution_count: int) -> None:
         """In the child: wait for SIGUSR1; exit when the supervisor is gone."""
@@ -267,6 +311,12 @@ class Snapshots:
         """One line to the worker's notes thread; dropped if the pipe is full."""
         with contextlib.suppress(OSError):
             os.write(self._notes_write, json.dumps(note).encode() + b"\n")
+
+
+def _exit_writing(signum: int, frame: Any) -> None:
+    """SIGTERM in a checkpoint writer (its worker ended): stop; the atomic write
+    removes its temporary file on the way out."""
+    raise SystemExit(0)
 
 
 def _rename(name: bytes) -> bytes:

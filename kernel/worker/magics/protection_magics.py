@@ -15,7 +15,7 @@ from ipytui.kernel.protocol.sizes import format_size
 from ipytui.kernel.worker.magics.args import split
 from ipytui.kernel.worker.magics.registry import ArgumentError, UsageError, line_magic
 
-LEVEL_WORDS = ("auto", "cell", "idle", "off")
+LEVEL_WORDS = ("auto", "cell", "idle", "checkpoint", "off")
 
 
 def _kernel(shell: Any, what: str) -> Any:
@@ -27,13 +27,15 @@ def _kernel(shell: Any, what: str) -> Any:
 
 @line_magic
 def protection(shell: Any, line: str) -> None:
-    """%protection [auto|cell|idle|off]
+    """%protection [auto|cell|idle|checkpoint|off]
 
     Show or choose the crash-protection level. `cell` keeps a restore point
     after each state-changing cell (undo per cell); `idle` takes one once the
-    kernel has been idle a moment (big back-to-back cells pay once); `off`
-    keeps none; `auto` (the default) moves between cell and idle by what the
-    cells cost, and says so each time.
+    kernel has been idle a moment (big back-to-back cells pay once);
+    `checkpoint` keeps no live restore point, only a pickle checkpoint written
+    at idle (no undo; unpicklable objects are lost in a crash); `off` keeps
+    none; `auto` (the default) moves between cell, idle and checkpoint by what
+    the cells cost and the budget, and says so each time.
     """
     context = _kernel(shell, "%protection")
     words = split(line)
