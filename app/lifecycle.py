@@ -264,6 +264,8 @@ class KernelLifecycle:
             self.lifecycle = "ok"
             self.notify(event_text(event), timeout=6)
             self.run_worker(self._refresh_kernel_info(), exit_on_error=False)
+        elif kind == "protection":  # the status pane shows the level from kernel_info
+            self.run_worker(self._refresh_kernel_info(), exit_on_error=False)
         elif kind == "recovered":
             self.notify(event_text(event), timeout=6)
         elif kind == "undo":  # the %undo cell says it; the status pane's restore point moved

@@ -274,6 +274,9 @@ def test_big_rewrite_moves_auto_to_idle_and_the_crash_report_says_so(start_kerne
         reply, outputs = _run(kc, "big += 1")
         assert reply["status"] == "ok"
         assert "Protection level idle" in _stderr(outputs)
+        # ...and told to every client as a shared event, attributed to the cell's sender
+        told = [c for kind, c in outputs if kind == EVENT_MSG_TYPE and c["event"] == "protection"]
+        assert told and told[-1]["level"] == "idle" and told[-1]["by"] is not None, outputs
         prot = _protection(kc)
         assert prot["setting"] == "auto" and prot["level"] == "idle"
         assert prot["restore_point"]["after_cell"] == 1

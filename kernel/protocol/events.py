@@ -1,5 +1,5 @@
 """Kernel events every client is told the same way: crashes, restarts, restores,
-undos, interrupts and recoveries.
+undos, interrupts, recoveries and protection-level changes.
 
 The supervisor publishes each on IOPub as an ``ipytui_event`` message with an
 empty parent header and records it in the journal; UIs draw their status,
@@ -14,7 +14,8 @@ Content: ``event`` (one of ``KINDS``), ``time`` (epoch seconds), ``by``
 (the kernel's status facts, as kernel_info's ``ipytui`` key) and per kind:
 ``report`` and ``cell_msg_id`` (crash), ``method`` and ``after_cell``
 (restart, restore, recovered, undo), ``undone`` (the cells an undo took back)
-and ``cell_msg_id`` (the ``%undo`` cell, undo).
+and ``cell_msg_id`` (the ``%undo`` cell, undo), ``level`` and ``reason``
+(protection: the crash-protection level the kernel moved to, and why).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 EVENT_MSG_TYPE = "ipytui_event"
-KINDS = ("crash", "restart", "restore", "undo", "interrupt", "recovered")
+KINDS = ("crash", "restart", "restore", "undo", "interrupt", "recovered", "protection")
 
 # jupyter_client's Session falls back to this when $USER is unset: it names nobody.
 _DEFAULT_USERNAMES = {"", "username"}
@@ -67,6 +68,10 @@ def event_text(event: dict[str, Any]) -> str:
         return f"Undo by {who}: back at {_state_after(event)}; {cells} undone."
     if kind == "interrupt":
         return f"Interrupt sent by {who}."
+    if kind == "protection":
+        reason = event.get("reason") if isinstance(event.get("reason"), str) else ""
+        during = f" (in a cell run by {who})" if isinstance(by, dict) else ""
+        return f"Crash protection is now {event.get('level')}{during}" + (f": {reason}" if reason else ".")
     if kind == "recovered":
         names = event.get("names") if isinstance(event.get("names"), list) else []
         return (f"Kernel recovered from {_state_after(event)}: "

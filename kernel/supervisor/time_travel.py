@@ -95,7 +95,14 @@ class TimeTravel:
         self.changed_cells = [*self.changed_cells, count][-MAX_CHANGED:]
 
     def _on_protection(self, event: dict[str, Any]) -> None:
+        before = self.protection.get("level")
         self.protection = {k: v for k, v in event.items() if k not in ("event", "drop")}
+        level = self.protection.get("level")
+        if level and level != before:  # a shared event: every client sees the level change
+            running = next((p for p in self.inflight.values()
+                            if p.started and p.msg.msg_type == "execute_request"), None)
+            self.announce("protection", by=running.msg if running else None, level=level,
+                          reason=str(self.protection.get("reason") or ""))
         if event.get("drop"):
             level = event.get("level")
             why = ("protection was switched off" if level == "off" else
