@@ -160,21 +160,14 @@ async def crash(pilot) -> None:
 
 
 PLOT_SETUP = """\
-import io
 import numpy as np
-import matplotlib
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt
-plt.style.use('dark_background')
-class Png:  # until the kernel's own backend shows figures: the PNG any kernel would send
-    def __init__(self, fig): self.fig = fig
-    def _repr_png_(self):
-        buf = io.BytesIO(); self.fig.savefig(buf, format='png'); return buf.getvalue()"""
+import matplotlib.pyplot as plt  # the kernel's own backend shows figures
+plt.style.use('dark_background')"""
 PLOT_CELL = """\
 x = np.linspace(0, 4 * np.pi, 200)
 fig, ax = plt.subplots(figsize=(7, 3.4), dpi=100)
 ax.plot(x, np.sin(x), lw=4, label='sin'); ax.plot(x, np.cos(x), lw=4, label='cos')
-ax.legend(); Png(fig)"""
+ax.legend(); plt.show()"""
 
 TABLE_CELLS = [
     "import pandas as pd\npd.set_option('display.max_rows', 8)",

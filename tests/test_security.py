@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import zmq
-from conftest import _wait_listening
+from conftest import _wait_listening, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ipytui.kernel.client import tunnel
@@ -261,9 +261,11 @@ async def test_remote_allowed_key_runs_a_cell_refused_clients_get_nothing(
     assert await run_cell(keyed(info, alice), "print('still here')") == "still here\n"
     assert not marker.exists()
     assert proc.poll() is None
-    log = (tmp_path / "kernel-0.log").read_text()
-    assert "is not on the allow-list" in log
-    assert "it does not encrypt" in log
+    # The refusals are logged from the ZAP and monitor threads: wait for their lines.
+    log_file = tmp_path / "kernel-0.log"
+    await asyncio.to_thread(wait_until, lambda: "is not on the allow-list" in log_file.read_text()
+                            and "it does not encrypt" in log_file.read_text(), 20.0,
+                            "the refusals in the kernel's log")
 
 
 async def test_share_file_and_client_keypair(launch: Launch, tmp_path: Path) -> None:
