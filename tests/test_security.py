@@ -188,15 +188,20 @@ async def test_input_for_a_client_that_left_ends_and_the_kernel_goes_on(launch: 
                                               "silent": False, "store_history": True})
         await asyncio.wait_for(asked.wait(), 20)
 
-        async def first_error(sub: Any) -> Any:
+        async def error_then_idle(sub: Any) -> Any:
+            error = None
             async for msg in sub:
                 if msg.msg_type == "error":
-                    return msg
+                    error = msg
+                elif (error is not None and msg.parent_id == error.parent_id
+                      and msg.content.get("execution_state") == "idle"):
+                    return error
 
         async with alice.iopub_messages() as sub:
             await bob.stop()
-            # Bob's cell ends (before it, a cell queued behind it would be aborted).
-            error = await asyncio.wait_for(first_error(sub), 20)
+            # Bob's cell ends, idle included (a cell sent before that is queued behind
+            # the failed one and aborted, as stop_on_error says).
+            error = await asyncio.wait_for(error_then_idle(sub), 20)
         assert error.content["ename"] == "EOFError"
         result = await alice.execute("print('alive')", timeout=20)
         assert result.text == "alive\n"

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,9 @@ import zmq
 from ipytui.kernel.protocol.wire import Message
 from ipytui.kernel.supervisor.presence import TARGET, PeerTable, PresenceError
 from ipytui.kernel.supervisor.security import WATCHED_EVENTS, parse_monitor_event
+
+RECHECK_S = 0.2  # a disconnected fd still open is looked at again this much later
+RECHECKS = 5  # ...this many times, then its peer is taken for a live connection
 
 log = logging.getLogger("ipytui.supervisor")
 
@@ -39,6 +43,7 @@ class PresenceService:
         # a closed fd is reused by the next connection, often before its disconnect
         # event is read, so an event only ends the ids whose connection is gone.
         self._fds: dict[int, list[tuple[bytes, Any]]] = {}
+        self._rechecks: list[tuple[int, float, int]] = []  # (fd, when, tries left)
         self.monitor: zmq.Socket | None = None
         self._log_event = log_event
         self._on_departure = on_departure  # a client's shell connection closed (its routing id)
@@ -58,6 +63,14 @@ class PresenceService:
         if event.get("event") != zmq.EVENT_DISCONNECTED:
             return
         fd = int(event.get("value", -1))
+        if self._settle(fd):
+            # The fd still has the peer that was seen on it: the dying connection not
+            # closed yet (libzmq tells before it closes), or one we never heard from.
+            self._rechecks.append((fd, time.monotonic() + RECHECK_S, RECHECKS))
+
+    def _settle(self, fd: int) -> bool:
+        """End the routing ids whose connection on ``fd`` is gone; True if the fd still
+        shows the very peer they were seen from (undecided for now)."""
         seen = self._fds.pop(fd, [])
         now = _peer_of(fd)  # the connection on this fd now, if a new one took it
         alive = [(rid, peer) for rid, peer in seen if now is not None and peer == now]
@@ -67,6 +80,17 @@ class PresenceService:
             if (routing_id, peer) not in alive:
                 self.table.disconnected(routing_id)
                 self._on_departure(routing_id)
+        return bool(alive)
+
+    def _recheck_departures(self) -> None:
+        """Look again at fds whose disconnect came while their socket was still open."""
+        due, now = [], time.monotonic()
+        for fd, when, left in self._rechecks:
+            if when > now:
+                due.append((fd, when, left))
+            elif self._settle(fd) and left > 1:
+                due.append((fd, now + RECHECK_S, left - 1))
+        self._rechecks = due
 
     def on_request(self, channel: str, msg: Message, fd: int, authenticated: str | None) -> None:
         """Every verified request: note its sender (shell ties it to a connection)."""
@@ -112,7 +136,9 @@ class PresenceService:
         self.table.finished(msg_id)
 
     def flush(self) -> None:
-        """Broadcast the table if it changed."""
+        """Broadcast the table if it changed (after settling pending departures)."""
+        if self._rechecks:
+            self._recheck_departures()
         if not self.table.dirty:
             return
         if not self.table.comms:  # nobody listens: building the snapshot is wasted
