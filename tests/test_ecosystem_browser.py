@@ -86,6 +86,7 @@ def run_notebook(lab: LabServer, page: NotebookPage, label: str) -> dict[str, An
     handle.click()
     page.press("\ue014", times=4)  # ArrowRight, one step each
     page.wait(lambda: readout.text == "7", "the slider to move to 7")
+    page.wait_kernel_idle()  # the slider's comm messages handled (see the README's known gap)
     page.run_cell(VALUE)
     seen["value"] = page.wait(lambda: page.output_text(VALUE), "the value cell's output")
     page.shot(f"notebook-{label}-plot-and-slider")
@@ -107,6 +108,10 @@ def run_notebook(lab: LabServer, page: NotebookPage, label: str) -> dict[str, An
         "the debugger switch")[0]
     bug.click()
     page.toggle_breakpoint(DEBUG, 2)
+    # The debugger session starts asynchronously: run the cell only once the panel
+    # lists the breakpoint (so it was sent to the kernel's debugger).
+    page.wait(lambda: page.driver.find_elements(page.by.CSS_SELECTOR, ".jp-DebuggerBreakpoint"),
+              "the breakpoint in the debugger panel")
     page.run_cell(DEBUG)
     frames = page.wait(lambda: page.driver.find_elements(
         page.by.CSS_SELECTOR, ".jp-DebuggerCallstackFrame"), "the debugger to stop")
