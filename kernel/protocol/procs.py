@@ -85,19 +85,8 @@ def waiting_snapshots() -> list[int]:
     message with it. Its orphaned snapshot is still ours: a live child that
     carries the snapshot's process name.
     """
-    me, found = os.getpid(), []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
-            name, rest = stat.split(b"(", 1)[1].rsplit(b")", 1)
-            fields = rest.split()
-            if int(fields[1]) == me and fields[0] not in (b"Z", b"X") and name == SNAPSHOT_NAME:
-                found.append((int(fields[19]), int(entry)))
-        except (OSError, ValueError, IndexError):
-            continue
-    return [pid for _, pid in sorted(found)]
+    me = os.getpid()
+    return [pid for _, pid, parent in _live_snapshots() if parent == me]
 
 
 def snapshots_of(checkpoint_path: str) -> list[int]:
@@ -106,6 +95,18 @@ def snapshots_of(checkpoint_path: str) -> list[int]:
     to write its checkpoint). Told apart by the worker's environment, which names it."""
     needle = f'"checkpoint_path": {json.dumps(str(checkpoint_path))}'.encode()
     found = []
+    for _, pid, _parent in _live_snapshots():
+        try:
+            if needle in Path(f"/proc/{pid}/environ").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def _live_snapshots() -> list[tuple[int, int, int]]:
+    """(start time, pid, parent pid) of every live process named as a snapshot, oldest first."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -113,10 +114,8 @@ def snapshots_of(checkpoint_path: str) -> list[int]:
             stat = Path(f"/proc/{entry}/stat").read_bytes()
             name, rest = stat.split(b"(", 1)[1].rsplit(b")", 1)
             fields = rest.split()
-            if name != SNAPSHOT_NAME or fields[0] in (b"Z", b"X"):
-                continue
-            if needle in Path(f"/proc/{entry}/environ").read_bytes():
-                found.append((int(fields[19]), int(entry)))
+            if name == SNAPSHOT_NAME and fields[0] not in (b"Z", b"X"):
+                found.append((int(fields[19]), int(entry), int(fields[1])))
         except (OSError, ValueError, IndexError):
             continue
-    return [pid for _, pid in sorted(found)]
+    return sorted(found)
