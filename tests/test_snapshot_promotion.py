@@ -54,8 +54,12 @@ def write_with_promotion(when: str, tmp_path: Path) -> dict[str, object]:
     """Run one write in a fresh process; what it saw afterwards."""
     directory = tmp_path / "ckpt"
     directory.mkdir()
-    done = subprocess.run([sys.executable, "-c", SCRIPT, when, str(directory / "checkpoint")],
-                          capture_output=True, text=True, timeout=50)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, when, str(directory / "checkpoint")],
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
     assert done.returncode == 0, done.stderr  # the snapshot lives on
     return json.loads(done.stdout)
 

@@ -54,4 +54,3 @@ def is_execute(channel: str, msg: Message) -> bool:
 def for_main_thread(channel: str, msg: Message) -> bool:
     """Whether a message goes to the worker's main thread (else to its listener)."""
     return channel == "shell" and msg.msg_type in MAIN_THREAD_TYPES
-
