@@ -8,6 +8,7 @@ Debian's chromedriver. Everything started here is stopped by its own handle.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -121,7 +122,8 @@ class LabServer:
 
 
 def chromium(width: int = 1400, height: int = 1000) -> Any:
-    """A headless Chromium (selenium), window of a fixed size."""
+    """A headless Chromium (selenium), window of a fixed size, keeping a performance log
+    (``NotebookPage.sent_frames`` reads the WebSocket frames from it)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -130,6 +132,7 @@ def chromium(width: int = 1400, height: int = 1000) -> Any:
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 f"--window-size={width},{height}", "--no-first-run", "--disable-extensions"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "chromedriver"),
                             options=options)
 
@@ -143,6 +146,7 @@ class NotebookPage:
         self.driver = driver
         self.by = By
         self.shots = shots
+        self._sent: list[bytes] = []  # WebSocket frames the page sent, read so far
 
     def wait(self, predicate: Any, what: str, timeout: float = 120.0) -> Any:
         """Poll predicate until truthy (selenium errors count as not yet)."""
@@ -200,6 +204,17 @@ class NotebookPage:
 
         for _ in range(times):
             ActionChains(self.driver).send_keys(key).perform()
+
+    def sent_frames(self) -> list[bytes]:
+        """Every WebSocket frame the page has sent so far (JupyterLab's kernel messages,
+        JSON or its binary framing), from Chromium's performance log."""
+        for entry in self.driver.get_log("performance"):
+            event = json.loads(entry["message"])["message"]
+            if event.get("method") == "Network.webSocketFrameSent":
+                frame = event["params"]["response"]
+                data = frame["payloadData"]
+                self._sent.append(base64.b64decode(data) if frame["opcode"] == 2 else data.encode())
+        return self._sent
 
     def accept_dialog(self) -> str:
         """Click a dialog's default button; its text."""

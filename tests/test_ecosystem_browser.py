@@ -86,7 +86,12 @@ def run_notebook(lab: LabServer, page: NotebookPage, label: str) -> dict[str, An
     handle.click()
     page.press("\ue014", times=4)  # ArrowRight, one step each
     page.wait(lambda: readout.text == "7", "the slider to move to 7")
-    page.wait_kernel_idle()  # the slider's comm messages handled (see the README's known gap)
+    # ipywidgets sends one update at a time and merges the keys pressed meanwhile into
+    # the next one, sent when the kernel is idle after the first: wait until the browser
+    # has sent value 7, not until the kernel has applied it. The cell goes right behind
+    # the update; the kernel must apply the update first (one order on shell).
+    page.wait(lambda: any(b'"comm_msg"' in frame and b'"value":7' in frame
+                          for frame in page.sent_frames()), "the browser to send value 7")
     page.run_cell(VALUE)
     seen["value"] = page.wait(lambda: page.output_text(VALUE), "the value cell's output")
     page.shot(f"notebook-{label}-plot-and-slider")

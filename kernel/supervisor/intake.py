@@ -20,7 +20,7 @@ import zmq
 from ipytui.kernel.protocol.schema import message_problem, reply_type
 from ipytui.kernel.protocol.wire import BadMessage, Codec, Message, WireError
 from ipytui.kernel.supervisor.faults import Faults
-from ipytui.kernel.supervisor.inflight import Pending, is_execute
+from ipytui.kernel.supervisor.inflight import Pending, for_main_thread
 from ipytui.kernel.supervisor.requests import REVOKED
 
 log = logging.getLogger("ipytui.supervisor")
@@ -130,7 +130,7 @@ class Intake:
             return
         if msg.msg_type.endswith("_request"):
             self.inflight[msg.msg_id] = Pending(channel, msg, frames)
-        self.to_worker(channel, frames, is_execute(channel, msg))
+        self.to_worker(channel, frames, for_main_thread(channel, msg))
 
     def _on_stdin(self, msg: Message, frames: list[bytes], revoked: bool) -> None:
         """An input_reply goes to the worker only from the client its input() asked:

@@ -98,7 +98,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
         self.crash_queued: list[Pending] = []
         self.worker = WorkerState()
         self.inflight: dict[str, Pending] = {}
-        self.backlog: list[tuple[str, list[bytes], bool]] = []  # (channel, frames, is an execute)
+        self.backlog: list[tuple[str, list[bytes], bool]] = []  # (channel, frames, main thread's)
         self.asking: bytes | None = None  # routing id of the client the open input() asked
         self.execution_count = 0
         self.crashes = crash_report.CrashHistory()
@@ -175,8 +175,9 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
     def to_worker(self, channel: str, frames: list[bytes], execute: bool = False) -> None:
         """Send to the live worker, or keep in the backlog until one is ready.
 
-        Executes go to the pipe its main thread reads, everything else to its
-        listener thread's, so they are answered while a cell runs.
+        Executes and shell comm messages go, in arrival order, to the pipe its main
+        thread reads (``inflight.for_main_thread``), everything else to its listener
+        thread's, so they are answered while a cell runs.
         """
         if self.given_up:
             self._refuse(channel, frames)

@@ -4,17 +4,18 @@
 ``comm`` package asks a kernel to replace (ipywidgets and friends call them);
 ``install`` points them at a ``KernelComm`` that publishes on IOPub and at one
 ``CommManager`` for the worker. Messages from clients (comm_open, comm_msg,
-comm_close) are run on a thread of their own, one at a time and never while a
-cell runs (the ``user_lock``), with that message as the current parent so
-their output (an ``interact`` re-run) is attributed to it. The presence comm
+comm_close) come on the exec pipe with the executes, in the order the shell
+channel received them, and run on the main thread between cells, as ipykernel
+runs its shell messages: a cell sent after a slider moved sees the slider's
+last value, and an update sent while a cell runs waits for it. Their callbacks
+are interruptible like a cell, and run with that message as the current parent
+so their output (an ``interact`` re-run) is attributed to it. The presence comm
 never gets here: the supervisor answers it.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -85,47 +86,39 @@ def comm_info(target_name: Any = None) -> dict[str, dict[str, str]]:
 
 
 class CommDispatcher:
-    """Runs clients' comm messages on its own thread, never beside a running cell."""
+    """Runs a client's comm message on the main thread, in the shell channel's order."""
 
-    def __init__(self, worker: WorkerContext, user_lock: threading.Lock) -> None:
+    def __init__(self, worker: WorkerContext) -> None:
         self._worker = worker
-        self._user_lock = user_lock
-        self._queue: queue.Queue[Message] = queue.Queue()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Start (again, after a fork: threads do not survive it) with an empty queue."""
-        self._queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, args=(self._queue,),
-                                        name="ipytui-comms", daemon=True)
-        self._thread.start()
-
-    def submit(self, msg: Message) -> None:
-        """From the listener thread: run this comm message soon, in arrival order."""
-        self._queue.put(msg)
-
-    def _run(self, messages: queue.Queue[Message]) -> None:
-        while True:
-            msg = messages.get()
-            with self._user_lock:
-                self._handle(msg)
-
-    def _handle(self, msg: Message) -> None:
-        pub = self._worker.publisher
+    def handle(self, msg: Message) -> None:
+        """busy, the message's handler (interruptible), idle; a failing callback's
+        traceback goes out as an ``error`` with the message as parent."""
+        worker = self._worker
+        pub = worker.publisher
+        worker.interrupt_early = False  # one that came before this message was not for it
         pub.status("busy", msg)
         pub.parent = msg
         try:
-            HANDLERS[msg.msg_type](msg)
-        except Exception:  # noqa: BLE001 - a library's comm bug must not stop the thread
-            shell = get_ipython()
-            if shell is not None:
-                shell.showtraceback()
-            else:
-                log.exception("comm handler failed")
+            with worker.interruptible():
+                HANDLERS[msg.msg_type](msg)
+        except KeyboardInterrupt:
+            worker.discard_streams()  # as for a cell: Ctrl+C stops the flood now
+            _show_traceback()
+        except Exception:  # noqa: BLE001 - a library's comm bug must not end the worker
+            _show_traceback()
         finally:
-            self._worker.flush_streams()
+            worker.flush_streams()
             pub.parent = None
             pub.status("idle", msg)
+
+
+def _show_traceback() -> None:
+    shell = get_ipython()
+    if shell is not None:
+        shell.showtraceback()
+    else:
+        log.exception("comm handler failed")
 
 
 def _closed_by_kernel(comm_id: str, why: str, parent: Message | None) -> None:

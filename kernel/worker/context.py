@@ -6,6 +6,7 @@ worker loop that imports them (no import circle, not even for type hints).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from ipytui.kernel.protocol.wire import Message
@@ -33,6 +34,8 @@ class WorkerContext(Protocol):
 
     def flush_streams(self) -> None: ...
     def discard_streams(self) -> None: ...
+
+    def interruptible(self) -> AbstractContextManager[None]: ...
 
     def run_user_cell(self, code: str, count: int, raw: str | None = None) -> Any: ...
 

@@ -3,7 +3,8 @@
 Started by the supervisor as ``python -m ipytui.kernel.worker.loop`` with its
 settings in $IPYTUI_WORKER (JSON, so the key never shows in ``ps``). It
 connects three pipes to the supervisor (kernel/pipe.py): "exec" brings the
-executes its main thread runs, "quick" the requests its listener thread
+executes and clients' comm messages its main thread runs, in the order the
+shell channel received them, "quick" the requests its listener thread
 answers meanwhile, and "up" takes everything out. It does not use ZeroMQ.
 See docs/internals.md.
 """
@@ -11,8 +12,8 @@ See docs/internals.md.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import getpass
-import json
 import logging
 import os
 import queue
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from ipytui.kernel.protocol.paths import LOG_ENV
@@ -31,10 +32,9 @@ from ipytui.kernel.worker.display import Display, format_object
 from ipytui.kernel.worker.execution import CellOutcome, DisplayHook, run_cell
 from ipytui.kernel.worker.outputs import FdCapture, Flusher, OutStream
 from ipytui.kernel.worker.pipe import connect_worker
-from ipytui.kernel.worker.protection import SETTINGS
 from ipytui.kernel.worker.publisher import Publisher
 from ipytui.kernel.worker.questions import SupervisorQuestions
-from ipytui.kernel.worker.snapshots import Snapshots, checkpoint_now
+from ipytui.kernel.worker.snapshots import Snapshots
 from ipytui.kernel.worker.stdin import StdinBridge
 
 log = logging.getLogger("ipytui.worker")
@@ -62,11 +62,10 @@ class Worker(SupervisorQuestions):
         self.shutting_down = False
         self.snapshots: Snapshots | None = None
         self.restored: dict[str, Any] | None = None
-        self.user_lock = threading.Lock()  # held by whoever runs user code: a cell or a comm
         self.shell: notebook_shell.ZMQInteractiveShell | None = None
-        self.comms = comms.CommDispatcher(self, self.user_lock)
+        self.comms = comms.CommDispatcher(self)
         self._debugger: Any = None  # made on the first debug_request (debugger.Debugger)
-        self.deferred: list[list[bytes]] = []  # executes read while a magic asked the supervisor
+        self.deferred: list[list[bytes]] = []  # exec-pipe messages kept for the main loop
         self._asks = 0
 
     # -- setup ------------------------------------------------------------
@@ -142,7 +141,6 @@ class Worker(SupervisorQuestions):
         self.shell = notebook_shell.install(self)
         ipython_compat.install()
         comms.install(self.publisher)
-        self.comms.start()
 
     def promote(self, lost_threads: list[str], after_msg_id: str = "") -> None:
         """In a snapshot child that was chosen: become the worker on fresh pipes."""
@@ -157,7 +155,6 @@ class Worker(SupervisorQuestions):
             stream.reset(self.flusher)
         if self.fdcapture is not None:
             self.fdcapture.restart()
-        self.comms.start()
         closed = comms.close_all_after_restore()
         if closed:
             log.info("closed %d comms after a restore", closed)
@@ -211,9 +208,6 @@ class Worker(SupervisorQuestions):
             if msg.msg_type == "input_reply":
                 self.stdin.replies.put(msg)
             return
-        if msg.msg_type in comms.INCOMING:
-            self.comms.submit(msg)  # run in order on the comm thread, never beside a cell
-            return
         handler = handlers.QUICK.get(msg.msg_type)
         self.publisher.status("busy", msg)
         try:
@@ -223,33 +217,6 @@ class Worker(SupervisorQuestions):
                 handler(self, channel, msg)
         finally:
             self.publisher.status("idle", msg)
-
-    def _exec_message(self, frames: list[bytes]) -> Message | None:
-        """An execute from the exec pipe; supervisor commands on it are applied in order."""
-        if frames[0] == b"sup":
-            command = json.loads(frames[1])
-            if command.get("cmd") == "resume":
-                self.execution_count = int(command.get("execution_count", self.execution_count))
-                setting = command.get("protection")
-                if self.snapshots is not None and setting in SETTINGS:
-                    self.snapshots.protection.resume(setting)
-            elif command.get("cmd") == "checkpoint":  # the kernel is about to be culled
-                self.publisher.sup(checkpoint_now(self))
-            return None
-        try:
-            return self.pipe_codec.deserialize(frames[1:])
-        except WireError as exc:
-            log.warning("dropped an execute from the supervisor: %s", exc)
-            return None
-
-    def take_queued_executes(self) -> list[Message]:
-        """The executes that have arrived but not run yet (to abort them after an error)."""
-        taken = [msg for frames in self._take_deferred() if (msg := self._exec_message(frames))]
-        while (frames := self.exec_pipe.recv_nowait()) is not None:
-            msg = self._exec_message(frames)
-            if msg is not None:
-                taken.append(msg)
-        return taken
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         """SIGINT interrupts a running cell and is harmless while idle.
@@ -294,7 +261,8 @@ class Worker(SupervisorQuestions):
                             {"execution_count": count, "data": data, "metadata": metadata})
 
     def serve(self) -> None:
-        """Main loop: run executes as they arrive, until the supervisor is gone."""
+        """Main loop: run executes and comm messages as they arrive, until the supervisor
+        is gone."""
         self.start_listener({"event": "ready", "pid": os.getpid(), "promoted": False,
                              "execution_count": self.execution_count,
                              "names": handlers.user_names(self.namespace),
@@ -310,9 +278,12 @@ class Worker(SupervisorQuestions):
             if frames is None:
                 break
             msg = self._exec_message(frames)
-            if msg is not None:
-                with self.user_lock:
-                    handlers.execute(self, msg)
+            if msg is None:
+                continue
+            if msg.msg_type in comms.INCOMING:
+                self.comms.handle(msg)
+            else:
+                handlers.execute(self, msg)
 
     def journal(self) -> Any:
         """This process's journal handle (history for %history), opened on first use."""
@@ -339,6 +310,19 @@ class Worker(SupervisorQuestions):
             return
         self.execution_count = int(state.get("execution_count", 0))
         self.restored = {"names": names, "lost": lost, "time": state.get("time")}
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """SIGINT raises KeyboardInterrupt in this block: user code run outside a cell
+        (a comm callback), as in a cell. Main thread only."""
+        self.executing = True
+        try:
+            if self.interrupt_early:
+                self.interrupt_early = False
+                raise KeyboardInterrupt
+            yield
+        finally:
+            self.executing = False
 
     def run_user_cell(self, code: str, count: int, raw: str | None = None) -> Any:
         """Run a cell with SIGINT armed; used by the execute handler.

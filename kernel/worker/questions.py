@@ -1,35 +1,80 @@
-"""Questions the worker's main thread asks the supervisor (``%undo``, ``%timeline``),
-and the exec pipe's reading around them and around the idle-time restore point.
+"""The main thread's reading of the exec pipe: executes and clients' comm messages
+in the shell channel's order, supervisor commands among them, the questions it
+asks the supervisor (``%undo``, ``%timeline``) and the idle-time restore point.
 
 A mixin of :class:`~ipytui.kernel.worker.loop.Worker`. While a magic waits for
-its answer on the exec pipe, the executes that arrive are kept in order
+its answer on the exec pipe, the messages that arrive are kept in order
 (``deferred``) for the main loop; supervisor commands among them are applied.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ipytui.kernel.protocol.wire import Codec, Message, WireError
+from ipytui.kernel.worker.protection import SETTINGS
+from ipytui.kernel.worker.snapshots import checkpoint_now
+
 if TYPE_CHECKING:
-    from ipytui.kernel.protocol.wire import Message
     from ipytui.kernel.worker.pipe import WorkerPipe
     from ipytui.kernel.worker.publisher import Publisher
     from ipytui.kernel.worker.snapshots import Snapshots
 
+log = logging.getLogger("ipytui.worker")
+
 
 class SupervisorQuestions:
-    """Asking the supervisor from the main thread; see the module docstring."""
+    """Reading the exec pipe and asking the supervisor; see the module docstring."""
 
     exec_pipe: WorkerPipe
+    pipe_codec: Codec
+    execution_count: int
     publisher: Publisher
     snapshots: Snapshots | None
     deferred: list[list[bytes]]
     _asks: int
-    _exec_message: Callable[[list[bytes]], Message | None]
+
+    def _exec_message(self, frames: list[bytes]) -> Message | None:
+        """An execute or comm message from the exec pipe; supervisor commands on it are
+        applied in order."""
+        if frames[0] == b"sup":
+            command = json.loads(frames[1])
+            if command.get("cmd") == "resume":
+                self.execution_count = int(command.get("execution_count", self.execution_count))
+                setting = command.get("protection")
+                if self.snapshots is not None and setting in SETTINGS:
+                    self.snapshots.protection.resume(setting)
+            elif command.get("cmd") == "checkpoint":  # the kernel is about to be culled
+                self.publisher.sup(checkpoint_now(self))
+            return None
+        try:
+            return self.pipe_codec.deserialize(frames[1:])
+        except WireError as exc:
+            log.warning("dropped a message from the supervisor: %s", exc)
+            return None
+
+    def take_queued_executes(self) -> list[Message]:
+        """The executes that have arrived but not run yet (to abort them after an error).
+
+        The comm messages among them stay queued, in order: as in ipykernel, an
+        error aborts only executes.
+        """
+        taken: list[Message] = []
+        kept: list[list[bytes]] = []
+        for frames in [*self._take_deferred(), *iter(self.exec_pipe.recv_nowait, None)]:
+            msg = self._exec_message(frames)
+            if msg is None:
+                continue
+            if msg.msg_type == "execute_request":
+                taken.append(msg)
+            else:
+                kept.append(frames)
+        self.deferred = kept
+        return taken
 
     def _take_deferred(self) -> list[list[bytes]]:
         deferred, self.deferred = self.deferred, []
@@ -38,7 +83,8 @@ class SupervisorQuestions:
     def ask_supervisor(self, event: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
         """Send a question on "up" and wait on "exec" for its answer (main thread only).
 
-        Executes that arrive meanwhile are kept, in order, for the main loop.
+        Executes and comm messages that arrive meanwhile are kept, in order, for the
+        main loop.
         The supervisor may also end this process instead of answering (an undo).
         """
         self._asks += 1
@@ -61,7 +107,7 @@ class SupervisorQuestions:
         return {"error": "the supervisor did not answer"}
 
     def _next_execute(self) -> list[bytes] | None:
-        """The next frames for the main loop; takes an idle-time snapshot (or, at level
+        """The next frames for the main loop (an execute or a comm message); takes an idle-time snapshot (or, at level
         checkpoint, starts the checkpoint writer) while waiting."""
         if self.deferred:
             return self.deferred.pop(0)

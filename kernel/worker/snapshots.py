@@ -263,8 +263,13 @@ class Snapshots:
         """Write the checkpoint, but let SIGUSR1 cut it short: a promotion (crash, undo)
         must not wait seconds for a big pickle. The snapshot writes it itself, not a
         child: a child would share its pages and hide what the snapshot holds alone.
-        A write cut short leaves no temporary file (protocol/atomic.py)."""
-        self._writing = True
+        A write cut short leaves no temporary file (protocol/atomic.py).
+
+        A promotion that came since the last ``sigtimedwait`` is pending: it lands
+        the moment SIGUSR1 is unblocked, so that happens inside the ``try``, as does
+        the end of the write, where one can land as the inner ``finally`` begins.
+        Anywhere else PromotedError would end the snapshot it should promote.
+        """
 
         def on_promotion(signum: int, frame: Any) -> None:
             self._promoted = True
@@ -272,13 +277,18 @@ class Snapshots:
                 raise PromotedError
 
         old_handler = signal.signal(signal.SIGUSR1, on_promotion)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         try:
-            return self._write_checkpoint(worker, execution_count)
+            try:
+                self._writing = True
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+                return self._write_checkpoint(worker, execution_count)
+            finally:
+                self._writing = False
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         except PromotedError:
             return False
         finally:
-            self._writing = False
+            self._writing = False  # again: the inner finally may have been cut short
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
             signal.signal(signal.SIGUSR1, old_handler)
 
