@@ -46,6 +46,7 @@ class ClusterLink:
     engines: Engines = field(default_factory=Engines)
     last: Any = None  # the last AsyncResult, for %pxresult
     autopx: bool = False
+    connection_file: str = ""  # the cluster's ipcontroller-…client.json
 
     @property
     def connected(self) -> bool:
@@ -62,8 +63,11 @@ class ClusterLink:
                 if not path.exists():
                     raise ClusterError(f"no connection file {where!r}")
                 self.client = ipp.Client(str(path))
+                self.connection_file = str(path.resolve())
             else:
                 self.client = ipp.Client(profile=where or "default")
+                security = Path(self.client._profile_dir.security_dir)
+                self.connection_file = str(security / "ipcontroller-client.json")
         except ClusterError:
             raise
         except Exception as exc:  # noqa: BLE001 - ipyparallel raises many kinds
@@ -89,11 +93,14 @@ class ClusterLink:
         except Exception as exc:  # noqa: BLE001
             raise ClusterError(f"cannot start a cluster of {n} engines: {exc}") from None
         self.cluster = cluster
+        self.connection_file = str(Path(cluster.profile_dir, "security",
+                                        f"ipcontroller-{cluster.cluster_id}-client.json"))
         return self.describe()
 
     def close(self) -> None:
         """Leave the cluster; one this kernel started is stopped."""
         client, cluster, self.client, self.cluster, self.last = self.client, self.cluster, None, None, None
+        self.connection_file = ""
         self.autopx = False
         if client is not None:
             client.close()

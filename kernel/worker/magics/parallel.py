@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ipytui.kernel.worker import cluster_watch
 from ipytui.kernel.worker.cluster import LINK, ClusterError, EngineFailure
 from ipytui.kernel.worker.magics.args import parse_args, split
 from ipytui.kernel.worker.magics.registry import (
@@ -96,10 +97,13 @@ def cluster(shell: Any, line: str) -> None:
         if not 1 <= n <= 256:
             raise ArgumentError("start takes between 1 and 256 engines")
         print(_run(LINK.start, n))
+        cluster_watch.watch()
     elif command == "connect":
         print(_run(LINK.connect, words[1] if len(words) > 1 else "default"))
+        cluster_watch.watch()
     elif command == "stop":
         was = LINK.connected
+        cluster_watch.unwatch()
         LINK.close()
         print("left the cluster" if was else "no cluster was in use")
     else:
