@@ -10,6 +10,7 @@ loaded machine); the engine-killing test runs last.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -180,3 +181,95 @@ def test_installed_ipytui_on_a_new_cluster_leaves_nothing_behind(tmp_path):
         term.close()
         if supervisor is not None and supervisor.is_running():
             supervisor.kill()
+
+
+@pytest.fixture(scope="module")
+def curve_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A running cluster of one engine with CurveZMQ on (IPP_ENABLE_CURVE), cluster id
+    "" in a profile of its own: found by profile name as ``ipcluster start`` leaves it."""
+    import ipyparallel as ipp
+    from IPython.core.profiledir import ProfileDir
+
+    root = tmp_path_factory.mktemp("curve")
+    (root / "ipython").mkdir()
+    profile = ProfileDir.create_profile_dir_by_name(str(root / "ipython"), "curvy")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IPP_ENABLE_CURVE", "1")
+        cluster = ipp.Cluster(n=1, cluster_id="", profile_dir=profile.location, log_level=40)
+        client = cluster.start_and_connect_sync(activate=False)
+    client.wait_for_engines(1, timeout=CLUSTER_TIMEOUT)
+    client.close()
+    yield root, cluster
+    cluster.stop_cluster_sync()
+
+
+async def test_a_running_curve_cluster_by_profile_name(curve_cluster):
+    root, cluster = curve_cluster
+    client_file = root / "ipython" / "profile_curvy" / "security" / "ipcontroller-client.json"
+    assert json.loads(client_file.read_text())["curve_serverkey"], "the cluster has no Curve key"
+    kernel = KernelProcess(root, argv=[*CLUSTER_ARGV[:3], "--cluster", "curvy", "-f"])
+    kernel.env["IPYTHONDIR"] = str(root / "ipython")  # where the profile is
+    kernel.start()
+    try:
+        app = make_app(kernel)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            await wait_engines(pilot, "engines 0 up")
+            screen = app.main_screen
+            await pilot.press("f12")
+            pane = screen.query_one(ClusterPane)
+            await wait_for(pilot, lambda: pane.engine == 0, "the pane on engine 0")
+            assert screen.cluster.feed.encrypted  # the pane's socket speaks Curve, as the Hub
+            line = "[stdout:0] curve"
+            for _ in range(PANE_TRIES):
+                cell = await run_cell(pilot, "%px print('curve', 6 * 7)")
+                assert line + " 42" in "\n".join(o.plain for o in cell.outputs())
+                try:
+                    await wait_for(pilot, lambda: "curve 42" in pane.plain, "the pane", timeout=5)
+                    break
+                except AssertionError:
+                    continue
+            assert "curve 42" in pane.plain
+    finally:
+        kernel.proc.send_signal(signal.SIGTERM)
+        kernel.proc.wait(timeout=60)
+        kernel.stop()
+    # joined, not started: the cluster outlives the kernel
+    assert cluster.engines and all(proc.is_running() for proc in _engine_processes(cluster))
+
+
+def _engine_processes(cluster) -> list[psutil.Process]:
+    pids = [launcher.pid for es in cluster.engines.values() for launcher in es.launchers.values()]
+    return [psutil.Process(pid) for pid in pids]
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("new:0", "between 1 and 256 engines"),
+        ("new:two", "takes a number of engines"),
+        ("nosuchprofile", "no IPython profile 'nosuchprofile'"),
+        ("missing/ipcontroller-client.json", "no connection file"),
+        ("BAD_JSON", "is not JSON"),
+        ("ENGINE_FILE", "that is the engines' file"),
+    ],
+)
+def test_bad_cluster_values_end_with_a_sentence_and_code_2(tmp_path, value, says):
+    (tmp_path / "ipython").mkdir()
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "ipcontroller-engine.json").write_text('{"interface": "tcp://127.0.0.1"}')
+    value = {
+        "BAD_JSON": str(tmp_path / "bad.json"),
+        "ENGINE_FILE": str(tmp_path / "ipcontroller-engine.json"),
+    }.get(value, value)
+    result = subprocess.run(
+        [*ipytui_command(), "--cluster", value],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **terminal_env(tmp_path)},
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert says in result.stderr and "Traceback" not in result.stderr
+    assert not list((tmp_path / "runtime").glob("kernel-*.json"))  # no kernel was started
