@@ -113,7 +113,7 @@ async def test_engines_listed_and_one_engines_stream_in_the_pane(cluster_kernel)
         await wait_for(pilot, lambda: not pane.is_open, "the pane closed")
 
 
-async def test_a_killed_engine_shows_dead(cluster_kernel):
+async def test_a_busy_engine_then_killed_shows_busy_then_dead(cluster_kernel):
     app = make_app(cluster_kernel)  # joins late: the engines come from the journal's events
     async with app.run_test(size=SIZE) as pilot:
         await wait_ready(pilot)
@@ -121,6 +121,8 @@ async def test_a_killed_engine_shows_dead(cluster_kernel):
         await wait_engines(pilot, "engines 0 up · 1 up")
         cell = await run_cell(pilot, "%px import os; print('pid', os.getpid())")
         pids = engine_pids("\n".join(o.plain for o in cell.outputs()))
+        await run_cell(pilot, "%px --targets 1 --noblock import time; time.sleep(600)")
+        await wait_engines(pilot, "engines 0 up · 1 busy")
         os.kill(pids[1], signal.SIGKILL)
         await wait_engines(pilot, "engines 0 up · 1 dead")
         assert screen.status.query_one("#ks-engines").has_class("-dead")
