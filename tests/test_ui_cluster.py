@@ -113,7 +113,29 @@ async def test_engines_listed_and_one_engines_stream_in_the_pane(cluster_kernel)
         await wait_for(pilot, lambda: not pane.is_open, "the pane closed")
 
 
+async def test_px_after_a_crash_restored_from_a_snapshot(cluster_kernel):
+    """The restored worker is a fork of the dead one: it connects to the cluster
+    anew instead of using the Client it inherited (whose sockets would hang)."""
+    app = make_app(cluster_kernel)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_ready(pilot)
+        screen = app.main_screen
+        await wait_engines(pilot, "engines 0 up · 1 up")
+        await run_cell(pilot, "%px print('before')")
+        await run_cell(pilot, "kept = 42")
+        cell = await run_cell(pilot, "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+        assert cell.status == "died"
+        await wait_for(pilot, lambda: screen.lifecycle == "ok", "the restored kernel")
+        cell = await run_cell(pilot, "%px print('after', 6 * 7)")
+        text = "\n".join(o.plain for o in cell.outputs())
+        assert "[stdout:0] after 42" in text and "[stdout:1] after 42" in text, text
+        cell = await run_cell(pilot, "print(kept)")
+        assert "42" in "\n".join(o.plain for o in cell.outputs())
+
+
 async def test_a_busy_engine_then_killed_shows_busy_then_dead(cluster_kernel):
+    """After the crash above, so the watcher restarted in the restored worker is the
+    one that tells."""
     app = make_app(cluster_kernel)  # joins late: the engines come from the journal's events
     async with app.run_test(size=SIZE) as pilot:
         await wait_ready(pilot)

@@ -78,6 +78,10 @@ class ClusterWatch:
         )
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, left: bool = False) -> None:
         """Stop watching; ``left``: the kernel left the cluster, say so."""
         self._stop.set()
@@ -144,6 +148,13 @@ def watch(link: ClusterLink = LINK) -> None:
     if WATCH is None:
         WATCH = ClusterWatch(_SINK[0])
     WATCH.start(link_facts(link))
+
+
+def ensure(link: ClusterLink = LINK) -> None:
+    """Watch again in a worker restored from a snapshot: a fork keeps no threads."""
+    if WATCH is not None and link.connected and not WATCH.alive:
+        link.require()  # a fresh Client first, if this process is a fork
+        WATCH.start(link_facts(link))
 
 
 def unwatch() -> None:

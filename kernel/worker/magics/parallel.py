@@ -46,6 +46,7 @@ def _targets(text: str) -> Any:
 
 def _run(action: Any, *args: Any, **kwargs: Any) -> Any:
     try:
+        cluster_watch.ensure()  # after a restore from a snapshot: a new Client, a new watcher
         return action(*args, **kwargs)
     except EngineFailure as exc:
         raise RemoteError(str(exc)) from None
@@ -168,6 +169,7 @@ def pxresult(shell: Any, line: str) -> None:
 
     Wait for the last %px task and show its output and results.
     """
+    _run(LINK.require)  # in a restored snapshot the last task belonged to the dead worker
     if LINK.last is None:
         raise UsageError("no %px task has run yet")
     _run(LINK.follow, LINK.last)
