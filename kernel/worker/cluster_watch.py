@@ -3,8 +3,10 @@ a UI can listen to their output.
 
 A thread with an ipyparallel ``Client`` of its own (a Client is not safe to
 share between threads, and the main thread's runs ``%px``). Engines coming and
-going reach it as the Hub's registration notifications; whether one is busy
-is one ``queue_status`` request to the Hub per ``POLL`` seconds. Each change
+going reach it as the Hub's registration notifications; whether one is busy,
+as the engine's own ``status`` messages on the Hub's IOPub (topic
+``engine.<id>.status``, filtered by the Hub). Nothing is polled but the
+Client's notification socket, locally, every ``POLL`` seconds. Each change
 goes to the supervisor as a ``cluster`` event (with the processes a cluster
 the kernel started runs in, so the supervisor can stop them with the kernel
 even after this worker died).
@@ -15,20 +17,20 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ipytui.kernel.protocol.wire import Codec, WireError
 from ipytui.kernel.worker.cluster import LINK, ClusterError, ClusterLink, wait_for_engines
 
-POLL = 0.5  # seconds between queue_status requests to the Hub
+POLL = 0.5  # seconds between looks at the Client's registration notifications
+SETTLE = 0.1  # seconds after a change before the next one is told
 START_TIMEOUT = 300.0  # seconds a started cluster's engines get to register (2 shared cores)
 
 
-def engine_states(ids: list[int], queues: dict[Any, Any], seen: set[int]) -> list[dict[str, Any]]:
-    """``[{"id": 0, "state": "busy"}, …]``: registered engines up or busy (tasks queued
-    on them), engines that were seen and are gone dead."""
+def engine_states(ids: list[int], busy: set[int], seen: set[int]) -> list[dict[str, Any]]:
+    """``[{"id": 0, "state": "busy"}, …]``: registered engines up or busy (running a
+    task), engines that were seen and are gone dead."""
     engines = []
     for eid in sorted(set(ids) | seen):
-        queue = queues.get(eid)
-        busy = isinstance(queue, dict) and (queue.get("queue", 0) or queue.get("tasks", 0))
-        state = "dead" if eid not in ids else "busy" if busy else "up"
+        state = "dead" if eid not in ids else "busy" if eid in busy else "up"
         engines.append({"id": eid, "state": state})
     return engines
 
@@ -104,27 +106,80 @@ class ClusterWatch:
 
         try:
             client = ipp.Client(facts["connection_file"])
+            statuses = _status_socket(client, facts["iopub"])
         except Exception as exc:  # noqa: BLE001 - ipyparallel raises many kinds
             self.sup({"event": "cluster", "error": f"cannot watch the engines: {exc}"})
             return
-        seen: set[int] = set()
-        last: list[dict[str, Any]] | None = None
+        codec = Codec(facts["iopub"]["key"], facts["iopub"]["signature_scheme"], check_replay=False)
         try:
-            while True:
-                try:
-                    ids = list(client.ids)  # handles the Hub's notifications first
-                    queues = client.queue_status()
-                except Exception:  # noqa: BLE001 - a Hub that went away: engines are gone
-                    ids, queues = [], {}
-                seen |= set(ids)
-                engines = engine_states(ids, queues, seen)
-                if engines != last:
-                    self.sup({"event": "cluster", **facts, "engines": engines})
-                    last = engines
-                if stop.wait(POLL):
-                    break
+            self._watch(client, statuses, codec, facts, stop)
         finally:
+            statuses.close(linger=0)
             client.close()
+
+    def _watch(
+        self, client: Any, statuses: Any, codec: Codec, facts: dict[str, Any], stop: threading.Event
+    ) -> None:
+        """Registrations from the Client's notifications, busy and idle from the engines'
+        own status messages: nothing is asked of the Hub but once at the start."""
+        seen: set[int] = set()
+        try:
+            queues = client.queue_status()  # who is busy before the first status message
+        except Exception:  # noqa: BLE001
+            queues = {}
+        busy = {eid for eid, q in queues.items() if isinstance(q, dict) and q.get("queue")}
+        last: list[dict[str, Any]] | None = None
+        while not stop.is_set():
+            try:
+                ids = list(client.ids)  # handles the Hub's notifications first
+            except Exception:  # noqa: BLE001 - a Hub that went away: engines are gone
+                ids = []
+            for eid in set(ids) - seen:
+                statuses.subscribe(f"engine.{eid}.status".encode())
+            seen |= set(ids)
+            busy &= set(ids)
+            engines = engine_states(ids, busy, seen)
+            if engines != last:
+                self.sup({"event": "cluster", **facts, "engines": engines})
+                last = engines
+                stop.wait(SETTLE)  # a burst of short tasks is told as a few changes, not each
+            if statuses.poll(POLL * 1000):
+                _read_statuses(statuses, codec, busy)
+
+
+def _status_socket(client: Any, iopub: dict[str, Any]) -> Any:
+    """A SUB on the Hub's IOPub, in the Client's context (this thread's), encrypted
+    as the Client is."""
+    import zmq
+
+    sock = client._context.socket(zmq.SUB)
+    sock.linger = 0
+    if iopub.get("curve_serverkey"):
+        sock.curve_serverkey = str(iopub["curve_serverkey"]).encode("ascii")
+        sock.curve_publickey, sock.curve_secretkey = client.curve_publickey, client.curve_secretkey
+    sock.connect(iopub["url"])
+    return sock
+
+
+def _read_statuses(sock: Any, codec: Codec, busy: set[int]) -> None:
+    """Every status message queued: ``engine.<id>.status`` busy or idle."""
+    import zmq
+
+    while True:
+        try:
+            frames = sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        try:
+            msg = codec.deserialize(frames)
+            eid = int(msg.identities[0].split(b".")[1])
+        except (WireError, IndexError, ValueError):
+            continue
+        state = msg.content.get("execution_state")
+        if state == "busy":
+            busy.add(eid)
+        elif state == "idle":
+            busy.discard(eid)
 
 
 _SINK: list[Any] = []  # the worker's Publisher.sup, once installed
