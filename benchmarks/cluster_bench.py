@@ -8,6 +8,8 @@ Client's notification socket read every 0.5 s); ipykernel runs
 
 - **px round trip**: ``%px print('ok', N)`` from execute_request until reply and
   idle; correct when both engines' ``[stdout:ID] ok N`` lines reached the client.
+- **plain cell**: ``x = N`` the same way, the kernel's own per-cell cost (ipytui's
+  crash protection) beside the %px figure.
 - **idle cost**: CPU seconds the controller's processes and the kernel's used
   over an idle window with the kernel attached, once its tree is quiet after
   the last cell (snapshots and checkpoints are not this; what the engine watcher
@@ -104,6 +106,13 @@ def px_once(client: TextClient, i: int) -> tuple[float, bool]:
     return (done - t0) * 1e3, ok
 
 
+def plain_once(client: TextClient, i: int) -> tuple[float, bool]:
+    """A cell without %px, for the kernel's own per-cell cost beside the %px figure."""
+    t0 = time.perf_counter()
+    done, reply = client.wait_done(client.execute(f"x = {i}"), 60)
+    return (done - t0) * 1e3, reply["status"] == "ok"
+
+
 def cpu_by_pid(procs: list[psutil.Process]) -> dict[int, float]:
     """User + system CPU seconds of each live process."""
     seconds = {}
@@ -136,6 +145,7 @@ def main() -> int:
     cluster, client_file = start_cluster(wd)
     controller = psutil.Process(cluster.controller.pid)
     samples: dict[str, list[tuple[float, bool]]] = {"ipytui": [], "ipykernel": []}
+    plain: dict[str, list[tuple[float, bool]]] = {"ipytui": [], "ipykernel": []}
     idle: dict[str, list[tuple[float, float, bool]]] = {"ipytui": [], "ipykernel": []}
     try:
         for rep in range(args.reps):  # alternating which kernel goes first
@@ -143,6 +153,7 @@ def main() -> int:
                 proc, client = start_kernel(kind, wd, client_file)
                 px_once(client, -1)  # warm: the first %px sets things up on both sides
                 samples[kind] += [px_once(client, i) for i in range(args.n)]
+                plain[kind] += [plain_once(client, i) for i in range(args.n)]
                 # past the restore point and checkpoint a kernel takes after its last cell
                 time.sleep(SETTLE)
                 wait_quiet(proc.pid, timeout=args.idle)
@@ -160,6 +171,8 @@ def main() -> int:
         kind: {
             "px_ms": statistics.median(ms for ms, _ in samples[kind]),
             "px_ok": sum(ok for _, ok in samples[kind]),
+            "plain_ms": statistics.median(ms for ms, _ in plain[kind]),
+            "plain_ok": sum(ok for _, ok in plain[kind]),
             "hub_cpu": statistics.median(h for h, _, _ in idle[kind]),
             "kernel_cpu": statistics.median(k for _, k, _ in idle[kind]),
             "idle_ok": sum(ok for _, _, ok in idle[kind]),
@@ -178,6 +191,11 @@ def main() -> int:
     reps = args.reps
     rows = [
         ("%px round trip, median ms", "px_ms", f"{ours['px_ok']}/{total} / {ref['px_ok']}/{total}"),
+        (
+            "cell x = N (no %px), median ms",
+            "plain_ms",
+            f"{ours['plain_ok']}/{total} / {ref['plain_ok']}/{total}",
+        ),
         (
             "controller CPU s while idle",
             "hub_cpu",

@@ -15,13 +15,15 @@ even after this worker died).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from ipytui.kernel.protocol.wire import Codec, WireError
 from ipytui.kernel.worker.cluster import LINK, ClusterError, ClusterLink, wait_for_engines
 
 POLL = 0.5  # seconds between looks at the Client's registration notifications
-SETTLE = 0.1  # seconds after a change before the next one is told
+BUSY_AFTER = 0.3  # seconds an engine must be busy before it is told: short tasks (a quick
+# %px) would otherwise send every client two events each, and slow the task's own output
 START_TIMEOUT = 300.0  # seconds a started cluster's engines get to register (2 shared cores)
 
 
@@ -127,7 +129,10 @@ class ClusterWatch:
             queues = client.queue_status()  # who is busy before the first status message
         except Exception:  # noqa: BLE001
             queues = {}
-        busy = {eid for eid, q in queues.items() if isinstance(q, dict) and q.get("queue")}
+        shown_at = time.monotonic() - BUSY_AFTER
+        busy = {
+            eid: shown_at for eid, q in queues.items() if isinstance(q, dict) and q.get("queue")
+        }
         last: list[dict[str, Any]] | None = None
         while not stop.is_set():
             try:
@@ -137,13 +142,16 @@ class ClusterWatch:
             for eid in set(ids) - seen:
                 statuses.subscribe(f"engine.{eid}.status".encode())
             seen |= set(ids)
-            busy &= set(ids)
-            engines = engine_states(ids, busy, seen)
+            now = time.monotonic()
+            long_busy = {eid for eid, since in busy.items() if now - since >= BUSY_AFTER}
+            engines = engine_states(ids, long_busy, seen)
             if engines != last:
                 self.sup({"event": "cluster", **facts, "engines": engines})
                 last = engines
-                stop.wait(SETTLE)  # a burst of short tasks is told as a few changes, not each
-            if statuses.poll(POLL * 1000):
+            due = [
+                BUSY_AFTER - (now - since) for since in busy.values() if now - since < BUSY_AFTER
+            ]
+            if statuses.poll(min([POLL, *due]) * 1000):
                 _read_statuses(statuses, codec, busy)
 
 
@@ -161,8 +169,8 @@ def _status_socket(client: Any, iopub: dict[str, Any]) -> Any:
     return sock
 
 
-def _read_statuses(sock: Any, codec: Codec, busy: set[int]) -> None:
-    """Every status message queued: ``engine.<id>.status`` busy or idle."""
+def _read_statuses(sock: Any, codec: Codec, busy: dict[int, float]) -> None:
+    """Every status message queued: ``engine.<id>.status`` busy (since when) or idle."""
     import zmq
 
     while True:
@@ -177,9 +185,9 @@ def _read_statuses(sock: Any, codec: Codec, busy: set[int]) -> None:
             continue
         state = msg.content.get("execution_state")
         if state == "busy":
-            busy.add(eid)
+            busy.setdefault(eid, time.monotonic())
         elif state == "idle":
-            busy.discard(eid)
+            busy.pop(eid, None)
 
 
 _SINK: list[Any] = []  # the worker's Publisher.sup, once installed
