@@ -152,7 +152,8 @@ def begin_connection(args: argparse.Namespace, config: Config | None = None) -> 
     from .launch import spawn_kernel
 
     cull_after = config.cull_idle_after if config is not None else None
-    return spawn_kernel(cull_after=cull_after, cluster=args.cluster).wait
+    cluster = {"cluster": args.cluster} if args.cluster is not None else {}
+    return spawn_kernel(cull_after=cull_after, **cluster).wait
 
 
 def load_ui() -> type[IpytuiApp]:
