@@ -23,7 +23,7 @@ from ipytui.kernel.worker.cluster import LINK, ClusterError, ClusterLink, wait_f
 
 POLL = 0.5  # seconds between looks at the Client's registration notifications
 BUSY_AFTER = 0.3  # seconds an engine must be busy before it is told: short tasks (a quick
-# %px) would otherwise send every client two events each, and slow the task's own output
+# %px) would otherwise send every client two events each, for a flicker nobody can read
 START_TIMEOUT = 300.0  # seconds a started cluster's engines get to register (2 shared cores)
 
 
