@@ -140,6 +140,10 @@ class IpytuiApp(StaleKernels, App[ExitInfo]):
             "Toggle draft sharing", "Share your input with peers as you type, or stop",
             main.action_toggle_share_draft,
         )
+        if main.cluster is not None and main.cluster.engines:
+            yield SystemCommand(
+                "Cluster pane: next engine", "One engine's own stream (F12)", main.action_next_engine
+            )
         yield SystemCommand("Keys", "Every key of ipytui", main.action_show_keys)
         for theme in THEMES:
             label = theme.name.removeprefix("ipytui-").replace("-", " ")

@@ -53,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=_ssh_destination,
         help="reach the kernel through an ssh tunnel (with --existing FILE)",
     )
+    parser.add_argument(
+        "--cluster",
+        nargs="?",
+        const="default",
+        metavar="new:N|FILE|PROFILE",
+        type=_cluster_spec,
+        help="start a kernel on an ipyparallel cluster: new:N starts N local engines "
+        "(stopped with the kernel); FILE (ipcontroller-client.json) or PROFILE joins a "
+        "running one (default: the default profile)",
+    )
     parser.add_argument("--theme", help="dark, light, high-contrast or any Textual theme")
     parser.add_argument(
         "--shutdown-on-exit",
@@ -74,11 +84,22 @@ def _ssh_destination(text: str) -> str:
     return text
 
 
+def _cluster_spec(text: str) -> str:
+    from ipytui.kernel.protocol.cluster_spec import ClusterSpecError, check_cluster_spec
+
+    try:
+        return check_cluster_spec(text)
+    except ClusterSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.kernel is not None and args.existing is not None:
         parser.error("--kernel starts a kernel, --existing attaches to one: pick one")
+    if args.cluster is not None and (args.existing is not None or args.kernel):
+        parser.error("--cluster starts a kernel of its own; in a running one use %cluster connect")
     if args.ssh and args.existing is None:
         parser.error("--ssh needs --existing FILE (the kernel's connection file, as seen from the ssh host)")
     return args
@@ -131,7 +152,8 @@ def begin_connection(args: argparse.Namespace, config: Config | None = None) -> 
     from .launch import spawn_kernel
 
     cull_after = config.cull_idle_after if config is not None else None
-    return spawn_kernel(cull_after=cull_after).wait
+    cluster = {"cluster": args.cluster} if args.cluster is not None else {}
+    return spawn_kernel(cull_after=cull_after, **cluster).wait
 
 
 def load_ui() -> type[IpytuiApp]:

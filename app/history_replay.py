@@ -102,6 +102,8 @@ class HistoryReplay:
             return  # told by its cell's error; live, a cell-less one comes as display_data
         if kind == "undo" and event.get("cell_msg_id") and not history:
             return  # told live by the %undo cell's own output
+        if kind == "cluster" and not event.get("error"):
+            return  # the status bar and the cluster pane show the engines
         if self.stream.cell(cell_id) is not None:
             return
         text = event_text(event)

@@ -20,13 +20,14 @@ def start_kernel(connection_file: str | os.PathLike[str] | None = None, *, wait:
 
 
 def spawn_kernel(connection_file: str | os.PathLike[str] | None = None, *,
-                 cull_after: float | None = None) -> KernelLaunch:
+                 cull_after: float | None = None, cluster: str | None = None) -> KernelLaunch:
     """Spawn ``python -m ipytui.kernel -f FILE`` detached, without waiting for it.
 
     The kernel runs in its own session (no controlling terminal, no signals
     from ours), so quitting or killing the UI leaves it running. The file is
     written up front so its ports and key are ours to choose; the kernel
-    removes it when it shuts down, whoever asks for that.
+    removes it when it shuts down, whoever asks for that. ``cluster``: the
+    kernel's ``--cluster`` (new:N, or a client connection file).
     """
     from ipytui.kernel.protocol.connection import new_connection_info, write_connection_file
 
@@ -35,6 +36,8 @@ def spawn_kernel(connection_file: str | os.PathLike[str] | None = None, *,
     argv = [sys.executable, "-m", "ipytui.kernel", "-f", str(path), "--owns-connection-file"]
     if cull_after is not None:
         argv += ["--cull-idle-after", str(cull_after)]
+    if cluster is not None:
+        argv += ["--cluster", cluster]
     return _spawn(argv, path)
 
 

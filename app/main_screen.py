@@ -16,6 +16,7 @@ import asyncio
 import itertools
 from typing import Any
 
+from ipytui.widgets.cluster_pane import ClusterPane
 from ipytui.widgets.completion_menu import CompletionMenu
 from ipytui.widgets.crash_banner import CrashBanner
 from ipytui.widgets.help_pane import HelpPane
@@ -33,6 +34,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label
 
 from .assist import InputAssist
+from .cluster_view import ClusterView
 from .completion import Completion
 from .config import Config
 from .lifecycle import KernelLifecycle
@@ -69,6 +71,8 @@ class MainScreen(
         Binding("f8", "restart", "Restart", key_display="F8"),
         Binding("f9", "restart_restore", "Restore", key_display="F9"),
         Binding("f10", "undo_cell", "Undo cell", key_display="F10", show=False),
+        # On the footer once the kernel has a cluster (check_action).
+        Binding("f12", "next_engine", "Engines", key_display="F12"),
         Binding("escape", "dismiss_overlay", "Close", show=False),
         Binding("shift+pageup", "scroll_output(-1)", "Scroll up", show=False),
         Binding("shift+pagedown", "scroll_output(1)", "Scroll down", show=False),
@@ -106,6 +110,7 @@ class MainScreen(
         self._presence_retries = 0
         self._resumed = False
         self._shown_early: dict[str, Any] | None = None
+        self.cluster: ClusterView | None = None
 
     # -- layout ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -120,6 +125,7 @@ class MainScreen(
                     show_times=volatile,
                     images=self.config.images,
                 )
+                yield ClusterPane(id="cluster")
                 yield HelpPane(id="help")
                 yield HistorySearch(id="history-search")
                 yield InputPrompt(id="input-prompt")
@@ -173,6 +179,8 @@ class MainScreen(
         self.editor.judge = self.judge_enter
         self.editor.focus()
         self.run_worker(self._start(), name="kernel-start", exit_on_error=False)
+        self.cluster = ClusterView(self.status, self.query_one(ClusterPane))
+        self.run_worker(self.cluster.pump(), name="cluster-feed", exit_on_error=False)
         if not self.deterministic:
             self.run_worker(self._poll_usage(), name="usage", exit_on_error=False)
 
@@ -180,6 +188,8 @@ class MainScreen(
         await self.session.stop(shutdown=shutdown)
 
     async def on_unmount(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
         await self.session.stop()
 
     def on_history_loaded(self, message: HistoryLoaded) -> None:
@@ -197,6 +207,10 @@ class MainScreen(
         if result.execution_count is not None:
             self.execution_count = result.execution_count
         self._on_kernel_events(result)
+        for event in result.events:
+            if event.get("event") == "cluster" and self.cluster is not None:
+                self.cluster.on_event(event)
+                self.refresh_bindings()  # F12 shows once there are engines
         if result.peers_changed:
             self._show_peers()
         self._refresh_state()
@@ -245,6 +259,16 @@ class MainScreen(
         panel.remove_class("-hidden")
         panel.focus_list()
 
+    def action_next_engine(self) -> None:
+        """The cluster pane: open it, or show the next engine's stream."""
+        if self.cluster is not None:
+            self.cluster.next_engine()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next_engine":  # hidden from the footer while there is no cluster
+            return self.cluster is not None and bool(self.cluster.engines)
+        return True
+
     def action_show_keys(self) -> None:
         from .keys_screen import KeysScreen
 
@@ -268,6 +292,8 @@ class MainScreen(
             self.editor.focus()
         elif self.help_pane.is_open:
             self.help_pane.close()
+        elif self.query_one(ClusterPane).is_open:
+            self.query_one(ClusterPane).close()
         elif self.focused is self.peers_panel.peer_list or self.output_selected():
             self.editor.focus()
         elif self.banner.is_open:

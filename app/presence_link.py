@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ipytui.widgets.input_editor import InputEditor
     from ipytui.widgets.peers_panel import PeersPanel
 
+    from .cluster_view import ClusterView
     from .config import Config
     from .output_router import OutputRouter
     from .session import KernelSession
@@ -37,6 +38,7 @@ class PresenceLink:
     _presence_retries: int
     editor: InputEditor
     peers_panel: PeersPanel
+    cluster: ClusterView | None
 
     def _show_peers(self) -> None:
         if self.presence is not None and self.presence.active:
@@ -89,6 +91,10 @@ class PresenceLink:
             self.router.set_names(self.presence.names())
         if update.replay or update.replay_events:
             self.router.replay(update.replay or [], update.replay_events)
+            clusters = [e for e in update.replay_events or [] if e.get("event") == "cluster"]
+            if clusters and self.cluster is not None:  # joined late: the engines as last told
+                self.cluster.on_event(clusters[-1])
+                self.refresh_bindings()
         if update.peers_changed or update.closed:
             self._show_peers()
 

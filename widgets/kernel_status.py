@@ -9,6 +9,8 @@ encrypted or not), the heartbeat, and disk writes the kernel had to pause
 carries a class per state (``-idle``, ``-busy``, ``-dead``…) for the
 stylesheet; the protection label ``-unprotected`` when nothing would come
 back from a crash, and ``-partial`` when cells ran after the restore point.
+With an ipyparallel cluster, its engines and their state
+(``engines 0 up · 1 busy · 2 dead``; ``-dead`` when one is).
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ def disk_text(paused: dict[str, str]) -> str:
     return f"⚠ {' · '.join(names)} paused: {first}"
 
 
+def engines_text(engines: list[dict]) -> str:
+    """``engines 0 up · 1 busy · 2 dead`` (empty without a cluster)."""
+    if not engines:
+        return ""
+    return "engines " + " · ".join(f"{e.get('id')} {e.get('state')}" for e in engines)
+
+
 def short_cause(cause: str) -> str:
     """A crash cause short enough for the status line: the signal's name when the
     cause gives one (``segmentation fault (SIGSEGV)`` -> ``SIGSEGV``); the banner
@@ -94,12 +103,14 @@ class KernelStatus(Horizontal):
         self.heartbeat: bool | None = None
         self.disk: dict[str, str] = {}  # paused disk feature -> why (the kernel's word)
         self.protection: dict | None = None  # kernel_info's ipytui.protection
+        self.engines: list[dict] = []  # the cluster's engines: {"id", "state"}, as the kernel said
+        self.cluster_note = ""  # the cluster's trouble, when it has one
         self._point_at: float | None = None
         self._labels = {
             name: Label(id=f"ks-{name}", classes="ks-item")
             # Most useful first: a narrow terminal clips from the right.
-            for name in ("state", "disk", "kernel", "count", "restarts", "proc", "protection",
-                         "conn", "hb", "uptime")
+            for name in ("state", "disk", "kernel", "count", "restarts", "engines", "proc",
+                         "protection", "conn", "hb", "uptime")
         }
 
     def compose(self):
@@ -154,6 +165,9 @@ class KernelStatus(Horizontal):
             hb = ""  # its arrival time varies; only a loss is shown in fixed views
         self._show("hb", hb)
         labels["hb"].set_class(self.heartbeat is False, "-lost")
+        self._show("engines", engines_text(self.engines) or self.cluster_note)
+        labels["engines"].set_class(any(e.get("state") == "dead" for e in self.engines), "-dead")
+        labels["engines"].set_class(bool(self.cluster_note), "-failed")
         self._show("disk", disk_text(self.disk))
         labels["disk"].set_class(bool(self.disk), "-paused")
 

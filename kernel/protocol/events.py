@@ -1,5 +1,6 @@
 """Kernel events every client is told the same way: crashes, restarts, restores,
-undos, interrupts, recoveries and protection-level changes.
+undos, interrupts, recoveries, protection-level changes and the state of the
+ipyparallel cluster the kernel uses.
 
 The supervisor publishes each on IOPub as an ``ipytui_event`` message with an
 empty parent header and records it in the journal; UIs draw their status,
@@ -15,7 +16,12 @@ Content: ``event`` (one of ``KINDS``), ``time`` (epoch seconds), ``by``
 ``report`` and ``cell_msg_id`` (crash), ``method`` and ``after_cell``
 (restart, restore, recovered, undo), ``undone`` (the cells an undo took back)
 and ``cell_msg_id`` (the ``%undo`` cell, undo), ``level`` and ``reason``
-(protection: the crash-protection level the kernel moved to, and why).
+(protection: the crash-protection level the kernel moved to, and why);
+``engines`` (``[{"id", "state"}]``, state up, busy or dead), ``owned`` (the
+kernel started the cluster), ``iopub`` (the Hub's IOPub: ``url``, ``key``,
+``signature_scheme``, ``curve_serverkey``, for a UI's engine pane),
+``connection_file`` and ``error`` (cluster). Peers of a kernel may run code
+in it, so the cluster's key in ``iopub`` tells them nothing they could not read.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from __future__ import annotations
 from typing import Any
 
 EVENT_MSG_TYPE = "ipytui_event"
-KINDS = ("crash", "restart", "restore", "undo", "interrupt", "recovered", "protection")
+KINDS = ("crash", "restart", "restore", "undo", "interrupt", "recovered", "protection", "cluster")
+ENGINE_STATES = ("up", "busy", "dead")
 
 # jupyter_client's Session falls back to this when $USER is unset: it names nobody.
 _DEFAULT_USERNAMES = {"", "username"}
@@ -72,6 +79,8 @@ def event_text(event: dict[str, Any]) -> str:
         reason = event.get("reason") if isinstance(event.get("reason"), str) else ""
         during = f" (in a cell run by {who})" if isinstance(by, dict) else ""
         return f"Crash protection is now {event.get('level')}{during}" + (f": {reason}" if reason else ".")
+    if kind == "cluster":
+        return cluster_text(event)
     if kind == "recovered":
         names = event.get("names") if isinstance(event.get("names"), list) else []
         return (f"Kernel recovered from {_state_after(event)}: "
@@ -83,3 +92,15 @@ def event_text(event: dict[str, Any]) -> str:
             return f"Kernel crashed ({cause}) while no cell ran."
         return f"Kernel crashed ({cause}) in a cell run by {who}."
     return f"Kernel event {kind!r}."
+
+
+def cluster_text(event: dict[str, Any]) -> str:
+    """``Cluster (started by the kernel): engines 0 up, 1 busy.`` or the error."""
+    if isinstance(event.get("error"), str) and event["error"]:
+        return f"Cluster: {event['error']}"
+    engines = [e for e in event.get("engines") or [] if isinstance(e, dict)]
+    if not event.get("connection_file"):
+        return "Cluster: none in use."
+    owner = "started by the kernel" if event.get("owned") else "connected"
+    listed = ", ".join(f"{e.get('id')} {e.get('state')}" for e in engines) or "none yet"
+    return f"Cluster ({owner}): engines {listed}."

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cull-idle-after", type=_seconds, default=None, metavar="SECONDS",
                         help="with no client for this long, write a checkpoint and stop (recoverable "
                              "with `ipytui recover`); 0 never (default: 4 hours)")
+    parser.add_argument("--cluster", metavar="new:N|FILE|PROFILE", type=_cluster_spec,
+                        help="start (new:N engines, stopped with the kernel) or join an "
+                             "ipyparallel cluster (its ipcontroller-client.json, or a profile)")
     parser.add_argument("--insecure", action="store_true",
                         help="allow a non-loopback address without encryption")
     parser.add_argument("--encrypt", action="store_true",
@@ -139,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
                      launched_by="manager" if args.exit_on_restart else "user",
                      cull_after=DEFAULT_CULL_AFTER if args.cull_idle_after is None else args.cull_idle_after,
                      settings=settings, **limits)
+    from ipytui.kernel.supervisor.cluster_owner import ClusterOwner
+
+    sup.cluster = ClusterOwner(args.cluster)
     sup.bind()
     if owns:
         print(f"ipytui kernel: connection file {path}", file=sys.stderr, flush=True)
@@ -146,10 +152,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sup.run()
     finally:
+        sup.cluster.stop()  # a cluster the kernel started ends with it
         if share is not None and owns:
             share.unlink(missing_ok=True)
         _drop_empty_log()
     return 0
+
+
+def _cluster_spec(text: str) -> str:
+    """A ``--cluster`` value that names a cluster (argparse type)."""
+    from ipytui.kernel.protocol.cluster_spec import ClusterSpecError, check_cluster_spec
+
+    try:
+        return check_cluster_spec(text)
+    except ClusterSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _seconds(text: str) -> float:

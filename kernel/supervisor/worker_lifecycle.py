@@ -22,6 +22,7 @@ from typing import Any
 
 from ipytui.kernel.protocol import procs
 from ipytui.kernel.supervisor import crash_report
+from ipytui.kernel.supervisor.cluster_owner import ClusterOwner
 from ipytui.kernel.supervisor.disk_health import DiskHealth
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState
 
@@ -56,6 +57,7 @@ class WorkerLifecycle:
     chain: Any
     changed_cells: list[int]
     protection: dict[str, Any]
+    cluster: ClusterOwner | None = None  # set by main for ``--cluster``, else made on first news
     undo_plan: Any
     _finish_undo: Callable[..., None]
     _discard: Callable[[list[int]], None]
@@ -78,6 +80,7 @@ class WorkerLifecycle:
             "checkpoint_path": str(self.checkpoint_path), "snapshots": self.snapshots,
             "restore_from": restore_from, "journal_session": self.journal_session,
             **self.settings.as_config(),
+            **(self.cluster.worker_config() if self.cluster is not None else {}),
         }
         env = dict(os.environ, IPYTUI_WORKER=json.dumps(config))
         proc = subprocess.Popen([sys.executable, "-m", "ipytui.kernel.worker"], env=env,
@@ -192,6 +195,15 @@ class WorkerLifecycle:
             self._finish_undo(event)
         self._flush_backlog()
 
+    def _on_cluster(self, event: dict[str, Any]) -> None:
+        """The engines' state changed: every client is told (membership changes journaled)."""
+        if self.cluster is None:
+            self.cluster = ClusterOwner()
+        told = self.cluster.on_event(event)
+        if told is not None:
+            details, journal = told
+            self.announce("cluster", journal=journal, **details)
+
     def _tell_recovery(self, hello: dict[str, Any]) -> None:
         """The first worker of a kernel started from a checkpoint (``ipytui recover``):
         say once what came back, so a UI opening on it is not blank."""
@@ -232,6 +244,8 @@ class WorkerLifecycle:
             self.execution_count = max(self.execution_count, int(event.get("execution_count") or 0))
         elif kind == "ready":
             self._on_worker_ready(event)
+        elif kind == "cluster":
+            self._on_cluster(event)
         elif kind == "debugger":
             self.worker.debugging = bool(event.get("on"))
         elif kind == "cell_start":

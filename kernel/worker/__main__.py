@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from ipytui.kernel.worker import cluster_watch
 from ipytui.kernel.worker.loop import Worker, die_with_parent
 
 
@@ -15,6 +16,7 @@ def main() -> None:
     worker.connect()
     worker.install_io()
     worker.restore_checkpoint()
+    cluster_watch.install(worker)
     try:
         worker.serve()
     finally:

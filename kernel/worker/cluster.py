@@ -9,6 +9,7 @@ shared stream can tell the engines apart.
 from __future__ import annotations
 
 import builtins
+import os
 import signal
 import sys
 import time
@@ -46,6 +47,8 @@ class ClusterLink:
     engines: Engines = field(default_factory=Engines)
     last: Any = None  # the last AsyncResult, for %pxresult
     autopx: bool = False
+    connection_file: str = ""  # the cluster's ipcontroller-…client.json
+    pid: int = 0  # the process the client was made in (a restored snapshot is a fork)
 
     @property
     def connected(self) -> bool:
@@ -62,8 +65,13 @@ class ClusterLink:
                 if not path.exists():
                     raise ClusterError(f"no connection file {where!r}")
                 self.client = ipp.Client(str(path))
+                self.connection_file = str(path.resolve())
+                self.pid = os.getpid()
             else:
                 self.client = ipp.Client(profile=where or "default")
+                security = Path(self.client._profile_dir.security_dir)
+                self.connection_file = str(security / "ipcontroller-client.json")
+                self.pid = os.getpid()
         except ClusterError:
             raise
         except Exception as exc:  # noqa: BLE001 - ipyparallel raises many kinds
@@ -88,13 +96,19 @@ class ClusterLink:
             self.client = cluster.start_and_connect_sync(activate=False)
         except Exception as exc:  # noqa: BLE001
             raise ClusterError(f"cannot start a cluster of {n} engines: {exc}") from None
-        self.cluster = cluster
+        self.cluster, self.pid = cluster, os.getpid()
+        self.connection_file = str(Path(cluster.profile_dir, "security",
+                                        f"ipcontroller-{cluster.cluster_id}-client.json"))
         return self.describe()
 
     def close(self) -> None:
         """Leave the cluster; one this kernel started is stopped."""
         client, cluster, self.client, self.cluster, self.last = self.client, self.cluster, None, None, None
+        self.connection_file = ""
         self.autopx = False
+        if client is not None and self.pid != os.getpid():
+            _FORKED.append(client)  # a fork's copy: not ours to close
+            client = None
         if client is not None:
             client.close()
         if cluster is not None:
@@ -119,7 +133,24 @@ class ClusterLink:
     def require(self) -> Any:
         if self.client is None:
             raise ClusterError("no cluster: use %cluster start N or %cluster connect FILE|PROFILE")
+        if self.pid != os.getpid():
+            self._reconnect_after_fork()
         return self.client
+
+    def _reconnect_after_fork(self) -> None:
+        """A worker restored from a snapshot is a fork of the one that made the Client:
+        its sockets belong to that process's ZeroMQ context and would hang here.
+        Connect anew from the connection file; the old one is kept, never closed (its
+        sockets are not this process's to close)."""
+        import ipyparallel as ipp
+
+        _FORKED.append(self.client)
+        self.client, self.last, self.pid = None, None, os.getpid()
+        try:
+            self.client = ipp.Client(self.connection_file)
+        except Exception as exc:  # noqa: BLE001 - ipyparallel raises many kinds
+            self.cluster = None  # nothing left to stop it with from here; the kernel will
+            raise ClusterError(f"lost the cluster after the restore: {exc}") from None
 
     def view(self, targets: Any = None) -> Any:
         client = self.require()
@@ -257,4 +288,5 @@ def wait_for_engines(client: Any, n: int, timeout: float = 60) -> None:
         time.sleep(POLL)
 
 
+_FORKED: list[Any] = []  # Clients inherited through fork(), kept from the garbage collector
 LINK = ClusterLink()

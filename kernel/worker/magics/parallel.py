@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ipytui.kernel.worker import cluster_watch
 from ipytui.kernel.worker.cluster import LINK, ClusterError, EngineFailure
 from ipytui.kernel.worker.magics.args import parse_args, split
 from ipytui.kernel.worker.magics.registry import (
@@ -45,6 +46,7 @@ def _targets(text: str) -> Any:
 
 def _run(action: Any, *args: Any, **kwargs: Any) -> Any:
     try:
+        cluster_watch.ensure()  # after a restore from a snapshot: a new Client, a new watcher
         return action(*args, **kwargs)
     except EngineFailure as exc:
         raise RemoteError(str(exc)) from None
@@ -96,10 +98,13 @@ def cluster(shell: Any, line: str) -> None:
         if not 1 <= n <= 256:
             raise ArgumentError("start takes between 1 and 256 engines")
         print(_run(LINK.start, n))
+        cluster_watch.watch()
     elif command == "connect":
         print(_run(LINK.connect, words[1] if len(words) > 1 else "default"))
+        cluster_watch.watch()
     elif command == "stop":
         was = LINK.connected
+        cluster_watch.unwatch()
         LINK.close()
         print("left the cluster" if was else "no cluster was in use")
     else:
@@ -164,6 +169,7 @@ def pxresult(shell: Any, line: str) -> None:
 
     Wait for the last %px task and show its output and results.
     """
+    _run(LINK.require)  # in a restored snapshot the last task belonged to the dead worker
     if LINK.last is None:
         raise UsageError("no %px task has run yet")
     _run(LINK.follow, LINK.last)
