@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ipytui.kernel.protocol.engine_identity import MAIN_THREAD_REQUESTS
 from ipytui.kernel.protocol.wire import Message
 
 
@@ -41,6 +42,7 @@ class WorkerState:
 
 
 def is_execute(channel: str, msg: Message) -> bool:
-    """Whether a request goes to the worker's main thread (else to its listener)."""
-    return channel == "shell" and msg.msg_type == "execute_request"
+    """Whether a request goes to the worker's main thread (else to its listener):
+    executes, and an engine's tasks (apply_request)."""
+    return channel == "shell" and msg.msg_type in MAIN_THREAD_REQUESTS
 

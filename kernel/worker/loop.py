@@ -68,6 +68,7 @@ class Worker(SupervisorQuestions):
         self._debugger: Any = None  # made on the first debug_request (debugger.Debugger)
         self.deferred: list[list[bytes]] = []  # executes read while a magic asked the supervisor
         self._asks = 0
+        self.tasks: Any = None  # engine_tasks.EngineTasks when serving as an ipyparallel engine
 
     # -- setup ------------------------------------------------------------
     @staticmethod
@@ -312,7 +313,7 @@ class Worker(SupervisorQuestions):
             msg = self._exec_message(frames)
             if msg is not None:
                 with self.user_lock:
-                    handlers.execute(self, msg)
+                    (handlers.execute if self.tasks is None else self.tasks.run)(self, msg)
 
     def journal(self) -> Any:
         """This process's journal handle (history for %history), opened on first use."""

@@ -1,0 +1,128 @@
+"""ipytui engines in a real ipyparallel cluster (issue #18, part 2).
+
+Everything is real: ipyparallel's controller and Client, its launchers
+starting ``python -m ipytui.kernel.engine`` (selected by
+``engine_launcher_class="ipytui"``, an entry point), and, as the reference,
+stock ``ipengine`` in the crash test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ipp = pytest.importorskip("ipyparallel")
+
+pytestmark = pytest.mark.timeout(300)
+
+ENGINES = 2
+
+
+@pytest.fixture(scope="module")
+def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Profiles, journals and runtime files of these clusters stay in a temp dir; the
+    engines can import this module (functions defined here are sent by reference)."""
+    root = tmp_path_factory.mktemp("engines")
+    here = str(Path(__file__).parent)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
+        mp.setenv("IPYTHONDIR", str(root / "ipython"))
+        mp.setenv("IPYTUI_DATA_DIR", str(root / "ipytui"))
+        mp.setenv("JUPYTER_RUNTIME_DIR", str(root / "runtime"))
+        yield root
+
+
+def start_cluster(n: int, **kwargs: Any) -> tuple[Any, Any]:
+    cluster = ipp.Cluster(n=n, log_level=40, **kwargs)
+    client = cluster.start_and_connect_sync(activate=False)
+    client.wait_for_engines(n, timeout=180)
+    return cluster, client
+
+
+@pytest.fixture(scope="module")
+def rc(cluster_env: Path) -> Iterator[Any]:
+    """A Client of a local cluster of ipytui engines."""
+    cluster, client = start_cluster(ENGINES, engine_launcher_class="ipytui")
+    yield client
+    client.close()
+    cluster.stop_cluster_sync()
+
+
+def crash() -> None:
+    """A segfault inside the engine's process."""
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def slow_answer() -> str:
+    import time
+
+    time.sleep(1.0)
+    return "finished"
+
+
+def test_the_engines_are_ipytui_engines(rc: Any) -> None:
+    assert sorted(rc.ids) == list(range(ENGINES))
+    marks = rc[:].apply_sync(lambda: __import__("os").environ.get("IPYTUI_ENGINE", ""))
+    assert all('"uuid"' in mark for mark in marks), marks
+
+
+def test_execute_then_pull(rc: Any) -> None:
+    dv = rc[:]
+    ar = dv.execute("a = 6 * 7\nprint('hello from', a)", block=False)
+    ar.get(timeout=60)
+    assert dv.pull("a", block=True) == [42] * ENGINES
+    assert all("hello from 42" in out for out in ar.stdout), ar.stdout
+
+
+def test_apply_sync_and_map_sync(rc: Any) -> None:
+    dv = rc[:]
+    assert dv.apply_sync(lambda x, y=1: x * y, 21, y=2) == [42] * ENGINES
+    assert dv.map_sync(lambda x: x * x, range(10)) == [x * x for x in range(10)]
+    lv = rc.load_balanced_view()
+    assert lv.map_sync(lambda x: x + 1, range(200)) == list(range(1, 201))
+
+
+def test_push_pull_scatter_gather(rc: Any) -> None:
+    dv = rc[:]
+    dv.push({"b": [1, 2, 3], "c": "text"}, block=True)
+    assert dv.pull(["b", "c"], block=True) == [[[1, 2, 3], "text"]] * ENGINES
+    dv.scatter("part", list(range(10)), block=True)
+    assert dv.gather("part", block=True) == list(range(10))
+    assert sum(dv.apply_sync(ipp.interactive(lambda: len(part)))) == 10  # noqa: F821 - scattered
+
+
+def test_interactive_functions_see_the_engine_namespace(rc: Any) -> None:
+    rc[:].push({"offset": 100}, block=True)
+
+    @ipp.interactive
+    def shifted(x: int) -> int:
+        return x + offset  # noqa: F821 - the engine's global
+
+    assert rc[:].map_sync(shifted, [1, 2]) == [101, 102]
+
+
+def test_a_failing_task_reports_its_traceback(rc: Any) -> None:
+    def fails() -> None:
+        raise ValueError("bad value on the engine")
+
+    with pytest.raises(ipp.RemoteError) as info:
+        rc[0].apply_sync(fails)
+    assert info.value.ename == "ValueError"
+    assert "bad value on the engine" in info.value.evalue
+    assert "fails" in info.value.traceback  # the function's frame is in it
+    assert info.value.engine_info.get("engine_id") == 0
+    assert rc[0].apply_sync(lambda: "still serving") == "still serving"
+
+
+def test_clear_empties_the_namespace(rc: Any) -> None:
+    rc[1].push({"doomed": 1}, block=True)
+    rc.clear(targets=[1], block=True)
+    with pytest.raises(ipp.RemoteError) as info:
+        rc[1].pull("doomed", block=True)
+    assert info.value.ename == "NameError"
