@@ -17,6 +17,8 @@ import pytest
 
 ipp = pytest.importorskip("ipyparallel")
 
+from conftest import wait_until  # noqa: E402
+
 pytestmark = pytest.mark.timeout(300)
 
 ENGINES = 2
@@ -126,3 +128,66 @@ def test_clear_empties_the_namespace(rc: Any) -> None:
     with pytest.raises(ipp.RemoteError) as info:
         rc[1].pull("doomed", block=True)
     assert info.value.ename == "NameError"
+
+
+def crash_one_engine(client: Any) -> tuple[Any, Any]:
+    """Engine 0 segfaults during a task while engine 1 runs one; both results' futures."""
+    other = client[1].apply_async(slow_answer)
+    crashed = client[0].apply_async(crash)
+    return crashed, other
+
+
+def test_a_segfault_costs_the_task_not_the_engine(rc: Any, cluster_env: Path) -> None:
+    """ipytui: the task errors, the engine is back with its id and namespace, the other
+    engine's task completes. ipengine, in the same test: the engine is lost."""
+    dv = rc[:]
+    dv.push({"kept": 41}, block=True)
+    before = rc[0].apply_sync(os.getpid)
+    crashed, other = crash_one_engine(rc)
+    with pytest.raises(ipp.RemoteError) as info:
+        crashed.get(timeout=120)
+    assert info.value.ename == "KernelDied"
+    assert "SIGSEGV" in info.value.evalue
+    assert other.get(timeout=120) == "finished"
+    assert sorted(rc.ids) == list(range(ENGINES))  # same ids, no engine lost
+    assert rc[0].apply_sync(ipp.interactive(lambda: kept + 1)) == 42  # noqa: F821 - pushed
+    assert rc[0].apply_sync(os.getpid) != before  # a new worker process serves it
+    assert rc[:].apply_sync(lambda: "all serving") == ["all serving"] * ENGINES
+
+    cluster, stock = start_cluster(ENGINES)  # the reference: stock ipengines
+    try:
+        stock[:].push({"kept": 41}, block=True)
+        crashed, other = crash_one_engine(stock)
+        with pytest.raises(ipp.RemoteError) as lost:
+            crashed.get(timeout=120)
+        assert lost.value.ename == "EngineError"  # "Engine 0 died while running task ..."
+        assert other.get(timeout=120) == "finished"
+        wait_until(lambda: 0 not in stock.ids, 120, "the hub to drop the dead ipengine")
+        assert stock.ids == [1]
+    finally:
+        stock.close()
+        cluster.stop_cluster_sync()
+
+
+def abort() -> None:
+    import os
+
+    os.abort()
+
+
+def killed() -> None:
+    """What the OOM killer does: SIGKILL."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize(("death", "cause"), [(abort, "SIGABRT"), (killed, "SIGKILL")])
+def test_abort_and_kill_are_restored_too(rc: Any, death: Any, cause: str) -> None:
+    rc[1].push({"kept": cause}, block=True)
+    with pytest.raises(ipp.RemoteError) as info:
+        rc[1].apply_sync(death)
+    assert info.value.ename == "KernelDied"
+    assert cause in info.value.evalue
+    assert rc[1].apply_sync(ipp.interactive(lambda: kept)) == cause  # noqa: F821 - pushed
