@@ -9,6 +9,8 @@ stock ``ipengine`` in the crash test.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -191,3 +193,38 @@ def test_abort_and_kill_are_restored_too(rc: Any, death: Any, cause: str) -> Non
     assert info.value.ename == "KernelDied"
     assert cause in info.value.evalue
     assert rc[1].apply_sync(ipp.interactive(lambda: kept)) == cause  # noqa: F821 - pushed
+
+
+def test_engine_cmd_and_the_command_line_find_the_controller(cluster_env: Path) -> None:
+    """``ipytui engine`` as any launcher's ``engine_cmd`` (the connection info in the
+    environment, as ipp.Cluster passes it), and started by hand with ipengine's
+    ``--profile-dir``/``--cluster-id`` (the connection file); a shutdown ends it."""
+    from traitlets.config import Config
+
+    ipytui = str(Path(sys.executable).with_name("ipytui"))
+    config = Config({"LocalEngineSetLauncher": {"engine_cmd": [ipytui, "engine"]}})
+    cluster, client = start_cluster(1, config=config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPP_")}
+    by_hand = subprocess.Popen(
+        [
+            ipytui,
+            "engine",
+            f"--profile-dir={cluster.profile_dir}",
+            f"--cluster-id={cluster.cluster_id}",
+            "--IPEngine.some_option=ignored",
+        ],
+        env=env,
+    )
+    try:
+        client.wait_for_engines(2, timeout=180)
+        marks = client[:].apply_sync(lambda: __import__("os").environ.get("IPYTUI_ENGINE", ""))
+        assert all('"uuid"' in mark for mark in marks), marks
+        new_id = max(client.ids)
+        client.shutdown(targets=[new_id], block=True)
+        assert by_hand.wait(timeout=60) == 0
+        wait_until(lambda: new_id not in client.ids, 60, "the hub to drop the engine shut down")
+    finally:
+        if by_hand.poll() is None:
+            by_hand.kill()
+        client.close()
+        cluster.stop_cluster_sync()

@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,10 +23,15 @@ import tempfile
 from pathlib import Path
 
 import zmq
-from ipytui.kernel.engine.registration import EngineError, load_controller, profile_dir, register
+from ipytui.kernel.engine.registration import (
+    EngineError,
+    load_controller,
+    profile_dir,
+    register,
+    unregister,
+)
 from ipytui.kernel.engine.relay import start_relays
 from ipytui.kernel.protocol.connection import (
-    ConnectionInfo,
     new_connection_info,
     write_connection_file,
 )
@@ -108,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     start_relays(controller, identity, kernel_info)
     kernel = _start_kernel(connection, identity, args)
     log.info("engine %d registered (%s); kernel pid %d", engine_id, ident, kernel.pid)
-    return _wait(kernel, private, kernel_info)
+    code = _wait(kernel)
+    unregister(ctx, controller, (ident, engine_id))
+    _cleanup(private)
+    os._exit(code)
 
 
 def _requested_id(args: argparse.Namespace) -> int | None:
@@ -132,7 +141,6 @@ def _start_kernel(
         "ipytui.kernel",
         "-f",
         str(connection),
-        "--owns-connection-file",
         "--cull-idle-after",
         "0",
         "--max-message-bytes",
@@ -154,8 +162,8 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _wait(kernel: subprocess.Popen[bytes], private: str, info: ConnectionInfo) -> int:
-    """Serve until the kernel ends (a shutdown_request) or we are told to stop.
+def _wait(kernel: subprocess.Popen[bytes]) -> int:
+    """Serve until the kernel ends (a shutdown_request) or we are told to stop; the exit code.
 
     SIGINT interrupts the running task (ipyparallel's ``signal_engines``);
     SIGTERM stops the kernel, then the engine.
@@ -168,12 +176,9 @@ def _wait(kernel: subprocess.Popen[bytes], private: str, info: ConnectionInfo) -
             break
         except KeyboardInterrupt:
             continue
-    _cleanup(private, info)
-    os._exit(0 if code in (0, -signal.SIGTERM) else 1)
+    return 0 if code in (0, -signal.SIGTERM) else 1
 
 
-def _cleanup(private: str, info: ConnectionInfo) -> None:
-    """Remove the private socket dir (the kernel removed its connection file)."""
-    import shutil
-
+def _cleanup(private: str) -> None:
+    """Remove the private dir: the kernel's connection file and IPC sockets."""
     shutil.rmtree(private, ignore_errors=True)

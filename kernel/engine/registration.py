@@ -135,3 +135,20 @@ def register(
     if reply.content.get("status") != "ok":
         raise EngineError(f"registration refused: {reply.content.get('evalue') or reply.content}")
     return ident, int(reply.content["id"]), int(reply.content.get("hb_period", 3000))
+
+
+def unregister(ctx: zmq.Context, controller: Controller, identity: tuple[str, int]) -> None:
+    """Tell the hub the engine is leaving (as ipengine's nanny does), so it drops the
+    engine now instead of after its missed heartbeats. Best effort: never raises."""
+    ident, engine_id = identity
+    codec = Codec(controller.key, session=ident, check_replay=False)
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 1000  # time for the message to leave before the process ends
+    try:
+        secure(sock, controller)
+        sock.connect(controller.registration_url)
+        sock.send_multipart(codec.serialize(codec.msg("unregistration_request", {"id": engine_id})))
+    except zmq.ZMQError:
+        pass
+    finally:
+        sock.close()
