@@ -51,6 +51,7 @@ class Samples:
         self.times: dict[tuple[str, str], list[float]] = {}
         self.right: dict[tuple[str, str], list[int]] = {}  # [correct, total]
         self.notes: dict[tuple[str, str], str] = {}
+        self.failures: list[str] = []  # errors behind the misses
 
     def add(self, metric: str, kind: str, seconds: float | None, correct: bool) -> None:
         if seconds is not None:
@@ -80,8 +81,11 @@ def one_kind(kind: str, cluster: Any, n: int, args: argparse.Namespace, out: Sam
     try:
         measure(kind, client, args, out)
     finally:
-        client.close()
         cluster.stop_engines_sync()
+        deadline = time.monotonic() + 120
+        while client.ids and time.monotonic() < deadline:  # the next set must not meet these
+            time.sleep(0.05)
+        client.close()
 
 
 def measure(kind: str, client: Any, args: argparse.Namespace, out: Samples) -> None:
@@ -111,7 +115,11 @@ def measure(kind: str, client: Any, args: argparse.Namespace, out: Samples) -> N
         out.add("crash -> serving", kind, None, False)
         out.notes[("crash -> serving", kind)] = "engine lost"
         return
-    back = engine.apply_sync(ipp.interactive(lambda: kept))  # noqa: F821 - pushed above
+    try:
+        back = engine.apply_sync(ipp.interactive(lambda: kept))  # noqa: F821 - pushed above
+    except ipp.RemoteError as exc:  # counted as a miss, with what happened
+        back = None
+        out.failures.append(f"crash -> serving: {exc}")
     out.add(
         "crash -> serving", kind, time.perf_counter() - start, back == 41 and first in client.ids
     )
@@ -192,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         cluster.stop_cluster_sync()
     rows = report(out)
+    for failure in out.failures:
+        print(f"miss: {failure}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"engines": args.engines, "reps": args.reps, "rows": rows}, f, indent=1)

@@ -9,6 +9,7 @@ stock ``ipengine`` in the crash test.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,12 +49,17 @@ def start_cluster(n: int, **kwargs: Any) -> tuple[Any, Any]:
 
 
 @pytest.fixture(scope="module")
-def rc(cluster_env: Path) -> Iterator[Any]:
-    """A Client of a local cluster of ipytui engines."""
+def ipytui_cluster(cluster_env: Path) -> Iterator[tuple[Any, Any]]:
+    """A local cluster of ipytui engines and a Client of it."""
     cluster, client = start_cluster(ENGINES, engine_launcher_class="ipytui")
-    yield client
+    yield cluster, client
     client.close()
     cluster.stop_cluster_sync()
+
+
+@pytest.fixture
+def rc(ipytui_cluster: tuple[Any, Any]) -> Any:
+    return ipytui_cluster[1]
 
 
 def crash() -> None:
@@ -101,6 +107,21 @@ def test_push_pull_scatter_gather(rc: Any) -> None:
     assert sum(dv.apply_sync(ipp.interactive(lambda: len(part)))) == 10  # noqa: F821 - scattered
 
 
+def test_arrays_and_dataframes_round_trip(rc: Any) -> None:
+    """Large buffers travel as extra frames (ipyparallel's zero-copy path)."""
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    dv = rc[:]
+    dv.scatter("arr", np.arange(200_000, dtype="float64"), block=True)
+    gathered = dv.gather("arr", block=True)
+    assert np.array_equal(gathered, np.arange(200_000, dtype="float64"))
+    table = pd.DataFrame({"x": range(1000), "y": [f"row {i}" for i in range(1000)]})
+    rc[0].push({"frame": table}, block=True)
+    pd.testing.assert_frame_equal(rc[0].pull("frame", block=True), table)
+    total = rc[0].apply_sync(ipp.interactive(lambda: int(frame.x.sum())))  # noqa: F821 - pushed
+    assert total == sum(range(1000))
+
+
 def test_interactive_functions_see_the_engine_namespace(rc: Any) -> None:
     rc[:].push({"offset": 100}, block=True)
 
@@ -130,6 +151,53 @@ def test_clear_empties_the_namespace(rc: Any) -> None:
     with pytest.raises(ipp.RemoteError) as info:
         rc[1].pull("doomed", block=True)
     assert info.value.ename == "NameError"
+
+
+def wait_for_file(path: str) -> str:
+    """A task that runs until the test lets it go (the file exists)."""
+    import os
+    import time
+
+    with open(path + ".started", "w"):
+        pass
+    while not os.path.exists(path):
+        time.sleep(0.02)
+    return "released"
+
+
+def test_a_task_prints_into_its_own_result(rc: Any) -> None:
+    ar = rc[0].apply_async(lambda: print("printed by the task") or 5)
+    assert ar.get(timeout=60) == 5
+    ar.wait_for_output(timeout=60)
+    assert "printed by the task" in ar.stdout
+
+
+def test_abort_answers_a_queued_task_without_running_it(rc: Any, tmp_path: Path) -> None:
+    gate = str(tmp_path / "gate")
+    blocker = rc[0].apply_async(wait_for_file, gate)
+    wait_until(lambda: os.path.exists(gate + ".started"), 60, "the blocking task to start")
+    queued = rc[0].apply_async(ipp.interactive(lambda: globals().__setitem__("ran", True)))
+    rc.abort(queued, targets=[0], block=True)
+    Path(gate).touch()
+    assert blocker.get(timeout=60) == "released"
+    with pytest.raises(ipp.error.TaskAborted):
+        queued.get(timeout=60)
+    assert rc[0].apply_sync(ipp.interactive(lambda: "ran" in globals())) is False
+
+
+def test_sigint_interrupts_the_running_task(
+    ipytui_cluster: tuple[Any, Any], tmp_path: Path
+) -> None:
+    """ipyparallel's signal_engines reaches the task through the front and the supervisor."""
+    cluster, client = ipytui_cluster
+    gate = str(tmp_path / "never")
+    running = client[0].apply_async(wait_for_file, gate)
+    wait_until(lambda: os.path.exists(gate + ".started"), 60, "the task to start")
+    cluster.signal_engines_sync(signal.SIGINT)
+    with pytest.raises(ipp.RemoteError) as info:
+        running.get(timeout=60)
+    assert info.value.ename == "KeyboardInterrupt"
+    assert client[:].apply_sync(lambda: "serving") == ["serving"] * ENGINES
 
 
 def crash_one_engine(client: Any) -> tuple[Any, Any]:
@@ -228,3 +296,31 @@ def test_engine_cmd_and_the_command_line_find_the_controller(cluster_env: Path) 
             by_hand.kill()
         client.close()
         cluster.stop_cluster_sync()
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (None, "no controller connection file"),
+        ("{not json", "no controller connection file"),
+        ('{"interface": "tcp://127.0.0.1"}', "unusable controller connection info"),
+        ('{"interface": "nonsense", "registration": 1}', "cannot reach the controller"),
+    ],
+)
+def test_bad_connection_info_is_a_clear_error(
+    tmp_path: Path, content: str | None, words: str
+) -> None:
+    path = tmp_path / "ipcontroller-engine.json"
+    if content is not None:
+        path.write_text(content)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPP_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ipytui.kernel.engine", "--file", str(path), "--timeout", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 2
+    assert words in proc.stderr
+    assert "Traceback" not in proc.stderr

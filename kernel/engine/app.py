@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     kernel_info = new_connection_info(
         ip=f"{private}/kernel", transport="ipc", key=controller.key.decode()
     )
-    connection = write_connection_file(kernel_info, Path(private, "kernel.json"))
+    # The file name is the kernel id: logs and journal sessions are told apart by it.
+    name = f"engine-{engine_id}-{ident[:8]}.json"
+    connection = write_connection_file(kernel_info, Path(private, name))
     start_relays(controller, identity, kernel_info)
     kernel = _start_kernel(connection, identity, args)
     log.info("engine %d registered (%s); kernel pid %d", engine_id, ident, kernel.pid)

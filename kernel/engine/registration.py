@@ -96,12 +96,23 @@ def load_controller(
     return Controller(info, url or registration)
 
 
-def secure(sock: zmq.Socket, controller: Controller) -> None:
-    """CurveZMQ toward the controller when it has a server key (a fresh client key pair)."""
+def curve_options(controller: Controller) -> list[tuple[int, bytes]]:
+    """CurveZMQ socket options toward the controller when it has a server key (with a
+    fresh client key pair), else none."""
     server = controller.curve_serverkey
-    if server:
-        public, secret = zmq.curve_keypair()
-        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = server, public, secret
+    if not server:
+        return []
+    public, secret = zmq.curve_keypair()
+    return [
+        (zmq.CURVE_SERVERKEY, server),
+        (zmq.CURVE_PUBLICKEY, public),
+        (zmq.CURVE_SECRETKEY, secret),
+    ]
+
+
+def secure(sock: zmq.Socket, controller: Controller) -> None:
+    for option, value in curve_options(controller):
+        sock.setsockopt(option, value)
 
 
 def register(
@@ -117,7 +128,12 @@ def register(
     sock.identity = ident.encode()
     secure(sock, controller)
     try:
-        sock.connect(controller.registration_url)
+        try:
+            sock.connect(controller.registration_url)
+        except zmq.ZMQError as exc:
+            raise EngineError(
+                f"cannot reach the controller at {controller.registration_url!r}: {exc}"
+            ) from None
         content: dict[str, Any] = {"uuid": ident}
         if requested_id is not None:
             content["id"] = requested_id

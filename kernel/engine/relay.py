@@ -18,7 +18,7 @@ import logging
 import threading
 
 import zmq
-from ipytui.kernel.engine.registration import Controller
+from ipytui.kernel.engine.registration import Controller, curve_options, secure
 from ipytui.kernel.protocol.connection import ConnectionInfo
 from ipytui.kernel.protocol.engine_identity import EngineIdentity
 from ipytui.kernel.protocol.wire import DELIM
@@ -30,18 +30,6 @@ log = logging.getLogger("ipytui.engine")
 PRIVATE_TOPICS = frozenset({b"iopub_welcome"})
 
 
-def _curve(device: ThreadProxy, controller: Controller) -> None:
-    server = controller.curve_serverkey
-    if server:
-        public, secret = zmq.curve_keypair()
-        for option, value in (
-            (zmq.CURVE_SERVERKEY, server),
-            (zmq.CURVE_PUBLICKEY, public),
-            (zmq.CURVE_SECRETKEY, secret),
-        ):
-            device.setsockopt_in(option, value)
-
-
 def _proxy(controller: Controller, ident: bytes, urls: list[str], kernel_url: str) -> ThreadProxy:
     """A ROUTER (engine identity) connected to ``urls``, proxied to the kernel's ``kernel_url``."""
     device = ThreadProxy(zmq.ROUTER, zmq.DEALER)
@@ -51,7 +39,8 @@ def _proxy(controller: Controller, ident: bytes, urls: list[str], kernel_url: st
     device.setsockopt_out(zmq.SNDHWM, 0)
     device.setsockopt_in(zmq.RCVHWM, 0)
     device.setsockopt_out(zmq.RCVHWM, 0)
-    _curve(device, controller)
+    for option, value in curve_options(controller):
+        device.setsockopt_in(option, value)
     for url in urls:
         device.connect_in(url)
     device.connect_out(kernel_url)
@@ -63,16 +52,9 @@ def _heart(controller: Controller, ident: bytes) -> ThreadProxy:
     device.daemon = True
     device.setsockopt_in(zmq.SUBSCRIBE, b"")
     device.setsockopt_out(zmq.IDENTITY, ident)
-    server = controller.curve_serverkey
-    if server:
-        public, secret = zmq.curve_keypair()
-        for option, value in (
-            (zmq.CURVE_SERVERKEY, server),
-            (zmq.CURVE_PUBLICKEY, public),
-            (zmq.CURVE_SECRETKEY, secret),
-        ):
-            device.setsockopt_in(option, value)
-            device.setsockopt_out(option, value)
+    for option, value in curve_options(controller):
+        device.setsockopt_in(option, value)
+        device.setsockopt_out(option, value)
     device.connect_in(controller.url("hb_ping"))
     device.connect_out(controller.url("hb_pong"))
     return device
@@ -104,10 +86,7 @@ def _forward_iopub(controller: Controller, identity: EngineIdentity, kernel_url:
     pub = ctx.socket(zmq.PUB)
     pub.sndhwm = 0  # as ipengine's IOPub: output is not dropped on the way to the controller
     pub.identity = identity.uuid.encode()
-    server = controller.curve_serverkey
-    if server:
-        public, secret = zmq.curve_keypair()
-        pub.curve_serverkey, pub.curve_publickey, pub.curve_secretkey = server, public, secret
+    secure(pub, controller)
     pub.connect(controller.url("iopub"))
     while True:
         try:
