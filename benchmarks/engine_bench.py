@@ -115,11 +115,13 @@ def measure(kind: str, client: Any, args: argparse.Namespace, out: Samples) -> N
         out.add("crash -> serving", kind, None, False)
         out.notes[("crash -> serving", kind)] = "engine lost"
         return
+    ar = engine.apply_async(ipp.interactive(lambda: kept))  # noqa: F821 - pushed above
     try:
-        back = engine.apply_sync(ipp.interactive(lambda: kept))  # noqa: F821 - pushed above
+        back = ar.get(timeout=120)
     except ipp.RemoteError as exc:  # counted as a miss, with what happened
         back = None
-        out.failures.append(f"crash -> serving: {exc}")
+        ar.wait_for_output(timeout=5)
+        out.failures.append(f"crash -> serving: {exc}; the task's stderr: {ar.stderr!r}")
     out.add(
         "crash -> serving", kind, time.perf_counter() - start, back == 41 and first in client.ids
     )
