@@ -10,6 +10,12 @@
   being restored from its snapshot is still this engine.
 - IOPub: the kernel's messages go to the controller's IOPub with the topic
   ``engine.<id>.<type>`` (the topic is not signed; the message is untouched).
+
+Queues: the proxies and the IOPub forwarder have no high-water mark (0), as
+ipengine's sockets: a dropped request or reply would leave a client waiting
+forever. What piles up is bounded upstream (the task scheduler's ``hwm``
+outstanding tasks per engine) and downstream by the kernel's own sockets
+(``supervisor/sockets.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ def _proxy(controller: Controller, ident: bytes, urls: list[str], kernel_url: st
     device = ThreadProxy(zmq.ROUTER, zmq.DEALER)
     device.daemon = True
     device.setsockopt_in(zmq.IDENTITY, ident)
-    device.setsockopt_in(zmq.SNDHWM, 0)  # replies are never dropped toward the schedulers
+    device.setsockopt_in(zmq.SNDHWM, 0)  # nothing dropped: see the module docstring
     device.setsockopt_out(zmq.SNDHWM, 0)
     device.setsockopt_in(zmq.RCVHWM, 0)
     device.setsockopt_out(zmq.RCVHWM, 0)
