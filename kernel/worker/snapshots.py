@@ -272,8 +272,10 @@ class Snapshots:
                 raise PromotedError
 
         old_handler = signal.signal(signal.SIGUSR1, on_promotion)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         try:
+            # Inside the try: a promotion already pending (sent while it was blocked)
+            # is delivered at the unblock, and must end the write, not the process.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
             return self._write_checkpoint(worker, execution_count)
         except PromotedError:
             return False
