@@ -24,7 +24,7 @@ from ipytui.kernel.protocol import procs
 from ipytui.kernel.protocol.atomic import remove_tmp
 from ipytui.kernel.protocol.protection_settings import ProtectionSettings
 from ipytui.kernel.protocol.sizes import format_size
-from ipytui.kernel.supervisor.inflight import Pending, WorkerState, is_execute
+from ipytui.kernel.supervisor.inflight import Pending, WorkerState, for_main_thread
 from ipytui.kernel.supervisor.memory_guard import MemoryGuard
 from ipytui.kernel.supervisor.restore_points import RestoreChain, RestorePoint
 
@@ -181,7 +181,7 @@ class TimeTravel:
         if dead.debugging:
             self._debug_session_ended()  # the debugger lived in the undone worker
         pending, self.inflight = list(self.inflight.values()), {}
-        self.backlog[:0] = [(p.channel, p.frames, is_execute(p.channel, p.msg))
+        self.backlog[:0] = [(p.channel, p.frames, for_main_thread(p.channel, p.msg))
                             for p in pending if p is not plan.pending]
         self.changed_cells = [c for c in self.changed_cells if c <= plan.target.count]
         self.last_ok_count = min(self.last_ok_count, plan.target.count)
