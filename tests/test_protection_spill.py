@@ -69,6 +69,9 @@ def test_a_crash_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path
         assert status["on_disk"] >= 480 * MiB, status  # both big arrays, not the small one
         assert status["held"] < 100 * MiB, status  # RAM and disk counted apart
         assert _file_pids(tmp_path / "data") == _live_points(tmp_path / "data")  # one each
+        said = _ok(kc, "%protection")
+        assert "of RAM" in said and "on disk (spilled buffers)" in said, said
+        assert "to disk)" in _ok(kc, "%timeline")  # each point says what its spill did
         reply, outputs = _run(kc, CHANGE + "os.kill(os.getpid(), 9)")
         assert reply["status"] == "error" and reply["ename"] == "KernelDied", reply
         report = _crash_report(kc, outputs)
