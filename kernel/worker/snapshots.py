@@ -308,13 +308,13 @@ class Snapshots:
         assert self.checkpoint_path is not None
         try:
             state = checkpoint.capture(worker.namespace, user_names(worker.namespace), execution_count)
-            checkpoint.write(self.checkpoint_path, state)
+            # A spilled buffer is read from the spill file; its pages go back after each one.
+            checkpoint.write(self.checkpoint_path, state,
+                             self.spill.page_out if self.spill is not None else None)
         except Exception as exc:  # noqa: BLE001 - a failed checkpoint must not kill the snapshot
             log.warning("checkpoint failed: %s", exc)
             self._note({"ok": False, "why": disk_reason(exc), "execution_count": execution_count})
             return False
-        if self.spill is not None:  # what the pickling read of the spill: back to the file
-            self.spill.page_out()
         self._note({"ok": True, "execution_count": execution_count,
                     "lost": sorted(state["unpicklable"])[:20]})
         return True
