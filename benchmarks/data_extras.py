@@ -9,7 +9,9 @@ journal holds ``cells`` rows of cells and of outputs, and the last cell's output
 text is the expected one.
 
 ``plot(results, path)`` draws per-cell time and peak PSS against the namespace
-size, ipytui next to ipykernel, one line per cell kind (matplotlib, Agg).
+size, ipytui next to ipykernel, one line per cell kind (matplotlib, Agg);
+``python benchmarks/data_extras.py OUT.png RUN1.json RUN2.json`` draws it from
+the ``--json`` files of several runs.
 """
 
 from __future__ import annotations
@@ -89,26 +91,47 @@ def render_journal(j: dict[str, Any]) -> str:
 
 
 def plot(results: dict[int, dict[str, dict[str, Any]]], cells: list[str], path: Path) -> None:
-    """Median time per cell and peak PSS against the size, both kernels."""
+    """Median time per cell, and peak PSS during the in-place cells and overall, against
+    the size: one colour per cell kind, ipytui solid, ipykernel dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sizes = sorted(results)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name in cells:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+    for n, name in enumerate(cells):
         for kind, style in (("ipytui", "-o"), ("ipykernel", "--x")):
             times = [statistics.median(results[s][kind]["times"][name]) for s in sizes]
-            left.plot(sizes, times, style, label=f"{name} ({kind})")
+            left.plot(sizes, times, style, color=f"C{n}", label=f"{name} ({kind})")
     for kind, style in (("ipytui", "-o"), ("ipykernel", "--x")):
+        inplace = [max(results[s][kind]["pss"]["inplace"]) for s in sizes]
         peak = [max(max(v) for v in results[s][kind]["pss"].values()) for s in sizes]
-        right.plot(sizes, peak, style, label=kind)
-    left.set(xlabel="namespace (MiB)", ylabel="median ms per cell", yscale="symlog",
+        right.plot(sizes, inplace, style, color="C0", label=f"in-place cells ({kind})")
+        right.plot(sizes, peak, style, color="C1", label=f"any cell, `new` included ({kind})")
+    left.set(xlabel="namespace (MiB)", ylabel="median ms per cell (log)", yscale="log",
              title="time per cell")
     right.set(xlabel="namespace (MiB)", ylabel="MiB", title="peak PSS of the kernel's processes")
     left.legend(fontsize=6, ncol=2)
-    right.legend(fontsize=8)
+    right.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def replot(json_paths: list[Path], path: Path) -> None:
+    """The plot from the --json files of several runs (sizes merged)."""
+    import json
+
+    results: dict[int, dict[str, dict[str, Any]]] = {}
+    for json_path in json_paths:
+        raw = json.loads(json_path.read_text())
+        results.update({int(k): v for k, v in raw.items() if k.isdigit()})
+    cells = list(next(iter(results.values()))["ipytui"]["times"])
+    plot(results, cells, path)
+
+
+if __name__ == "__main__":
+    import sys
+
+    replot([Path(p) for p in sys.argv[2:]], Path(sys.argv[1]))
