@@ -80,6 +80,9 @@ def test_a_crash_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path
         assert _ok(kc, SUMS) == before
         assert _ok(kc, MAPPED) == "0\n"  # refilled into memory, not left on the file
         assert proc.poll() is None
+        kc.shutdown()
+        wait_until(lambda: proc.poll() is not None, what="the kernel to stop")
+        assert _spill_files(tmp_path / "data") == []  # a stopping kernel removes its points' files
     finally:
         kc.stop_channels()
 
@@ -221,3 +224,18 @@ def test_a_checkpoint_writes_big_arrays_out_of_band_and_reads_them_back(tmp_path
     assert names == ["a", "t", "x"] and lost == {}
     assert np.array_equal(back["a"], namespace["a"]) and back["a"].flags.writeable
     assert np.array_equal(back["t"], namespace["t"]) and back["x"] == 3
+
+
+def test_leftover_spill_files_of_dead_points_are_swept(tmp_path: Path) -> None:
+    """At start (and in `ipytui list`) the files of points that are gone are removed;
+    a running point's file is never touched."""
+    from ipytui.kernel.protocol.spill_files import spill_path, sweep_spills
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    ckpt = tmp_path / "k.pickle"
+    gone, live = spill_path(ckpt, dead.pid), spill_path(ckpt, os.getpid())
+    for path in (gone, live):
+        path.write_bytes(b"x")
+    assert sweep_spills(tmp_path) == [gone]
+    assert live.exists() and not gone.exists()
