@@ -32,7 +32,9 @@ def _run_cells(run: KernelRun, cells: int) -> float:
     client = run.client
     t0 = time.perf_counter()
     for start in range(0, cells, BATCH):
-        ids = [client.execute(f'print({i}, "x" * 40)') for i in range(start, min(cells, start + BATCH))]
+        ids = [
+            client.execute(f'print({i}, "x" * 40)') for i in range(start, min(cells, start + BATCH))
+        ]
         for msg_id in ids:
             client.wait_done(msg_id, 120)
     return time.perf_counter() - t0
@@ -48,7 +50,12 @@ def _journal_check(path: Path, cells: int) -> bool:
     try:
         tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
         n_cells = db.execute("select count(*) from cells").fetchone()[0] if "cells" in tables else 0
-        text = " ".join(str(r) for r in db.execute("select content_json from outputs order by cell_id desc, seq desc limit 3"))
+        text = " ".join(
+            str(r)
+            for r in db.execute(
+                "select content_json from outputs order by cell_id desc, seq desc limit 3"
+            )
+        )
     finally:
         db.close()
     return n_cells >= cells and f"{cells - 1} {'x' * 40}" in text
@@ -79,15 +86,17 @@ def journal_sizes(cells: int) -> dict[str, Any]:
 
 def render_journal(j: dict[str, Any]) -> str:
     a, b = j["ipytui"], j["ipykernel"]
-    return "\n".join([
-        f"| after {j['cells']} cells printing a line | ipytui journal (inputs + outputs) | "
-        "IPython history.sqlite (inputs only) | ratio |",
-        "|---|---|---|---|",
-        f"| size MiB (right) | {a['bytes'] / 2**20:.2f} ({a['right']}) | "
-        f"{b['bytes'] / 2**20:.2f} ({b['right']}) | {a['bytes'] / max(1, b['bytes']):.2f}x |",
-        f"| time for the cells s | {a['seconds']:.1f} | {b['seconds']:.1f} | "
-        f"{a['seconds'] / b['seconds']:.2f}x |",
-    ])
+    return "\n".join(
+        [
+            f"| after {j['cells']} cells printing a line | ipytui journal (inputs + outputs) | "
+            "IPython history.sqlite (inputs only) | ratio |",
+            "|---|---|---|---|",
+            f"| size MiB (right) | {a['bytes'] / 2**20:.2f} ({a['right']}) | "
+            f"{b['bytes'] / 2**20:.2f} ({b['right']}) | {a['bytes'] / max(1, b['bytes']):.2f}x |",
+            f"| time for the cells s | {a['seconds']:.1f} | {b['seconds']:.1f} | "
+            f"{a['seconds'] / b['seconds']:.2f}x |",
+        ]
+    )
 
 
 def plot(results: dict[int, dict[str, dict[str, Any]]], cells: list[str], path: Path) -> None:
@@ -109,8 +118,12 @@ def plot(results: dict[int, dict[str, dict[str, Any]]], cells: list[str], path: 
         peak = [max(max(v) for v in results[s][kind]["pss"].values()) for s in sizes]
         right.plot(sizes, inplace, style, color="C0", label=f"in-place cells ({kind})")
         right.plot(sizes, peak, style, color="C1", label=f"any cell, `new` included ({kind})")
-    left.set(xlabel="namespace (MiB)", ylabel="median ms per cell (log)", yscale="log",
-             title="time per cell")
+    left.set(
+        xlabel="namespace (MiB)",
+        ylabel="median ms per cell (log)",
+        yscale="log",
+        title="time per cell",
+    )
     right.set(xlabel="namespace (MiB)", ylabel="MiB", title="peak PSS of the kernel's processes")
     left.legend(fontsize=6, ncol=2)
     right.legend(fontsize=7)

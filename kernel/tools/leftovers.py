@@ -22,8 +22,11 @@ from ipytui.kernel.protocol.spill_files import sweep_spills
 
 def sweep(temp_root: Path | None = None) -> list[Path]:
     """Remove leftovers of dead processes; returns what was removed."""
-    removed = [*sweep_tmp(locks_dir()), *sweep_tmp(checkpoints_dir()),
-               *sweep_spills(checkpoints_dir())]
+    removed = [
+        *sweep_tmp(locks_dir()),
+        *sweep_tmp(checkpoints_dir()),
+        *sweep_spills(checkpoints_dir()),
+    ]
     root = Path(temp_root or tempfile.gettempdir())
     with contextlib.suppress(OSError):
         for entry in root.iterdir():
