@@ -239,3 +239,23 @@ def test_leftover_spill_files_of_dead_points_are_swept(tmp_path: Path) -> None:
         path.write_bytes(b"x")
     assert sweep_spills(tmp_path) == [gone]
     assert live.exists() and not gone.exists()
+
+
+def test_never_touched_memory_costs_no_disk_and_stays_untouched(tmp_path: Path) -> None:
+    """A big array mostly never written (np.zeros of a large shape): only the touched
+    pieces are written; after the refill the rest is still untouched memory."""
+    size = 256 * MiB
+    twin = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    twin[5 * MiB : 5 * MiB + 4] = b"data"
+    digest = hashlib.sha256(twin).hexdigest()  # hashing reads (maps) every page: a twin
+    fresh = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    fresh[5 * MiB : 5 * MiB + 4] = b"data"  # one piece touched
+    faddr = ctypes.addressof(ctypes.c_char.from_buffer(fresh))
+    assert sum(spill.used_pieces(faddr, size)) == 1
+    job = spill.Spill(tmp_path / "k.pickle.spill.3", [(faddr, size)])
+    assert job.needed == spill.PIECE
+    assert job.run(stop=lambda: False)
+    assert (tmp_path / "k.pickle.spill.3").stat().st_blocks * 512 <= 4 * MiB
+    job.refill()
+    assert sum(spill.used_pieces(faddr, size)) == 1  # the rest still costs no RAM
+    assert hashlib.sha256(fresh).hexdigest() == digest

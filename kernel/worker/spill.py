@@ -27,12 +27,15 @@ import functools
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 THRESHOLD = 128 * 2**20  # well above glibc's 64 MiB thread-arena heaps
 CHUNK = 64 * 2**20  # written, synced and dropped at a time; a promotion waits at most one
+PIECE = 2 * 2**20  # never-touched memory is skipped (a hole) at this granularity
+PAGE = os.sysconf("SC_PAGE_SIZE")
+_USED = bytes(1 if b & 0xC0 else 0 for b in range(256))  # pagemap: bit 63 present, 62 swapped
 RESERVE_MIN = 256 * 2**20  # free disk left after a spill: at least this, or RESERVE_SHARE
 RESERVE_SHARE = 0.05
 PROT_RW = 0x1 | 0x2
@@ -54,6 +57,7 @@ class Region:
     length: int
     offset: int
     spilled: int = 0
+    holes: set[int] = field(default_factory=set)  # file offsets of PIECEs never touched
 
 
 @functools.cache
@@ -121,6 +125,32 @@ def _open_direct(path: Path) -> int:
         return os.open(path, flags, 0o600)
 
 
+def used_pieces(addr: int, length: int) -> list[bool]:
+    """For each PIECE of the range: whether any page of it is in RAM or swapped out
+    (/proc/self/pagemap). A private anonymous page that is neither was never touched
+    and reads as zero: ``np.zeros`` of 20 GB costs no RAM, and must cost no disk."""
+    pages_per_piece = PIECE // PAGE
+    pages = length // PAGE
+    with open("/proc/self/pagemap", "rb", buffering=0) as f:
+        f.seek(addr // PAGE * 8)
+        table = f.read(pages * 8)
+    flags = table[7::8].translate(_USED)  # the top byte of each little-endian entry
+    return [b"\x01" in flags[i : i + pages_per_piece] for i in range(0, pages, pages_per_piece)]
+
+
+def _runs(used: list[bool], start: int, length: int) -> list[tuple[int, int, bool]]:
+    """(offset from ``start``, size, touched) of the runs of pieces alike in
+    [start, start + length) of a region whose pieces are ``used``: one I/O per run."""
+    runs: list[tuple[int, int, bool]] = []
+    for piece in range(0, length, PIECE):
+        size, touched = min(PIECE, length - piece), used[(start + piece) // PIECE]
+        if runs and runs[-1][2] == touched:
+            runs[-1] = (runs[-1][0], runs[-1][1] + size, touched)
+        else:
+            runs.append((piece, size, touched))
+    return runs
+
+
 def promotion_pending() -> bool:
     """Whether SIGUSR1 (promote) waits, blocked, for the point's sigtimedwait."""
     return signal.SIGUSR1 in signal.sigpending()
@@ -138,6 +168,8 @@ class Spill:
             offset += length
         self.total = offset
         self.fd = -1
+        self.used = [used_pieces(start, length) for start, length in regions]
+        self.needed = sum(PIECE * sum(used) for used in self.used)  # disk really written
 
     @property
     def spilled(self) -> int:
@@ -147,11 +179,11 @@ class Spill:
         st = os.statvfs(self.path.parent)
         free, size = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
         reserve = max(RESERVE_MIN, int(size * RESERVE_SHARE))
-        if free < self.total + reserve:
+        if free < self.needed + reserve:
             raise SpillError(
                 28,
                 f"{free // 2**20} MiB free on the disk of {self.path.parent}, "
-                f"{(self.total + reserve) // 2**20} MiB needed (with a reserve)",
+                f"{(self.needed + reserve) // 2**20} MiB needed (with a reserve)",
             )
 
     def run(self, stop: Callable[[], bool] = promotion_pending) -> bool:
@@ -161,24 +193,29 @@ class Spill:
         try:
             self._check_room()
             self.fd = _open_direct(self.path)
-            os.posix_fallocate(self.fd, 0, self.total)  # a full disk says so before any write
-            for region in self.regions:
+            os.ftruncate(self.fd, self.total)  # sparse: never-touched pieces stay holes
+            for region, used in zip(self.regions, self.used, strict=True):
                 while region.spilled < region.length:
                     if stop():
                         return False
-                    self._spill_chunk(region)
+                    self._spill_chunk(region, used)
         except BaseException:
             self.undo()
             raise
         return True
 
-    def _spill_chunk(self, region: Region) -> None:
+    def _spill_chunk(self, region: Region, used: list[bool]) -> None:
         n = min(CHUNK, region.length - region.spilled)
         addr, at = region.start + region.spilled, region.offset + region.spilled
         view = _view(addr, n)
-        done = 0
-        while done < n:
-            done += os.pwrite(self.fd, view[done:], at + done)
+        for piece, size, touched in _runs(used, region.spilled, n):
+            if not touched:  # zeros: the file's hole reads as zeros too
+                region.holes.update(range(at + piece, at + piece + size, PIECE))
+                continue
+            os.posix_fallocate(self.fd, at + piece, size)  # a full disk says so here
+            done = 0
+            while done < size:
+                done += os.pwrite(self.fd, view[piece + done : piece + size], at + piece + done)
         view.release()
         os.fdatasync(self.fd)  # on disk before the only other copy goes
         _map(addr, n, self.fd, at)
@@ -201,21 +238,23 @@ class Spill:
             self.remove()
 
     def _read_back(self, region: Region) -> None:
-        done = 0
-        while done < region.spilled:
-            n = min(CHUNK, region.spilled - done)
-            view = _view(region.start + done, n)
+        """The written pieces back into the (fresh, zero) anonymous range; holes stay
+        untouched memory, as they were."""
+        used = [region.offset + p not in region.holes for p in range(0, region.spilled, PIECE)]
+        for piece, size, touched in _runs(used, 0, region.spilled):
+            if not touched:
+                continue
+            view = _view(region.start + piece, size)
             got = 0
-            while got < n:
-                read = os.preadv(self.fd, [view[got:]], region.offset + done + got)
+            while got < size:
+                read = os.preadv(self.fd, [view[got:]], region.offset + piece + got)
                 if read <= 0:
                     raise SpillError(5, f"{self.path} ended early")
                 got += read
             view.release()
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(self.fd, region.offset + done, n, os.POSIX_FADV_DONTNEED)
-            done += n
-        region.spilled = 0
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(self.fd, region.offset, region.spilled, os.POSIX_FADV_DONTNEED)
+        region.spilled, region.holes = 0, set()
 
     def undo(self) -> None:
         """After a failed spill: the spilled part back into RAM, no file left."""
@@ -249,7 +288,7 @@ def spill_point(path: Path, threshold: int, note: Callable[[dict[str, Any]], Non
     if not regions:
         return None
     spill = Spill(path, regions)
-    report = {"event": "spill", "pid": os.getpid(), "bytes": spill.total, "regions": len(regions)}
+    report = {"event": "spill", "pid": os.getpid(), "bytes": spill.needed, "regions": len(regions)}
     try:
         finished = spill.run()
     except OSError as exc:
