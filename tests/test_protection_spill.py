@@ -25,7 +25,7 @@ import pytest
 from conftest import wait_until
 from ipytui.kernel.worker import spill
 from jupyter_client.blocking import BlockingKernelClient
-from test_protection import _argv, _client, _crash_report, _ok, _protection, _run
+from test_protection import _argv, _client, _crash_report, _ok, _protection, _run, _stderr
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -119,6 +119,22 @@ def _live_points(data: Path) -> set[int]:
     from ipytui.kernel.protocol.procs import snapshots_of
 
     return set(snapshots_of(str(data / "checkpoints" / "0.pickle")))
+
+
+def test_auto_counts_what_each_point_spills_and_moves_to_idle(start_kernel) -> None:
+    """A point per cell would write the big buffers to disk per cell: auto moves to
+    idle, and says why (the spill, not a copy)."""
+    info, _ = start_kernel(_argv())
+    kc = _client(info)
+    try:
+        _ok(kc, SETUP)
+        reply, outputs = _run(kc, "y = 1")
+        assert reply["status"] == "ok"
+        notice = _stderr(outputs)
+        assert "Protection level idle" in notice and "spills 480 MiB to disk" in notice, notice
+        assert _protection(kc)["level"] == "idle"
+    finally:
+        kc.stop_channels()
 
 
 @pytest.fixture
