@@ -24,6 +24,7 @@ from ipytui.kernel.protocol import procs
 from ipytui.kernel.protocol.atomic import remove_tmp
 from ipytui.kernel.protocol.protection_settings import ProtectionSettings
 from ipytui.kernel.protocol.sizes import format_size
+from ipytui.kernel.protocol.spill_files import remove_spill
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState, for_main_thread
 from ipytui.kernel.supervisor.memory_guard import MemoryGuard
 from ipytui.kernel.supervisor.restore_points import RestoreChain, RestorePoint
@@ -110,11 +111,26 @@ class TimeTravel:
             self._discard(self.chain.drop_all(why))
             self.worker.snapshot_pid = self.worker.snapshot_count = 0
 
+    def _on_spill(self, event: dict[str, Any]) -> None:
+        """A point spilled its big buffers to disk, or could not (and keeps them in RAM)."""
+        point = self.chain.find(int(event.get("pid") or 0))
+        size = format_size(int(event.get("bytes") or 0))
+        if point is None:
+            return
+        if event.get("ok"):
+            point.on_disk, point.spill = int(event.get("bytes") or 0), f"spilled {size} to disk"
+        elif event.get("lost"):
+            point.spill = f"lost: its spill of {size} could not be read back ({event.get('why')})"
+        else:
+            point.spill = f"not spilled ({event.get('why')}): it holds its {size} copy in RAM"
+            log.warning("restore point after cell [%d]: %s", point.count, point.spill)
+
     def _discard(self, pids: list[int]) -> None:
         """Kill dropped restore points; the ones re-parented to us are reaped later."""
         for pid in pids:
             procs.kill(pid)
             remove_tmp(self.checkpoint_path, pid)  # killed mid-checkpoint, perhaps
+            remove_spill(self.checkpoint_path, pid)
             self.zombies.append(pid)
 
     def _reap_zombies(self) -> None:
@@ -240,5 +256,7 @@ class TimeTravel:
             "undo_available": len(self.chain.undo_targets(state)),
             "undo_depth": self.chain.undo_depth,
             "held": self.chain.held(), "held_text": format_size(self.chain.held()),
+            "on_disk": self.chain.on_disk(), "on_disk_text": format_size(self.chain.on_disk()),
+            "spill": newest.spill if newest is not None else "",
             "memory_limit": self.guard.limit, "memory_limit_text": format_size(self.guard.limit),
         }

@@ -66,6 +66,7 @@ class WorkerLifecycle:
     _on_protection: Callable[[dict[str, Any]], None]
     _on_undo: Callable[[dict[str, Any]], None]
     _on_timeline: Callable[[dict[str, Any]], None]
+    _on_spill: Callable[[dict[str, Any]], None]
     _answer: Callable[..., None]
     _finish_crash: Callable[..., None]
     _flush_backlog: Callable[[], None]
@@ -218,9 +219,9 @@ class WorkerLifecycle:
         kind = event.get("event")
         if kind == "snapshot":
             self._on_snapshot(event)
-        elif kind in ("protection", "undo", "timeline"):
+        elif kind in ("protection", "undo", "timeline", "spill"):
             {"protection": self._on_protection, "undo": self._on_undo,
-             "timeline": self._on_timeline}[kind](event)
+             "timeline": self._on_timeline, "spill": self._on_spill}[kind](event)
         elif kind == "checkpoint":
             if event.get("ok"):
                 self.disk.ok("checkpoint")

@@ -42,12 +42,13 @@ def protection(shell: Any, line: str) -> None:
     if len(words) > 1 or (words and words[0] not in LEVEL_WORDS):
         raise ArgumentError(f"choose one of {', '.join(LEVEL_WORDS)}")
     if not words:
-        print(_describe(context.protection_info()))
+        answer = context.ask_supervisor({"event": "timeline"})
+        print(_describe(context.protection_info(), answer.get("timeline")))
         return
     print(context.set_protection(words[0]))
 
 
-def _describe(info: dict[str, Any]) -> str:
+def _describe(info: dict[str, Any], chain: dict[str, Any] | None = None) -> str:
     lines = [f"Protection: {info['level']} (setting {info['setting']}): {info['reason']}."]
     last = info.get("last_cell")
     if last:
@@ -56,7 +57,17 @@ def _describe(info: dict[str, Any]) -> str:
     lines.append(f"Budget: {format_size(info['budget'])} of kept restore points; a cell copying "
                  f"over {format_size(info['copy_limit'])} moves auto to idle "
                  f"({info['idle_seconds']:g} s).")
+    if chain:
+        lines.append(_holding(chain))
     return "\n".join(lines)
+
+
+def _holding(chain: dict[str, Any]) -> str:
+    """What the kept points cost, RAM and disk apart (a spilled point holds its big
+    buffers on disk, not in RAM: worker/spill.py)."""
+    return (f"The {len(chain['points'])} kept restore point(s) hold "
+            f"{format_size(chain['held'])} of RAM (budget {format_size(chain['budget'])}) "
+            f"and {format_size(chain.get('on_disk', 0))} on disk (spilled buffers).")
 
 
 @line_magic
@@ -96,14 +107,16 @@ def format_timeline(data: dict[str, Any]) -> str:
     """The timeline as text (newest last, as cells run)."""
     lines = [f"Restore points: {data['available']} undo step(s) available "
              f"(undo_depth {data['undo_depth']}), protection {data.get('level', '?')}; "
-             f"they hold {format_size(data['held'])} of the "
-             f"{format_size(data['budget'])} budget."]
+             f"they hold {format_size(data['held'])} of RAM of the "
+             f"{format_size(data['budget'])} budget, and {format_size(data.get('on_disk', 0))} "
+             "on disk."]
     for point in data["points"]:
         when = time.strftime("%H:%M:%S", time.localtime(point["taken"]))
         step = f"%undo {point['undo_steps']}" if point["undo_steps"] else "current"
         names = ", ".join(point["changed"]) or "-"
         lines.append(f"  {step:<8} state after cell [{point['count']}]  by {point['user'] or '?'}"
-                     f"  at {when}  assigned: {names}  holds {format_size(point['held'])}")
+                     f"  at {when}  assigned: {names}  holds {format_size(point['held'])}"
+                     + (f"  ({point['spill']})" if point.get("spill") else ""))
     if not data["points"]:
         lines.append("  none kept")
     unprotected = data.get("unprotected") or []
