@@ -385,24 +385,3 @@ def _has_cuda() -> bool:
         return bool(cuda and cuda.is_initialized())
     except Exception:  # noqa: BLE001
         return False
-
-
-def checkpoint_now(worker: Any) -> dict[str, Any]:
-    """Write the checkpoint of the namespace as it is (between cells, on the main thread).
-
-    Returns the event the supervisor waits for: ``{"event": "checkpointed", "ok": ...}``.
-    """
-    from ipytui.kernel.worker.handlers import user_names
-
-    snapshots = worker.snapshots
-    path = snapshots.checkpoint_path if snapshots is not None else None
-    if path is None:
-        return {"event": "checkpointed", "ok": False, "why": "no checkpoint path"}
-    try:
-        state = checkpoint.capture(worker.namespace, user_names(worker.namespace),
-                                   worker.execution_count)
-        checkpoint.write(path, state)
-    except Exception as exc:  # noqa: BLE001 - reported to the supervisor, the worker goes on
-        log.exception("checkpoint failed")
-        return {"event": "checkpointed", "ok": False, "why": f"{type(exc).__name__}: {exc}"}
-    return {"event": "checkpointed", "ok": True, "execution_count": worker.execution_count}
