@@ -42,6 +42,7 @@ class UndoPlan:
     target: RestorePoint
     undone: list[int]
     began: float = field(default_factory=time.monotonic)
+    failed: str = ""  # why the target could not be woken, else ""
 
 
 class TimeTravel:
@@ -171,7 +172,12 @@ class TimeTravel:
         return ""
 
     def _undo_worker_exit(self) -> None:
-        """The worker ended for an undo: wake the target, keep the other requests."""
+        """The worker ended for an undo: wake the target, keep the other requests.
+
+        The requests behind the undo stay unanswered requests (a crash of the
+        restored worker answers them) and are re-sent to it once it is ready.
+        If the woken target itself ends before its hello, it is not woken again.
+        """
         dead, plan = self.worker, self.undo_plan
         assert plan is not None
         procs.reap(dead.pid)
@@ -180,23 +186,37 @@ class TimeTravel:
         self.link.expect(0)
         if dead.debugging:
             self._debug_session_ended()  # the debugger lived in the undone worker
-        pending, self.inflight = list(self.inflight.values()), {}
+        if dead.pid == plan.target.pid:
+            self._undo_fresh_worker(plan, "the restore point ended before it was ready")
+            return
+        if plan.pending is not None:
+            self.inflight.pop(plan.pending.msg.msg_id, None)
+        for pending in self.inflight.values():
+            pending.started, pending.count = False, None
         self.backlog[:0] = [(p.channel, p.frames, is_execute(p.channel, p.msg))
-                            for p in pending if p is not plan.pending]
+                            for p in self.inflight.values()]
         self.changed_cells = [c for c in self.changed_cells if c <= plan.target.count]
         self.last_ok_count = min(self.last_ok_count, plan.target.count)
         self.worker = WorkerState(snapshot_pid=plan.target.pid, snapshot_count=plan.target.count)
         if not self.promote_snapshot():
-            log.error("the undo's restore point died; starting a fresh worker")
-            self.chain.forget(f"the state after cell [{plan.target.count}] died during an undo")
-            self.spawn_worker(None)
+            self._undo_fresh_worker(plan, "the restore point was gone when it was woken")
+
+    def _undo_fresh_worker(self, plan: UndoPlan, why: str) -> None:
+        """The undo's restore point is lost: say why, and start an empty worker."""
+        log.error("undo to the state after cell [%d]: %s; starting a fresh worker",
+                  plan.target.count, why)
+        plan.failed = why
+        self.chain.forget(f"the state after cell [{plan.target.count}] was lost during an undo: {why}")
+        self.changed_cells = []
+        self.worker = WorkerState()
+        self.spawn_worker(None)
 
     def _finish_undo(self, hello: dict[str, Any]) -> None:
         """The restored worker is ready: tell everyone, then answer the %undo."""
         plan, self.undo_plan = self.undo_plan, None
         if plan is None:
             return
-        restored = bool(hello.get("promoted"))
+        restored = bool(hello.get("promoted")) and not plan.failed
         request = plan.pending.msg if plan.pending else None
         who = (request.header.get("username") if request else "") or "a client"
         cells = ", ".join(f"[{c}]" for c in plan.undone) or "none"
@@ -206,7 +226,8 @@ class TimeTravel:
                     "in the history). Effects outside the namespace (files written, network "
                     "calls, GPU memory) are not undone.\n")
         else:
-            text = f"Undo by {who} failed: the restore point died; the kernel starts empty.\n"
+            text = (f"Undo by {who} failed: {plan.failed or 'the restore point died'}; "
+                    "the kernel starts empty.\n")
         entry = {"user": who, "state_after_cell": plan.target.count, "undone": plan.undone,
                  "restored": restored, "seconds": round(time.monotonic() - plan.began, 3)}
         self.publish("iopub", "display_data", {"data": {"text/plain": text.strip(), UNDO_MIME: entry},
@@ -216,9 +237,13 @@ class TimeTravel:
                       cell_msg_id=request.msg_id if request else None)
         if plan.pending is not None:
             self.recorder.finished(plan.pending.msg.msg_id, "ok" if restored else "error")
-            self._answer(plan.pending, "execute_reply", {
-                "status": "ok", "execution_count": plan.pending.count or self.execution_count,
-                "payload": [], "user_expressions": {}}, busy=False)
+            count = plan.pending.count or self.execution_count
+            reply: dict[str, Any] = {"status": "ok", "execution_count": count, "payload": [],
+                                     "user_expressions": {}}
+            if not restored:
+                reply = {"status": "error", "execution_count": count, "ename": "UndoFailed",
+                         "evalue": text.strip(), "traceback": [text.strip()]}
+            self._answer(plan.pending, "execute_reply", reply, busy=False)
 
     # -- memory guard and status ---------------------------------------------
     def _guard_memory(self) -> None:

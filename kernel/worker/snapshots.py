@@ -263,8 +263,12 @@ class Snapshots:
         """Write the checkpoint, but let SIGUSR1 cut it short: a promotion (crash, undo)
         must not wait seconds for a big pickle. The snapshot writes it itself, not a
         child: a child would share its pages and hide what the snapshot holds alone.
-        A write cut short leaves no temporary file (protocol/atomic.py)."""
-        self._writing = True
+        A write cut short leaves no temporary file (protocol/atomic.py).
+
+        SIGUSR1 may already be pending (an undo discards the newer point, which makes
+        this one the newest, and wakes it at once): it is delivered at the unblock,
+        and may come while the finally block runs, so every place it can land is
+        inside the outer ``try``; an escaped PromotedError would end the snapshot."""
 
         def on_promotion(signum: int, frame: Any) -> None:
             self._promoted = True
@@ -272,15 +276,17 @@ class Snapshots:
                 raise PromotedError
 
         old_handler = signal.signal(signal.SIGUSR1, on_promotion)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         try:
-            return self._write_checkpoint(worker, execution_count)
+            try:
+                self._writing = True
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+                return self._write_checkpoint(worker, execution_count)
+            finally:
+                self._writing = False
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+                signal.signal(signal.SIGUSR1, old_handler)
         except PromotedError:
             return False
-        finally:
-            self._writing = False
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
-            signal.signal(signal.SIGUSR1, old_handler)
 
     def _newest(self) -> bool:
         """Whether no younger snapshot of this kernel lives (it holds a later state:
