@@ -109,43 +109,87 @@ def _protection(kc: BlockingKernelClient) -> dict[str, Any]:
 
 SETUP = textwrap.dedent("""\
     import os
+    import sys
     import numpy as np
+    import pandas as pd
     x = 1
     lst = [1, 2]
     d = {"a": 1}
     arr = np.arange(5)
+    df = pd.DataFrame({"a": [1, 2], "b": [3, 4]})
     f = lambda v: v + 1
+    def make_counter():
+        n = 0
+        def bump():
+            nonlocal n
+            n += 1
+            return n
+        return bump
+    counter = make_counter()
+    counter()
     gen = (i for i in range(10))
     first = next(gen)
     fh = open(os.devnull)
+    log = open(LOG_PATH, "w")
+    log.write("before\\n")
+    log.flush()
     y = "yy"
 """)
 CHANGE = textwrap.dedent("""\
-    import json as jj
+    import colorsys
     x = 2
     lst.append(3)
+    lst[0] = -1
     d["b"] = 2
+    del d["a"]
     arr += 10
+    arr[0] = 99
+    df.drop(columns=["b"], inplace=True)
+    df.loc[0, "a"] = 100
+    df["a"] *= 2
     f = lambda v: v * 100
+    counter()
+    counter()
+    next(gen)
     next(gen)
     fh.close()
+    log.write("undone cell\\n")
+    log.flush()
     del y
 """)
-CHECK = "print(x, lst, d, arr.tolist(), f(1), next(gen), fh.closed, y, 'jj' in globals())"
-BEFORE = "1 [1, 2] {'a': 1} [0, 1, 2, 3, 4] 2 1 False yy False\n"
+CHECK = textwrap.dedent("""\
+    print(x, lst, d, arr.tolist(), f(1), y)
+    print(df.to_dict("list"))
+    print(counter(), next(gen))
+    print(fh.closed, fh.read(1) == "")
+    print("colorsys" in globals(), "colorsys" in sys.modules)
+    log.write("after undo\\n")
+    log.flush()
+    print(open(LOG_PATH).read().splitlines())
+""")
+BEFORE = ("1 [1, 2] {'a': 1} [0, 1, 2, 3, 4] 2 yy\n"
+          "{'a': [1, 2], 'b': [3, 4]}\n"
+          "2 1\n"  # the closure's count and the generator's position are back
+          "False True\n"  # the file closed by the undone cell is open and readable again
+          "False False\n"  # the module imported by the undone cell is gone, sys.modules too
+          # Files written stay written: the line of the undone cell is on disk, and the
+          # file's offset is shared with the undone worker (fork shares open file
+          # descriptions), so the next write goes after it.
+          "['before', 'undone cell', 'after undo']\n")
 
 
-def test_undo_takes_back_every_kind_of_change(start_kernel) -> None:
+def test_undo_takes_back_every_kind_of_change(start_kernel, tmp_path) -> None:
     info, proc = start_kernel(_argv("--protection", "cell"))
     kc = _client(info)
     try:
+        _ok(kc, f"LOG_PATH = {str(tmp_path / 'written.log')!r}")
         _ok(kc, SETUP)
         _ok(kc, CHANGE)
         reply, outputs = _run(kc, "%undo")
         assert reply["status"] == "ok", (reply, outputs)
         entries = [c["data"][UNDO_MIME] for t, c in outputs
                    if t == "display_data" and UNDO_MIME in c["data"]]
-        assert entries and entries[0]["state_after_cell"] == 1 and entries[0]["undone"] == [2]
+        assert entries and entries[0]["state_after_cell"] == 2 and entries[0]["undone"] == [3]
         assert entries[0]["user"] == "alice"
         assert _ok(kc, CHECK) == BEFORE
         assert proc.poll() is None

@@ -65,8 +65,15 @@ def undo(shell: Any, line: str) -> None:
 
     Put the namespace back to what it was before the last N state-changing
     cells (default 1), from the restore points the kernel keeps (%timeline
-    lists them). The cells stay in the history. An undo cannot take back what
-    a cell did outside the namespace: files written, network calls, GPU memory.
+    lists them). The cells stay in the history. Every object comes back as it
+    was, lambdas, closures, generators part-way through and open files included;
+    a module the undone cells imported is gone (from sys.modules too).
+
+    An undo cannot take back what a cell did outside the namespace: files
+    written stay written (an open file comes back open, but its offset is
+    shared with the undone state, so the next write goes after what the undone
+    cell wrote), network calls stay made, GPU memory and other processes stay
+    as they are, and threads do not come back.
     """
     words = split(line)
     if len(words) > 1 or (words and not words[0].isdigit()) or (words and int(words[0]) < 1):
