@@ -52,6 +52,7 @@ class KernelLifecycle:
     banner: CrashBanner
     stream: OutputStream
     run_code: Any
+    show_timeline: Callable[[dict[str, Any]], None]
 
     # -- start-up --------------------------------------------------------------------
     def connect(self) -> None:
@@ -104,6 +105,8 @@ class KernelLifecycle:
                     extra = usage.get("ipytui")
                     if isinstance(extra, dict) and isinstance(extra.get("protection"), dict):
                         fields["protection"] = extra["protection"]
+                    if isinstance(extra, dict) and isinstance(extra.get("timeline"), dict):
+                        self.show_timeline(extra["timeline"])
                     self.status.set(**fields)
                 else:
                     failures += 1
@@ -270,6 +273,8 @@ class KernelLifecycle:
             self.notify(event_text(event), timeout=6)
         elif kind == "undo":  # the %undo cell says it; the status pane's restore point moved
             self.run_worker(self._refresh_kernel_info(), exit_on_error=False)
+        elif kind == "timeline" and isinstance(event.get("timeline"), dict):
+            self.show_timeline(event["timeline"])
 
     async def _refresh_kernel_info(self) -> None:
         await self.session.wait_ready(REQUEST_TIMEOUT)

@@ -69,6 +69,7 @@ class MainScreen(
         Binding("f8", "restart", "Restart", key_display="F8"),
         Binding("f9", "restart_restore", "Restore", key_display="F9"),
         Binding("f10", "undo_cell", "Undo cell", key_display="F10", show=False),
+        Binding("f12", "show_timeline", "Timeline", key_display="F12", show=False),
         Binding("escape", "dismiss_overlay", "Close", show=False),
         Binding("shift+pageup", "scroll_output(-1)", "Scroll up", show=False),
         Binding("shift+pagedown", "scroll_output(1)", "Scroll down", show=False),
@@ -106,6 +107,7 @@ class MainScreen(
         self._presence_retries = 0
         self._resumed = False
         self._shown_early: dict[str, Any] | None = None
+        self.timeline: dict[str, Any] = {}  # the kernel's newest restore-point timeline
 
     # -- layout ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -249,6 +251,26 @@ class MainScreen(
         from .keys_screen import KeysScreen
 
         self.app.push_screen(KeysScreen())
+
+    def action_show_timeline(self) -> None:
+        """F12: the restore points; undo to one (asking first for peers' cells)."""
+        from .timeline_screen import TimelineScreen
+
+        def chosen(code: str | None) -> None:
+            if code:
+                self.run_code(code)
+
+        self.app.push_screen(TimelineScreen(self.timeline, list(self.stream.cells.values())),
+                             chosen)
+
+    def show_timeline(self, timeline: dict[str, Any]) -> None:
+        """The kernel's word on its restore points (an event, or the usage poll)."""
+        from .timeline_screen import TimelineScreen
+
+        self.timeline = timeline
+        for screen in self.app.screen_stack:
+            if isinstance(screen, TimelineScreen):
+                screen.show(timeline, list(self.stream.cells.values()))
 
     def action_scroll_output(self, direction: int) -> None:
         if direction < 0:

@@ -15,7 +15,10 @@ Content: ``event`` (one of ``KINDS``), ``time`` (epoch seconds), ``by``
 ``report`` and ``cell_msg_id`` (crash), ``method`` and ``after_cell``
 (restart, restore, recovered, undo), ``undone`` (the cells an undo took back)
 and ``cell_msg_id`` (the ``%undo`` cell, undo), ``level`` and ``reason``
-(protection: the crash-protection level the kernel moved to, and why).
+(protection: the crash-protection level the kernel moved to, and why),
+``timeline`` (timeline: ``%timeline``'s data, sent whenever the kept restore
+points or the cells they cover change; a state, not history, so it is not
+journaled: a late joiner reads it from ``usage_reply``'s ``ipytui.timeline``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 EVENT_MSG_TYPE = "ipytui_event"
-KINDS = ("crash", "restart", "restore", "undo", "interrupt", "recovered", "protection")
+KINDS = ("crash", "restart", "restore", "undo", "interrupt", "recovered", "protection", "timeline")
 
 # jupyter_client's Session falls back to this when $USER is unset: it names nobody.
 _DEFAULT_USERNAMES = {"", "username"}
@@ -68,6 +71,9 @@ def event_text(event: dict[str, Any]) -> str:
         return f"Undo by {who}: back at {_state_after(event)}; {cells} undone."
     if kind == "interrupt":
         return f"Interrupt sent by {who}."
+    if kind == "timeline":
+        data = event.get("timeline") if isinstance(event.get("timeline"), dict) else {}
+        return f"Restore points: {plural(int(data.get('available') or 0), 'undo step')} available."
     if kind == "protection":
         reason = event.get("reason") if isinstance(event.get("reason"), str) else ""
         during = f" (in a cell run by {who})" if isinstance(by, dict) else ""

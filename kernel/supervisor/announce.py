@@ -25,8 +25,10 @@ class Announcer:
     publish: Callable[..., None]
     status_info: Callable[[], dict[str, Any]]
 
-    def announce(self, kind: str, by: Message | None = None, **details: Any) -> dict[str, Any]:
-        """Publish and journal one event; returns its content."""
+    def announce(self, kind: str, by: Message | None = None, *, journal: bool = True,
+                 **details: Any) -> dict[str, Any]:
+        """Publish and journal one event (``journal=False``: a state, not history,
+        such as the timeline); returns its content."""
         header = by.header if by is not None else {}
         content: dict[str, Any] = {
             "event": kind, "time": time.time(),
@@ -35,6 +37,7 @@ class Announcer:
             "status": self.status_info(), **details,
         }
         self.publish("iopub", EVENT_MSG_TYPE, content)
-        self.recorder.event(content)
-        log.info("%s", event_text(content))
+        if journal:
+            self.recorder.event(content)
+            log.info("%s", event_text(content))
         return content

@@ -61,6 +61,7 @@ class TimeTravel:
     changed_cells: list[int]
     undo_plan: UndoPlan | None
     zombies: list[int]
+    timeline_due: bool  # the points or the cells they cover changed: tell the clients
     crash_pending: Any
     execution_count: int
     last_ok_count: int
@@ -81,6 +82,7 @@ class TimeTravel:
         self.changed_cells = []
         self.undo_plan = None
         self.zombies = []
+        self.timeline_due = False
 
     # -- events from the worker ---------------------------------------------
     def _on_snapshot(self, event: dict[str, Any]) -> None:
@@ -91,9 +93,11 @@ class TimeTravel:
         self.worker.notes = [f"thread {name!r} did not survive fork()"
                              for name in event.get("lost_threads", [])]
         self._discard(self.chain.add(point))
+        self.timeline_due = True
 
     def _on_cell_changed(self, count: int) -> None:
         self.changed_cells = [*self.changed_cells, count][-MAX_CHANGED:]
+        self.timeline_due = True
 
     def _on_protection(self, event: dict[str, Any]) -> None:
         before = self.protection.get("level")
@@ -113,6 +117,7 @@ class TimeTravel:
 
     def _discard(self, pids: list[int]) -> None:
         """Kill dropped restore points; the ones re-parented to us are reaped later."""
+        self.timeline_due = self.timeline_due or bool(pids)
         for pid in pids:
             procs.kill(pid)
             remove_tmp(self.checkpoint_path, pid)  # killed mid-checkpoint, perhaps
@@ -135,11 +140,24 @@ class TimeTravel:
         self.link.send("exec", [b"sup", json.dumps({"cmd": "answer", "ask": ask, **content}).encode()])
 
     def _on_timeline(self, event: dict[str, Any]) -> None:
-        data = self.chain.timeline(self.state_count())
-        newest = self.chain.newest
+        self._answer_worker(str(event.get("ask")), {"timeline": self.timeline_data(measure=True)})
+
+    def timeline_data(self, measure: bool = False) -> dict[str, Any]:
+        """%timeline's data: the points, the cells after the newest, the dropped ones,
+        and ``changed`` (the state-changing cells since the oldest point: what an undo
+        to each point takes back). ``measure``: re-read what each point holds."""
+        data = self.chain.timeline(self.state_count(), measure=measure)
+        newest, oldest = self.chain.newest, (self.chain.points or [None])[0]
         data["unprotected"] = [c for c in self.changed_cells if newest and c > newest.count]
+        data["changed"] = [c for c in self.changed_cells if oldest and c > oldest.count]
         data["level"] = self.protection.get("level", "?")
-        self._answer_worker(str(event.get("ask")), {"timeline": data})
+        return data
+
+    def tell_timeline(self) -> None:
+        """One loop turn's changes to the timeline, told to every client at once."""
+        if self.timeline_due:
+            self.timeline_due = False
+            self.announce("timeline", journal=False, timeline=self.timeline_data())
 
     # -- undo ----------------------------------------------------------------
     def _on_undo(self, event: dict[str, Any]) -> None:
@@ -214,6 +232,7 @@ class TimeTravel:
     def _finish_undo(self, hello: dict[str, Any]) -> None:
         """The restored worker is ready: tell everyone, then answer the %undo."""
         plan, self.undo_plan = self.undo_plan, None
+        self.timeline_due = True
         if plan is None:
             return
         restored = bool(hello.get("promoted")) and not plan.failed

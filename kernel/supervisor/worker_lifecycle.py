@@ -57,6 +57,7 @@ class WorkerLifecycle:
     changed_cells: list[int]
     protection: dict[str, Any]
     undo_plan: Any
+    timeline_due: bool
     _finish_undo: Callable[..., None]
     _discard: Callable[[list[int]], None]
     _on_snapshot: Callable[[dict[str, Any]], None]
@@ -173,6 +174,7 @@ class WorkerLifecycle:
         if worker.ready or worker.hello is None or not self.link.connected:
             return
         worker.ready = True
+        self.timeline_due = True  # a crash-restore or restart changed the points
         event = worker.hello
         self.user_names = len(event.get("names") or [])
         if event.get("promoted"):
