@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from conftest import wait_until
 from test_ui_support import IPYTUI_KERNEL_ARGV, KernelProcess
 from test_ui_tmux import Terminal, _flat, _kill_kernels_under, _named_env, ipytui_command
 
@@ -30,6 +31,11 @@ def test_f10_in_one_terminal_undoes_for_the_other(tmp_path):
         alice.keys("Enter")
         bob.wait_for("now undone", "alice's second cell, finished, in bob's stream")
 
+        bob.keys("F12")  # the timeline screen, in a real terminal
+        screen = bob.wait_for("%undo 1  after In [1]  by alice", "the restore points")
+        assert "current  after In [2]  by alice" in screen and "assigned: val" in screen, screen
+        bob.keys("Escape")
+        wait_until(lambda: "Restore points (undo" not in bob.screen(), 40, "the timeline closed")
         bob.keys("F10")  # alice's cell: bob is asked first, naming it and her
         screen = bob.wait_for("Undo In [2] run by alice", "the question")  # her peer label
         assert "val = 'undone'" in screen and "y undoes it for everyone" in screen, screen
