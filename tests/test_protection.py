@@ -185,6 +185,10 @@ def test_undo_takes_back_every_kind_of_change(start_kernel, tmp_path) -> None:
         _ok(kc, f"LOG_PATH = {str(tmp_path / 'written.log')!r}")
         _ok(kc, SETUP)
         _ok(kc, CHANGE)
+        # the timeline names what the cell changed, read from its source: set, deleted,
+        # mutated through an item or attribute, or a method called for its effect
+        line = next(ln for ln in _ok(kc, "%timeline").splitlines() if "cell [3]" in ln)
+        assert "changed: arr, colorsys, d, df, f, fh, log, lst, x, y " in line, line
         reply, outputs = _run(kc, "%undo")
         assert reply["status"] == "ok", (reply, outputs)
         entries = [c["data"][UNDO_MIME] for t, c in outputs

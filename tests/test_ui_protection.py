@@ -97,7 +97,7 @@ async def test_f12_timeline_updates_live_and_undoes_to_a_chosen_point(ipytui_ker
         await wait_for(pilot, lambda: any("%undo 2" in r and "after In [1]" in r
                                           for r in _rows(app)), "the points of alice's cells")
         rows = _rows(app)
-        assert "by alice" in rows[0] and "assigned: t" in rows[0], rows
+        assert "by alice" in rows[0] and "changed: t" in rows[0], rows
         assert "current" in rows[-1] and "after In [3]" in rows[-1], rows
         # bob's cell, run while the screen is open, comes in through the kernel's event
         async with KernelClient(ipytui_kernel.info, username="bob") as bob:

@@ -33,7 +33,7 @@ def test_f10_in_one_terminal_undoes_for_the_other(tmp_path):
 
         bob.keys("F12")  # the timeline screen, in a real terminal
         screen = bob.wait_for("%undo 1  after In [1]  by alice", "the restore points")
-        assert "current  after In [2]  by alice" in screen and "assigned: val" in screen, screen
+        assert "current  after In [2]  by alice" in screen and "changed: val" in screen, screen
         bob.keys("Escape")
         wait_until(lambda: "Restore points (undo" not in bob.screen(), 40, "the timeline closed")
         bob.keys("F10")  # alice's cell: bob is asked first, naming it and her

@@ -1,7 +1,7 @@
 """TimelinePanel: the kernel's restore points, newest last, one selectable row each.
 
 It shows what ``%timeline`` prints (the cell each point follows, who ran it,
-when, the names it assigned, the memory it holds, the ``%undo N`` that
+when, the names it changed, the memory it holds, the ``%undo N`` that
 reaches it), the cells after the newest point, and the cells that can no
 longer be undone and why. It draws the kernel's timeline as it is given
 (``timeline``, a reactive the screen sets from the kernel's events) and posts
@@ -29,7 +29,7 @@ def point_line(point: dict[str, Any]) -> str:
     names = ", ".join(point.get("changed") or []) or "-"
     return (
         f"{step:<8} after In [{point.get('count')}]  by {point.get('user') or '?'}  "
-        f"at {when}  assigned: {names}  holds {format_size(int(point.get('held') or 0))}"
+        f"at {when}  changed: {names}  holds {format_size(int(point.get('held') or 0))}"
     )
 
 

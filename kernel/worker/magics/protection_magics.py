@@ -88,7 +88,7 @@ def timeline(shell: Any, line: str) -> None:
     """%timeline
 
     The restore points kept (the cell each follows, who ran it, when, the names
-    it assigned, the memory it holds), what %undo N goes back to, and which
+    it changed as read from its source, the memory it holds), what %undo N goes back to, and which
     cells can no longer be undone and why.
     """
     if split(line):
@@ -110,7 +110,7 @@ def format_timeline(data: dict[str, Any]) -> str:
         step = f"%undo {point['undo_steps']}" if point["undo_steps"] else "current"
         names = ", ".join(point["changed"]) or "-"
         lines.append(f"  {step:<8} state after cell [{point['count']}]  by {point['user'] or '?'}"
-                     f"  at {when}  assigned: {names}  holds {format_size(point['held'])}")
+                     f"  at {when}  changed: {names}  holds {format_size(point['held'])}")
     if not data["points"]:
         lines.append("  none kept")
     unprotected = data.get("unprotected") or []
