@@ -280,6 +280,63 @@ def test_a_promotion_pending_when_the_checkpoint_write_starts_is_not_fatal(tmp_p
     assert not list(tmp_path.glob(".*.tmp"))  # the write cut short left nothing
 
 
+def _snapshots_of_worker(kc: BlockingKernelClient) -> list[int]:
+    """The worker's waiting restore points, oldest first (the fork children it named so)."""
+    import psutil
+
+    msg_id = kc.kernel_info()
+    while True:
+        msg = kc.get_shell_msg(timeout=T)
+        if msg["parent_header"].get("msg_id") == msg_id:
+            break
+    worker = psutil.Process(msg["content"]["ipytui"]["worker_pid"])
+    children = [c for c in worker.children() if c.name() == "ipytui-snapshot"]
+    return [c.pid for c in sorted(children, key=lambda c: c.create_time())]
+
+
+def _signal_pending(pid: int, signum: int) -> bool:
+    """Whether ``signum`` waits for ``pid`` (sent to the process, not yet taken)."""
+    from pathlib import Path
+
+    status = Path(f"/proc/{pid}/status").read_text()
+    pending = next(line for line in status.splitlines() if line.startswith("ShdPnd:"))
+    return bool(int(pending.split()[1], 16) & (1 << (signum - 1)))
+
+
+def test_an_undo_whose_point_dies_while_woken_fails_clearly(start_kernel) -> None:
+    import os
+    import signal
+
+    from conftest import wait_until
+
+    info, proc = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _ok(kc, "q = 'kept'")
+        _ok(kc, "q = 'undone'")
+        target = _snapshots_of_worker(kc)[0]  # the state after cell [1]: %undo's target
+        os.kill(target, signal.SIGSTOP)  # woken, it cannot answer...
+        undo_id = kc.execute("%undo")
+        check_id = kc.execute("print(q)")
+        wait_until(lambda: _signal_pending(target, signal.SIGUSR1), T, "the wake-up sent")
+        os.kill(target, signal.SIGKILL)  # ...and dies before its hello
+        replies: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + T
+        while len(replies) < 2:
+            assert time.monotonic() < deadline, replies
+            msg = kc.get_shell_msg(timeout=T)
+            replies[msg["parent_header"]["msg_id"]] = msg["content"]
+        undo = replies[undo_id]
+        assert undo["status"] == "error" and undo["ename"] == "UndoFailed", undo
+        assert "ended before it was ready" in undo["evalue"], undo
+        assert replies[check_id]["status"] == "aborted"  # not run on the empty worker
+        assert _ok(kc, "print('serving')") == "serving\n"
+        assert "was lost during an undo" in _ok(kc, "%timeline")
+        assert proc.poll() is None
+    finally:
+        kc.stop_channels()
+
+
 def test_undo_after_a_crash_restore(start_kernel) -> None:
     info, proc = start_kernel(_argv("--protection", "cell"))
     kc = _client(info)

@@ -263,6 +263,18 @@ class TimeTravel:
                 reply = {"status": "error", "execution_count": count, "ename": "UndoFailed",
                          "evalue": text.strip(), "traceback": [text.strip()]}
             self._answer(plan.pending, "execute_reply", reply, busy=False)
+        if not restored and (request is None or request.content.get("stop_on_error", True)):
+            self._abort_queued_executes()
+
+    def _abort_queued_executes(self) -> None:
+        """A failed undo is a failed cell: the executes queued behind it are aborted
+        (the messaging spec's stop_on_error), not run on the empty worker."""
+        executes = [p for p in self.inflight.values() if is_execute(p.channel, p.msg)]
+        for pending in executes:
+            self.inflight.pop(pending.msg.msg_id, None)
+            self.backlog = [entry for entry in self.backlog if entry[1] is not pending.frames]
+            self._answer(pending, "execute_reply", {"status": "aborted",
+                                                    "execution_count": self.execution_count})
 
     # -- memory guard and status ---------------------------------------------
     def _guard_memory(self) -> None:
