@@ -267,6 +267,8 @@ class MainScreen(
         """The kernel's word on its restore points (an event, or the usage poll)."""
         from .timeline_screen import TimelineScreen
 
+        if timeline == self.timeline:
+            return  # the usage poll repeats it: an open screen keeps its rows as they are
         self.timeline = timeline
         for screen in self.app.screen_stack:
             if isinstance(screen, TimelineScreen):

@@ -86,7 +86,10 @@ def _rows(app) -> list[str]:
     return [str(points.get_option_at_index(i).prompt) for i in range(points.option_count)]
 
 
-async def test_f12_timeline_updates_live_and_undoes_to_a_chosen_point(ipytui_kernel):
+async def test_f12_timeline_updates_live_and_undoes_to_a_chosen_point(ipytui_kernel, monkeypatch):
+    # The usage poll (which carries the timeline too) answers once at start, then not
+    # again in this test: every later row comes from the kernel's timeline events.
+    monkeypatch.setattr("ipytui.app.lifecycle.USAGE_SECONDS", 3600.0)
     app = make_app(ipytui_kernel)
     async with app.run_test(size=SIZE) as pilot:
         await wait_ready(pilot)
