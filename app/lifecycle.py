@@ -245,7 +245,13 @@ class KernelLifecycle:
 
     def _on_shared_event(self, event: dict[str, Any]) -> None:
         """A crash, restart, restore, interrupt or recovery the kernel told every client:
-        the status shows the kernel's own facts from it, never a count of ours."""
+        the status shows the kernel's own facts from it, never a count of ours.
+        A timeline event only updates the timeline screen: it comes with every
+        changing cell, and the status pane keeps its own pace (kernel_info, usage)."""
+        if event.get("event") == "timeline":
+            if isinstance(event.get("timeline"), dict):
+                self.show_timeline(event["timeline"])
+            return
         facts = event.get("status") if isinstance(event.get("status"), dict) else {}
         fields: dict[str, Any] = {}
         if isinstance(facts.get("worker_pid"), int) and facts["worker_pid"]:
@@ -273,8 +279,6 @@ class KernelLifecycle:
             self.notify(event_text(event), timeout=6)
         elif kind == "undo":  # the %undo cell says it; the status pane's restore point moved
             self.run_worker(self._refresh_kernel_info(), exit_on_error=False)
-        elif kind == "timeline" and isinstance(event.get("timeline"), dict):
-            self.show_timeline(event["timeline"])
 
     async def _refresh_kernel_info(self) -> None:
         await self.session.wait_ready(REQUEST_TIMEOUT)
