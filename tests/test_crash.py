@@ -139,12 +139,6 @@ async def _next(sub: Any, pred: Callable[[Message], bool]) -> Message:
     return await asyncio.wait_for(scan(), T)
 
 
-def _shared_event(msg: Message) -> bool:
-    """A shared event that tells of something done (the timeline's state updates,
-    sent whenever the restore points change, are not such news)."""
-    return msg.msg_type == EVENT_MSG_TYPE and msg.content.get("event") != "timeline"
-
-
 @pytest.mark.parametrize("crash", list(CRASHES))
 async def test_crash_kernel_client(crash: str, start_kernel, make_client) -> None:
     code, cause = CRASHES[crash]
@@ -492,7 +486,7 @@ async def test_restart_and_restore(start_kernel, make_client) -> None:
     assert check.text == CHECK_OUT
     restored = await _worker_pid(client)
     assert restored != worker
-    event = await _next(told, _shared_event)
+    event = await _next(told, lambda m: m.msg_type == EVENT_MSG_TYPE)
     assert not event.parent_id
     assert event.content["event"] == "restore" and event.content["by"]["username"] == "alice"
     assert (event.content["method"], event.content["after_cell"]) == ("snapshot", 1)
@@ -501,7 +495,7 @@ async def test_restart_and_restore(start_kernel, make_client) -> None:
     assert event.content["status"]["user_names"] >= len(SETUP_NAMES)
 
     assert (await client.shutdown(restart=True, timeout=T))["restart"] is True
-    event = await _next(told, _shared_event)
+    event = await _next(told, lambda m: m.msg_type == EVENT_MSG_TYPE)
     assert (event.content["event"], event.content["by"]["username"]) == ("restart", "alice")
     assert event.content["status"]["restarts"] == 2
     assert event.content["status"]["user_names"] == 0
@@ -511,6 +505,6 @@ async def test_restart_and_restore(start_kernel, make_client) -> None:
     assert await _worker_pid(client) not in (worker, restored)
     assert event.content["status"]["worker_pid"] == await _worker_pid(client)
     await client.interrupt(timeout=T)
-    event = await _next(told, _shared_event)
+    event = await _next(told, lambda m: m.msg_type == EVENT_MSG_TYPE)
     assert (event.content["event"], event.content["by"]["username"]) == ("interrupt", "alice")
     assert proc.poll() is None

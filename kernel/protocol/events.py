@@ -17,8 +17,9 @@ Content: ``event`` (one of ``KINDS``), ``time`` (epoch seconds), ``by``
 and ``cell_msg_id`` (the ``%undo`` cell, undo), ``level`` and ``reason``
 (protection: the crash-protection level the kernel moved to, and why),
 ``timeline`` (timeline: ``%timeline``'s data, sent whenever the kept restore
-points or the cells they cover change; a state, not history, so it is not
-journaled: a late joiner reads it from ``usage_reply``'s ``ipytui.timeline``).
+points or the cells they cover change, while an ipytui UI is attached; a
+state, not history, so it is not journaled: a late joiner reads it from
+``usage_reply``'s ``ipytui.timeline``).
 """
 
 from __future__ import annotations

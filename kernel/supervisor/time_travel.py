@@ -62,6 +62,7 @@ class TimeTravel:
     undo_plan: UndoPlan | None
     zombies: list[int]
     timeline_due: bool  # the points or the cells they cover changed: tell the clients
+    presence: Any
     crash_pending: Any
     execution_count: int
     last_ok_count: int
@@ -154,10 +155,17 @@ class TimeTravel:
         return data
 
     def tell_timeline(self) -> None:
-        """One loop turn's changes to the timeline, told to every client at once."""
+        """One loop turn's changes to the timeline, told to every client at once.
+
+        Only while an ipytui UI is attached (a presence comm is open), as presence
+        does for its table: only they draw it, and a plain Jupyter client then
+        sees no extra IOPub message per cell (jupyter_kernel_test reads IOPub in
+        order). A UI that attaches later reads the timeline from usage_reply.
+        """
         if self.timeline_due:
             self.timeline_due = False
-            self.announce("timeline", journal=False, timeline=self.timeline_data())
+            if self.presence.table.comms:
+                self.announce("timeline", journal=False, timeline=self.timeline_data())
 
     # -- undo ----------------------------------------------------------------
     def _on_undo(self, event: dict[str, Any]) -> None:
