@@ -325,6 +325,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
             self._safely(self.check_restores)
             self._safely(self._check_crash_deadline)
             self._safely(self._guard_memory)
+            self._safely(self.tell_timeline)
             self._safely(self.presence.flush)
             self._safely(self.check_idle)
             table = self.presence.table

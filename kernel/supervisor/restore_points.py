@@ -118,9 +118,11 @@ class RestoreChain:
         """Points older than the current state (after cell ``state_count``), oldest first."""
         return [p for p in self.points if p.count < state_count]
 
-    def timeline(self, state_count: int) -> dict[str, Any]:
-        """The %timeline content: kept points, which are undo targets, and the dropped."""
-        self.measure()
+    def timeline(self, state_count: int, measure: bool = True) -> dict[str, Any]:
+        """The %timeline content: kept points, which are undo targets, and the dropped
+        (``measure=False``: what each point held when last measured, at its trim)."""
+        if measure:
+            self.measure()
         targets = self.undo_targets(state_count)
         rows = []
         for point in self.points:

@@ -59,6 +59,7 @@ class WorkerLifecycle:
     protection: dict[str, Any]
     cluster: ClusterOwner | None = None  # set by main for ``--cluster``, else made on first news
     undo_plan: Any
+    timeline_due: bool
     _finish_undo: Callable[..., None]
     _discard: Callable[[list[int]], None]
     _on_snapshot: Callable[[dict[str, Any]], None]
@@ -177,6 +178,7 @@ class WorkerLifecycle:
         if worker.ready or worker.hello is None or not self.link.connected:
             return
         worker.ready = True
+        self.timeline_due = True  # a crash-restore or restart changed the points
         event = worker.hello
         self.user_names = len(event.get("names") or [])
         if event.get("promoted"):

@@ -76,8 +76,15 @@ def undo(shell: Any, line: str) -> None:
 
     Put the namespace back to what it was before the last N state-changing
     cells (default 1), from the restore points the kernel keeps (%timeline
-    lists them). The cells stay in the history. An undo cannot take back what
-    a cell did outside the namespace: files written, network calls, GPU memory.
+    lists them). The cells stay in the history. Every object comes back as it
+    was, lambdas, closures, generators part-way through and open files included;
+    a module the undone cells imported is gone (from sys.modules too).
+
+    An undo cannot take back what a cell did outside the namespace: files
+    written stay written (an open file comes back open, but its offset is
+    shared with the undone state, so the next write goes after what the undone
+    cell wrote), network calls stay made, GPU memory and other processes stay
+    as they are, and threads do not come back.
     """
     words = split(line)
     if len(words) > 1 or (words and not words[0].isdigit()) or (words and int(words[0]) < 1):
@@ -92,7 +99,7 @@ def timeline(shell: Any, line: str) -> None:
     """%timeline
 
     The restore points kept (the cell each follows, who ran it, when, the names
-    it assigned, the memory it holds), what %undo N goes back to, and which
+    it changed as read from its source, the memory it holds), what %undo N goes back to, and which
     cells can no longer be undone and why.
     """
     if split(line):
@@ -115,7 +122,7 @@ def format_timeline(data: dict[str, Any]) -> str:
         step = f"%undo {point['undo_steps']}" if point["undo_steps"] else "current"
         names = ", ".join(point["changed"]) or "-"
         lines.append(f"  {step:<8} state after cell [{point['count']}]  by {point['user'] or '?'}"
-                     f"  at {when}  assigned: {names}  holds {format_size(point['held'])}"
+                     f"  at {when}  changed: {names}  holds {format_size(point['held'])}"
                      + (f"  ({point['spill']})" if point.get("spill") else ""))
     if not data["points"]:
         lines.append("  none kept")
