@@ -29,8 +29,9 @@ corpus = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(corpus)  # type: ignore[union-attr]
 
 Kernel = tuple[KernelManager, BlockingKernelClient]
-NEEDS_JEDI = ["import re\nre.compile('x').fin", "import datetime\ndatetime.datetime.now().yea",
-              "import email.message\nemail.message.EmailMes"]
+NEEDS_JEDI = ["import re\n[re.compile('x')][0].fin", "import datetime\n[datetime.datetime.now()][0].yea",
+              "import email.message\n[email.message.EmailMessage()][0].get_con"]
+"""Cases only jedi answers (the fast path leaves the items of a list to it), so jedi writes its cache."""
 
 
 @pytest.fixture
@@ -133,7 +134,7 @@ def test_torn_cache_files_do_not_break_completion(start: Callable[[Path], Kernel
     for path in torn:  # what a writer killed mid-write leaves
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     km, kc = start(cache)
-    wants = ["findall", "year", "EmailMessage"]
+    wants = ["findall", "year", "get_content"]
     for code, want in zip(NEEDS_JEDI, wants, strict=True):
         reply = complete(kc, code)
         assert corpus.hits(corpus.Case("", code, want), reply), (code, reply["matches"][:8])

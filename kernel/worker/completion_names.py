@@ -10,6 +10,7 @@ is the lowest of the completion modules (`completion_strings` and
 
 from __future__ import annotations
 
+import ast
 import builtins
 import inspect
 import keyword
@@ -19,7 +20,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ipytui.kernel.worker.completion_infer import SAMPLES, instance_attributes, receiver_type
+from ipytui.kernel.worker.completion_infer import (
+    MAX_RECEIVER,
+    SAMPLES,
+    instance_attributes,
+    receiver_type,
+    trailing_expression,
+)
+from ipytui.kernel.worker.completion_listing import listing, live_class
+from ipytui.kernel.worker.completion_local import LocalClass, infer, local_listing, parameter_names
+from ipytui.kernel.worker.completion_types import ClassT, ModuleT
 from ipytui.kernel.worker.static_attrs import (
     IDENT,
     MISSING,
@@ -81,23 +91,66 @@ def complete_dotted(code: str, cursor: int, line: str, ns: dict) -> Result | Non
         imported = _imported_here(code[:start]).get(parents[0])
         if imported is not None:
             obj = resolve_dotted(".".join(parents), {parents[0]: imported})
-        elif len(parents) == 1:
-            return _complete_inferred(code, cursor, head + parents[0], prefix, ns)
+        if obj is MISSING:  # not loaded yet (``import a.b`` of an unloaded b): declarations
+            return _complete_inferred(code, cursor, head + ".".join(parents), prefix, ns)
     if obj is MISSING:
         return None
     found = {n: _attribute_value(obj, n) for n in attribute_names(obj) if visible(n, prefix)}
     return Result(describe(found), start, cursor, final=True)
 
 
-def _complete_inferred(code: str, cursor: int, receiver: str, prefix: str, ns: dict) -> Result | None:
+def _complete_inferred(
+    code: str, cursor: int, receiver: str, prefix: str, ns: dict
+) -> Result | None:
     """Attributes of `receiver` (code that has not run) when its class is certain; else None."""
     start = cursor - len(prefix)
     before = code[: code.rfind("\n", 0, start) + 1]  # the lines above the receiver's
     cls = receiver_type(receiver, before, ns, _imported_here(before))
     if cls is None:
-        return None
+        return _complete_declared(receiver, before, prefix, ns, start, cursor)
     names = {n for n in attribute_names(SAMPLES.get(cls, cls)) if visible(n, prefix)}
     return Result(describe(instance_attributes(cls, names)), start, cursor, final=cls in SAMPLES)
+
+
+def _complete_declared(
+    receiver: str, before: str, prefix: str, ns: dict, start: int, cursor: int
+) -> Result | None:
+    """Attributes of `receiver` from what the code and the stubs declare (None: ask jedi)."""
+    node = trailing_expression(receiver[-MAX_RECEIVER:])
+    if node is None:
+        return None
+    indent = receiver[: len(receiver) - len(receiver.lstrip(" \t"))]
+    value = infer(node, before, indent, ns)
+    live = (
+        live_class(value)
+        if isinstance(value, ClassT)
+        else sys.modules.get(value.name)
+        if isinstance(value, ModuleT)
+        else None
+    )
+    if isinstance(live, type) and isinstance(value, ClassT) and value.instance:
+        names = {n for n in attribute_names(SAMPLES.get(live, live)) if visible(n, prefix)}
+        matches = describe(instance_attributes(live, names))
+    elif live is not None:
+        matches = describe(
+            {n: _attribute_value(live, n) for n in attribute_names(live) if visible(n, prefix)}
+        )
+    else:
+        declared = (
+            local_listing(value)
+            if isinstance(value, LocalClass)
+            else listing(value)
+            if isinstance(value, (ClassT, ModuleT))
+            else None
+        )
+        matches = [
+            Match(n, kind, sig)
+            for n, (kind, sig) in sorted(
+                (declared or {}).items(), key=lambda item: sort_key(item[0])
+            )
+            if visible(n, prefix)
+        ]
+    return Result(matches, start, cursor) if matches else None
 
 
 _PLAIN_IMPORT = re.compile(
@@ -190,6 +243,24 @@ def open_call(before: str, limit: int = 2000) -> int | None:
     return None
 
 
+def _declared_params(
+    before_word: str, paren: int, callee: str, prefix: str, ns: dict
+) -> list[Match] | None:
+    """``param=`` for a callee that has not run: the code's own def, or a declared function."""
+    line_start = before_word.rfind("\n", 0, paren) + 1
+    line = before_word[line_start:paren]
+    try:
+        node = ast.parse(callee, mode="eval").body
+    except SyntaxError:
+        return None
+    names = parameter_names(
+        infer(node, before_word[:line_start], line[: len(line) - len(line.lstrip(" \t"))], ns)
+    )
+    if names is None:
+        return None
+    return [Match(f"{n}=", "param") for n in names if visible(n, prefix)]
+
+
 def _call_params(before_word: str, prefix: str, ns: dict) -> list[Match] | None:
     """``param=`` matches when typing an argument of a live callable; None to ask jedi."""
     if not before_word.rstrip().endswith(("(", ",")):
@@ -207,7 +278,7 @@ def _call_params(before_word: str, prefix: str, ns: dict) -> list[Match] | None:
         return []
     callee = resolve_dotted(m.group(), ns)
     if callee is MISSING:
-        return None
+        return _declared_params(before_word, paren, m.group(), prefix, ns)
     try:
         params = inspect.signature(callee).parameters.values()
     except Exception:
