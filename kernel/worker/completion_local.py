@@ -17,18 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ipytui.kernel.worker.completion_listing import from_live, listing
+from ipytui.kernel.worker.completion_listing import from_live
 from ipytui.kernel.worker.completion_stubs import decorator_names
 from ipytui.kernel.worker.completion_types import (
     ClassT,
-    FuncT,
     ModuleT,
     Type,
     annotation_type,
     call,
     entered,
-    function_defs,
-    is_bound,
     iterated,
     member,
     module_member,
@@ -97,20 +94,33 @@ def code_scope(before: str, indent: str, ns: Mapping) -> Scope:
         except (SyntaxError, ValueError):
             continue
         scope = Scope(ns)
-        _bind_block(tree.body, scope, enclosing=True)
+        _bind_block(tree.body, scope, len(indent.expandtabs()))
         return scope
     return Scope(ns)
 
 
-def _bind_block(body: list[ast.stmt], scope: Scope, enclosing: bool) -> None:
+_KINDS = {"func": "function", "class": "class", "module": "module"}
+
+
+def bound_names(before: str, indent: str) -> dict[str, str]:
+    """Names the code above binds where the next line starts, each with its kind."""
+    return {
+        n: _KINDS.get(how, "instance")
+        for n, (how, _) in code_scope(before, indent, {}).names.items()
+    }
+
+
+def _bind_block(body: list[ast.stmt], scope: Scope, column: int | None) -> None:
+    """Bind what `body` binds; `column` is the cursor line's indentation when it follows
+    `body` (a function it is indented into is where the cursor is), else None."""
     for i, stmt in enumerate(body):
-        last = enclosing and i == len(body) - 1
+        last = column is not None and i == len(body) - 1 and column > stmt.col_offset
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             scope.names[stmt.name] = ("func", stmt)
             if last:  # the cursor is in this function: its parameters and names are visible
                 for arg in (*stmt.args.posonlyargs, *stmt.args.args, *stmt.args.kwonlyargs):
                     scope.names[arg.arg] = ("ann", arg.annotation)
-                _bind_block(stmt.body, scope, enclosing=True)
+                _bind_block(stmt.body, scope, column)
         elif isinstance(stmt, ast.ClassDef):
             scope.names[stmt.name] = ("class", stmt)
         elif isinstance(stmt, ast.Assign):
@@ -130,21 +140,21 @@ def _bind_block(body: list[ast.stmt], scope: Scope, enclosing: bool) -> None:
         elif isinstance(stmt, (ast.For, ast.AsyncFor)):
             if isinstance(stmt.target, ast.Name):
                 scope.names[stmt.target.id] = ("iter", stmt.iter)
-            _bind_nested(stmt, scope, last)
+            _bind_nested(stmt, scope, column if last else None)
         elif isinstance(stmt, (ast.With, ast.AsyncWith)):
             for item in stmt.items:
                 if isinstance(item.optional_vars, ast.Name):
                     scope.names[item.optional_vars.id] = ("enter", item.context_expr)
-            _bind_nested(stmt, scope, last)
+            _bind_nested(stmt, scope, column if last else None)
         elif isinstance(stmt, (ast.If, ast.While, ast.Try)):
-            _bind_nested(stmt, scope, last)
+            _bind_nested(stmt, scope, column if last else None)
 
 
-def _bind_nested(stmt: ast.stmt, scope: Scope, last: bool) -> None:
+def _bind_nested(stmt: ast.stmt, scope: Scope, column: int | None) -> None:
     blocks = [getattr(stmt, name, []) for name in ("body", "orelse", "finalbody")]
     blocks[1:1] = [h.body for h in getattr(stmt, "handlers", [])]
-    for j, block in enumerate(blocks):
-        _bind_block(block, scope, enclosing=last and j == len(blocks) - 1)
+    for block in blocks:
+        _bind_block(block, scope, column)
 
 
 # ---------------------------------------------------------------- evaluation
@@ -164,7 +174,7 @@ def evaluate(node: ast.expr, scope: Scope, depth: int) -> Value | None:
     if isinstance(node, ast.Attribute):
         base = evaluate(node.value, scope, depth + 1)
         if isinstance(base, LocalClass):
-            return _local_member(base, node.attr, depth)
+            return local_member(base, node.attr, depth)
         return (
             member(base, node.attr)
             if base is not None and not isinstance(base, LocalFunc)
@@ -236,12 +246,12 @@ def _annotation(node: ast.expr | None, scope: Scope, depth: int) -> Value | None
 def _local_class(node: ast.ClassDef, scope: Scope, depth: int) -> LocalClass | None:
     if node.keywords or decorator_names(node) - _CLASS_DECORATORS:
         return None  # a metaclass or decorator may change what the class is
-    if _bases(LocalClass(node, scope), depth) is None:
+    if class_bases(LocalClass(node, scope), depth) is None:
         return None
     return LocalClass(node, scope)
 
 
-def _bases(cls: LocalClass, depth: int) -> list[Value] | None:
+def class_bases(cls: LocalClass, depth: int) -> list[Value] | None:
     bases: list[Value] = []
     for base in cls.node.bases:
         value = evaluate(
@@ -253,10 +263,10 @@ def _bases(cls: LocalClass, depth: int) -> list[Value] | None:
     return bases or [ClassT("builtins", "object", False)]
 
 
-def _own_names(cls: LocalClass) -> dict[str, tuple[str, Any]]:
+def own_names(cls: LocalClass) -> dict[str, tuple[str, Any]]:
     """Names the class body binds, and attributes its methods set on ``self``."""
     body = Scope(cls.scope.ns, parent=cls.scope)
-    _bind_block(cls.node.body, body, enclosing=False)
+    _bind_block(cls.node.body, body, None)
     found = dict(body.names)
     for fn in cls.node.body:
         if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or not fn.args.args:
@@ -280,16 +290,16 @@ def _own_names(cls: LocalClass) -> dict[str, tuple[str, Any]]:
     return found
 
 
-def _local_member(cls: LocalClass, name: str, depth: int) -> Value | None:
-    own = _own_names(cls)
+def local_member(cls: LocalClass, name: str, depth: int) -> Value | None:
+    own = own_names(cls)
     if name in own:
         how, node = own[name]
         if how == "func":
             return LocalFunc(node, cls.scope, cls if cls.instance else None)
         return None if how == "attr" else _binding(how, node, cls.scope, depth + 1)
-    for base in _bases(cls, depth) or []:
+    for base in class_bases(cls, depth) or []:
         found = (
-            _local_member(LocalClass(base.node, base.scope, cls.instance), name, depth + 1)
+            local_member(LocalClass(base.node, base.scope, cls.instance), name, depth + 1)
             if isinstance(base, LocalClass)
             else member(base.as_instance() if cls.instance else base, name)
         )
@@ -301,7 +311,7 @@ def _local_member(cls: LocalClass, name: str, depth: int) -> Value | None:
 def _returns(fn: LocalFunc, depth: int) -> Value | None:
     """The type a call of `fn` returns: its annotation, else what all its returns agree on."""
     inner = Scope(fn.scope.ns, parent=fn.scope)
-    _bind_block(fn.node.body, inner, enclosing=False)
+    _bind_block(fn.node.body, inner, None)
     for arg in (*fn.node.args.posonlyargs, *fn.node.args.args, *fn.node.args.kwonlyargs):
         inner.names[arg.arg] = ("ann", arg.annotation)
     if fn.owner is not None and fn.node.args.args:
@@ -333,68 +343,3 @@ def _own_returns(node: ast.AST) -> list[ast.Return]:
 
 def _yields(node: ast.AST) -> bool:
     return any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast.walk(node))
-
-
-def local_listing(cls: LocalClass, depth: int = 0) -> dict[str, tuple[str, str]] | None:
-    """Names an instance (or the class) the code defines offers: (kind, signature) each."""
-    if depth > MAX_DEPTH:
-        return None
-    found: dict[str, tuple[str, str]] = {}
-    for name, (how, node) in _own_names(cls).items():
-        if how == "func":
-            found[name] = ("function", f"{name}({ast.unparse(node.args)})")
-        else:
-            found[name] = ("class" if how == "class" else "instance", "")
-    for base in _bases(cls, depth) or []:
-        inherited = (
-            local_listing(base, depth + 1) if isinstance(base, LocalClass) else listing(base)
-        )
-        if inherited is None:
-            return None
-        for name, entry in inherited.items():
-            found.setdefault(name, entry)
-    return found
-
-
-def parameter_names(value: Value | None) -> list[str] | None:
-    """Names a call of `value` takes as ``name=`` (None when not known)."""
-    if isinstance(value, (LocalClass, ClassT)) and not value.instance:
-        found: list[str] = []
-        for method in ("__init__", "__new__"):
-            if isinstance(value, LocalClass):
-                bound = _local_member(LocalClass(value.node, value.scope, True), method, 0)
-            else:
-                bound = member(value.as_instance(), method)
-            names = parameter_names(bound) if bound is not None else []
-            found += [n for n in names or [] if n not in found]
-        return found
-    if isinstance(value, LocalFunc):
-        return _keyword_names(value.node.args, value.owner is not None)
-    if isinstance(value, FuncT):
-        defs = function_defs(value)
-        if defs is None:
-            return None
-        found = []
-        for fn in defs[1]:
-            found += [n for n in _keyword_names(fn.args, is_bound(value, fn)) if n not in found]
-        return found
-    return None
-
-
-def _keyword_names(args: ast.arguments, bound: bool) -> list[str]:
-    plain = [a.arg for a in args.args]
-    if bound and not args.posonlyargs and plain:
-        plain.pop(0)
-    return plain + [a.arg for a in args.kwonlyargs]
-
-
-__all__ = [
-    "FuncT",
-    "LocalClass",
-    "LocalFunc",
-    "ModuleT",
-    "Value",
-    "infer",
-    "local_listing",
-    "parameter_names",
-]

@@ -28,7 +28,8 @@ from ipytui.kernel.worker.completion_infer import (
     trailing_expression,
 )
 from ipytui.kernel.worker.completion_listing import listing, live_class
-from ipytui.kernel.worker.completion_local import LocalClass, infer, local_listing, parameter_names
+from ipytui.kernel.worker.completion_local import LocalClass, bound_names, infer
+from ipytui.kernel.worker.completion_members import local_listing, parameter_names
 from ipytui.kernel.worker.completion_types import ClassT, ModuleT
 from ipytui.kernel.worker.static_attrs import (
     IDENT,
@@ -85,7 +86,7 @@ def complete_dotted(code: str, cursor: int, line: str, ns: dict) -> Result | Non
         params = _call_params(code[:start], prefix, ns)
         if params is None:
             return None
-        return Result(params + name_matches(prefix, ns), start, cursor)
+        return Result(params + _code_names(code, start, prefix, ns), start, cursor)
     obj = resolve_dotted(".".join(parents), ns)
     if obj is MISSING and parents[0] not in ns:
         imported = _imported_here(code[:start]).get(parents[0])
@@ -213,6 +214,19 @@ def describe(found: Mapping[str, Any]) -> list[Match]:
         signature = signature_text(name, value) if i < MAX_SIGNATURES else ""
         matches.append(Match(name, kind_of(value), signature))
     return matches
+
+
+def _code_names(code: str, start: int, prefix: str, ns: dict) -> list[Match]:
+    """`name_matches`, with the names the code above binds (it has not run yet) added."""
+    matches = name_matches(prefix, ns)
+    line_start = code.rfind("\n", 0, start) + 1
+    line = code[line_start:start]
+    if line_start == 0:
+        return matches
+    known = {m.text for m in matches}
+    bound = bound_names(code[:line_start], line[: len(line) - len(line.lstrip(" \t"))])
+    extra = [Match(n, kind) for n, kind in bound.items() if visible(n, prefix) and n not in known]
+    return sorted(matches + extra, key=lambda m: sort_key(m.text)) if extra else matches
 
 
 def name_matches(prefix: str, ns: dict) -> list[Match]:

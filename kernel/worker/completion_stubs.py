@@ -84,7 +84,9 @@ def _find_spec(name: str) -> importlib.machinery.ModuleSpec | None:
     spec = None
     for i in range(name.count(".") + 1):
         try:
-            spec = importlib.machinery.PathFinder.find_spec(".".join(name.split(".")[: i + 1]), path)
+            spec = importlib.machinery.PathFinder.find_spec(
+                ".".join(name.split(".")[: i + 1]), path
+            )
         except (ImportError, ValueError, OSError):
             return None
         if spec is None:

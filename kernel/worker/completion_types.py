@@ -31,6 +31,10 @@ _SKIPPED_BASES = {"Generic", "Protocol", "object"}
 PROPERTIES = {"property", "cached_property", "abstractproperty"}
 
 
+SELF_ATTRIBUTE = object()
+"""Stands for an attribute a method sets on ``self`` (its type is not read)."""
+
+
 @dataclass(frozen=True)
 class ModuleT:
     """A module, by its full name."""
@@ -161,6 +165,17 @@ def class_def(cls: ClassT) -> tuple[ModuleInfo, ast.ClassDef] | None:
 def _class_body(node: ast.ClassDef) -> dict[str, object]:
     body = ModuleInfo("", None, False, False)  # type: ignore[arg-type]
     index_body(node.body, body, "")
+    for fn in node.body:  # attributes the methods set on self (sources declare them so)
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.args.args:
+            me = fn.args.args[0].arg
+            for stmt in ast.walk(fn):
+                for target in getattr(stmt, "targets", None) or [getattr(stmt, "target", None)]:
+                    if (
+                        isinstance(target, ast.Attribute)
+                        and isinstance(target.value, ast.Name)
+                        and target.value.id == me
+                    ):
+                        body.symbols.setdefault(target.attr, SELF_ATTRIBUTE)
     return body.symbols
 
 
