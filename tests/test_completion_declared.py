@@ -196,3 +196,13 @@ def test_a_module_that_does_not_parse_is_left_to_jedi(package_with_side_effect: 
 )
 def test_stub_conditions_follow_this_interpreter(test: str, expected: bool | None) -> None:
     assert condition(ast.parse(test, mode="eval").body) is expected
+
+
+def test_the_codes_own_binding_wins_over_a_live_name(no_jedi: list[str]) -> None:
+    """``x = 'abc'`` in the code replaces a live ``x = 1`` once it runs: complete the str."""
+    code = "x = 'abc'\nx.star"
+    reply = completion.complete(code, len(code), {"x": 1})
+    assert reply["matches"] == ["startswith"]
+    code = "y = 'abc'\nx.bit"  # a live name the code does not touch stays live
+    assert "bit_length" in completion.complete(code, len(code), {"x": 1})["matches"]
+    assert not no_jedi

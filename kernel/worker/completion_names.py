@@ -87,6 +87,9 @@ def complete_dotted(code: str, cursor: int, line: str, ns: dict) -> Result | Non
         if params is None:
             return None
         return Result(params + _code_names(code, start, prefix, ns), start, cursor)
+    if parents[0] in ns and parents[0] in _names_bound_above(code, start):
+        # the code rebinds a live name (``x = 'abc'`` over a live int): its binding wins
+        return _complete_inferred(code, cursor, head + ".".join(parents), prefix, ns)
     obj = resolve_dotted(".".join(parents), ns)
     if obj is MISSING and parents[0] not in ns:
         imported = _imported_here(code[:start]).get(parents[0])
@@ -216,15 +219,22 @@ def describe(found: Mapping[str, Any]) -> list[Match]:
     return matches
 
 
+def _names_bound_above(code: str, start: int) -> dict[str, str]:
+    """Names the lines above `start`'s line bind where that line is, with their kinds."""
+    line_start = code.rfind("\n", 0, start) + 1
+    if line_start == 0:
+        return {}
+    line = code[line_start:start]
+    return bound_names(code[:line_start], line[: len(line) - len(line.lstrip(" \t"))])
+
+
 def _code_names(code: str, start: int, prefix: str, ns: dict) -> list[Match]:
     """`name_matches`, with the names the code above binds (it has not run yet) added."""
     matches = name_matches(prefix, ns)
-    line_start = code.rfind("\n", 0, start) + 1
-    line = code[line_start:start]
-    if line_start == 0:
+    bound = _names_bound_above(code, start)
+    if not bound:
         return matches
     known = {m.text for m in matches}
-    bound = bound_names(code[:line_start], line[: len(line) - len(line.lstrip(" \t"))])
     extra = [Match(n, kind) for n, kind in bound.items() if visible(n, prefix) and n not in known]
     return sorted(matches + extra, key=lambda m: sort_key(m.text)) if extra else matches
 
