@@ -36,6 +36,8 @@ ANSWERED = [
     "import sqlite3\nsqlite3.connect(':memory:').curs",
     "import uuid\nuuid.uuid4().he",
     "import time\ntime.localtime().tm_y",
+    "import hashlib\nhashlib.sha256(b'').hexd",
+    "import subprocess\nsubprocess.run(['ls']).return",
     "n = 10\nn.bit_l",
     "def g() -> str:\n    return ''\ng().zfi",
     "class B(dict):\n    def extra(self):\n        return 1\nB().setdef",
@@ -205,4 +207,20 @@ def test_the_codes_own_binding_wins_over_a_live_name(no_jedi: list[str]) -> None
     assert reply["matches"] == ["startswith"]
     code = "y = 'abc'\nx.bit"  # a live name the code does not touch stays live
     assert "bit_length" in completion.complete(code, len(code), {"x": 1})["matches"]
+    assert not no_jedi
+
+
+def test_an_import_of_a_loaded_module_keeps_the_live_answer(no_jedi: list[str]) -> None:
+    import os
+
+    code = "import os.path\nos.path.jo"
+    assert "join" in completion.complete(code, len(code), {"os": os})["matches"]
+    code = (
+        "import hashlib\nhashlib.sha256(b'').hexd"  # an alias in the stub: sha256 = openssl_sha256
+    )
+    assert "hexdigest" in completion.complete(code, len(code), {})["matches"]
+    code = (
+        "import subprocess\nsubprocess.run(['ls']).return"  # set in __init__, declared in the stub
+    )
+    assert "returncode" in completion.complete(code, len(code), {})["matches"]
     assert not no_jedi

@@ -25,8 +25,6 @@ from ipytui.kernel.worker.completion_types import (
     Type,
     annotation_type,
     call,
-    entered,
-    iterated,
     member,
     module_member,
 )
@@ -158,6 +156,25 @@ def _bind_nested(stmt: ast.stmt, scope: Scope, column: int | None) -> None:
 
 
 # ---------------------------------------------------------------- evaluation
+
+
+def iterated(t: Type) -> Type | None:
+    """The type of the items ``for x in t`` gives, when ``__iter__`` declares one class."""
+    method = member(t, "__iter__")
+    if method is None:
+        return None
+    result = call(method, ast.Call(func=ast.Name("_"), args=[], keywords=[]))
+    if isinstance(result, ClassT) and len(result.args) == 1 and result.args[0] is not None:
+        return result.args[0]
+    return None
+
+
+def entered(t: Type) -> Type | None:
+    """The type ``with t as x`` binds to x (what ``__enter__`` returns)."""
+    method = member(t, "__enter__")
+    if method is None:
+        return None
+    return call(method, ast.Call(func=ast.Name("_"), args=[], keywords=[]))
 
 
 def evaluate(node: ast.expr, scope: Scope, depth: int) -> Value | None:

@@ -18,6 +18,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from ipytui.kernel.worker.completion_infer import (
@@ -87,7 +88,8 @@ def complete_dotted(code: str, cursor: int, line: str, ns: dict) -> Result | Non
         if params is None:
             return None
         return Result(params + _code_names(code, start, prefix, ns), start, cursor)
-    if parents[0] in ns and parents[0] in _names_bound_above(code, start):
+    rebound = _names_bound_above(code, start).get(parents[0]) if parents[0] in ns else None
+    if rebound is not None and not (rebound == "module" and isinstance(ns[parents[0]], ModuleType)):
         # the code rebinds a live name (``x = 'abc'`` over a live int): its binding wins
         return _complete_inferred(code, cursor, head + ".".join(parents), prefix, ns)
     obj = resolve_dotted(".".join(parents), ns)
@@ -132,14 +134,18 @@ def _complete_declared(
         if isinstance(value, ModuleT)
         else None
     )
-    if isinstance(live, type) and isinstance(value, ClassT) and value.instance:
+    matches: list[Match] = []
+    instance = isinstance(value, ClassT) and value.instance
+    if isinstance(live, type) and instance:
         names = {n for n in attribute_names(SAMPLES.get(live, live)) if visible(n, prefix)}
         matches = describe(instance_attributes(live, names))
     elif live is not None:
         matches = describe(
             {n: _attribute_value(live, n) for n in attribute_names(live) if visible(n, prefix)}
         )
-    else:
+    if live is None or instance:
+        # all declared names when nothing is loaded; beside a loaded class, the instance
+        # attributes its __init__ sets (``returncode``), which the class does not hold
         declared = (
             local_listing(value)
             if isinstance(value, LocalClass)
@@ -147,13 +153,13 @@ def _complete_declared(
             if isinstance(value, (ClassT, ModuleT))
             else None
         )
-        matches = [
+        known = {m.text for m in matches}
+        matches += [
             Match(n, kind, sig)
-            for n, (kind, sig) in sorted(
-                (declared or {}).items(), key=lambda item: sort_key(item[0])
-            )
-            if visible(n, prefix)
+            for n, (kind, sig) in (declared or {}).items()
+            if visible(n, prefix) and n not in known
         ]
+        matches.sort(key=lambda m: sort_key(m.text))
     return Result(matches, start, cursor) if matches else None
 
 

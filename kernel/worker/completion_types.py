@@ -82,10 +82,11 @@ def lookup(module: str, name: str, depth: int = 0) -> tuple[ModuleInfo, object] 
     if isinstance(value, ImportRef):
         if value.name is None:
             return info, value
-        found = lookup(value.module, value.name, depth + 1)
-        if found is None and module_info(f"{value.module}.{value.name}") is not None:
-            return info, ImportRef(f"{value.module}.{value.name}", None)
-        return found
+        submodule = f"{value.module}.{value.name}"
+        bound = value.module != module and name_is_bound(value)
+        if not bound and module_info(submodule) is not None:  # `from . import path as _path`
+            return info, ImportRef(submodule, None)
+        return lookup(value.module, value.name, depth + 1)
     if value is None:
         for star in info.star_imports:
             found = lookup(star, name, depth + 1)
@@ -97,18 +98,31 @@ def lookup(module: str, name: str, depth: int = 0) -> tuple[ModuleInfo, object] 
     return info, value
 
 
-def module_member(module: str, name: str) -> Type | None:
+def name_is_bound(ref: ImportRef) -> bool:
+    """Does ``ref.module``'s own file bind ``ref.name`` (else it names a submodule)?"""
+    info = module_info(ref.module)
+    return info is not None and (ref.name in info.symbols or bool(info.star_imports))
+
+
+def module_member(module: str, name: str, depth: int = 0) -> Type | None:
     """The type of ``module.name``: a submodule, class, function or declared value."""
     found = lookup(module, name)
     if found is None:
         return None
     info, stmt = found
-    return statement_type(info, stmt, name, None)
+    return statement_type(info, stmt, name, None, depth)
 
 
-def statement_type(info: ModuleInfo, stmt: object, name: str, owner: ClassT | None) -> Type | None:
+def statement_type(
+    info: ModuleInfo, stmt: object, name: str, owner: ClassT | None, depth: int = 0
+) -> Type | None:
+    """The type a statement binding `name` gives it (`owner`: the class whose body holds it)."""
+    if depth > MAX_DEPTH:
+        return None
     if isinstance(stmt, ImportRef):
-        return ModuleT(stmt.module) if stmt.name is None else module_member(stmt.module, stmt.name)
+        if stmt.name is None:
+            return ModuleT(stmt.module)
+        return module_member(stmt.module, stmt.name, depth + 1)
     if isinstance(stmt, ast.ClassDef):
         qual = (
             f"{owner.qual}.{stmt.name}"
@@ -119,11 +133,11 @@ def statement_type(info: ModuleInfo, stmt: object, name: str, owner: ClassT | No
     if isinstance(stmt, list):
         if owner is not None and decorator_names(stmt[0]) & PROPERTIES:
             return annotation_type(stmt[0].returns, info.name, owner)
-        return FuncT(info.name, name, owner)
+        return FuncT(info.name, stmt[0].name, owner)  # an alias (`sha256 = openssl_sha256`) too
     if isinstance(stmt, ast.AnnAssign):
         return annotation_type(stmt.annotation, info.name, owner)
     if isinstance(stmt, ast.Assign) and isinstance(stmt.value, (ast.Name, ast.Attribute)):
-        return expression_type(stmt.value, info.name)  # an alias: `Pattern = re.Pattern`
+        return expression_type(stmt.value, info.name, depth + 1)  # alias: `Pattern = re.Pattern`
     return None
 
 
@@ -135,7 +149,9 @@ def expression_type(node: ast.expr, module: str, depth: int = 0) -> Type | None:
         found = lookup(module, node.id)
         if found is None:
             found = lookup("builtins", node.id)
-        return None if found is None else statement_type(found[0], found[1], node.id, None)
+        return (
+            None if found is None else statement_type(found[0], found[1], node.id, None, depth + 1)
+        )
     if isinstance(node, ast.Attribute):
         base = expression_type(node.value, module, depth + 1)
         return member(base, node.attr) if base is not None else None
@@ -374,22 +390,3 @@ def _alias_target(node: ast.expr, module: str) -> ast.expr | None:
 
 def _is_none(node: ast.expr) -> bool:
     return isinstance(node, ast.Constant) and node.value is None
-
-
-def iterated(t: Type) -> Type | None:
-    """The type of the items ``for x in t`` gives, when ``__iter__`` declares one class."""
-    method = member(t, "__iter__")
-    if method is None:
-        return None
-    result = call(method, ast.Call(func=ast.Name("_"), args=[], keywords=[]))
-    if isinstance(result, ClassT) and len(result.args) == 1 and result.args[0] is not None:
-        return result.args[0]
-    return None
-
-
-def entered(t: Type) -> Type | None:
-    """The type ``with t as x`` binds to x (what ``__enter__`` returns)."""
-    method = member(t, "__enter__")
-    if method is None:
-        return None
-    return call(method, ast.Call(func=ast.Name("_"), args=[], keywords=[]))
