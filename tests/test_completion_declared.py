@@ -224,3 +224,23 @@ def test_an_import_of_a_loaded_module_keeps_the_live_answer(no_jedi: list[str]) 
     )
     assert "returncode" in completion.complete(code, len(code), {})["matches"]
     assert not no_jedi
+
+
+def test_parsed_declarations_stay_within_their_budget(
+    monkeypatch: pytest.MonkeyPatch, no_jedi: list[str]
+) -> None:
+    """Past the budget the parsed trees are dropped, and answers are still right (parsed again)."""
+    from ipytui.kernel.worker import completion_stubs
+
+    completion_stubs.forget_parsed()
+    monkeypatch.setattr(completion_stubs, "MAX_CACHED_SOURCE_BYTES", 150_000)
+    for code, want in [
+        ("import datetime\ndatetime.datetime.now().yea", "year"),
+        ("import xml.etree.ElementTree as ET\nET.fromst", "fromstring"),
+        ("import re\nre.compile('x').fin", "findall"),
+        ("import datetime\ndatetime.datetime.now().yea", "year"),
+    ]:
+        assert want in completion.complete(code, len(code), {})["matches"], code
+        assert completion_stubs._parsed_bytes <= 150_000 + completion_stubs.MAX_FILE_BYTES
+    assert completion_stubs.module_info.cache_info().currsize < 10
+    assert not no_jedi

@@ -22,6 +22,7 @@ import importlib.machinery
 import importlib.util
 import pkgutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,19 +125,42 @@ def module_file(name: str) -> tuple[Path, bool] | None:
     return _stub_file(name) or _source_file(name)
 
 
-@functools.lru_cache(maxsize=256)
+MAX_CACHED_SOURCE_BYTES = 1_500_000
+"""Source bytes whose parsed trees are kept (a tree takes ~50 times its source: ~75 MiB at
+most). Past it every cache of parsed declarations is dropped and refilled on demand."""
+
+_parsed_bytes = 0
+on_forget: list[Callable[[], None]] = []
+"""Callbacks that drop caches holding parsed trees (called with `module_info`'s own)."""
+
+
+def forget_parsed() -> None:
+    """Drop every parsed tree (they are parsed again when next asked for)."""
+    global _parsed_bytes
+    _parsed_bytes = 0
+    module_info.cache_clear()
+    for clear in on_forget:
+        clear()
+
+
+@functools.cache
 def module_info(name: str) -> ModuleInfo | None:
     """The indexed top-level names of module `name`, or None when it cannot be read."""
+    global _parsed_bytes
     found = module_file(name)
     if found is None:
         return None
     path, is_package = found
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
             return None
+        if _parsed_bytes + size > MAX_CACHED_SOURCE_BYTES:
+            forget_parsed()  # this call's result is cached afresh, alone
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (OSError, SyntaxError, ValueError, RecursionError):
         return None
+    _parsed_bytes += size
     info = ModuleInfo(name, path, path.suffix == ".pyi", is_package)
     package = name if is_package else name.rpartition(".")[0]
     index_body(tree.body, info, package)

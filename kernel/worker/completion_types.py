@@ -22,6 +22,7 @@ from ipytui.kernel.worker.completion_stubs import (
     decorator_names,
     index_body,
     module_info,
+    on_forget,
 )
 
 MAX_DEPTH = 12
@@ -161,7 +162,7 @@ def expression_type(node: ast.expr, module: str, depth: int = 0) -> Type | None:
 # ---------------------------------------------------------------- classes
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.cache
 def class_def(cls: ClassT) -> tuple[ModuleInfo, ast.ClassDef] | None:
     """The ClassDef statement of `cls` and its file."""
     head, *rest = cls.qual.split(".")
@@ -177,7 +178,7 @@ def class_def(cls: ClassT) -> tuple[ModuleInfo, ast.ClassDef] | None:
     return info, node
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.cache
 def _class_body(node: ast.ClassDef) -> dict[str, object]:
     body = ModuleInfo("", None, False, False)  # type: ignore[arg-type]
     index_body(node.body, body, "")
@@ -390,3 +391,6 @@ def _alias_target(node: ast.expr, module: str) -> ast.expr | None:
 
 def _is_none(node: ast.expr) -> bool:
     return isinstance(node, ast.Constant) and node.value is None
+
+
+on_forget.extend((class_def.cache_clear, _class_body.cache_clear))
