@@ -140,3 +140,36 @@ def test_torn_cache_files_do_not_break_completion(start: Callable[[Path], Kernel
         assert corpus.hits(corpus.Case("", code, want), reply), (code, reply["matches"][:8])
     shut_down(km, kc)
     assert not unloadable(cache), "torn files were left in place"
+
+
+def test_declared_answers_through_the_kernel_read_modules_without_running_them(
+        start: Callable[[Path], Kernel], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cases outside the corpus, on a cold kernel: a module on the path that has not been
+    imported is completed from its source, and its code (which leaves a marker) never runs."""
+    marker = tmp_path / "imported"
+    pkg = tmp_path / "site" / "marker_pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (pkg / "tools.py").write_text(f"open({str(marker)!r}, 'w').close()\n"
+                                  "def useful_function(path, *, retries=2):\n    return path\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    km, kc = start(tmp_path / "cold-cache")
+    cases = {
+        "import marker_pkg.tools as t\nt.use": "useful_function",
+        "import marker_pkg.tools as t\nt.useful_function('p', ret": "retries",
+        "import marker_pkg.too": "tools",
+        "import datetime\ndatetime.date.today().isof": "isoformat",
+        "import fractions\nfractions.Fraction(1, 2).limit": "limit_denominator",
+    }
+    for code, want in cases.items():
+        reply = complete(kc, code)
+        assert corpus.hits(corpus.Case("", code, want), reply), (code, reply["matches"][:8])
+    assert not marker.exists(), "completion ran the package's code"
+    printed: list[str] = []
+    reply = kc.execute_interactive(
+        "import sys; print('marker_pkg' in sys.modules)", timeout=TIMEOUT,
+        output_hook=lambda msg: printed.append(msg["content"].get("text", "")))
+    assert reply["content"]["status"] == "ok"
+    assert "".join(printed).strip() == "False", printed
+    shut_down(km, kc)
+    assert not marker.exists()
