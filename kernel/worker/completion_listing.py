@@ -100,7 +100,7 @@ def _describe(info: ModuleInfo, stmt: object, name: str, owner: ClassT | None) -
             return "property", ""
         params = fn.args
         if owner is not None and "staticmethod" not in decorator_names(fn):
-            params = _without_first(params)
+            params = without_first(params)
         return "function", f"{name}({ast.unparse(params)})"
     return "instance", ""
 
@@ -113,7 +113,8 @@ def _kind(t: Type | None) -> str:
     return "class" if isinstance(t, ClassT) and not t.instance else "instance"
 
 
-def _without_first(args: ast.arguments) -> ast.arguments:
+def without_first(args: ast.arguments) -> ast.arguments:
+    """`args` without the first parameter (the `self` or `cls` a bound call fills)."""
     posonly, plain = list(args.posonlyargs), list(args.args)
     if posonly:
         posonly.pop(0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 
-from ipytui.kernel.worker.completion_listing import listing
+from ipytui.kernel.worker.completion_listing import listing, without_first
 from ipytui.kernel.worker.completion_local import (
     MAX_DEPTH,
     LocalClass,
@@ -21,6 +21,7 @@ from ipytui.kernel.worker.completion_local import (
     local_member,
     own_names,
 )
+from ipytui.kernel.worker.completion_stubs import decorator_names
 from ipytui.kernel.worker.completion_types import ClassT, FuncT, function_defs, is_bound, member
 
 
@@ -31,7 +32,9 @@ def local_listing(cls: LocalClass, depth: int = 0) -> dict[str, tuple[str, str]]
     found: dict[str, tuple[str, str]] = {}
     for name, (how, node) in own_names(cls).items():
         if how == "func":
-            found[name] = ("function", f"{name}({ast.unparse(node.args)})")
+            bound = "staticmethod" not in decorator_names(node)
+            params = without_first(node.args) if bound else node.args
+            found[name] = ("function", f"{name}({ast.unparse(params)})")
         else:
             found[name] = ("class" if how == "class" else "instance", "")
     for base in class_bases(cls, depth) or []:
