@@ -24,13 +24,18 @@ pytestmark = pytest.mark.timeout(300)
 TIMEOUT = 30
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location(
-    "completion_corpus", ROOT / "benchmarks" / "completion_corpus.py")
+    "completion_corpus", ROOT / "benchmarks" / "completion_corpus.py"
+)
 corpus = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(corpus)  # type: ignore[union-attr]
 
 Kernel = tuple[KernelManager, BlockingKernelClient]
-NEEDS_JEDI = ["import re\nre.compile('x').fin", "import datetime\ndatetime.datetime.now().yea",
-              "import email.message\nemail.message.EmailMes"]
+NEEDS_JEDI = [
+    "import re\n[re.compile('x')][0].fin",
+    "import datetime\n[datetime.datetime.now()][0].yea",
+    "import email.message\n[email.message.EmailMessage()][0].get_con",
+]
+"""Cases only jedi answers (the fast path leaves the items of a list to it), so jedi writes its cache."""
 
 
 @pytest.fixture
@@ -38,8 +43,12 @@ def jupyter_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An installed ipytui kernelspec and private Jupyter/ipytui dirs; returns the tmp root."""
     kernelspec.install(prefix=str(tmp_path / "prefix"))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "prefix" / "share" / "jupyter"))
-    for var, name in (("JUPYTER_DATA_DIR", "data"), ("JUPYTER_CONFIG_DIR", "config"),
-                      ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTUI_DATA_DIR", "ipytui")):
+    for var, name in (
+        ("JUPYTER_DATA_DIR", "data"),
+        ("JUPYTER_CONFIG_DIR", "config"),
+        ("JUPYTER_RUNTIME_DIR", "runtime"),
+        ("IPYTUI_DATA_DIR", "ipytui"),
+    ):
         monkeypatch.setenv(var, str(tmp_path / name))
     return tmp_path
 
@@ -93,20 +102,25 @@ def unloadable(cache: Path) -> list[str]:
     return bad
 
 
-def test_every_corpus_case_is_right_on_the_first_pass(start: Callable[[Path], Kernel],
-                                                      tmp_path: Path) -> None:
+def test_every_corpus_case_is_right_on_the_first_pass(
+    start: Callable[[Path], Kernel], tmp_path: Path
+) -> None:
     km, kc = start(tmp_path / "cold-cache")
     reply = kc.execute_interactive(corpus.SETUP, timeout=TIMEOUT)
     assert reply["content"]["status"] == "ok"
     answers = [(case, complete(kc, case.code)) for case in corpus.CASES]
-    misses = [(case.code, case.want, reply["matches"][:8]) for case, reply in answers
-              if not corpus.hits(case, reply)]
+    misses = [
+        (case.code, case.want, reply["matches"][:8])
+        for case, reply in answers
+        if not corpus.hits(case, reply)
+    ]
     assert not misses, f"{len(misses)} of {len(answers)} wrong on the first pass: {misses}"
     assert len(answers) >= 50
 
 
 def test_shutdown_right_after_a_first_completion_leaves_the_cache_loadable(
-        start: Callable[[Path], Kernel], tmp_path: Path) -> None:
+    start: Callable[[Path], Kernel], tmp_path: Path
+) -> None:
     written = 0
     for delay in (0, 0.05, 0.2, 0.5):
         cache = tmp_path / f"cache-{delay}"
@@ -115,14 +129,16 @@ def test_shutdown_right_after_a_first_completion_leaves_the_cache_loadable(
         time.sleep(delay)  # the delay under test, not a wait for a condition
         shut_down(km, kc)
         assert not unloadable(cache), f"after {delay} s: {unloadable(cache)}"
-        assert not (cache / "jedi").exists() and not (cache / "parso").exists(), \
+        assert not (cache / "jedi").exists() and not (cache / "parso").exists(), (
             "ipytui wrote into the cache other tools share"
+        )
         written += len(pickles(cache))
     assert written, "jedi wrote no cache at all: the check above saw nothing"
 
 
-def test_torn_cache_files_do_not_break_completion(start: Callable[[Path], Kernel],
-                                                  tmp_path: Path) -> None:
+def test_torn_cache_files_do_not_break_completion(
+    start: Callable[[Path], Kernel], tmp_path: Path
+) -> None:
     cache = tmp_path / "cache"
     km, kc = start(cache)
     for code in NEEDS_JEDI:
@@ -133,9 +149,47 @@ def test_torn_cache_files_do_not_break_completion(start: Callable[[Path], Kernel
     for path in torn:  # what a writer killed mid-write leaves
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     km, kc = start(cache)
-    wants = ["findall", "year", "EmailMessage"]
+    wants = ["findall", "year", "get_content"]
     for code, want in zip(NEEDS_JEDI, wants, strict=True):
         reply = complete(kc, code)
         assert corpus.hits(corpus.Case("", code, want), reply), (code, reply["matches"][:8])
     shut_down(km, kc)
     assert not unloadable(cache), "torn files were left in place"
+
+
+def test_declared_answers_through_the_kernel_read_modules_without_running_them(
+    start: Callable[[Path], Kernel], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cases outside the corpus, on a cold kernel: a module on the path that has not been
+    imported is completed from its source, and its code (which leaves a marker) never runs."""
+    marker = tmp_path / "imported"
+    pkg = tmp_path / "site" / "marker_pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (pkg / "tools.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        "def useful_function(path, *, retries=2):\n    return path\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    km, kc = start(tmp_path / "cold-cache")
+    cases = {
+        "import marker_pkg.tools as t\nt.use": "useful_function",
+        "import marker_pkg.tools as t\nt.useful_function('p', ret": "retries",
+        "import marker_pkg.too": "tools",
+        "import datetime\ndatetime.date.today().isof": "isoformat",
+        "import fractions\nfractions.Fraction(1, 2).limit": "limit_denominator",
+    }
+    for code, want in cases.items():
+        reply = complete(kc, code)
+        assert corpus.hits(corpus.Case("", code, want), reply), (code, reply["matches"][:8])
+    assert not marker.exists(), "completion ran the package's code"
+    printed: list[str] = []
+    reply = kc.execute_interactive(
+        "import sys; print('marker_pkg' in sys.modules)",
+        timeout=TIMEOUT,
+        output_hook=lambda msg: printed.append(msg["content"].get("text", "")),
+    )
+    assert reply["content"]["status"] == "ok"
+    assert "".join(printed).strip() == "False", printed
+    shut_down(km, kc)
+    assert not marker.exists()

@@ -25,17 +25,39 @@ from ipytui.kernel.worker.static_attrs import MISSING, resolve_dotted, static_ge
 MAX_RECEIVER = 300
 """Longest receiver text (characters) looked at; longer ones go to jedi."""
 
-SAMPLES: dict[type, Any] = {t: t() for t in (list, dict, set, frozenset, tuple, str, bytes,
-                                              bytearray, int, float, complex, bool)}
+SAMPLES: dict[type, Any] = {
+    t: t()
+    for t in (list, dict, set, frozenset, tuple, str, bytes, bytearray, int, float, complex, bool)
+}
 """Builtin types whose empty instance stands in for the real one (bound methods, no `self`)."""
 
 _DISPLAYS: dict[type, type] = {
-    ast.List: list, ast.ListComp: list, ast.Dict: dict, ast.DictComp: dict, ast.Set: set,
-    ast.SetComp: set, ast.Tuple: tuple, ast.JoinedStr: str, ast.GeneratorExp: types.GeneratorType,
+    ast.List: list,
+    ast.ListComp: list,
+    ast.Dict: dict,
+    ast.DictComp: dict,
+    ast.Set: set,
+    ast.SetComp: set,
+    ast.Tuple: tuple,
+    ast.JoinedStr: str,
+    ast.GeneratorExp: types.GeneratorType,
 }
-_PRIMARY = (ast.Constant, ast.List, ast.ListComp, ast.Dict, ast.DictComp, ast.Set, ast.SetComp,
-            ast.JoinedStr, ast.Call, ast.Name, ast.Attribute, ast.Subscript, ast.Tuple,
-            ast.GeneratorExp)
+_PRIMARY = (
+    ast.Constant,
+    ast.List,
+    ast.ListComp,
+    ast.Dict,
+    ast.DictComp,
+    ast.Set,
+    ast.SetComp,
+    ast.JoinedStr,
+    ast.Call,
+    ast.Name,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Tuple,
+    ast.GeneratorExp,
+)
 _DEF_RE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+\w+[ \t]*\((.*)\)[ \t]*(?:->.*)?:[ \t]*$")
 
 
@@ -45,13 +67,13 @@ def receiver_type(receiver: str, before: str, ns: Mapping, modules: Mapping) -> 
     `before` is the code before the receiver's line (for assignments and def
     headers); `modules` maps names the code imports to live modules.
     """
-    node = _trailing_expression(receiver[-MAX_RECEIVER:])
+    node = trailing_expression(receiver[-MAX_RECEIVER:])
     if node is None:
         return None
     return _node_type(node, before, ns, modules)
 
 
-def _trailing_expression(text: str) -> ast.expr | None:
+def trailing_expression(text: str) -> ast.expr | None:
     """The longest primary expression (no operators) that ends `text`, parsed."""
     for i in range(len(text)):
         if i and (text[i - 1].isalnum() or text[i - 1] in "_.'\")]}"):
@@ -155,8 +177,11 @@ def instance_attributes(cls: type, names: set[str]) -> dict[str, Any]:
     found = {}
     for n in names:
         value = static_getattr(cls, n)
-        found[n] = types.MethodType(value, _PLACEHOLDER) if isinstance(value, types.FunctionType) \
+        found[n] = (
+            types.MethodType(value, _PLACEHOLDER)
+            if isinstance(value, types.FunctionType)
             else value
+        )
     return found
 
 

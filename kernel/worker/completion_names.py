@@ -10,6 +10,7 @@ is the lowest of the completion modules (`completion_strings` and
 
 from __future__ import annotations
 
+import ast
 import builtins
 import inspect
 import keyword
@@ -17,9 +18,20 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
-from ipytui.kernel.worker.completion_infer import SAMPLES, instance_attributes, receiver_type
+from ipytui.kernel.worker.completion_infer import (
+    MAX_RECEIVER,
+    SAMPLES,
+    instance_attributes,
+    receiver_type,
+    trailing_expression,
+)
+from ipytui.kernel.worker.completion_listing import listing, live_class
+from ipytui.kernel.worker.completion_local import LocalClass, bound_names, infer
+from ipytui.kernel.worker.completion_members import local_listing, parameter_names
+from ipytui.kernel.worker.completion_types import ClassT, ModuleT
 from ipytui.kernel.worker.static_attrs import (
     IDENT,
     MISSING,
@@ -75,29 +87,80 @@ def complete_dotted(code: str, cursor: int, line: str, ns: dict) -> Result | Non
         params = _call_params(code[:start], prefix, ns)
         if params is None:
             return None
-        return Result(params + name_matches(prefix, ns), start, cursor)
+        return Result(params + _code_names(code, start, prefix, ns), start, cursor)
+    rebound = _names_bound_above(code, start).get(parents[0]) if parents[0] in ns else None
+    if rebound is not None and not (rebound == "module" and isinstance(ns[parents[0]], ModuleType)):
+        # the code rebinds a live name (``x = 'abc'`` over a live int): its binding wins
+        return _complete_inferred(code, cursor, head + ".".join(parents), prefix, ns)
     obj = resolve_dotted(".".join(parents), ns)
     if obj is MISSING and parents[0] not in ns:
         imported = _imported_here(code[:start]).get(parents[0])
         if imported is not None:
             obj = resolve_dotted(".".join(parents), {parents[0]: imported})
-        elif len(parents) == 1:
-            return _complete_inferred(code, cursor, head + parents[0], prefix, ns)
+        if obj is MISSING:  # not loaded yet (``import a.b`` of an unloaded b): declarations
+            return _complete_inferred(code, cursor, head + ".".join(parents), prefix, ns)
     if obj is MISSING:
         return None
     found = {n: _attribute_value(obj, n) for n in attribute_names(obj) if visible(n, prefix)}
     return Result(describe(found), start, cursor, final=True)
 
 
-def _complete_inferred(code: str, cursor: int, receiver: str, prefix: str, ns: dict) -> Result | None:
+def _complete_inferred(
+    code: str, cursor: int, receiver: str, prefix: str, ns: dict
+) -> Result | None:
     """Attributes of `receiver` (code that has not run) when its class is certain; else None."""
     start = cursor - len(prefix)
     before = code[: code.rfind("\n", 0, start) + 1]  # the lines above the receiver's
     cls = receiver_type(receiver, before, ns, _imported_here(before))
     if cls is None:
-        return None
+        return _complete_declared(receiver, before, prefix, ns, start, cursor)
     names = {n for n in attribute_names(SAMPLES.get(cls, cls)) if visible(n, prefix)}
     return Result(describe(instance_attributes(cls, names)), start, cursor, final=cls in SAMPLES)
+
+
+def _complete_declared(
+    receiver: str, before: str, prefix: str, ns: dict, start: int, cursor: int
+) -> Result | None:
+    """Attributes of `receiver` from what the code and the stubs declare (None: ask jedi)."""
+    node = trailing_expression(receiver[-MAX_RECEIVER:])
+    if node is None:
+        return None
+    indent = receiver[: len(receiver) - len(receiver.lstrip(" \t"))]
+    value = infer(node, before, indent, ns)
+    live = (
+        live_class(value)
+        if isinstance(value, ClassT)
+        else sys.modules.get(value.name)
+        if isinstance(value, ModuleT)
+        else None
+    )
+    matches: list[Match] = []
+    instance = isinstance(value, ClassT) and value.instance
+    if isinstance(live, type) and instance:
+        names = {n for n in attribute_names(SAMPLES.get(live, live)) if visible(n, prefix)}
+        matches = describe(instance_attributes(live, names))
+    elif live is not None:
+        matches = describe(
+            {n: _attribute_value(live, n) for n in attribute_names(live) if visible(n, prefix)}
+        )
+    if live is None or instance:
+        # all declared names when nothing is loaded; beside a loaded class, the instance
+        # attributes its __init__ sets (``returncode``), which the class does not hold
+        declared = (
+            local_listing(value)
+            if isinstance(value, LocalClass)
+            else listing(value)
+            if isinstance(value, (ClassT, ModuleT))
+            else None
+        )
+        known = {m.text for m in matches}
+        matches += [
+            Match(n, kind, sig)
+            for n, (kind, sig) in (declared or {}).items()
+            if visible(n, prefix) and n not in known
+        ]
+        matches.sort(key=lambda m: sort_key(m.text))
+    return Result(matches, start, cursor) if matches else None
 
 
 _PLAIN_IMPORT = re.compile(
@@ -162,6 +225,26 @@ def describe(found: Mapping[str, Any]) -> list[Match]:
     return matches
 
 
+def _names_bound_above(code: str, start: int) -> dict[str, str]:
+    """Names the lines above `start`'s line bind where that line is, with their kinds."""
+    line_start = code.rfind("\n", 0, start) + 1
+    if line_start == 0:
+        return {}
+    line = code[line_start:start]
+    return bound_names(code[:line_start], line[: len(line) - len(line.lstrip(" \t"))])
+
+
+def _code_names(code: str, start: int, prefix: str, ns: dict) -> list[Match]:
+    """`name_matches`, with the names the code above binds (it has not run yet) added."""
+    matches = name_matches(prefix, ns)
+    bound = _names_bound_above(code, start)
+    if not bound:
+        return matches
+    known = {m.text for m in matches}
+    extra = [Match(n, kind) for n, kind in bound.items() if visible(n, prefix) and n not in known]
+    return sorted(matches + extra, key=lambda m: sort_key(m.text)) if extra else matches
+
+
 def name_matches(prefix: str, ns: dict) -> list[Match]:
     """Namespace names, builtins and keywords starting with `prefix`."""
     found: dict[str, Any] = {}
@@ -190,6 +273,24 @@ def open_call(before: str, limit: int = 2000) -> int | None:
     return None
 
 
+def _declared_params(
+    before_word: str, paren: int, callee: str, prefix: str, ns: dict
+) -> list[Match] | None:
+    """``param=`` for a callee that has not run: the code's own def, or a declared function."""
+    line_start = before_word.rfind("\n", 0, paren) + 1
+    line = before_word[line_start:paren]
+    try:
+        node = ast.parse(callee, mode="eval").body
+    except SyntaxError:
+        return None
+    names = parameter_names(
+        infer(node, before_word[:line_start], line[: len(line) - len(line.lstrip(" \t"))], ns)
+    )
+    if names is None:
+        return None
+    return [Match(f"{n}=", "param") for n in names if visible(n, prefix)]
+
+
 def _call_params(before_word: str, prefix: str, ns: dict) -> list[Match] | None:
     """``param=`` matches when typing an argument of a live callable; None to ask jedi."""
     if not before_word.rstrip().endswith(("(", ",")):
@@ -207,7 +308,7 @@ def _call_params(before_word: str, prefix: str, ns: dict) -> list[Match] | None:
         return []
     callee = resolve_dotted(m.group(), ns)
     if callee is MISSING:
-        return None
+        return _declared_params(before_word, paren, m.group(), prefix, ns)
     try:
         params = inspect.signature(callee).parameters.values()
     except Exception:
