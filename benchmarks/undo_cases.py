@@ -100,7 +100,7 @@ def run_case(kind: str, case: Case) -> dict[str, str]:
             notes += _notes(step, out.stderr)
         undo = kernel.undo(CASE_TIMEOUT)
         if undo is not None:
-            notes += _notes("undo", undo.stderr)
+            notes += _notes("undo", undo.stderr) + _notes("undo said", undo.shown)
             if undo.error():
                 return {"verdict": "refused", "seen": undo.error(), "notes": "; ".join(notes)}
         seen = kernel.cell(f"print(repr({case.check}))", timeout=CASE_TIMEOUT)
@@ -149,7 +149,7 @@ def render_cases(results: dict[str, dict[str, dict[str, str]]], kinds: tuple[str
             if res["verdict"] not in ("right", "changed"):
                 text += f": `{res['seen']}`"
             cells.append(text)
-            if res["notes"]:
+            if res["notes"] and res["verdict"] not in ("right", "changed"):
                 notes.append(f"- {case.name}, {heads[kind]}: {res['notes']}")
         lines.append(f"| {case.name} | `{case.before}` | " + " | ".join(cells) + " |")
     counts = [sum(results[c.name][k]["verdict"] == "right" for c in chosen) for k in kinds]
@@ -162,5 +162,5 @@ def render_cases(results: dict[str, dict[str, dict[str, str]]], kinds: tuple[str
         + " |"
     )
     if notes:
-        lines += ["", "stderr during set-up / change / undo (last line):", *notes]
+        lines += ["", "where not right, the last line on stderr (or shown by the undo):", *notes]
     return "\n".join(lines)

@@ -50,12 +50,18 @@ def kishu_available() -> bool:
     return importlib.util.find_spec("kishu") is not None
 
 
+class KernelDidNotStart(RuntimeError):
+    """The kernel never answered (on a busy machine, its port was taken meanwhile)."""
+
+
 class StreamClient(LeanClient):
-    """The lean client, also keeping stderr per request (Kishu reports its failures there)."""
+    """The lean client, also keeping stderr (Kishu reports its failures there) and the
+    text of displays (ipytui's undo entry names the state it went back to) per request."""
 
     def __init__(self, info: dict[str, Any]) -> None:
         super().__init__(info)
         self.stderr: dict[str, list[str]] = {}
+        self.shown: dict[str, list[str]] = {}
 
     def _record(self, sock, frames: list[bytes], now: float) -> None:
         super()._record(sock, frames, now)
@@ -67,16 +73,22 @@ class StreamClient(LeanClient):
             texts = self.stderr.get(parent.get("msg_id", ""))
             if texts is not None:
                 texts.append(content.get("text", ""))
+        elif header["msg_type"] == "display_data":
+            texts = self.shown.get(parent.get("msg_id", ""))
+            if texts is not None:
+                texts.append(content.get("data", {}).get("text/plain", ""))
 
 
 @dataclass
 class Outcome:
-    """One request's end: wall time (send -> reply and idle), reply content, stdout, stderr."""
+    """One request's end: wall time (send -> reply and idle), reply content, stdout, stderr,
+    the text of its displays."""
 
     ms: float
     reply: dict[str, Any]
     stdout: str
     stderr: str
+    shown: str = ""
 
     @property
     def ok(self) -> bool:
@@ -107,7 +119,11 @@ class UndoKernel:
         self.client = self.run.client = StreamClient(self.run.info)
 
     def start(self) -> None:
-        self.run.start(lambda *_: None)
+        try:
+            self.run.start(lambda *_: None)
+        except TimeoutError as exc:
+            log = (self.wd.root / "logs" / f"{_COMMAND[self.kind]}.log").read_text(errors="replace")
+            raise KernelDidNotStart(f"{self.kind}: {exc}; its log ends: {log[-400:]!r}") from None
         if self.kind.startswith("kishu"):
             import nbformat
 
@@ -132,7 +148,7 @@ class UndoKernel:
         client = self.client
         t0 = time.perf_counter()
         msg_id = client.execute(code, stop_on_error=False, **extra)
-        client.streams[msg_id], client.stderr[msg_id] = [], []
+        client.streams[msg_id], client.stderr[msg_id], client.shown[msg_id] = [], [], []
         try:
             done, reply = client.wait_done(msg_id, timeout)
         except TimeoutError as exc:
@@ -151,6 +167,7 @@ class UndoKernel:
             reply,
             "".join(client.streams.pop(msg_id)),
             "".join(client.stderr.pop(msg_id)),
+            "".join(client.shown.pop(msg_id)),
         )
 
     def silent(self, expressions: dict[str, str], timeout: float = 900.0) -> Outcome:
