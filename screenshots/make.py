@@ -195,6 +195,46 @@ async def tables(pilot) -> None:
     await settle(pilot)
 
 
+TIMELINE_CELLS = [
+    "import numpy as np\nprices = np.linspace(10, 20, 5)",
+    "prices *= 1.1  # a raise",
+    "del prices  # oops",
+]
+
+
+async def timeline(pilot) -> None:
+    from ipytui.widgets.timeline_panel import TimelinePanel
+
+    await ready(pilot)
+    for code in TIMELINE_CELLS:
+        await run_cell(pilot, code)
+    await settle(pilot)
+    await pilot.press("ctrl+t")
+
+    def rows() -> bool:
+        panels = pilot.app.screen.query(TimelinePanel)
+        return bool(panels) and len((panels.first().timeline or {}).get("points") or []) >= 2
+
+    await wait_for(pilot, rows, "the timeline with its restore points")
+    await pilot.pause(0.3)
+
+
+async def cluster(pilot) -> None:
+    await ready(pilot)
+    await run_cell(pilot, "%cluster start 2")
+    await run_cell(pilot, "%px import os; print('engine pid', os.getpid())")
+    screen = pilot.app.main_screen
+    await wait_for(pilot, lambda: screen.cluster is not None and len(screen.cluster.engines) == 2,
+                   "two engines in the status bar")
+    await pilot.press("f12")
+    pane = screen.query_one("#cluster")
+    await wait_for(pilot, lambda: pane.is_open, "the cluster pane")
+    await run_cell(pilot, "%px print('hello from engine', os.getpid())")
+    await wait_for(pilot, lambda: "hello from engine" in pane.plain, "the engine's own stream")
+    screen.editor.set_text("%px result = sum(range(10**6))")
+    await settle(pilot)
+
+
 Scene = Callable[[object], Awaitable[None]]
 SCENES: list[tuple[str, Scene, str | None]] = [
     ("main-idle", idle, None),
@@ -206,6 +246,8 @@ SCENES: list[tuple[str, Scene, str | None]] = [
     ("theme-high-contrast", with_output, "high-contrast"),
     ("plot-inline", plot, None),
     ("html-table", tables, None),
+    ("timeline", timeline, None),
+    ("cluster-pane", cluster, None),
 ]
 
 
