@@ -12,6 +12,7 @@ import builtins
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,14 @@ class ClusterLink:
     autopx: bool = False
     connection_file: str = ""  # the cluster's ipcontroller-…client.json
     pid: int = 0  # the process the client was made in (a restored snapshot is a fork)
+    joiner: threading.Thread | None = None  # the start-up join of ``--cluster``, if any
+
+    def wait_joined(self) -> None:
+        """Wait for the start-up join (``--cluster``) to end, so a first cell finds the
+        cluster instead of none; the joining thread itself does not wait."""
+        joiner = self.joiner
+        if joiner is not None and joiner is not threading.current_thread():
+            joiner.join()  # interruptible on the main thread: Ctrl+C ends the wait
 
     @property
     def connected(self) -> bool:
@@ -58,6 +67,7 @@ class ClusterLink:
         """Connect to a running cluster: a client connection file or a profile name."""
         import ipyparallel as ipp
 
+        self.wait_joined()
         self.close()
         path = Path(where).expanduser()
         try:
@@ -82,6 +92,7 @@ class ClusterLink:
         """Start a local cluster of ``n`` engines owned by this kernel."""
         import ipyparallel as ipp
 
+        self.wait_joined()
         self.close()
         from IPython.core.profiledir import ProfileDir
         from IPython.paths import get_ipython_dir
@@ -131,6 +142,7 @@ class ClusterLink:
         return "\n".join(lines)
 
     def require(self) -> Any:
+        self.wait_joined()
         if self.client is None:
             raise ClusterError("no cluster: use %cluster start N or %cluster connect FILE|PROFILE")
         if self.pid != os.getpid():

@@ -228,27 +228,27 @@ def unwatch() -> None:
 
 def start_from_spec(worker: Any, spec: str) -> threading.Thread:
     """``new:N``, a client connection file or a profile (``ipytui --cluster``):
-    start or join the cluster in a thread, holding the user lock so the first
-    cells wait for it instead of finding no cluster."""
+    start or join the cluster in a thread; the first cells that use the cluster
+    wait for it (``ClusterLink.wait_joined``) instead of finding none."""
 
     def run() -> None:
         sup = _SINK[0]
-        with worker.user_lock:
-            try:
-                if spec.startswith("new:"):
-                    n = int(spec[4:])
-                    LINK.start(n)
-                    wait_for_engines(LINK.client, n, START_TIMEOUT)
-                else:
-                    LINK.connect(spec)
-            except (ClusterError, ValueError) as exc:
-                sup({"event": "cluster", "error": str(exc)})
-                return
-            except Exception as exc:  # noqa: BLE001 - never the worker's end
-                sup({"event": "cluster", "error": f"cannot use the cluster {spec!r}: {exc}"})
-                return
-            watch()
+        try:
+            if spec.startswith("new:"):
+                n = int(spec[4:])
+                LINK.start(n)
+                wait_for_engines(LINK.client, n, START_TIMEOUT)
+            else:
+                LINK.connect(spec)
+        except (ClusterError, ValueError) as exc:
+            sup({"event": "cluster", "error": str(exc)})
+            return
+        except Exception as exc:  # noqa: BLE001 - never the worker's end
+            sup({"event": "cluster", "error": f"cannot use the cluster {spec!r}: {exc}"})
+            return
+        watch()
 
     thread = threading.Thread(target=run, name="ipytui-cluster-start", daemon=True)
+    LINK.joiner = thread
     thread.start()
     return thread

@@ -88,6 +88,7 @@ def cluster(shell: Any, line: str) -> None:
     """
     words = split(line)
     command = words[0] if words else ""
+    LINK.wait_joined()  # ``--cluster``'s join at start-up ends first
     if command == "":
         print(_run(LINK.describe))
     elif command == "start":
