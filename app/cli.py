@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 USAGE_EPILOG = """\
 subcommands (each has its own --help):
   ipytui kernel ...            run the kernel (supervisor) itself; --debug logs to stderr
+  ipytui engine ...            an ipyparallel engine that survives crashes (as ipengine)
   ipytui kernelspec install    make ipytui a Jupyter kernel
   ipytui kernelspec list       the ipytui kernelspecs installed
   ipytui keys new|authorize|revoke|list|show   Curve keys for remote kernels
@@ -111,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         from ipytui.kernel.supervisor.main import main as kernel_main
 
         return kernel_main(argv[1:]) or 0
+    if argv and argv[0] == "engine":
+        from ipytui.kernel.engine.app import main as engine_main
+
+        return engine_main(argv[1:]) or 0
     if argv and argv[0] == "keys":
         from ipytui.kernel.tools.keys import main as keys_main
 

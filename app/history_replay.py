@@ -97,6 +97,8 @@ class HistoryReplay:
     def _event_note(self, event: dict[str, Any], *, history: bool) -> None:
         """A line in the stream for an event (a crash shows in its cell instead)."""
         kind = event.get("event")
+        if kind == "timeline":
+            return  # a state for the timeline screen, not a line in the stream
         cell_id = f"event-{kind}-{event.get('time')}"
         if kind == "crash" and (event.get("cell_msg_id") or not history):
             return  # told by its cell's error; live, a cell-less one comes as display_data

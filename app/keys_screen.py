@@ -21,6 +21,7 @@ KEYS: list[tuple[str, str, str]] = [
     ("Kernel", "F8", "restart: an empty namespace for every client (asks first)"),
     ("Kernel", "F9", "restart and restore the latest snapshot; every client is told"),
     ("Kernel", "F10", "undo the last cell (%undo; asks first for a peer's cell)"),
+    ("Kernel", "Ctrl+T", "restore points (%timeline): undo to a chosen one (Enter)"),
     ("Output", "Ctrl+L", "clear the output stream"),
     ("Output", "Shift+PgUp / Shift+PgDn", "scroll the output (pauses follow)"),
     ("Output", "Ctrl+End / End", "resume following new output"),

@@ -52,6 +52,7 @@ class KernelLifecycle:
     banner: CrashBanner
     stream: OutputStream
     run_code: Any
+    show_timeline: Callable[[dict[str, Any]], None]
 
     # -- start-up --------------------------------------------------------------------
     def connect(self) -> None:
@@ -104,6 +105,8 @@ class KernelLifecycle:
                     extra = usage.get("ipytui")
                     if isinstance(extra, dict) and isinstance(extra.get("protection"), dict):
                         fields["protection"] = extra["protection"]
+                    if isinstance(extra, dict) and isinstance(extra.get("timeline"), dict):
+                        self.show_timeline(extra["timeline"])
                     self.status.set(**fields)
                 else:
                     failures += 1
@@ -242,7 +245,13 @@ class KernelLifecycle:
 
     def _on_shared_event(self, event: dict[str, Any]) -> None:
         """A crash, restart, restore, interrupt or recovery the kernel told every client:
-        the status shows the kernel's own facts from it, never a count of ours."""
+        the status shows the kernel's own facts from it, never a count of ours.
+        A timeline event only updates the timeline screen: it comes with every
+        changing cell, and the status pane keeps its own pace (kernel_info, usage)."""
+        if event.get("event") == "timeline":
+            if isinstance(event.get("timeline"), dict):
+                self.show_timeline(event["timeline"])
+            return
         facts = event.get("status") if isinstance(event.get("status"), dict) else {}
         fields: dict[str, Any] = {}
         if isinstance(facts.get("worker_pid"), int) and facts["worker_pid"]:

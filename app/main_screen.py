@@ -73,6 +73,7 @@ class MainScreen(
         Binding("f10", "undo_cell", "Undo cell", key_display="F10", show=False),
         # On the footer once the kernel has a cluster (check_action).
         Binding("f12", "next_engine", "Engines", key_display="F12"),
+        Binding("ctrl+t", "show_timeline", "Timeline", key_display="^T", show=False),
         Binding("escape", "dismiss_overlay", "Close", show=False),
         Binding("shift+pageup", "scroll_output(-1)", "Scroll up", show=False),
         Binding("shift+pagedown", "scroll_output(1)", "Scroll down", show=False),
@@ -111,6 +112,7 @@ class MainScreen(
         self._resumed = False
         self._shown_early: dict[str, Any] | None = None
         self.cluster: ClusterView | None = None
+        self.timeline: dict[str, Any] = {}  # the kernel's newest restore-point timeline
 
     # -- layout ---------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -273,6 +275,28 @@ class MainScreen(
         from .keys_screen import KeysScreen
 
         self.app.push_screen(KeysScreen())
+
+    def action_show_timeline(self) -> None:
+        """Ctrl+T: the restore points; undo to one (asking first for peers' cells)."""
+        from .timeline_screen import TimelineScreen
+
+        def chosen(code: str | None) -> None:
+            if code:
+                self.run_code(code)
+
+        self.app.push_screen(TimelineScreen(self.timeline, list(self.stream.cells.values())),
+                             chosen)
+
+    def show_timeline(self, timeline: dict[str, Any]) -> None:
+        """The kernel's word on its restore points (an event, or the usage poll)."""
+        from .timeline_screen import TimelineScreen
+
+        if timeline == self.timeline:
+            return  # the usage poll repeats it: an open screen keeps its rows as they are
+        self.timeline = timeline
+        for screen in self.app.screen_stack:
+            if isinstance(screen, TimelineScreen):
+                screen.show(timeline, list(self.stream.cells.values()))
 
     def action_scroll_output(self, direction: int) -> None:
         if direction < 0:

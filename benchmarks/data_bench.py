@@ -3,6 +3,7 @@
     python benchmarks/data_bench.py                      # sizes 0, 256, 1024 MiB, 5 cells each
     python benchmarks/data_bench.py --sizes 0,256 --cells 3 --json out.json
     python benchmarks/data_bench.py --sizes 1024 --ipytui-flags "--snapshot-budget 512M"
+    python benchmarks/data_bench.py --journal-cells 10000 --plot benchmarks/data_scale.png
 
 For each namespace size (a float64 numpy array ``big``; sizes are capped
 below half of the available memory) a fresh ipytui kernel and a fresh
@@ -18,7 +19,11 @@ after the cells), and the table says how many were right.
 
 ipytui only: the protection level it chose and showed (kernel_info), the
 cost of ``%undo`` of one in-place cell (checked: the array is back), and
-crash -> restored (segfault, then ``print(big[0])`` done and right).
+crash -> restored (segfault, then ``print(big[0])`` done and right). Before the
+undo's in-place cell and before the crash it waits (untimed) until the newest
+restore point has spilled its big buffers to disk (worker/spill.py), so both
+include reading them back; what the kept points hold in RAM and on disk then
+is reported beside them. ``--journal-cells`` and ``--plot``: data_extras.py.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import data_extras  # noqa: E402
 from kernel_bench import KernelRun  # noqa: E402
 from procs import KERNEL_COMMANDS, Workdir, install_handlers, kill_all, tree  # noqa: E402
 
@@ -119,6 +125,7 @@ def _ipytui_extras(run: KernelRun, n: int, value: float) -> dict[str, Any]:
     extras: dict[str, Any] = {"level": _protection(run).get("level")}
     if n:
         time.sleep(2.5)  # past idle_seconds: the idle level's restore point is taken (untimed)
+        _spilled(run)
         client.run("big += 1", 300)
         t0 = time.perf_counter()
         done, reply = client.wait_done(client.execute("%undo"), 300)
@@ -126,12 +133,25 @@ def _ipytui_extras(run: KernelRun, n: int, value: float) -> dict[str, Any]:
         extras["undo_right"] = reply.get("status") == "ok" and _value(run, "big[0]") == f"{value}"
     extras["level_after"] = _protection(run).get("level")
     time.sleep(2.5)  # a restore point of the current state at any level (untimed)
+    status = _spilled(run) if n else _protection(run)
+    extras.update(held=status.get("held", 0), on_disk=status.get("on_disk", 0),
+                  spill=status.get("spill", ""))
     t0 = time.perf_counter()
     client.execute("import ctypes; ctypes.string_at(0)", stop_on_error=False)
     seen = _value(run, "big[0]" if n else "1.0")
     extras["crash_ms"] = (time.perf_counter() - t0) * 1e3
     extras["crash_right"] = seen == (f"{value}" if n else "1.0")
     return extras
+
+
+def _spilled(run: KernelRun, timeout: float = 60.0) -> dict[str, Any]:
+    """kernel_info's protection once the newest point says how its spill went."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = _protection(run)
+        if status.get("spill") or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)
 
 
 def _protection(run: KernelRun) -> dict[str, Any]:
@@ -161,12 +181,13 @@ def render(results: dict[int, dict[str, dict[str, Any]]], cells: int) -> str:
             lines.append(f"| {mib} MiB | {name} | {ta:.1f} | {tb:.1f} | {ta / tb:.2f}x | {slow} | {pa:.0f} "
                          f"| {pb:.0f} | {pa / pb:.2f}x | {a['right'][name]}/{b['right'][name]} |")
     lines += ["", "| size | level chosen | after undo | %undo ms (right) | crash -> restored ms "
-              "(right) |", "|---|---|---|---|---|"]
+              "(right) | points hold: RAM / disk MiB | newest point |", "|---|---|---|---|---|---|---|"]
     for mib, by_kind in results.items():
         a = by_kind["ipytui"]
         undo = f"{a['undo_ms']:.0f} ({a['undo_right']})" if "undo_ms" in a else "-"
         lines.append(f"| {mib} MiB | {a['level']} | {a['level_after']} | {undo} | "
-                     f"{a['crash_ms']:.0f} ({a['crash_right']}) |")
+                     f"{a['crash_ms']:.0f} ({a['crash_right']}) | {a['held'] / 2**20:.0f} / "
+                     f"{a['on_disk'] / 2**20:.0f} | {a['spill'] or '-'} |")
     lines.append(f"\nmedian of {cells} back-to-back cells (the slowest is the one that paid the "
                  "restore point's copies); PSS: the largest after any of them")
     return "\n".join(lines)
@@ -177,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="0,256,1024", help="namespace sizes in MiB")
     parser.add_argument("--cells", type=int, default=5, help="cells of each kind, back to back")
     parser.add_argument("--json", help="write the raw figures here")
+    parser.add_argument("--journal-cells", type=int, default=0,
+                        help="also measure the journal's size after this many printing cells")
+    parser.add_argument("--plot", help="save the curves here (png)")
     parser.add_argument("--ipytui-flags", default="",
                         help="extra kernel flags for ipytui, e.g. '--snapshot-budget 512M'")
     args = parser.parse_args(argv)
@@ -203,8 +227,20 @@ def main(argv: list[str] | None = None) -> int:
         kill_all()
     print(render(results, args.cells))
     print(f"\n(load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cpus)")
+    if args.plot and results:
+        data_extras.plot(results, list(CELLS), Path(args.plot))
+    if args.journal_cells:
+        journal = data_extras.journal_sizes(args.journal_cells)
+        print("\n" + data_extras.render_journal(journal))
+        print(f"\n(load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cpus)")
+        results_journal = journal
+    else:
+        results_journal = None
     if args.json:
-        Path(args.json).write_text(json.dumps({str(k): v for k, v in results.items()}, indent=1))
+        raw: dict[str, Any] = {str(k): v for k, v in results.items()}
+        if results_journal:
+            raw["journal"] = results_journal
+        Path(args.json).write_text(json.dumps(raw, indent=1))
     return 0
 
 

@@ -21,7 +21,11 @@ and ``cell_msg_id`` (the ``%undo`` cell, undo), ``level`` and ``reason``
 kernel started the cluster), ``iopub`` (the Hub's IOPub: ``url``, ``key``,
 ``signature_scheme``, ``curve_serverkey``, for a UI's engine pane),
 ``connection_file`` and ``error`` (cluster). Peers of a kernel may run code
-in it, so the cluster's key in ``iopub`` tells them nothing they could not read.
+in it, so the cluster's key in ``iopub`` tells them nothing they could not read;
+``timeline`` (timeline: ``%timeline``'s data, sent whenever the kept restore
+points or the cells they cover change, while an ipytui UI is attached; a
+state, not history, so it is not journaled: a late joiner reads it from
+``usage_reply``'s ``ipytui.timeline``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from __future__ import annotations
 from typing import Any
 
 EVENT_MSG_TYPE = "ipytui_event"
-KINDS = ("crash", "restart", "restore", "undo", "interrupt", "recovered", "protection", "cluster")
+KINDS = ("crash", "restart", "restore", "undo", "interrupt", "recovered", "protection", "cluster",
+         "timeline")
 ENGINE_STATES = ("up", "busy", "dead")
 
 # jupyter_client's Session falls back to this when $USER is unset: it names nobody.
@@ -75,6 +80,9 @@ def event_text(event: dict[str, Any]) -> str:
         return f"Undo by {who}: back at {_state_after(event)}; {cells} undone."
     if kind == "interrupt":
         return f"Interrupt sent by {who}."
+    if kind == "timeline":
+        data = event.get("timeline") if isinstance(event.get("timeline"), dict) else {}
+        return f"Restore points: {plural(int(data.get('available') or 0), 'undo step')} available."
     if kind == "protection":
         reason = event.get("reason") if isinstance(event.get("reason"), str) else ""
         during = f" (in a cell run by {who})" if isinstance(by, dict) else ""

@@ -10,6 +10,7 @@ Example ``config.toml``::
     copy_limit = "64M"         # a cell copying more for its snapshot moves auto to idle
     idle_seconds = 2.0         # idle level: snapshot after this long without a cell
     memory_limit = "80%"       # the worker and its snapshots together
+    spill_threshold = "128M"   # a restore point spills mappings this big to disk; "off"
 
 A bad value is refused with a message naming the key; the kernel then keeps
 the default for it (a typo in the config never keeps a kernel from starting).
@@ -42,6 +43,7 @@ class ProtectionSettings:
     copy_limit: int = 64 * 2**20
     idle_seconds: float = 2.0
     memory_limit: int = field(default_factory=lambda: _share(0.8, 4 * 2**30))
+    spill_threshold: int = 128 * 2**20  # 0: restore points never spill (worker/spill.py)
     warnings: list[str] = field(default_factory=list)
 
     def as_config(self) -> dict[str, Any]:
@@ -65,6 +67,8 @@ class ProtectionSettings:
             if key == "memory_limit" and size < MIN_MEMORY_LIMIT:
                 raise ValueError(f"memory_limit {value!r} is below the 64 MiB a worker needs")
             setattr(self, key, size)
+        elif key == "spill_threshold":
+            self.spill_threshold = 0 if value in ("off", False) else _size(value, key)
         elif key == "idle_seconds":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"idle_seconds must be a number of seconds >= 0, got {value!r}")

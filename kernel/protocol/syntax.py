@@ -159,3 +159,36 @@ def assigned_names(code: str) -> list[str]:
             names.add((node.asname or node.name).split(".")[0])
     return sorted(names)
 
+
+
+def changed_names(code: str) -> list[str]:
+    """Top-level names a cell may have changed, read from its source (for the timeline).
+
+    The names it assigns or deletes, and the names whose item or attribute it
+    sets or deletes (``d["k"] = 1``, ``del d["k"]``, ``obj.x += 1``) or on which
+    it calls a method whose result it throws away (``lst.append(3)``,
+    ``df.drop(columns=["b"], inplace=True)``): a call made for its effect. A
+    guess from the source, never a proof: a function call can change anything.
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    names = set(assigned_names(code))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Del):
+            names.add(node.id)
+        elif isinstance(node, (ast.Subscript, ast.Attribute)) and \
+                isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.update(_base_name(node))
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                isinstance(node.value.func, ast.Attribute):
+            names.update(_base_name(node.value.func.value))
+    return sorted(names)
+
+
+def _base_name(node: ast.AST) -> list[str]:
+    """``d`` for ``d["a"].b[0]``; nothing when the chain starts elsewhere (a call)."""
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        node = node.value
+    return [node.id] if isinstance(node, ast.Name) else []

@@ -25,10 +25,11 @@ class Announcer:
     publish: Callable[..., None]
     status_info: Callable[[], dict[str, Any]]
 
-    def announce(self, kind: str, by: Message | None = None, journal: bool = True,
+    def announce(self, kind: str, by: Message | None = None, *, journal: bool = True,
                  **details: Any) -> dict[str, Any]:
         """Publish and journal one event; returns its content. ``journal=False``: a
-        passing state (an engine busy) told live only, not kept for replay."""
+        state, not history (the timeline, an engine busy), told live only, not kept
+        for replay."""
         header = by.header if by is not None else {}
         content: dict[str, Any] = {
             "event": kind, "time": time.time(),

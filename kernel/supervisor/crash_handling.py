@@ -17,11 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ipytui.kernel.protocol import procs
+from ipytui.kernel.protocol import engine_identity, procs
+from ipytui.kernel.protocol.engine_identity import MAIN_THREAD_REQUESTS
 from ipytui.kernel.protocol.recovery import report_bundle
+from ipytui.kernel.protocol.schema import reply_type
 from ipytui.kernel.protocol.wire import Codec, WireError
 from ipytui.kernel.supervisor import crash_report
-from ipytui.kernel.supervisor.inflight import Pending, WorkerState, is_execute
+from ipytui.kernel.supervisor.inflight import Pending, WorkerState, for_main_thread
 
 log = logging.getLogger("ipytui.supervisor")
 
@@ -148,24 +150,25 @@ class CrashHandling:
         return newest.pid, newest.count
 
     def _running_cell(self) -> Pending | None:
-        """The execute the worker was running: the oldest unanswered one.
+        """The execute (or an engine's task) the worker was running: the oldest unanswered one.
 
         The worker runs executes in arrival order and takes each at once, and
         its last messages (even execute_input) may die with it unsent.
         """
         executes = [p for p in self.inflight.values()
-                    if p.channel == "shell" and p.msg.msg_type == "execute_request"]
+                    if p.channel == "shell" and p.msg.msg_type in MAIN_THREAD_REQUESTS]
         started = [p for p in executes if p.started]
         return started[0] if started else (executes[0] if executes else None)
 
     def _requeue_after_crash(self, running: Pending | None) -> None:
         """Keep the crashed cell and the executes behind it until the new worker says
-        which cell its state follows; re-send everything else."""
+        which cell its state follows; re-send everything else (an engine's tasks
+        behind it too: ipyparallel has no stop-on-error for them)."""
         pending, self.inflight = list(self.inflight.values()), {}
         self.crash_running = running
         self.crash_queued = [p for p in pending if p is not running
                              and p.channel == "shell" and p.msg.msg_type == "execute_request"]
-        others = [(p.channel, p.frames, is_execute(p.channel, p.msg)) for p in pending
+        others = [(p.channel, p.frames, for_main_thread(p.channel, p.msg)) for p in pending
                   if p is not running and p not in self.crash_queued]
         self.backlog[:0] = others
 
@@ -180,7 +183,7 @@ class CrashHandling:
         running, queued = self.crash_running, list(getattr(self, "crash_queued", []))
         self.crash_running, self.crash_queued = None, []
         after = (ready or {}).get("after_msg_id")
-        if running is not None and after and after == running.msg.msg_id:
+        if running is not None and after and after == running.msg.msg_id and is_cell(running):
             self._answer(running, "execute_reply",
                          {"status": "ok", "execution_count": running.count or record.snapshot_count,
                           "payload": [], "user_expressions": {}}, busy=False)
@@ -198,6 +201,21 @@ class CrashHandling:
             else:
                 self.backlog.insert(queued.index(p), (p.channel, p.frames, True))
         return running
+
+    def _answer_crashed(self, running: Pending, error: dict[str, Any], cause: str) -> None:
+        """The crashed request's error reply; an engine's carries what ipyparallel reads."""
+        engine = engine_identity.from_env()
+        content = {"status": "error", **error}
+        if is_cell(running):
+            content["execution_count"] = self.execution_count
+        else:
+            content["evalue"] = f"{cause} while running this task"
+        if engine is None:
+            self._answer(running, reply_type(running.msg.msg_type), content, busy=False)
+            return
+        content["engine_info"] = engine.info("apply" if not is_cell(running) else "execute")
+        self._answer(running, reply_type(running.msg.msg_type), content, busy=False,
+                     metadata=engine.reply_metadata("error"))
 
     def _give_up(self, record: crash_report.CrashRecord) -> None:
         """Stop restarting: say so to the crashed cell, then answer every request with why."""
@@ -242,9 +260,12 @@ class CrashHandling:
             self.publish("iopub", "error", error, parent=running.msg)
             self.recorder.output(msg_id, "error", error)
             self.recorder.finished(msg_id, "crashed", "KernelDied")
-            self._answer(running, "execute_reply", {"status": "error", **error,
-                                                    "execution_count": self.execution_count},
-                         busy=False)
+            self._answer_crashed(running, error, record.cause)
         self.announce("crash", by=running.msg if running else None, report=report,
                       cell_msg_id=running.msg.msg_id if running else None,
                       execution_count=record.cell)
+
+
+def is_cell(pending: Pending) -> bool:
+    """An execute (else an engine's apply_request)."""
+    return pending.msg.msg_type == "execute_request"

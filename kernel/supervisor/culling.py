@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ipytui.kernel.protocol.atomic import sweep_tmp
+from ipytui.kernel.protocol.spill_files import remove_spills
 from ipytui.kernel.supervisor.inflight import WorkerState
 from ipytui.kernel.supervisor.lockfile import KernelLock
 from ipytui.kernel.supervisor.presence_service import PresenceService
@@ -79,6 +80,7 @@ class Culling:
 
     def leave_lock(self) -> None:
         """At the end: a clean stop removes lock and checkpoint; a cull keeps both, marked."""
+        remove_spills(self.checkpoint_path)  # the points are killed: their files are of no use
         if self.culled and self.checkpoint_path.exists():
             self.lock.ended, self.lock.clients, self.lock.activity = "culled", 0, "idle"
             self.lock.write()

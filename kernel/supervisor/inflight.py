@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ipytui.kernel.protocol.engine_identity import MAIN_THREAD_REQUESTS
 from ipytui.kernel.protocol.wire import Message
 
 
@@ -40,15 +41,10 @@ class WorkerState:
     cell_done_for: str = ""  # the msg_id of the last cell_done (it may come before the reply)
 
 
-MAIN_THREAD_TYPES = ("execute_request", "comm_open", "comm_msg", "comm_close")
+MAIN_THREAD_TYPES = MAIN_THREAD_REQUESTS | {"comm_open", "comm_msg", "comm_close"}
 """Shell messages the worker's main thread takes in arrival order (its exec pipe):
 as in ipykernel, a comm message is applied before a cell sent after it, and one
 that comes while a cell runs waits for it."""
-
-
-def is_execute(channel: str, msg: Message) -> bool:
-    """Whether a request is a cell to run (the only requests of the exec pipe)."""
-    return channel == "shell" and msg.msg_type == "execute_request"
 
 
 def for_main_thread(channel: str, msg: Message) -> bool:

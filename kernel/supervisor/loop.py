@@ -146,9 +146,9 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
             return
 
     # -- sending ----------------------------------------------------------
-    def publish(self, channel: str, msg_type: str, content: dict[str, Any],
-                parent: Message | None = None, identities: list[bytes] | None = None) -> None:
-        msg = self.codec.msg(msg_type, content, parent=parent)
+    def publish(self, channel: str, msg_type: str, content: dict[str, Any], parent: Message | None = None,
+                identities: list[bytes] | None = None, metadata: dict[str, Any] | None = None) -> None:
+        msg = self.codec.msg(msg_type, content, parent=parent, metadata=metadata)
         if channel == "iopub":
             send_frames(self.iopub, self.codec.serialize(msg, [msg_type.encode()]))
         else:
@@ -162,14 +162,14 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
             log.warning("could not send %s: %s", msg.msg_type, exc)
 
     def _answer(self, pending: Pending, reply_type: str, content: dict[str, Any],
-                busy: bool = True) -> None:
+                busy: bool = True, metadata: dict[str, Any] | None = None) -> None:
         """Reply to a request ourselves, with busy/idle around it like the worker would."""
         if pending.msg.msg_type == "execute_request":
             self.presence.finished(pending.msg.msg_id)
         if busy:
             self.publish("iopub", "status", {"execution_state": "busy"}, parent=pending.msg)
         self.publish(pending.channel, reply_type, content, parent=pending.msg,
-                     identities=pending.msg.identities)
+                     identities=pending.msg.identities, metadata=metadata)
         self.publish("iopub", "status", {"execution_state": "idle"}, parent=pending.msg)
 
     def to_worker(self, channel: str, frames: list[bytes], execute: bool = False) -> None:
@@ -325,6 +325,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
             self._safely(self.check_restores)
             self._safely(self._check_crash_deadline)
             self._safely(self._guard_memory)
+            self._safely(self.tell_timeline)
             self._safely(self.presence.flush)
             self._safely(self.check_idle)
             table = self.presence.table

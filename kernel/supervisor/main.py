@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--memory-limit", metavar="SIZE",
                         help="end the worker (and restore) when it and its restore points pass "
                              "this: 4G, 512M, 80%% of physical memory (default 80%%)")
+    parser.add_argument("--spill-threshold", metavar="SIZE",
+                        help="a restore point writes its buffers of this size or more to disk "
+                             "and drops them from RAM: 128M (default), or off")
     parser.add_argument("--restore-from", help="start from this checkpoint file")
     parser.add_argument("--exit-on-restart", action="store_true",
                         help="exit on shutdown_request(restart=true), as Jupyter kernel managers "
@@ -133,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     security = ServerSecurity.for_kernel(info, remote=args.remote, authorized_keys=authorized, **limits)
     if args.replay_window:
         limits["replay_window"] = args.replay_window
+    from ipytui.kernel.protocol.spill_files import sweep_spills
     from ipytui.kernel.supervisor.culling import DEFAULT_CULL_AFTER
 
     # --exit-on-restart is the kernelspec's flag: a Jupyter kernel manager launched us.
@@ -145,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     from ipytui.kernel.supervisor.cluster_owner import ClusterOwner
 
     sup.cluster = ClusterOwner(args.cluster)
+    sweep_spills(sup.checkpoint_path.parent)  # of restore points killed with their kernel
     sup.bind()
     if owns:
         print(f"ipytui kernel: connection file {path}", file=sys.stderr, flush=True)
@@ -226,7 +231,8 @@ def _settings(args: argparse.Namespace) -> ProtectionSettings:
         print(f"ipytui kernel: {warning}", file=sys.stderr)
     flags = {"protection": args.protection, "undo_depth": args.undo_depth,
              "snapshot_budget": args.snapshot_budget, "memory_limit": args.memory_limit,
-             "copy_limit": args.copy_limit, "idle_seconds": args.idle_seconds}
+             "copy_limit": args.copy_limit, "idle_seconds": args.idle_seconds,
+             "spill_threshold": args.spill_threshold}
     for key, value in flags.items():
         if value is not None:
             try:

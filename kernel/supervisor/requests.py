@@ -49,6 +49,7 @@ class Requests:
     interrupt_worker: Callable[[], None]
     announce: Callable[..., dict[str, Any]]
     protection_status: Callable[[], dict[str, Any]]
+    timeline_data: Callable[[], dict[str, Any]]
     protection: dict[str, Any]
     guard: Any
     chain: Any
@@ -160,7 +161,8 @@ class Requests:
         used = self.guard.used(self.worker.pid, self.chain) if self.worker.pid else 0
         self._answer(Pending(channel, msg, []), "usage_reply", {
             "hostname": os.uname().nodename, "pid": self.worker.pid or os.getpid(),
-            "kernel_memory": used, "ipytui": {"protection": self.protection_status()}})
+            "kernel_memory": used, "ipytui": {"protection": self.protection_status(),
+                                              "timeline": self.timeline_data()}})
 
 
 def history_content_error(content: dict[str, Any]) -> str | None:

@@ -31,6 +31,8 @@ class RestorePoint:
     changed: list[str] = field(default_factory=list)
     taken: float = field(default_factory=time.time)
     held: int = 0  # bytes only this point keeps alive (its private pages), last measured
+    on_disk: int = 0  # bytes of its big buffers it spilled to disk (worker/spill.py)
+    spill: str = ""  # what its spill did, in words ("" while none was tried)
 
 
 class RestoreChain:
@@ -84,6 +86,13 @@ class RestoreChain:
     def held(self) -> int:
         return sum(p.held for p in self.points)
 
+    def on_disk(self) -> int:
+        """Disk the kept points' spill files take (RAM is ``held``: counted apart)."""
+        return sum(p.on_disk for p in self.points)
+
+    def find(self, pid: int) -> RestorePoint | None:
+        return next((p for p in self.points if p.pid == pid), None)
+
     def take(self, pid: int) -> RestorePoint | None:
         """Remove and return the point of ``pid`` (it is being promoted)."""
         for i, point in enumerate(self.points):
@@ -109,16 +118,20 @@ class RestoreChain:
         """Points older than the current state (after cell ``state_count``), oldest first."""
         return [p for p in self.points if p.count < state_count]
 
-    def timeline(self, state_count: int) -> dict[str, Any]:
-        """The %timeline content: kept points, which are undo targets, and the dropped."""
-        self.measure()
+    def timeline(self, state_count: int, measure: bool = True) -> dict[str, Any]:
+        """The %timeline content: kept points, which are undo targets, and the dropped
+        (``measure=False``: what each point held when last measured, at its trim)."""
+        if measure:
+            self.measure()
         targets = self.undo_targets(state_count)
         rows = []
         for point in self.points:
             steps = len(targets) - targets.index(point) if point in targets else 0
             rows.append({"count": point.count, "user": point.user, "changed": point.changed,
-                         "taken": point.taken, "held": point.held, "undo_steps": steps})
+                         "taken": point.taken, "held": point.held, "on_disk": point.on_disk,
+                         "spill": point.spill, "undo_steps": steps})
         return {"points": rows, "gone": list(self.gone), "held": self.held(),
+                "on_disk": self.on_disk(),
                 "budget": self.budget, "undo_depth": self.undo_depth,
                 "available": len(targets), "state_count": state_count}
 

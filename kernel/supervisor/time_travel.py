@@ -24,7 +24,8 @@ from ipytui.kernel.protocol import procs
 from ipytui.kernel.protocol.atomic import remove_tmp
 from ipytui.kernel.protocol.protection_settings import ProtectionSettings
 from ipytui.kernel.protocol.sizes import format_size
-from ipytui.kernel.supervisor.inflight import Pending, WorkerState, is_execute
+from ipytui.kernel.protocol.spill_files import remove_spill
+from ipytui.kernel.supervisor.inflight import Pending, WorkerState, for_main_thread
 from ipytui.kernel.supervisor.memory_guard import MemoryGuard
 from ipytui.kernel.supervisor.restore_points import RestoreChain, RestorePoint
 
@@ -42,6 +43,7 @@ class UndoPlan:
     target: RestorePoint
     undone: list[int]
     began: float = field(default_factory=time.monotonic)
+    failed: str = ""  # why the target could not be woken, else ""
 
 
 class TimeTravel:
@@ -60,6 +62,8 @@ class TimeTravel:
     changed_cells: list[int]
     undo_plan: UndoPlan | None
     zombies: list[int]
+    timeline_due: bool  # the points or the cells they cover changed: tell the clients
+    presence: Any
     crash_pending: Any
     execution_count: int
     last_ok_count: int
@@ -80,6 +84,7 @@ class TimeTravel:
         self.changed_cells = []
         self.undo_plan = None
         self.zombies = []
+        self.timeline_due = False
 
     # -- events from the worker ---------------------------------------------
     def _on_snapshot(self, event: dict[str, Any]) -> None:
@@ -90,9 +95,11 @@ class TimeTravel:
         self.worker.notes = [f"thread {name!r} did not survive fork()"
                              for name in event.get("lost_threads", [])]
         self._discard(self.chain.add(point))
+        self.timeline_due = True
 
     def _on_cell_changed(self, count: int) -> None:
         self.changed_cells = [*self.changed_cells, count][-MAX_CHANGED:]
+        self.timeline_due = True
 
     def _on_protection(self, event: dict[str, Any]) -> None:
         before = self.protection.get("level")
@@ -110,11 +117,27 @@ class TimeTravel:
             self._discard(self.chain.drop_all(why))
             self.worker.snapshot_pid = self.worker.snapshot_count = 0
 
+    def _on_spill(self, event: dict[str, Any]) -> None:
+        """A point spilled its big buffers to disk, or could not (and keeps them in RAM)."""
+        point = self.chain.find(int(event.get("pid") or 0))
+        size = format_size(int(event.get("bytes") or 0))
+        if point is None:
+            return
+        if event.get("ok"):
+            point.on_disk, point.spill = int(event.get("bytes") or 0), f"spilled {size} to disk"
+        elif event.get("lost"):
+            point.spill = f"lost: its spill of {size} could not be read back ({event.get('why')})"
+        else:
+            point.spill = f"not spilled ({event.get('why')}): it holds its {size} copy in RAM"
+            log.warning("restore point after cell [%d]: %s", point.count, point.spill)
+
     def _discard(self, pids: list[int]) -> None:
         """Kill dropped restore points; the ones re-parented to us are reaped later."""
+        self.timeline_due = self.timeline_due or bool(pids)
         for pid in pids:
             procs.kill(pid)
             remove_tmp(self.checkpoint_path, pid)  # killed mid-checkpoint, perhaps
+            remove_spill(self.checkpoint_path, pid)
             self.zombies.append(pid)
 
     def _reap_zombies(self) -> None:
@@ -134,11 +157,31 @@ class TimeTravel:
         self.link.send("exec", [b"sup", json.dumps({"cmd": "answer", "ask": ask, **content}).encode()])
 
     def _on_timeline(self, event: dict[str, Any]) -> None:
-        data = self.chain.timeline(self.state_count())
-        newest = self.chain.newest
+        self._answer_worker(str(event.get("ask")), {"timeline": self.timeline_data(measure=True)})
+
+    def timeline_data(self, measure: bool = False) -> dict[str, Any]:
+        """%timeline's data: the points, the cells after the newest, the dropped ones,
+        and ``changed`` (the state-changing cells since the oldest point: what an undo
+        to each point takes back). ``measure``: re-read what each point holds."""
+        data = self.chain.timeline(self.state_count(), measure=measure)
+        newest, oldest = self.chain.newest, (self.chain.points or [None])[0]
         data["unprotected"] = [c for c in self.changed_cells if newest and c > newest.count]
+        data["changed"] = [c for c in self.changed_cells if oldest and c > oldest.count]
         data["level"] = self.protection.get("level", "?")
-        self._answer_worker(str(event.get("ask")), {"timeline": data})
+        return data
+
+    def tell_timeline(self) -> None:
+        """One loop turn's changes to the timeline, told to every client at once.
+
+        Only while an ipytui UI is attached (a presence comm is open), as presence
+        does for its table: only they draw it, and a plain Jupyter client then
+        sees no extra IOPub message per cell (jupyter_kernel_test reads IOPub in
+        order). A UI that attaches later reads the timeline from usage_reply.
+        """
+        if self.timeline_due:
+            self.timeline_due = False
+            if self.presence.table.comms:
+                self.announce("timeline", journal=False, timeline=self.timeline_data())
 
     # -- undo ----------------------------------------------------------------
     def _on_undo(self, event: dict[str, Any]) -> None:
@@ -171,7 +214,12 @@ class TimeTravel:
         return ""
 
     def _undo_worker_exit(self) -> None:
-        """The worker ended for an undo: wake the target, keep the other requests."""
+        """The worker ended for an undo: wake the target, keep the other requests.
+
+        The requests behind the undo stay unanswered requests (a crash of the
+        restored worker answers them) and are re-sent to it once it is ready.
+        If the woken target itself ends before its hello, it is not woken again.
+        """
         dead, plan = self.worker, self.undo_plan
         assert plan is not None
         procs.reap(dead.pid)
@@ -180,23 +228,38 @@ class TimeTravel:
         self.link.expect(0)
         if dead.debugging:
             self._debug_session_ended()  # the debugger lived in the undone worker
-        pending, self.inflight = list(self.inflight.values()), {}
-        self.backlog[:0] = [(p.channel, p.frames, is_execute(p.channel, p.msg))
-                            for p in pending if p is not plan.pending]
+        if dead.pid == plan.target.pid:
+            self._undo_fresh_worker(plan, "the restore point ended before it was ready")
+            return
+        if plan.pending is not None:
+            self.inflight.pop(plan.pending.msg.msg_id, None)
+        for pending in self.inflight.values():
+            pending.started, pending.count = False, None
+        self.backlog[:0] = [(p.channel, p.frames, for_main_thread(p.channel, p.msg))
+                            for p in self.inflight.values()]
         self.changed_cells = [c for c in self.changed_cells if c <= plan.target.count]
         self.last_ok_count = min(self.last_ok_count, plan.target.count)
         self.worker = WorkerState(snapshot_pid=plan.target.pid, snapshot_count=plan.target.count)
         if not self.promote_snapshot():
-            log.error("the undo's restore point died; starting a fresh worker")
-            self.chain.forget(f"the state after cell [{plan.target.count}] died during an undo")
-            self.spawn_worker(None)
+            self._undo_fresh_worker(plan, "the restore point was gone when it was woken")
+
+    def _undo_fresh_worker(self, plan: UndoPlan, why: str) -> None:
+        """The undo's restore point is lost: say why, and start an empty worker."""
+        log.error("undo to the state after cell [%d]: %s; starting a fresh worker",
+                  plan.target.count, why)
+        plan.failed = why
+        self.chain.forget(f"the state after cell [{plan.target.count}] was lost during an undo: {why}")
+        self.changed_cells = []
+        self.worker = WorkerState()
+        self.spawn_worker(None)
 
     def _finish_undo(self, hello: dict[str, Any]) -> None:
         """The restored worker is ready: tell everyone, then answer the %undo."""
         plan, self.undo_plan = self.undo_plan, None
+        self.timeline_due = True
         if plan is None:
             return
-        restored = bool(hello.get("promoted"))
+        restored = bool(hello.get("promoted")) and not plan.failed
         request = plan.pending.msg if plan.pending else None
         who = (request.header.get("username") if request else "") or "a client"
         cells = ", ".join(f"[{c}]" for c in plan.undone) or "none"
@@ -206,7 +269,8 @@ class TimeTravel:
                     "in the history). Effects outside the namespace (files written, network "
                     "calls, GPU memory) are not undone.\n")
         else:
-            text = f"Undo by {who} failed: the restore point died; the kernel starts empty.\n"
+            text = (f"Undo by {who} failed: {plan.failed or 'the restore point died'}; "
+                    "the kernel starts empty.\n")
         entry = {"user": who, "state_after_cell": plan.target.count, "undone": plan.undone,
                  "restored": restored, "seconds": round(time.monotonic() - plan.began, 3)}
         self.publish("iopub", "display_data", {"data": {"text/plain": text.strip(), UNDO_MIME: entry},
@@ -216,9 +280,26 @@ class TimeTravel:
                       cell_msg_id=request.msg_id if request else None)
         if plan.pending is not None:
             self.recorder.finished(plan.pending.msg.msg_id, "ok" if restored else "error")
-            self._answer(plan.pending, "execute_reply", {
-                "status": "ok", "execution_count": plan.pending.count or self.execution_count,
-                "payload": [], "user_expressions": {}}, busy=False)
+            count = plan.pending.count or self.execution_count
+            reply: dict[str, Any] = {"status": "ok", "execution_count": count, "payload": [],
+                                     "user_expressions": {}}
+            if not restored:
+                reply = {"status": "error", "execution_count": count, "ename": "UndoFailed",
+                         "evalue": text.strip(), "traceback": [text.strip()]}
+            self._answer(plan.pending, "execute_reply", reply, busy=False)
+        if not restored and (request is None or request.content.get("stop_on_error", True)):
+            self._abort_queued_executes()
+
+    def _abort_queued_executes(self) -> None:
+        """A failed undo is a failed cell: the executes queued behind it are aborted
+        (the messaging spec's stop_on_error), not run on the empty worker."""
+        executes = [p for p in self.inflight.values()
+                    if p.channel == "shell" and p.msg.msg_type == "execute_request"]
+        for pending in executes:
+            self.inflight.pop(pending.msg.msg_id, None)
+            self.backlog = [entry for entry in self.backlog if entry[1] is not pending.frames]
+            self._answer(pending, "execute_reply", {"status": "aborted",
+                                                    "execution_count": self.execution_count})
 
     # -- memory guard and status ---------------------------------------------
     def _guard_memory(self) -> None:
@@ -240,5 +321,7 @@ class TimeTravel:
             "undo_available": len(self.chain.undo_targets(state)),
             "undo_depth": self.chain.undo_depth,
             "held": self.chain.held(), "held_text": format_size(self.chain.held()),
+            "on_disk": self.chain.on_disk(), "on_disk_text": format_size(self.chain.on_disk()),
+            "spill": newest.spill if newest is not None else "",
             "memory_limit": self.guard.limit, "memory_limit_text": format_size(self.guard.limit),
         }

@@ -59,6 +59,7 @@ class WorkerLifecycle:
     protection: dict[str, Any]
     cluster: ClusterOwner | None = None  # set by main for ``--cluster``, else made on first news
     undo_plan: Any
+    timeline_due: bool
     _finish_undo: Callable[..., None]
     _discard: Callable[[list[int]], None]
     _on_snapshot: Callable[[dict[str, Any]], None]
@@ -66,6 +67,7 @@ class WorkerLifecycle:
     _on_protection: Callable[[dict[str, Any]], None]
     _on_undo: Callable[[dict[str, Any]], None]
     _on_timeline: Callable[[dict[str, Any]], None]
+    _on_spill: Callable[[dict[str, Any]], None]
     _answer: Callable[..., None]
     _finish_crash: Callable[..., None]
     _flush_backlog: Callable[[], None]
@@ -176,6 +178,7 @@ class WorkerLifecycle:
         if worker.ready or worker.hello is None or not self.link.connected:
             return
         worker.ready = True
+        self.timeline_due = True  # a crash-restore or restart changed the points
         event = worker.hello
         self.user_names = len(event.get("names") or [])
         if event.get("promoted"):
@@ -218,9 +221,9 @@ class WorkerLifecycle:
         kind = event.get("event")
         if kind == "snapshot":
             self._on_snapshot(event)
-        elif kind in ("protection", "undo", "timeline"):
+        elif kind in ("protection", "undo", "timeline", "spill"):
             {"protection": self._on_protection, "undo": self._on_undo,
-             "timeline": self._on_timeline}[kind](event)
+             "timeline": self._on_timeline, "spill": self._on_spill}[kind](event)
         elif kind == "checkpoint":
             if event.get("ok"):
                 self.disk.ok("checkpoint")

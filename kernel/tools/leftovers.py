@@ -2,7 +2,7 @@
 
 A supervisor killed with SIGKILL cannot remove its private pipe directory
 (``$TMPDIR/ipytui-<pid>-*``), and a process killed mid-write leaves a
-temporary file next to a lock or checkpoint. Only leftovers of processes
+temporary file next to a lock or checkpoint, or a restore point's spill file. Only leftovers of processes
 that are gone are removed; a running kernel's files are never touched.
 """
 
@@ -17,11 +17,16 @@ from pathlib import Path
 from ipytui.kernel.protocol.atomic import sweep_tmp
 from ipytui.kernel.protocol.paths import PRIVATE_DIR, checkpoints_dir, locks_dir
 from ipytui.kernel.protocol.procs import is_running
+from ipytui.kernel.protocol.spill_files import sweep_spills
 
 
 def sweep(temp_root: Path | None = None) -> list[Path]:
     """Remove leftovers of dead processes; returns what was removed."""
-    removed = [*sweep_tmp(locks_dir()), *sweep_tmp(checkpoints_dir())]
+    removed = [
+        *sweep_tmp(locks_dir()),
+        *sweep_tmp(checkpoints_dir()),
+        *sweep_spills(checkpoints_dir()),
+    ]
     root = Path(temp_root or tempfile.gettempdir())
     with contextlib.suppress(OSError):
         for entry in root.iterdir():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from ipytui.kernel.protocol import engine_identity
 from ipytui.kernel.worker import cluster_watch
 from ipytui.kernel.worker.loop import Worker, die_with_parent
 
@@ -15,6 +16,12 @@ def main() -> None:
     worker = Worker(config)
     worker.connect()
     worker.install_io()
+    identity = engine_identity.from_env()
+    if identity is not None:  # started by ipytui.kernel.engine: serve ipyparallel's tasks too
+        from ipytui.kernel.worker.engine_tasks import EngineTasks
+
+        worker.tasks = EngineTasks(identity)
+        worker.tasks.install(worker)
     worker.restore_checkpoint()
     cluster_watch.install(worker)
     try:

@@ -228,8 +228,11 @@ def unwatch() -> None:
 
 def start_from_spec(worker: Any, spec: str) -> threading.Thread:
     """``new:N``, a client connection file or a profile (``ipytui --cluster``):
-    start or join the cluster in a thread; the first cells that use the cluster
-    wait for it (``ClusterLink.wait_joined``) instead of finding none."""
+    start or join the cluster in a thread, holding the user lock so the first
+    cells wait for it instead of finding no cluster. The lock is taken here,
+    before the worker serves, and released by the thread (a plain Lock allows
+    it): a cell can never hold it while it waits for the join (``wait_joined``)."""
+    worker.user_lock.acquire()
 
     def run() -> None:
         sup = _SINK[0]
@@ -240,15 +243,19 @@ def start_from_spec(worker: Any, spec: str) -> threading.Thread:
                 wait_for_engines(LINK.client, n, START_TIMEOUT)
             else:
                 LINK.connect(spec)
+            watch()
         except (ClusterError, ValueError) as exc:
             sup({"event": "cluster", "error": str(exc)})
-            return
         except Exception as exc:  # noqa: BLE001 - never the worker's end
             sup({"event": "cluster", "error": f"cannot use the cluster {spec!r}: {exc}"})
-            return
-        watch()
+        finally:
+            worker.user_lock.release()
 
     thread = threading.Thread(target=run, name="ipytui-cluster-start", daemon=True)
     LINK.joiner = thread
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:
+        worker.user_lock.release()
+        raise
     return thread

@@ -29,6 +29,8 @@ class WorkerContext(Protocol):
     shell: Any  # the get_ipython() object (notebook_shell)
     debugger: Any  # debugger.Debugger
     interrupt_early: bool
+    executing: bool  # user code runs on the main thread (SIGINT interrupts it)
+    user_lock: Any  # held by whoever runs user code
 
     def journal(self) -> Any: ...
 

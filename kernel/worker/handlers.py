@@ -154,7 +154,7 @@ def abort_queued(worker: WorkerContext, queued: list[Message] | None = None) -> 
     for msg in worker.take_queued_executes() if queued is None else queued:
         pub = worker.publisher
         pub.status("busy", msg)
-        pub.reply("shell", msg, "execute_reply",
+        pub.reply("shell", msg, _reply_type(msg.msg_type),  # an engine's queue holds applies too
                   {"status": "aborted", "execution_count": worker.execution_count},
                   metadata={"status": "aborted"})
         pub.status("idle", msg)

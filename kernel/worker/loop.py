@@ -67,6 +67,10 @@ class Worker(SupervisorQuestions):
         self._debugger: Any = None  # made on the first debug_request (debugger.Debugger)
         self.deferred: list[list[bytes]] = []  # exec-pipe messages kept for the main loop
         self._asks = 0
+        self.tasks: Any = None  # engine_tasks.EngineTasks when serving as an ipyparallel engine
+        # Held while user code runs on the main thread; a cluster being joined at start
+        # (cluster_watch) and an engine's clear_request take it so they never run beside a cell.
+        self.user_lock = threading.Lock()
 
     # -- setup ------------------------------------------------------------
     @staticmethod
@@ -280,10 +284,11 @@ class Worker(SupervisorQuestions):
             msg = self._exec_message(frames)
             if msg is None:
                 continue
-            if msg.msg_type in comms.INCOMING:
-                self.comms.handle(msg)
-            else:
-                handlers.execute(self, msg)
+            with self.user_lock:  # a cluster being joined (cluster_watch) holds it first
+                if msg.msg_type in comms.INCOMING:
+                    self.comms.handle(msg)
+                else:
+                    (handlers.execute if self.tasks is None else self.tasks.run)(self, msg)
 
     def journal(self) -> Any:
         """This process's journal handle (history for %history), opened on first use."""

@@ -15,8 +15,10 @@ newest snapshot's private pages from smaps_rollup) and picks the level:
 - ``off``: none (a crash starts from the last checkpoint or empty).
 
 ``auto`` starts at ``cell``, moves to ``idle`` when the first cell after a
-snapshot copied ``copy_limit`` or more, and back when such a cell copied less
-than a quarter of it; to ``checkpoint`` when that first cell copied more
+snapshot copied ``copy_limit`` or more (or the snapshot spills that much to
+disk: its big buffers, worker/spill.py, written again by every new point),
+and back when such a cell copied less than a quarter of it and nothing big
+is spilled; to ``checkpoint`` when that first cell copied more
 than the whole snapshot budget (one restore point would not fit), and back to
 ``idle`` once the worker's resident memory is under half the budget. Every
 change is announced; nothing changes silently.
@@ -75,6 +77,8 @@ class Protection:
     snapshot_time: float = 0.0
     fresh: bool = False  # no cell has run since the newest snapshot
     held: int = 0  # the newest snapshot's private bytes at the last measure
+    spill_threshold: int = 0  # the snapshots spill mappings this big (0: they never do)
+    spills: int = 0  # what the newest snapshot spills to disk (its big mappings at the fork)
     due: tuple[int, str, dict[str, Any]] | None = None  # (count, msg_id, cell) awaiting idle
     last: CellCost | None = None
     _start: tuple[float, int] = (0.0, 0)
@@ -88,7 +92,9 @@ class Protection:
         prot = cls(setting=setting if setting in SETTINGS else "auto",
                    copy_limit=int(config.get("copy_limit") or cls.copy_limit),
                    budget=int(config.get("snapshot_budget") or cls.budget),
-                   idle_seconds=float(config.get("idle_seconds", cls.idle_seconds)))
+                   idle_seconds=float(config.get("idle_seconds", cls.idle_seconds)),
+                   spill_threshold=int(config.get("spill_threshold", 128 * 2**20))
+                   if config.get("checkpoint_path") else 0)
         if prot.setting != "auto":
             prot.level = prot.setting
             prot.reason = "chosen in the kernel's settings"
@@ -134,13 +140,15 @@ class Protection:
                     f"the worker holds {format_size(resident)}, under half the budget; "
                     "live restore points again, taken at idle")))
         elif self.setting == "auto" and first and changed:
-            if self.level == "cell" and cost.copied >= self.copy_limit:
+            if self.level == "cell" and cost.copied + self.spills >= self.copy_limit:
+                spilled = (f" and its restore point spills {format_size(self.spills)} to disk"
+                           if self.spills else "")
                 notes.append(self._set("idle", (
                     f"cell [{cost.count}] copied {format_size(cost.copied)} for its restore "
-                    f"point (limit {format_size(self.copy_limit)}); restore points are now taken "
+                    f"point{spilled} (limit {format_size(self.copy_limit)}); restore points are now taken "
                     f"once the kernel has been idle {self.idle_seconds:g} s, so a crash or "
                     "%undo goes back to the last idle moment")))
-            elif self.level == "idle" and cost.copied < self.copy_limit // 4:
+            elif self.level == "idle" and cost.copied + self.spills < self.copy_limit // 4:
                 notes.append(self._set("cell", (
                     f"cell [{cost.count}] copied only {format_size(cost.copied)} for its restore "
                     "point; a restore point after each cell again")))
@@ -173,18 +181,23 @@ class Protection:
         return self.level in ("idle", "checkpoint")
 
     def took(self, pid: int, count: int) -> None:
+        from ipytui.kernel.worker.spill import big_regions
+
+        regions = big_regions(self.spill_threshold) if self.spill_threshold else []
+        self.spills = sum(length for _, length in regions)  # what the new point will spill
         self.snapshot_pid, self.snapshot_count = pid, count
         self.snapshot_time, self.fresh, self.held, self.due = time.time(), True, 0, None
 
     def dropped(self) -> None:
         self.snapshot_pid, self.snapshot_count, self.fresh, self.held = 0, 0, False, 0
+        self.spills = 0
 
     def info(self) -> dict[str, Any]:
         """The facts the supervisor shows in kernel_info and the status pane."""
         last = self.last
         return {"setting": self.setting, "level": self.level, "reason": self.reason,
                 "copy_limit": self.copy_limit, "budget": self.budget,
-                "idle_seconds": self.idle_seconds,
+                "idle_seconds": self.idle_seconds, "spills": self.spills,
                 "last_cell": None if last is None else {
                     "count": last.count, "seconds": round(last.seconds, 4),
                     "faults": last.faults, "copied": last.copied}}

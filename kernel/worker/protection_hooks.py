@@ -38,7 +38,7 @@ def take_restore_point(worker: WorkerContext, count: int, msg: Message, code: st
     snapshots = worker.snapshots
     if snapshots is None:
         return False
-    cell = {"user": msg.header.get("username", ""), "changed": assigned(code)}
+    cell = {"user": msg.header.get("username", ""), "changed": changed(code)}
     if snapshots.protection.wants_snapshot_now():
         return snapshots.after_cell(worker, count, msg.msg_id, cell)
     if snapshots.protection.waits_for_idle():
@@ -46,12 +46,12 @@ def take_restore_point(worker: WorkerContext, count: int, msg: Message, code: st
     return False
 
 
-def assigned(code: str) -> list[str]:
-    """The names a cell assigns, for the timeline (at most 20)."""
+def changed(code: str) -> list[str]:
+    """The names a cell may have changed (protocol/syntax.py), for the timeline (at most 20)."""
     try:
-        from ipytui.kernel.protocol.syntax import assigned_names
+        from ipytui.kernel.protocol.syntax import changed_names
 
-        return sorted(assigned_names(code))[:20]
+        return changed_names(code)[:20]
     except Exception:  # noqa: BLE001 - the timeline's names are a courtesy
         return []
 

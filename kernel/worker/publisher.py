@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ipytui.kernel.protocol.wire import DELIM, Codec, Message, _json_default
@@ -47,6 +47,8 @@ class Publisher:
         self._held: list[list[bytes]] | None = None  # messages of a together() block
         self._holder = 0  # the thread in that block
         self.owner_pid = os.getpid()  # only this process writes to the pipe
+        # (content, metadata) -> metadata of every reply: an engine marks them as its own
+        self.reply_hook: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
 
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:
@@ -113,6 +115,8 @@ class Publisher:
     def reply(self, channel: str, request: Message, msg_type: str, content: dict[str, Any],
               metadata: dict[str, Any] | None = None) -> Message:
         """Answer a request, routed back to the sender's identities."""
+        if self.reply_hook is not None:
+            metadata = self.reply_hook(content, metadata or {})
         return self.send(channel, msg_type, content, parent=request, metadata=metadata,
                          identities=request.identities)
 

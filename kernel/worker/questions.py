@@ -16,8 +16,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ipytui.kernel.protocol.wire import Codec, Message, WireError
+from ipytui.kernel.worker import checkpoint
 from ipytui.kernel.worker.protection import SETTINGS
-from ipytui.kernel.worker.snapshots import checkpoint_now
 
 if TYPE_CHECKING:
     from ipytui.kernel.worker.pipe import WorkerPipe
@@ -127,3 +127,24 @@ class SupervisorQuestions:
                 snaps.protection.due = None
                 snaps.after_cell(self, count, msg_id, cell)  # a promoted child returns here too
         return self.exec_pipe.recv_multipart()  # re-read: a promoted snapshot has a new one
+
+
+def checkpoint_now(worker: Any) -> dict[str, Any]:
+    """Write the checkpoint of the namespace as it is (between cells, on the main thread).
+
+    Returns the event the supervisor waits for: ``{"event": "checkpointed", "ok": ...}``.
+    """
+    from ipytui.kernel.worker.handlers import user_names
+
+    snapshots = worker.snapshots
+    path = snapshots.checkpoint_path if snapshots is not None else None
+    if path is None:
+        return {"event": "checkpointed", "ok": False, "why": "no checkpoint path"}
+    try:
+        state = checkpoint.capture(worker.namespace, user_names(worker.namespace),
+                                   worker.execution_count)
+        checkpoint.write(path, state)
+    except Exception as exc:  # noqa: BLE001 - reported to the supervisor, the worker goes on
+        log.exception("checkpoint failed")
+        return {"event": "checkpointed", "ok": False, "why": f"{type(exc).__name__}: {exc}"}
+    return {"event": "checkpointed", "ok": True, "execution_count": worker.execution_count}

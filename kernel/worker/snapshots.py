@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
-from ipytui.kernel.worker import checkpoint
+from ipytui.kernel.protocol.spill_files import spill_path
+from ipytui.kernel.worker import checkpoint, spill
 from ipytui.kernel.worker.jedi_runner import jedi_lock_for_fork
 from ipytui.kernel.worker.protection import Protection
 
@@ -96,6 +97,8 @@ class Snapshots:
         self.protection = Protection.from_config(config)
         self._writing = False  # in a snapshot: a checkpoint is being written
         self._promoted = False  # in a snapshot: SIGUSR1 came while it wrote
+        self.spill_threshold = int(config.get("spill_threshold", spill.THRESHOLD))
+        self.spill: spill.Spill | None = None  # in a snapshot: its spilled buffers
 
     def _read_notes(self, worker: WorkerContext) -> None:
         """Start the thread that forwards the children's checkpoint notes (once per process)."""
@@ -240,6 +243,9 @@ class Snapshots:
         big = max(0, _rss_bytes() - CHECKPOINT_FREE_BYTES)
         due = time.monotonic() + min(CHECKPOINT_DELAY_MAX,
                                      CHECKPOINT_DELAY + big / CHECKPOINT_BYTES_PER_SECOND)
+        if self.checkpoint_path is not None:  # the big buffers to disk (worker/spill.py)
+            self.spill = spill.spill_point(spill_path(self.checkpoint_path, os.getpid()),
+                                           self.spill_threshold, self._note)
         while True:
             wait = POLL if written else min(POLL, max(0.0, due - time.monotonic()))
             info = signal.sigtimedwait({signal.SIGUSR1}, wait)
@@ -247,10 +253,14 @@ class Snapshots:
                 self._promoted = False  # the snapshots this worker takes start afresh
                 with contextlib.suppress(OSError):
                     os.nice(-10)  # only root may lower it back; harmless otherwise
+                spill.refill_or_end(self.spill)  # the big buffers back in RAM first
+                self.spill = None
                 return
             if not _alive(self.supervisor_pid):
                 if not written and self._newest():  # the kernel was killed: leave its state
                     self._write_checkpoint(worker, execution_count)
+                if self.spill is not None:
+                    self.spill.remove()
                 os._exit(0)
             if not written and time.monotonic() >= due:
                 # In a chain an older point must not overwrite the newer state on disk:
@@ -308,7 +318,9 @@ class Snapshots:
         assert self.checkpoint_path is not None
         try:
             state = checkpoint.capture(worker.namespace, user_names(worker.namespace), execution_count)
-            checkpoint.write(self.checkpoint_path, state)
+            # A spilled buffer is read from the spill file; its pages go back after each one.
+            checkpoint.write(self.checkpoint_path, state,
+                             self.spill.page_out if self.spill is not None else None)
         except Exception as exc:  # noqa: BLE001 - a failed checkpoint must not kill the snapshot
             log.warning("checkpoint failed: %s", exc)
             self._note({"ok": False, "why": disk_reason(exc), "execution_count": execution_count})
@@ -373,24 +385,3 @@ def _has_cuda() -> bool:
         return bool(cuda and cuda.is_initialized())
     except Exception:  # noqa: BLE001
         return False
-
-
-def checkpoint_now(worker: Any) -> dict[str, Any]:
-    """Write the checkpoint of the namespace as it is (between cells, on the main thread).
-
-    Returns the event the supervisor waits for: ``{"event": "checkpointed", "ok": ...}``.
-    """
-    from ipytui.kernel.worker.handlers import user_names
-
-    snapshots = worker.snapshots
-    path = snapshots.checkpoint_path if snapshots is not None else None
-    if path is None:
-        return {"event": "checkpointed", "ok": False, "why": "no checkpoint path"}
-    try:
-        state = checkpoint.capture(worker.namespace, user_names(worker.namespace),
-                                   worker.execution_count)
-        checkpoint.write(path, state)
-    except Exception as exc:  # noqa: BLE001 - reported to the supervisor, the worker goes on
-        log.exception("checkpoint failed")
-        return {"event": "checkpointed", "ok": False, "why": f"{type(exc).__name__}: {exc}"}
-    return {"event": "checkpointed", "ok": True, "execution_count": worker.execution_count}

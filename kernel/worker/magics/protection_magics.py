@@ -42,12 +42,13 @@ def protection(shell: Any, line: str) -> None:
     if len(words) > 1 or (words and words[0] not in LEVEL_WORDS):
         raise ArgumentError(f"choose one of {', '.join(LEVEL_WORDS)}")
     if not words:
-        print(_describe(context.protection_info()))
+        answer = context.ask_supervisor({"event": "timeline"})
+        print(_describe(context.protection_info(), answer.get("timeline")))
         return
     print(context.set_protection(words[0]))
 
 
-def _describe(info: dict[str, Any]) -> str:
+def _describe(info: dict[str, Any], chain: dict[str, Any] | None = None) -> str:
     lines = [f"Protection: {info['level']} (setting {info['setting']}): {info['reason']}."]
     last = info.get("last_cell")
     if last:
@@ -56,7 +57,17 @@ def _describe(info: dict[str, Any]) -> str:
     lines.append(f"Budget: {format_size(info['budget'])} of kept restore points; a cell copying "
                  f"over {format_size(info['copy_limit'])} moves auto to idle "
                  f"({info['idle_seconds']:g} s).")
+    if chain:
+        lines.append(_holding(chain))
     return "\n".join(lines)
+
+
+def _holding(chain: dict[str, Any]) -> str:
+    """What the kept points cost, RAM and disk apart (a spilled point holds its big
+    buffers on disk, not in RAM: worker/spill.py)."""
+    return (f"The {len(chain['points'])} kept restore point(s) hold "
+            f"{format_size(chain['held'])} of RAM (budget {format_size(chain['budget'])}) "
+            f"and {format_size(chain.get('on_disk', 0))} on disk (spilled buffers).")
 
 
 @line_magic
@@ -65,8 +76,15 @@ def undo(shell: Any, line: str) -> None:
 
     Put the namespace back to what it was before the last N state-changing
     cells (default 1), from the restore points the kernel keeps (%timeline
-    lists them). The cells stay in the history. An undo cannot take back what
-    a cell did outside the namespace: files written, network calls, GPU memory.
+    lists them). The cells stay in the history. Every object comes back as it
+    was, lambdas, closures, generators part-way through and open files included;
+    a module the undone cells imported is gone (from sys.modules too).
+
+    An undo cannot take back what a cell did outside the namespace: files
+    written stay written (an open file comes back open, but its offset is
+    shared with the undone state, so the next write goes after what the undone
+    cell wrote), network calls stay made, GPU memory and other processes stay
+    as they are, and threads do not come back.
     """
     words = split(line)
     if len(words) > 1 or (words and not words[0].isdigit()) or (words and int(words[0]) < 1):
@@ -81,7 +99,7 @@ def timeline(shell: Any, line: str) -> None:
     """%timeline
 
     The restore points kept (the cell each follows, who ran it, when, the names
-    it assigned, the memory it holds), what %undo N goes back to, and which
+    it changed as read from its source, the memory it holds), what %undo N goes back to, and which
     cells can no longer be undone and why.
     """
     if split(line):
@@ -96,14 +114,16 @@ def format_timeline(data: dict[str, Any]) -> str:
     """The timeline as text (newest last, as cells run)."""
     lines = [f"Restore points: {data['available']} undo step(s) available "
              f"(undo_depth {data['undo_depth']}), protection {data.get('level', '?')}; "
-             f"they hold {format_size(data['held'])} of the "
-             f"{format_size(data['budget'])} budget."]
+             f"they hold {format_size(data['held'])} of RAM of the "
+             f"{format_size(data['budget'])} budget, and {format_size(data.get('on_disk', 0))} "
+             "on disk."]
     for point in data["points"]:
         when = time.strftime("%H:%M:%S", time.localtime(point["taken"]))
         step = f"%undo {point['undo_steps']}" if point["undo_steps"] else "current"
         names = ", ".join(point["changed"]) or "-"
         lines.append(f"  {step:<8} state after cell [{point['count']}]  by {point['user'] or '?'}"
-                     f"  at {when}  assigned: {names}  holds {format_size(point['held'])}")
+                     f"  at {when}  changed: {names}  holds {format_size(point['held'])}"
+                     + (f"  ({point['spill']})" if point.get("spill") else ""))
     if not data["points"]:
         lines.append("  none kept")
     unprotected = data.get("unprotected") or []

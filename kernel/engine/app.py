@@ -1,0 +1,186 @@
+"""``ipytui engine`` / ``python -m ipytui.kernel.engine``: an ipyparallel engine
+whose worker is restored from its snapshot when it crashes.
+
+The command line takes ipengine's ways of finding the controller
+(``--profile``, ``--profile-dir``, ``--cluster-id``, ``--file``, ``--url``,
+$IPP_CONNECTION_INFO), so ipyparallel's launchers can start it in
+ipengine's place (see ``launchers``). Other ipengine options (traitlets
+style, ``--Some.option=value``) are accepted and ignored, with a log line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import zmq
+from ipytui.kernel.engine.registration import (
+    EngineError,
+    load_controller,
+    profile_dir,
+    register,
+    unregister,
+)
+from ipytui.kernel.engine.relay import start_relays
+from ipytui.kernel.protocol.connection import (
+    new_connection_info,
+    write_connection_file,
+)
+from ipytui.kernel.protocol.engine_identity import ENGINE_ENV, EngineIdentity
+
+log = logging.getLogger("ipytui.engine")
+
+MAX_TASK_BYTES = 1 << 30  # an engine takes scatter/push payloads up to 1 GiB per message
+STOP_GRACE = 10.0  # seconds the kernel gets to stop after SIGTERM before it is killed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ipytui engine",
+        description="An ipyparallel engine run by an ipytui kernel: a crash in a task answers "
+        "that task with an error and the engine comes back with its namespace.",
+    )
+    parser.add_argument("--profile", help="IPython profile name (default: default)")
+    parser.add_argument("--profile-dir", help="IPython profile directory")
+    parser.add_argument("--cluster-id", default=None, help="the cluster id in the file name")
+    parser.add_argument(
+        "--file",
+        "--url-file",
+        dest="file",
+        help="the controller's engine connection file (ipcontroller-engine.json)",
+    )
+    parser.add_argument("--url", help="override the registration URL (tcp://host:port)")
+    parser.add_argument("--id", type=int, default=None, help="ask for this engine id")
+    parser.add_argument("--mpi", action="store_true", help="ask for the MPI rank as engine id")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the connection file and the registration",
+    )
+    parser.add_argument(
+        "--protection",
+        choices=("auto", "cell", "idle", "checkpoint", "off"),
+        help="the kernel's crash-protection level (default: auto)",
+    )
+    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--debug", action="store_true", help="log to stderr, the kernel too")
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """ipengine's ``--key=value`` options we know; unknown traitlets options are ignored."""
+    args, unknown = build_parser().parse_known_args(argv)
+    args.ignored = unknown
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s ipytui-engine[%(process)d] %(levelname)s %(message)s",
+    )
+    if args.ignored:
+        log.info("ignored ipengine options: %s", " ".join(args.ignored))
+    ctx = zmq.Context.instance()
+    try:
+        controller = load_controller(
+            args.file,
+            profile_dir(args.profile, args.profile_dir),
+            args.cluster_id,
+            args.url,
+            args.timeout,
+        )
+        ident, engine_id, _hb_period = register(ctx, controller, _requested_id(args), args.timeout)
+    except EngineError as exc:
+        print(f"ipytui engine: {exc}", file=sys.stderr)
+        return 2
+    identity = EngineIdentity(engine_id, ident)
+    private = tempfile.mkdtemp(prefix="ipytui-engine-")
+    kernel_info = new_connection_info(
+        ip=f"{private}/kernel", transport="ipc", key=controller.key.decode()
+    )
+    # The file name is the kernel id: logs and journal sessions are told apart by it.
+    name = f"engine-{engine_id}-{ident[:8]}.json"
+    connection = write_connection_file(kernel_info, Path(private, name))
+    start_relays(controller, identity, kernel_info)
+    kernel = _start_kernel(connection, identity, args)
+    log.info("engine %d registered (%s); kernel pid %d", engine_id, ident, kernel.pid)
+    code = _wait(kernel)
+    unregister(ctx, controller, (ident, engine_id))
+    _cleanup(private)
+    os._exit(code)
+
+
+def _requested_id(args: argparse.Namespace) -> int | None:
+    if args.id is not None or not args.mpi:
+        return args.id
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        log.warning("--mpi without mpi4py: the controller picks the engine id")
+        return None
+    return MPI.COMM_WORLD.rank if MPI.COMM_WORLD.size > 1 else None
+
+
+def _start_kernel(
+    connection: Path, identity: EngineIdentity, args: argparse.Namespace
+) -> subprocess.Popen[bytes]:
+    """The ipytui kernel (supervisor, which starts the worker) on the private sockets."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "ipytui.kernel",
+        "-f",
+        str(connection),
+        "--cull-idle-after",
+        "0",
+        "--max-message-bytes",
+        str(MAX_TASK_BYTES),
+        "--log-level",
+        args.log_level,
+    ]
+    if args.protection:
+        cmd += ["--protection", args.protection]
+    if args.debug:
+        cmd.append("--debug")
+    env = dict(os.environ, **{ENGINE_ENV: identity.to_env()})
+    return subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    """In the kernel's process: end (SIGTERM) when the engine front dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _wait(kernel: subprocess.Popen[bytes]) -> int:
+    """Serve until the kernel ends (a shutdown_request) or we are told to stop; the exit code.
+
+    SIGINT interrupts the running task (ipyparallel's ``signal_engines``);
+    SIGTERM stops the kernel, then the engine.
+    """
+    signal.signal(signal.SIGINT, lambda *_: kernel.send_signal(signal.SIGINT))
+    signal.signal(signal.SIGTERM, lambda *_: kernel.terminate())
+    while True:
+        try:
+            code = kernel.wait()
+            break
+        except KeyboardInterrupt:
+            continue
+    return 0 if code in (0, -signal.SIGTERM) else 1
+
+
+def _cleanup(private: str) -> None:
+    """Remove the private dir: the kernel's connection file and IPC sockets."""
+    shutil.rmtree(private, ignore_errors=True)

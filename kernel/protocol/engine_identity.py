@@ -1,0 +1,64 @@
+"""Who an ipytui kernel is when it serves as an ipyparallel engine.
+
+The engine front process (``ipytui.kernel.engine``) registers with the
+controller and learns the engine's id; it hands id and uuid to the kernel it
+starts through the environment ($IPYTUI_ENGINE), so that the supervisor and
+every worker (a restored one too) sign their replies the way ipyparallel's
+schedulers and client read them: ``metadata.engine`` (the uuid),
+``metadata.status``, and ``engine_info`` in an error's content.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ENGINE_ENV = "IPYTUI_ENGINE"
+
+#: requests the worker runs on its main thread, one after the other (user code)
+MAIN_THREAD_REQUESTS = frozenset({"execute_request", "apply_request"})
+
+
+@dataclass(frozen=True)
+class EngineIdentity:
+    """The engine id the controller gave, and the uuid it knows the engine by."""
+
+    id: int
+    uuid: str
+
+    def to_env(self) -> str:
+        return json.dumps({"id": self.id, "uuid": self.uuid})
+
+    def info(self, method: str | None = None) -> dict[str, Any]:
+        """``engine_info`` as ipyparallel puts it in an error (RemoteError reads it)."""
+        info: dict[str, Any] = {"engine_uuid": self.uuid, "engine_id": self.id}
+        if method:
+            info["method"] = method
+        return info
+
+    def reply_metadata(self, status: str, started: str | None = None) -> dict[str, Any]:
+        """Reply metadata: the task scheduler reads ``status`` and ``dependencies_met``,
+        the client ``engine`` (to name the engine) and ``started``."""
+        metadata: dict[str, Any] = {"engine": self.uuid, "status": status, "dependencies_met": True}
+        if started:
+            metadata["started"] = started
+        return metadata
+
+    def topic(self, msg_type: bytes) -> bytes:
+        """IOPub topic ``engine.<id>.<type>``: a client can follow one engine by prefix."""
+        return b"engine.%d.%s" % (self.id, msg_type)
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> EngineIdentity | None:
+    """The identity the front process set, or None in a plain kernel (or a garbled value)."""
+    text = (os.environ if environ is None else environ).get(ENGINE_ENV)
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        return EngineIdentity(int(data["id"]), str(data["uuid"]))
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,326 @@
+"""ipytui engines in a real ipyparallel cluster (issue #18, part 2).
+
+Everything is real: ipyparallel's controller and Client, its launchers
+starting ``python -m ipytui.kernel.engine`` (selected by
+``engine_launcher_class="ipytui"``, an entry point), and, as the reference,
+stock ``ipengine`` in the crash test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ipp = pytest.importorskip("ipyparallel")
+
+from conftest import wait_until  # noqa: E402
+
+pytestmark = pytest.mark.timeout(300)
+
+ENGINES = 2
+
+
+@pytest.fixture(scope="module")
+def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Profiles, journals and runtime files of these clusters stay in a temp dir; the
+    engines can import this module (functions defined here are sent by reference)."""
+    root = tmp_path_factory.mktemp("engines")
+    here = str(Path(__file__).parent)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
+        mp.setenv("IPYTHONDIR", str(root / "ipython"))
+        mp.setenv("IPYTUI_DATA_DIR", str(root / "ipytui"))
+        mp.setenv("JUPYTER_RUNTIME_DIR", str(root / "runtime"))
+        yield root
+
+
+def start_cluster(n: int, **kwargs: Any) -> tuple[Any, Any]:
+    cluster = ipp.Cluster(n=n, log_level=40, **kwargs)
+    client = cluster.start_and_connect_sync(activate=False)
+    client.wait_for_engines(n, timeout=180)
+    return cluster, client
+
+
+@pytest.fixture(scope="module")
+def ipytui_cluster(cluster_env: Path) -> Iterator[tuple[Any, Any]]:
+    """A local cluster of ipytui engines and a Client of it."""
+    cluster, client = start_cluster(ENGINES, engine_launcher_class="ipytui")
+    yield cluster, client
+    client.close()
+    cluster.stop_cluster_sync()
+
+
+@pytest.fixture
+def rc(ipytui_cluster: tuple[Any, Any]) -> Any:
+    return ipytui_cluster[1]
+
+
+def crash() -> None:
+    """A segfault inside the engine's process."""
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def slow_answer() -> str:
+    import time
+
+    time.sleep(1.0)
+    return "finished"
+
+
+def test_the_engines_are_ipytui_engines(rc: Any) -> None:
+    assert sorted(rc.ids) == list(range(ENGINES))
+    marks = rc[:].apply_sync(lambda: __import__("os").environ.get("IPYTUI_ENGINE", ""))
+    assert all('"uuid"' in mark for mark in marks), marks
+
+
+def test_execute_then_pull(rc: Any) -> None:
+    dv = rc[:]
+    ar = dv.execute("a = 6 * 7\nprint('hello from', a)", block=False)
+    ar.get(timeout=60)
+    assert dv.pull("a", block=True) == [42] * ENGINES
+    assert all("hello from 42" in out for out in ar.stdout), ar.stdout
+
+
+def test_apply_sync_and_map_sync(rc: Any) -> None:
+    dv = rc[:]
+    assert dv.apply_sync(lambda x, y=1: x * y, 21, y=2) == [42] * ENGINES
+    assert dv.map_sync(lambda x: x * x, range(10)) == [x * x for x in range(10)]
+    lv = rc.load_balanced_view()
+    assert lv.map_sync(lambda x: x + 1, range(200)) == list(range(1, 201))
+
+
+def test_push_pull_scatter_gather(rc: Any) -> None:
+    dv = rc[:]
+    dv.push({"b": [1, 2, 3], "c": "text"}, block=True)
+    assert dv.pull(["b", "c"], block=True) == [[[1, 2, 3], "text"]] * ENGINES
+    dv.scatter("part", list(range(10)), block=True)
+    assert dv.gather("part", block=True) == list(range(10))
+    assert sum(dv.apply_sync(ipp.interactive(lambda: len(part)))) == 10  # noqa: F821 - scattered
+
+
+def test_arrays_and_dataframes_round_trip(rc: Any) -> None:
+    """Large buffers travel as extra frames (ipyparallel's zero-copy path)."""
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    dv = rc[:]
+    dv.scatter("arr", np.arange(200_000, dtype="float64"), block=True)
+    gathered = dv.gather("arr", block=True)
+    assert np.array_equal(gathered, np.arange(200_000, dtype="float64"))
+    table = pd.DataFrame({"x": range(1000), "y": [f"row {i}" for i in range(1000)]})
+    rc[0].push({"frame": table}, block=True)
+    pd.testing.assert_frame_equal(rc[0].pull("frame", block=True), table)
+    total = rc[0].apply_sync(ipp.interactive(lambda: int(frame.x.sum())))  # noqa: F821 - pushed
+    assert total == sum(range(1000))
+
+
+def test_interactive_functions_see_the_engine_namespace(rc: Any) -> None:
+    rc[:].push({"offset": 100}, block=True)
+
+    @ipp.interactive
+    def shifted(x: int) -> int:
+        return x + offset  # noqa: F821 - the engine's global
+
+    assert rc[:].map_sync(shifted, [1, 2]) == [101, 102]
+
+
+def test_a_failing_task_reports_its_traceback(rc: Any) -> None:
+    def fails() -> None:
+        raise ValueError("bad value on the engine")
+
+    with pytest.raises(ipp.RemoteError) as info:
+        rc[0].apply_sync(fails)
+    assert info.value.ename == "ValueError"
+    assert "bad value on the engine" in info.value.evalue
+    assert "fails" in info.value.traceback  # the function's frame is in it
+    assert info.value.engine_info.get("engine_id") == 0
+    assert rc[0].apply_sync(lambda: "still serving") == "still serving"
+
+
+def test_clear_empties_the_namespace(rc: Any) -> None:
+    rc[1].push({"doomed": 1}, block=True)
+    rc.clear(targets=[1], block=True)
+    with pytest.raises(ipp.RemoteError) as info:
+        rc[1].pull("doomed", block=True)
+    assert info.value.ename == "NameError"
+
+
+def wait_for_file(path: str) -> str:
+    """A task that runs until the test lets it go (the file exists)."""
+    import os
+    import time
+
+    with open(path + ".started", "w"):
+        pass
+    while not os.path.exists(path):
+        time.sleep(0.02)
+    return "released"
+
+
+def test_a_task_prints_into_its_own_result(rc: Any) -> None:
+    ar = rc[0].apply_async(lambda: print("printed by the task") or 5)
+    assert ar.get(timeout=60) == 5
+    ar.wait_for_output(timeout=60)
+    assert "printed by the task" in ar.stdout
+
+
+def test_abort_answers_a_queued_task_without_running_it(rc: Any, tmp_path: Path) -> None:
+    gate = str(tmp_path / "gate")
+    blocker = rc[0].apply_async(wait_for_file, gate)
+    wait_until(lambda: os.path.exists(gate + ".started"), 60, "the blocking task to start")
+    queued = rc[0].apply_async(ipp.interactive(lambda: globals().__setitem__("ran", True)))
+    rc.abort(queued, targets=[0], block=True)
+    Path(gate).touch()
+    assert blocker.get(timeout=60) == "released"
+    with pytest.raises(ipp.error.TaskAborted):
+        queued.get(timeout=60)
+    assert rc[0].apply_sync(ipp.interactive(lambda: "ran" in globals())) is False
+
+
+def test_sigint_interrupts_the_running_task(
+    ipytui_cluster: tuple[Any, Any], tmp_path: Path
+) -> None:
+    """ipyparallel's signal_engines reaches the task through the front and the supervisor."""
+    cluster, client = ipytui_cluster
+    gate = str(tmp_path / "never")
+    running = client[0].apply_async(wait_for_file, gate)
+    wait_until(lambda: os.path.exists(gate + ".started"), 60, "the task to start")
+    cluster.signal_engines_sync(signal.SIGINT)
+    with pytest.raises(ipp.RemoteError) as info:
+        running.get(timeout=60)
+    assert info.value.ename == "KeyboardInterrupt"
+    assert client[:].apply_sync(lambda: "serving") == ["serving"] * ENGINES
+
+
+def crash_one_engine(client: Any) -> tuple[Any, Any]:
+    """Engine 0 segfaults during a task while engine 1 runs one; both results' futures."""
+    other = client[1].apply_async(slow_answer)
+    crashed = client[0].apply_async(crash)
+    return crashed, other
+
+
+def test_a_segfault_costs_the_task_not_the_engine(rc: Any, cluster_env: Path) -> None:
+    """ipytui: the task errors, the engine is back with its id and namespace, the other
+    engine's task completes. ipengine, in the same test: the engine is lost."""
+    dv = rc[:]
+    dv.push({"kept": 41}, block=True)
+    before = rc[0].apply_sync(os.getpid)
+    crashed, other = crash_one_engine(rc)
+    with pytest.raises(ipp.RemoteError) as info:
+        crashed.get(timeout=120)
+    assert info.value.ename == "KernelDied"
+    assert "SIGSEGV" in info.value.evalue
+    assert other.get(timeout=120) == "finished"
+    assert sorted(rc.ids) == list(range(ENGINES))  # same ids, no engine lost
+    assert rc[0].apply_sync(ipp.interactive(lambda: kept + 1)) == 42  # noqa: F821 - pushed
+    assert rc[0].apply_sync(os.getpid) != before  # a new worker process serves it
+    assert rc[:].apply_sync(lambda: "all serving") == ["all serving"] * ENGINES
+
+    cluster, stock = start_cluster(ENGINES)  # the reference: stock ipengines
+    try:
+        stock[:].push({"kept": 41}, block=True)
+        crashed, other = crash_one_engine(stock)
+        with pytest.raises(ipp.RemoteError) as lost:
+            crashed.get(timeout=120)
+        assert lost.value.ename == "EngineError"  # "Engine 0 died while running task ..."
+        assert other.get(timeout=120) == "finished"
+        wait_until(lambda: 0 not in stock.ids, 120, "the hub to drop the dead ipengine")
+        assert stock.ids == [1]
+    finally:
+        stock.close()
+        cluster.stop_cluster_sync()
+
+
+def abort() -> None:
+    import os
+
+    os.abort()
+
+
+def killed() -> None:
+    """What the OOM killer does: SIGKILL."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize(("death", "cause"), [(abort, "SIGABRT"), (killed, "SIGKILL")])
+def test_abort_and_kill_are_restored_too(rc: Any, death: Any, cause: str) -> None:
+    rc[1].push({"kept": cause}, block=True)
+    with pytest.raises(ipp.RemoteError) as info:
+        rc[1].apply_sync(death)
+    assert info.value.ename == "KernelDied"
+    assert cause in info.value.evalue
+    assert rc[1].apply_sync(ipp.interactive(lambda: kept)) == cause  # noqa: F821 - pushed
+
+
+def test_engine_cmd_and_the_command_line_find_the_controller(cluster_env: Path) -> None:
+    """``ipytui engine`` as any launcher's ``engine_cmd`` (the connection info in the
+    environment, as ipp.Cluster passes it), and started by hand with ipengine's
+    ``--profile-dir``/``--cluster-id`` (the connection file); a shutdown ends it."""
+    from traitlets.config import Config
+
+    ipytui = str(Path(sys.executable).with_name("ipytui"))
+    config = Config({"LocalEngineSetLauncher": {"engine_cmd": [ipytui, "engine"]}})
+    cluster, client = start_cluster(1, config=config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPP_")}
+    by_hand = subprocess.Popen(
+        [
+            ipytui,
+            "engine",
+            f"--profile-dir={cluster.profile_dir}",
+            f"--cluster-id={cluster.cluster_id}",
+            "--IPEngine.some_option=ignored",
+        ],
+        env=env,
+    )
+    try:
+        client.wait_for_engines(2, timeout=180)
+        marks = client[:].apply_sync(lambda: __import__("os").environ.get("IPYTUI_ENGINE", ""))
+        assert all('"uuid"' in mark for mark in marks), marks
+        new_id = max(client.ids)
+        client.shutdown(targets=[new_id], block=True)
+        assert by_hand.wait(timeout=60) == 0
+        wait_until(lambda: new_id not in client.ids, 60, "the hub to drop the engine shut down")
+    finally:
+        if by_hand.poll() is None:
+            by_hand.kill()
+        client.close()
+        cluster.stop_cluster_sync()
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (None, "no controller connection file"),
+        ("{not json", "no controller connection file"),
+        ('{"interface": "tcp://127.0.0.1"}', "unusable controller connection info"),
+        ('{"interface": "nonsense", "registration": 1}', "cannot reach the controller"),
+    ],
+)
+def test_bad_connection_info_is_a_clear_error(
+    tmp_path: Path, content: str | None, words: str
+) -> None:
+    path = tmp_path / "ipcontroller-engine.json"
+    if content is not None:
+        path.write_text(content)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPP_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ipytui.kernel.engine", "--file", str(path), "--timeout", "0.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 2
+    assert words in proc.stderr
+    assert "Traceback" not in proc.stderr

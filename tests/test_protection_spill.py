@@ -1,0 +1,277 @@
+"""Restore points that spill their big buffers to disk (issue 13, worker/spill.py).
+
+The real kernel, driven with jupyter_client: after a spill, a crash and an
+``%undo`` give back exactly the bytes of the point (sha256 of a 320 MiB and a
+160 MiB array, changed after the point), an array under the threshold stays in
+the point's memory as before, the point holds its buffers on disk and not in
+RAM (kernel_info says both), and a full disk leaves the point valid in RAM, said
+in kernel_info, with no spill file left. The ``Spill`` class is also driven
+directly on a real full tmpfs: nothing written, nothing left, memory intact.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import mmap
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import wait_until
+from ipytui.kernel.worker import spill
+from jupyter_client.blocking import BlockingKernelClient
+from test_protection import _argv, _client, _crash_report, _ok, _protection, _run, _stderr
+
+pytestmark = pytest.mark.timeout(180)
+
+MiB = 2**20
+SETUP = (
+    "import hashlib, os\n"
+    "import numpy as np\n"
+    "big = np.arange(40 * 2**20, dtype=np.float64)\n"  # 320 MiB: spilled
+    "other = np.full(20 * 2**20, 7.0)\n"  # 160 MiB: spilled
+    "small = np.arange(8 * 2**20, dtype=np.float64)\n"  # 64 MiB: under the threshold, kept
+    "f = lambda v: v + 1\n"
+)
+SUMS = "print(*(hashlib.sha256(a.data).hexdigest()[:16] for a in (big, other, small)), f(1))"
+MAPPED = "print(sum('.spill.' in line for line in open('/proc/self/maps')))"  # file-backed
+CHANGE = "big += 1; other[:] = 0; small *= 2\n"
+
+
+def _spilled(kc: BlockingKernelClient) -> dict[str, Any]:
+    """kernel_info's protection once the newest point has spilled (or said it could not)."""
+    found: dict[str, Any] = {}
+
+    def said() -> bool:
+        found.update(_protection(kc))
+        return bool(found.get("spill"))
+
+    wait_until(said, timeout=90, what="the restore point's spill outcome in kernel_info")
+    return found
+
+
+def _spill_files(data: Path) -> list[Path]:
+    return sorted((data / "checkpoints").glob("*.spill.*"))
+
+
+def test_a_crash_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path: Path) -> None:
+    info, proc = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _ok(kc, SETUP)
+        before = _ok(kc, SUMS)
+        status = _spilled(kc)
+        assert status["spill"].startswith("spilled"), status
+        assert status["on_disk"] >= 480 * MiB, status  # both big arrays, not the small one
+        assert status["held"] < 100 * MiB, status  # RAM and disk counted apart
+        assert _file_pids(tmp_path / "data") == _live_points(tmp_path / "data")  # one each
+        said = _ok(kc, "%protection")
+        assert "of RAM" in said and "on disk (spilled buffers)" in said, said
+        assert "to disk)" in _ok(kc, "%timeline")  # each point says what its spill did
+        reply, outputs = _run(kc, CHANGE + "os.kill(os.getpid(), 9)")
+        assert reply["status"] == "error" and reply["ename"] == "KernelDied", reply
+        report = _crash_report(kc, outputs)
+        assert report["restored_from"] == "snapshot", report
+        assert _ok(kc, SUMS) == before
+        assert _ok(kc, MAPPED) == "0\n"  # refilled into memory, not left on the file
+        assert proc.poll() is None
+        kc.shutdown()
+        wait_until(lambda: proc.poll() is not None, what="the kernel to stop")
+        assert _spill_files(tmp_path / "data") == []  # a stopping kernel removes its points' files
+    finally:
+        kc.stop_channels()
+
+
+def test_undo_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path: Path) -> None:
+    info, _ = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _ok(kc, SETUP)
+        before = _ok(kc, SUMS)
+        _spilled(kc)
+        _ok(kc, CHANGE)
+        assert _ok(kc, SUMS) != before
+        reply, outputs = _run(kc, "%undo 2")  # the print cell counts: it could change state
+        assert reply["status"] == "ok", (reply, outputs)
+        assert _ok(kc, SUMS) == before
+        assert _ok(kc, MAPPED) == "0\n"
+        # The promoted point read its file back and removed it; the dropped newer
+        # point's file went with it: only the files of live points remain.
+        wait_until(
+            lambda: _file_pids(tmp_path / "data") <= _live_points(tmp_path / "data"),
+            what="no spill file of a dead point",
+        )
+    finally:
+        kc.stop_channels()
+
+
+def _file_pids(data: Path) -> set[int]:
+    return {int(p.name.rsplit(".", 1)[1]) for p in _spill_files(data)}
+
+
+def _live_points(data: Path) -> set[int]:
+    """The live restore points of the first kernel start_kernel made (kernel-0.json)."""
+    from ipytui.kernel.protocol.procs import snapshots_of
+
+    return set(snapshots_of(str(data / "checkpoints" / "0.pickle")))
+
+
+def test_auto_counts_what_each_point_spills_and_moves_to_idle(start_kernel) -> None:
+    """A point per cell would write the big buffers to disk per cell: auto moves to
+    idle, and says why (the spill, not a copy)."""
+    info, _ = start_kernel(_argv())
+    kc = _client(info)
+    try:
+        _ok(kc, SETUP)
+        reply, outputs = _run(kc, "y = 1")
+        assert reply["status"] == "ok"
+        notice = _stderr(outputs)
+        assert "Protection level idle" in notice and "spills 480 MiB to disk" in notice, notice
+        assert _protection(kc)["level"] == "idle"
+    finally:
+        kc.stop_channels()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """tmp_path/'data' (the kernel's IPYTUI_DATA_DIR) on a 64 MiB tmpfs."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(data)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
+    yield data
+    subprocess.run(["umount", "-l", str(data)], check=False)
+
+
+def test_a_full_disk_keeps_the_point_in_ram_and_says_so(small_disk: Path, start_kernel) -> None:
+    info, proc = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _ok(kc, SETUP)
+        before = _ok(kc, SUMS)
+        status = _spilled(kc)
+        assert status["spill"].startswith("not spilled"), status
+        assert "in RAM" in status["spill"] and status["on_disk"] == 0, status
+        assert _spill_files(small_disk) == []
+        reply, outputs = _run(kc, CHANGE + "os.kill(os.getpid(), 9)")
+        assert reply["ename"] == "KernelDied", reply
+        assert _crash_report(kc, outputs)["restored_from"] == "snapshot"
+        assert _ok(kc, SUMS) == before
+        assert proc.poll() is None
+    finally:
+        kc.stop_channels()
+
+
+def test_spill_on_a_full_file_system_leaves_nothing(small_disk: Path, monkeypatch) -> None:
+    """Past the free-space check (skipped here), the write itself meets the full disk:
+    no file is left and the memory still holds its bytes."""
+    size = 128 * MiB
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    buf.write(bytes(range(256)) * (size // 256))
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    digest = hashlib.sha256(buf).hexdigest()
+    target = small_disk / "k.pickle.spill.1"
+    monkeypatch.setattr(spill.Spill, "_check_room", lambda self: None)
+    job = spill.Spill(target, [(addr, size)])
+    with pytest.raises(OSError) as raised:
+        job.run(stop=lambda: False)
+    assert raised.value.errno == errno.ENOSPC
+    assert not target.exists() and job.spilled == 0
+    assert hashlib.sha256(buf).hexdigest() == digest
+
+
+def _inside(addr: int, size: int, regions: list[tuple[int, int]]) -> bool:
+    """Whether [addr, addr + size) lies in one of the regions (the kernel may merge a
+    new mapping with a neighbouring anonymous one)."""
+    return any(lo <= addr and addr + size <= lo + n for lo, n in regions)
+
+
+def test_spill_maps_the_file_over_the_memory_and_refills_it(tmp_path: Path) -> None:
+    """The mechanism alone, in this process: after a spill the range is served from
+    the file (same bytes, not anonymous memory); a refill makes it memory again."""
+    size = 160 * MiB
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    buf.write(os.urandom(MiB) * (size // MiB))
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    digest = hashlib.sha256(buf).hexdigest()
+    assert _inside(addr, size, spill.big_regions(128 * MiB))
+    job = spill.Spill(tmp_path / "k.pickle.spill.2", [(addr, size)])
+    assert job.run(stop=lambda: False)
+    assert job.spilled == size and (tmp_path / "k.pickle.spill.2").exists()
+    assert not _inside(addr, size, spill.big_regions(128 * MiB))  # now a file mapping
+    assert hashlib.sha256(buf).hexdigest() == digest
+    job.refill()
+    assert not (tmp_path / "k.pickle.spill.2").exists()
+    assert hashlib.sha256(buf).hexdigest() == digest
+
+
+def test_a_checkpoint_writes_big_arrays_out_of_band_and_reads_them_back(tmp_path: Path) -> None:
+    """The checkpoint's pickle holds a big array's length, not its bytes (no second copy
+    in RAM while writing); reading the file gives the same values back."""
+    import numpy as np
+    from ipytui.kernel.worker import checkpoint
+
+    namespace = {
+        "a": np.arange(4 * MiB, dtype=np.float64),
+        "t": np.arange(6).reshape(2, 3).T,
+        "x": 3,
+    }
+    state = checkpoint.capture(namespace, ["a", "t", "x"], 7)
+    assert len(state["values"]["a"]) < 4096 and [v.nbytes for v in state["buffers"]["a"]] == [
+        32 * MiB
+    ]
+    written: list[int] = []
+    checkpoint.write(tmp_path / "c.pickle", state, lambda: written.append(1))
+    assert written == [1]
+    back: dict[str, Any] = {}
+    names, lost = checkpoint.restore(checkpoint.read(tmp_path / "c.pickle"), back)
+    assert names == ["a", "t", "x"] and lost == {}
+    assert np.array_equal(back["a"], namespace["a"]) and back["a"].flags.writeable
+    assert np.array_equal(back["t"], namespace["t"]) and back["x"] == 3
+
+
+def test_leftover_spill_files_of_dead_points_are_swept(tmp_path: Path) -> None:
+    """At start (and in `ipytui list`) the files of points that are gone are removed;
+    a running point's file is never touched."""
+    from ipytui.kernel.protocol.spill_files import spill_path, sweep_spills
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    ckpt = tmp_path / "k.pickle"
+    gone, live = spill_path(ckpt, dead.pid), spill_path(ckpt, os.getpid())
+    for path in (gone, live):
+        path.write_bytes(b"x")
+    assert sweep_spills(tmp_path) == [gone]
+    assert live.exists() and not gone.exists()
+
+
+def test_never_touched_memory_costs_no_disk_and_stays_untouched(tmp_path: Path) -> None:
+    """A big array mostly never written (np.zeros of a large shape): only the touched
+    pieces are written; after the refill the rest is still untouched memory."""
+    size = 256 * MiB
+    twin = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    twin[5 * MiB : 5 * MiB + 4] = b"data"
+    digest = hashlib.sha256(twin).hexdigest()  # hashing reads (maps) every page: a twin
+    fresh = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    fresh[5 * MiB : 5 * MiB + 4] = b"data"  # one piece touched
+    faddr = ctypes.addressof(ctypes.c_char.from_buffer(fresh))
+    assert sum(spill.used_pieces(faddr, size)) == 1
+    job = spill.Spill(tmp_path / "k.pickle.spill.3", [(faddr, size)])
+    assert job.needed == spill.PIECE
+    assert job.run(stop=lambda: False)
+    assert (tmp_path / "k.pickle.spill.3").stat().st_blocks * 512 <= 4 * MiB
+    job.refill()
+    assert sum(spill.used_pieces(faddr, size)) == 1  # the rest still costs no RAM
+    assert hashlib.sha256(fresh).hexdigest() == digest
