@@ -9,7 +9,8 @@ Client's notification socket read every 0.5 s); ipykernel runs
 - **px round trip**: ``%px print('ok', N)`` from execute_request until reply and
   idle; correct when both engines' ``[stdout:ID] ok N`` lines reached the client.
 - **plain cell**: ``x = N`` the same way, the kernel's own per-cell cost (ipytui's
-  crash protection) beside the %px figure.
+  crash protection) beside the %px figure; also on an ipytui kernel that joined
+  no cluster (``ipytui-alone``), to see what being in a cluster adds.
 - **idle cost**: CPU seconds the controller's processes and the kernel's used
   over an idle window with the kernel attached, once its tree is quiet after
   the last cell (snapshots and checkpoints are not this; what the engine watcher
@@ -77,15 +78,20 @@ def start_cluster(wd: Workdir, n: int = 2) -> tuple[object, Path]:
     return cluster, found[-1]
 
 
+KINDS = ("ipytui", "ipytui-alone", "ipykernel")  # ipytui-alone: no cluster, no %px
+
+
 def start_kernel(kind: str, wd: Workdir, client_file: Path) -> tuple[object, TextClient]:
     path = wd.connection_file(kind)
-    argv = [*KERNEL_COMMANDS[kind], str(path)]
+    argv = [*KERNEL_COMMANDS[kind.removesuffix("-alone")], str(path)]
     if kind == "ipytui":
         argv = [*KERNEL_COMMANDS[kind][:-1], "--cluster", str(client_file), "-f", str(path)]
     proc = spawn(argv, wd.env, wd.log(kind))
     client = TextClient(read_info(path))
     client.wait_reply(client.send("shell", "kernel_info_request", {}), 60)
     client.wait_iopub(60)
+    if kind == "ipytui-alone":
+        return proc, client
     setup = (
         "%cluster"
         if kind == "ipytui"
@@ -134,6 +140,49 @@ def idle_cpu(root: int, window: float) -> float:
     return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
+def tree_cpu(root: int) -> float:
+    """CPU seconds of the tree under ``root`` so far, its reaped children (the restore
+    points it discarded) included."""
+    total = 0.0
+    for proc in tree(psutil.Process(root)):
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+    """One row per metric: each kind, ipytui's ratios to ipykernel, and correctness."""
+    total, reps = args.n * args.reps, args.reps
+    print(
+        f"cluster: 2 stock engines; {reps} kernels of each kind, {args.n} round trips and "
+        f"an idle window of {args.idle:.0f} s each (medians); ipytui-alone joined no cluster"
+    )
+    print(
+        f"{'metric':<34}{'ipytui':>9}{'alone':>9}{'ipykernel':>11}{'ratio':>7}{'alone':>7}"
+        "  correct (ipytui / alone / ipykernel)"
+    )
+    rows = [
+        ("%px round trip, median ms", "px_ms", "px_ok", total),
+        ("cell x = N (no %px), median ms", "plain_ms", "plain_ok", total),
+        ("kernel CPU ms per x = N cell", "plain_cpu_ms", "plain_ok", total),
+        ("controller CPU s while idle", "hub_cpu", "idle_ok", reps),
+        ("kernel CPU s while idle", "kernel_cpu", "idle_ok", reps),
+    ]
+    ours, alone, ref = (results[kind] for kind in KINDS)
+    for label, key, ok, n in rows:
+        a, b, r = (float(res[key]) for res in (ours, alone, ref))
+        ratios = "".join(f"{x / r:>7.2f}" if r > 0 else f"{'n/a':>7}" for x in (a, b))
+        if key == "px_ms":
+            b, ratios, right = float("nan"), ratios[:7] + f"{'n/a':>7}", "n/a"
+        else:
+            right = f"{alone[ok]}/{n}"
+        correct = f"{ours[ok]}/{n} / {right} / {ref[ok]}/{n}"
+        print(f"{label:<34}{a:>9.3f}{b:>9.3f}{r:>11.3f}{ratios}  {correct}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=30, help="%%px round trips per kernel")
@@ -144,16 +193,21 @@ def main() -> int:
     wd = Workdir()
     cluster, client_file = start_cluster(wd)
     controller = psutil.Process(cluster.controller.pid)
-    samples: dict[str, list[tuple[float, bool]]] = {"ipytui": [], "ipykernel": []}
-    plain: dict[str, list[tuple[float, bool]]] = {"ipytui": [], "ipykernel": []}
-    idle: dict[str, list[tuple[float, float, bool]]] = {"ipytui": [], "ipykernel": []}
+    samples: dict[str, list[tuple[float, bool]]] = {kind: [] for kind in KINDS}
+    plain: dict[str, list[tuple[float, bool]]] = {kind: [] for kind in KINDS}
+    plain_cpu: dict[str, list[float]] = {kind: [] for kind in KINDS}  # ms per cell
+    idle: dict[str, list[tuple[float, float, bool]]] = {kind: [] for kind in KINDS}
     try:
         for rep in range(args.reps):  # alternating which kernel goes first
-            for kind in ("ipytui", "ipykernel")[:: 1 if rep % 2 == 0 else -1]:
+            for kind in KINDS[:: 1 if rep % 2 == 0 else -1]:
                 proc, client = start_kernel(kind, wd, client_file)
-                px_once(client, -1)  # warm: the first %px sets things up on both sides
-                samples[kind] += [px_once(client, i) for i in range(args.n)]
+                alone = kind == "ipytui-alone"
+                if not alone:
+                    px_once(client, -1)  # warm: the first %px sets things up on both sides
+                    samples[kind] += [px_once(client, i) for i in range(args.n)]
+                cpu_before = tree_cpu(proc.pid)
                 plain[kind] += [plain_once(client, i) for i in range(args.n)]
+                plain_cpu[kind].append((tree_cpu(proc.pid) - cpu_before) * 1e3 / args.n)
                 # past the restore point and checkpoint a kernel takes after its last cell
                 time.sleep(SETTLE)
                 wait_quiet(proc.pid, timeout=args.idle)
@@ -162,55 +216,26 @@ def main() -> int:
                 hub = sum(
                     t - hub_before.get(pid, 0.0) for pid, t in cpu_by_pid(tree(controller)).items()
                 )
-                idle[kind].append((hub, kernel, px_once(client, 999)[1]))
+                reached = plain_once(client, 999)[1] if alone else px_once(client, 999)[1]
+                idle[kind].append((hub, kernel, reached))
                 client.close()
                 kill_tree(proc.pid, grace=5.0)
     finally:
         cluster.stop_cluster_sync()
     results = {
         kind: {
-            "px_ms": statistics.median(ms for ms, _ in samples[kind]),
+            "px_ms": statistics.median([ms for ms, _ in samples[kind]] or [0.0]),
             "px_ok": sum(ok for _, ok in samples[kind]),
             "plain_ms": statistics.median(ms for ms, _ in plain[kind]),
             "plain_ok": sum(ok for _, ok in plain[kind]),
+            "plain_cpu_ms": statistics.median(plain_cpu[kind]),
             "hub_cpu": statistics.median(h for h, _, _ in idle[kind]),
             "kernel_cpu": statistics.median(k for _, k, _ in idle[kind]),
             "idle_ok": sum(ok for _, _, ok in idle[kind]),
         }
         for kind in samples
     }
-    ours, ref = results["ipytui"], results["ipykernel"]
-    total = args.n * args.reps
-    print(
-        f"cluster: 2 stock engines; {args.reps} kernels of each kind, {args.n} round trips and "
-        f"an idle window of {args.idle:.0f} s each (medians)"
-    )
-    print(
-        f"{'metric':<34}{'ipytui':>10}{'ipykernel':>11}{'ratio':>8}  correct (ipytui / ipykernel)"
-    )
-    reps = args.reps
-    rows = [
-        ("%px round trip, median ms", "px_ms", f"{ours['px_ok']}/{total} / {ref['px_ok']}/{total}"),
-        (
-            "cell x = N (no %px), median ms",
-            "plain_ms",
-            f"{ours['plain_ok']}/{total} / {ref['plain_ok']}/{total}",
-        ),
-        (
-            "controller CPU s while idle",
-            "hub_cpu",
-            f"{ours['idle_ok']}/{reps} / {ref['idle_ok']}/{reps}",
-        ),
-        (
-            "kernel CPU s while idle",
-            "kernel_cpu",
-            f"{ours['idle_ok']}/{reps} / {ref['idle_ok']}/{reps}",
-        ),
-    ]
-    for label, key, correct in rows:
-        a, b = float(ours[key]), float(ref[key])
-        ratio = f"{a / b:.2f}" if b > 0 else "n/a"
-        print(f"{label:<34}{a:>10.3f}{b:>11.3f}{ratio:>8}  {correct}")
+    report(results, args)
     return 0
 
 

@@ -11,6 +11,8 @@ from ipytui.app.cluster_view import message_lines
 from ipytui.kernel.client.cluster_iopub import engine_of
 from ipytui.kernel.protocol.cluster_spec import ClusterSpecError, check_cluster_spec
 from ipytui.kernel.protocol.events import event_text
+from ipytui.kernel.protocol.inert import is_inert
+from ipytui.kernel.protocol.syntax import transform_cell
 from ipytui.kernel.protocol.wire import Message
 from ipytui.kernel.supervisor.cluster_owner import ClusterOwner
 from ipytui.kernel.worker.cluster_watch import engine_states
@@ -110,3 +112,21 @@ def test_engine_topics_and_lines() -> None:
     )
     assert [t.plain for t in message_lines(error)] == ["ValueError: bad"]
     assert message_lines(msg("status", execution_state="busy")) == []
+
+
+@pytest.mark.parametrize(
+    ("cell", "inert"),
+    [
+        ("%px print('ok', 1)", True),
+        ("%%px --targets 0\nimport os\nprint(1)", True),  # and so every cell under %autopx
+        ("%pxresult", True),
+        ("%pxconfig --block", False),  # the kernel's own settings: a restore point keeps them
+        ("%autopx", False),
+        ("%cluster connect x.json", False),
+        ("%%timeit\nx = 1", False),
+        ("x = 1", False),
+    ],
+)
+def test_px_cells_take_no_restore_point(cell: str, inert: bool) -> None:
+    """Code run on the engines leaves the kernel's namespace alone: no fork after it."""
+    assert is_inert(transform_cell(cell)) is inert

@@ -55,7 +55,7 @@ def kc(jupyter_env: Path, cluster_file: Path) -> Iterator[BlockingKernelClient]:
 
 
 def lines_of(text: str, label: str) -> list[str]:
-    return [line[len(label):].strip() for line in text.splitlines() if line.startswith(label)]
+    return [line[len(label) :].strip() for line in text.splitlines() if line.startswith(label)]
 
 
 def test_cluster_lists_its_engines(kc: BlockingKernelClient) -> None:
@@ -70,7 +70,9 @@ def test_px_output_arrives_labelled_by_engine(kc: BlockingKernelClient) -> None:
     text = stream_text(seen)
     assert reply["content"]["status"] == "ok", reply["content"]
     pids = {eid: lines_of(text, f"[stdout:{eid}]") for eid in (0, 1)}
-    assert all(len(found) == 1 and found[0].startswith("pid ") for found in pids.values()), repr(text)
+    assert all(len(found) == 1 and found[0].startswith("pid ") for found in pids.values()), repr(
+        text
+    )
     assert pids[0] != pids[1]  # two engine processes, not one
 
 
@@ -78,8 +80,11 @@ def test_cell_px_shows_each_engines_result(kc: BlockingKernelClient) -> None:
     reply, seen = run(kc, "%%px\nanswer = 6 * 7\nanswer")
     text = stream_text(seen)
     assert reply["content"]["status"] == "ok"
-    results = {line[4:].split(":")[0]: line.split("]: ", 1)[1]
-               for line in text.splitlines() if line.startswith("Out[")}
+    results = {
+        line[4:].split(":")[0]: line.split("]: ", 1)[1]
+        for line in text.splitlines()
+        if line.startswith("Out[")
+    }
     assert results == {"0": "42", "1": "42"}, text
 
 
@@ -134,12 +139,20 @@ def test_autopx_sends_every_cell_to_the_engines(kc: BlockingKernelClient) -> Non
 def test_output_streams_while_the_task_runs(kc: BlockingKernelClient, tmp_path: Path) -> None:
     """The first line shows while the engines still wait for a gate the test opens."""
     gate = tmp_path / "gate"
-    code = ("%px import os, time; print('first', flush=True); "
-            f"[time.sleep(0.02) for _ in iter(lambda: os.path.exists({str(gate)!r}), True)]; "
-            "print('second')")
+    code = (
+        "%px import os, time; print('first', flush=True); "
+        f"[time.sleep(0.02) for _ in iter(lambda: os.path.exists({str(gate)!r}), True)]; "
+        "print('second')"
+    )
     msg_id = kc.execute(code)
-    first = iopub_until(kc, lambda m: m["parent_header"].get("msg_id") == msg_id
-                        and m["msg_type"] == "stream" and "first" in m["content"]["text"])
+    first = iopub_until(
+        kc,
+        lambda m: (
+            m["parent_header"].get("msg_id") == msg_id
+            and m["msg_type"] == "stream"
+            and "first" in m["content"]["text"]
+        ),
+    )
     assert first["content"]["text"].startswith("[stdout:")
     assert not kc.shell_channel.msg_ready()  # the task is still running
     gate.touch()
@@ -177,8 +190,14 @@ def test_cluster_start_and_stop_from_the_kernel(jupyter_env: Path) -> None:
 def test_interrupt_reaches_the_engines(kc: BlockingKernelClient) -> None:
     """Ctrl+C on a %px cell ends it, and the engines are free for the next one."""
     msg_id = kc.execute("%px import time; print('looping', flush=True); time.sleep(3600)")
-    iopub_until(kc, lambda m: m["parent_header"].get("msg_id") == msg_id
-                and m["msg_type"] == "stream" and "looping" in m["content"]["text"])
+    iopub_until(
+        kc,
+        lambda m: (
+            m["parent_header"].get("msg_id") == msg_id
+            and m["msg_type"] == "stream"
+            and "looping" in m["content"]["text"]
+        ),
+    )
     kc.control_channel.send(kc.session.msg("interrupt_request", {}))
     reply = kc.get_shell_msg(timeout=60)
     assert reply["parent_header"]["msg_id"] == msg_id
@@ -186,3 +205,23 @@ def test_interrupt_reaches_the_engines(kc: BlockingKernelClient) -> None:
     reply, seen = run(kc, "%px print('free again')", timeout=60)
     assert reply["content"]["status"] == "ok", reply["content"]
     assert lines_of(stream_text(seen), "[stdout:0]") == ["free again"], [m["content"] for m in seen]
+
+
+def test_cluster_file_at_start_serves_the_first_cell(jupyter_env: Path, cluster_file: Path) -> None:
+    """``--cluster FILE``: the worker joins beside its start; a ``%px`` sent as the
+    very first cell waits for the join instead of finding no cluster."""
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="ipytui")
+    km.start_kernel(extra_arguments=["--cluster", str(cluster_file)])
+    client = km.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=120)
+        reply, seen = run(client, "%px print('first')", timeout=120)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        text = stream_text(seen)
+        assert lines_of(text, "[stdout:0]") == ["first"], text
+        assert lines_of(text, "[stdout:1]") == ["first"], text
+    finally:
+        stop(km, client)

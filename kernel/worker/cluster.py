@@ -12,6 +12,7 @@ import builtins
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,14 @@ class ClusterLink:
     autopx: bool = False
     connection_file: str = ""  # the cluster's ipcontroller-…client.json
     pid: int = 0  # the process the client was made in (a restored snapshot is a fork)
+    joiner: threading.Thread | None = None  # the start-up join of ``--cluster``, if any
+
+    def wait_joined(self) -> None:
+        """Wait for the start-up join (``--cluster``) to end, so a first cell finds the
+        cluster instead of none; the joining thread itself does not wait."""
+        joiner = self.joiner
+        if joiner is not None and joiner is not threading.current_thread():
+            joiner.join()  # interruptible on the main thread: Ctrl+C ends the wait
 
     @property
     def connected(self) -> bool:
@@ -58,6 +67,7 @@ class ClusterLink:
         """Connect to a running cluster: a client connection file or a profile name."""
         import ipyparallel as ipp
 
+        self.wait_joined()
         self.close()
         path = Path(where).expanduser()
         try:
@@ -82,6 +92,7 @@ class ClusterLink:
         """Start a local cluster of ``n`` engines owned by this kernel."""
         import ipyparallel as ipp
 
+        self.wait_joined()
         self.close()
         from IPython.core.profiledir import ProfileDir
         from IPython.paths import get_ipython_dir
@@ -90,20 +101,28 @@ class ClusterLink:
         # ipyparallel would take its parent and profile from get_ipython(), and ours is
         # no traitlets object with a profile: name both.
         profile = ProfileDir.create_profile_dir_by_name(get_ipython_dir(), "default")
-        cluster = ipp.Cluster(n=n, log_level=40, parent=Configurable(),
-                              profile_dir=profile.location)
+        cluster = ipp.Cluster(
+            n=n, log_level=40, parent=Configurable(), profile_dir=profile.location
+        )
         try:
             self.client = cluster.start_and_connect_sync(activate=False)
         except Exception as exc:  # noqa: BLE001
             raise ClusterError(f"cannot start a cluster of {n} engines: {exc}") from None
         self.cluster, self.pid = cluster, os.getpid()
-        self.connection_file = str(Path(cluster.profile_dir, "security",
-                                        f"ipcontroller-{cluster.cluster_id}-client.json"))
+        self.connection_file = str(
+            Path(cluster.profile_dir, "security", f"ipcontroller-{cluster.cluster_id}-client.json")
+        )
         return self.describe()
 
     def close(self) -> None:
         """Leave the cluster; one this kernel started is stopped."""
-        client, cluster, self.client, self.cluster, self.last = self.client, self.cluster, None, None, None
+        client, cluster, self.client, self.cluster, self.last = (
+            self.client,
+            self.cluster,
+            None,
+            None,
+            None,
+        )
         self.connection_file = ""
         self.autopx = False
         if client is not None and self.pid != os.getpid():
@@ -131,6 +150,7 @@ class ClusterLink:
         return "\n".join(lines)
 
     def require(self) -> Any:
+        self.wait_joined()
         if self.client is None:
             raise ClusterError("no cluster: use %cluster start N or %cluster connect FILE|PROFILE")
         if self.pid != os.getpid():
@@ -194,8 +214,9 @@ class ClusterLink:
     def _interrupt(self, result: Any) -> None:
         """Ctrl+C: pass it on to the engines running the task and let them stop,
         so the engines are free (and their output spent) when the cell ends."""
-        engines = sorted({md.get("engine_id") for md in result.metadata
-                          if md.get("engine_id") is not None})
+        engines = sorted(
+            {md.get("engine_id") for md in result.metadata if md.get("engine_id") is not None}
+        )
         try:
             if engines:
                 self.client.send_signal(signal.SIGINT, targets=engines, block=True)
@@ -275,8 +296,9 @@ def _raise_errors(result: Any) -> None:
             sys.stderr.write(_prefixed(f"[{label}] ", line + "\n"))
         failed.append(f"engine {label}: {ename}: {evalue}")
     if failed:
-        raise EngineFailure(f"{len(failed)} engine{'s' if len(failed) != 1 else ''} raised: "
-                           + "; ".join(failed))
+        raise EngineFailure(
+            f"{len(failed)} engine{'s' if len(failed) != 1 else ''} raised: " + "; ".join(failed)
+        )
 
 
 def wait_for_engines(client: Any, n: int, timeout: float = 60) -> None:

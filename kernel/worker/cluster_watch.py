@@ -229,26 +229,33 @@ def unwatch() -> None:
 def start_from_spec(worker: Any, spec: str) -> threading.Thread:
     """``new:N``, a client connection file or a profile (``ipytui --cluster``):
     start or join the cluster in a thread, holding the user lock so the first
-    cells wait for it instead of finding no cluster."""
+    cells wait for it instead of finding no cluster. The lock is taken here,
+    before the worker serves, and released by the thread (a plain Lock allows
+    it): a cell can never hold it while it waits for the join (``wait_joined``)."""
+    worker.user_lock.acquire()
 
     def run() -> None:
         sup = _SINK[0]
-        with worker.user_lock:
-            try:
-                if spec.startswith("new:"):
-                    n = int(spec[4:])
-                    LINK.start(n)
-                    wait_for_engines(LINK.client, n, START_TIMEOUT)
-                else:
-                    LINK.connect(spec)
-            except (ClusterError, ValueError) as exc:
-                sup({"event": "cluster", "error": str(exc)})
-                return
-            except Exception as exc:  # noqa: BLE001 - never the worker's end
-                sup({"event": "cluster", "error": f"cannot use the cluster {spec!r}: {exc}"})
-                return
+        try:
+            if spec.startswith("new:"):
+                n = int(spec[4:])
+                LINK.start(n)
+                wait_for_engines(LINK.client, n, START_TIMEOUT)
+            else:
+                LINK.connect(spec)
             watch()
+        except (ClusterError, ValueError) as exc:
+            sup({"event": "cluster", "error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - never the worker's end
+            sup({"event": "cluster", "error": f"cannot use the cluster {spec!r}: {exc}"})
+        finally:
+            worker.user_lock.release()
 
     thread = threading.Thread(target=run, name="ipytui-cluster-start", daemon=True)
-    thread.start()
+    LINK.joiner = thread
+    try:
+        thread.start()
+    except RuntimeError:
+        worker.user_lock.release()
+        raise
     return thread

@@ -65,7 +65,7 @@ def _leading_options(line: str) -> tuple[dict[str, Any], str]:
             options["targets"] = m.group(2)
         else:
             options[m.group(3)] = True
-        line = line[m.end():]
+        line = line[m.end() :]
     if line.lstrip().startswith("--"):
         raise ArgumentError(f"unknown option {line.split()[0]!r}")
     return options, line
@@ -88,6 +88,7 @@ def cluster(shell: Any, line: str) -> None:
     """
     words = split(line)
     command = words[0] if words else ""
+    LINK.wait_joined()  # ``--cluster``'s join at start-up ends first
     if command == "":
         print(_run(LINK.describe))
     elif command == "start":
