@@ -12,6 +12,7 @@ kernel with ``@pytest.mark.parametrize("kernel_argv", [IPYTUI_ARGV], indirect=Tr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -37,6 +38,24 @@ IPYTUI_ARGV = [sys.executable, "-m", "ipytui.kernel", "--debug", "-f"]
 KernelProcess = tuple[ConnectionInfo, subprocess.Popen[bytes]]
 START_ATTEMPTS = 3
 LISTEN_TIMEOUT = 20.0
+
+
+@contextlib.contextmanager
+def tmpfs_data_dir(tmp_path: Path, size: str) -> Iterator[Path]:
+    """tmp_path/'data' (a kernel's IPYTUI_DATA_DIR) on a tmpfs of ``size``: a disk
+    that fills up. Skips the test where no tmpfs can be mounted (not root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(data)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield data
+    finally:
+        subprocess.run(["umount", "-l", str(data)], check=False)
 
 
 def wait_until(pred: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IPYTUI_ARGV, wait_until
+from conftest import IPYTUI_ARGV, tmpfs_data_dir, wait_until
 from jupyter_client.blocking.client import BlockingKernelClient
 from test_ui_support import IPYTUI_KERNEL_ARGV, SIZE, KernelProcess, make_app, run_cell, wait_for
 from test_ui_support import wait_ready as wait_app_ready
@@ -33,16 +33,8 @@ T = 60.0
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """tmp_path/'data' (the kernel's IPYTUI_DATA_DIR in start_kernel) on a 20 MiB tmpfs."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    data = tmp_path / "data"
-    data.mkdir(mode=0o700)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m,mode=0700", "tmpfs", str(data)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    yield data
-    subprocess.run(["umount", "-l", str(data)], check=False)
+    with tmpfs_data_dir(tmp_path, "20m") as data:
+        yield data
 
 
 class Iopub:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from conftest import tmpfs_data_dir, wait_until
 from ipytui.kernel.worker import spill
 from jupyter_client.blocking import BlockingKernelClient
 from test_protection import _argv, _client, _crash_report, _ok, _protection, _run, _stderr
@@ -140,19 +140,8 @@ def test_auto_counts_what_each_point_spills_and_moves_to_idle(start_kernel) -> N
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """tmp_path/'data' (the kernel's IPYTUI_DATA_DIR) on a 64 MiB tmpfs."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    data = tmp_path / "data"
-    data.mkdir(mode=0o700)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(data)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    yield data
-    subprocess.run(["umount", "-l", str(data)], check=False)
+    with tmpfs_data_dir(tmp_path, "64m") as data:
+        yield data
 
 
 def test_a_full_disk_keeps_the_point_in_ram_and_says_so(small_disk: Path, start_kernel) -> None:
