@@ -130,7 +130,11 @@ def _ipytui_extras(run: KernelRun, n: int, value: float) -> dict[str, Any]:
         t0 = time.perf_counter()
         done, reply = client.wait_done(client.execute("%undo"), 300)
         extras["undo_ms"] = (done - t0) * 1e3
-        extras["undo_right"] = reply.get("status") == "ok" and _value(run, "big[0]") == f"{value}"
+        t0 = time.perf_counter()  # the first full read after it: a lazy undo pays its reads here
+        read = _value(run, "float(big.sum())")
+        extras["undo_read_ms"] = (time.perf_counter() - t0) * 1e3
+        extras["undo_right"] = reply.get("status") == "ok" and read == f"{float(n) * value}" \
+            and _value(run, "big[0], big[-1]") == f"{value} {value}"
     extras["level_after"] = _protection(run).get("level")
     time.sleep(2.5)  # a restore point of the current state at any level (untimed)
     status = _spilled(run) if n else _protection(run)
@@ -180,12 +184,15 @@ def render(results: dict[int, dict[str, dict[str, Any]]], cells: int) -> str:
             slow = f"{max(a['times'][name]):.0f} / {max(b['times'][name]):.0f}"
             lines.append(f"| {mib} MiB | {name} | {ta:.1f} | {tb:.1f} | {ta / tb:.2f}x | {slow} | {pa:.0f} "
                          f"| {pb:.0f} | {pa / pb:.2f}x | {a['right'][name]}/{b['right'][name]} |")
-    lines += ["", "| size | level chosen | after undo | %undo ms (right) | crash -> restored ms "
-              "(right) | points hold: RAM / disk MiB | newest point |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| size | level chosen | after undo | %undo ms (right) | first full read after "
+              "it ms (ipykernel's read cell) | crash -> restored ms (right) | points hold: RAM / "
+              "disk MiB | newest point |", "|---|---|---|---|---|---|---|---|"]
     for mib, by_kind in results.items():
         a = by_kind["ipytui"]
         undo = f"{a['undo_ms']:.0f} ({a['undo_right']})" if "undo_ms" in a else "-"
-        lines.append(f"| {mib} MiB | {a['level']} | {a['level_after']} | {undo} | "
+        read = (f"{a['undo_read_ms']:.0f} ({med(by_kind['ipykernel']['times']['read']):.0f})"
+                if "undo_read_ms" in a else "-")
+        lines.append(f"| {mib} MiB | {a['level']} | {a['level_after']} | {undo} | {read} | "
                      f"{a['crash_ms']:.0f} ({a['crash_right']}) | {a['held'] / 2**20:.0f} / "
                      f"{a['on_disk'] / 2**20:.0f} | {a['spill'] or '-'} |")
     lines.append(f"\nmedian of {cells} back-to-back cells (the slowest is the one that paid the "

@@ -63,6 +63,7 @@ class TimeTravel:
     undo_plan: UndoPlan | None
     zombies: list[int]
     timeline_due: bool  # the points or the cells they cover changed: tell the clients
+    early_spills: dict[int, dict[str, Any]]  # spill notes of points not announced yet
     presence: Any
     crash_pending: Any
     execution_count: int
@@ -85,6 +86,7 @@ class TimeTravel:
         self.undo_plan = None
         self.zombies = []
         self.timeline_due = False
+        self.early_spills = {}
 
     # -- events from the worker ---------------------------------------------
     def _on_snapshot(self, event: dict[str, Any]) -> None:
@@ -96,6 +98,9 @@ class TimeTravel:
                              for name in event.get("lost_threads", [])]
         self._discard(self.chain.add(point))
         self.timeline_due = True
+        early = self.early_spills.pop(point.pid, None)
+        if early is not None:  # the point's spill note overtook this event
+            self._on_spill(early)
 
     def _on_cell_changed(self, count: int) -> None:
         self.changed_cells = [*self.changed_cells, count][-MAX_CHANGED:]
@@ -121,7 +126,9 @@ class TimeTravel:
         """A point spilled its big buffers to disk, or could not (and keeps them in RAM)."""
         point = self.chain.find(int(event.get("pid") or 0))
         size = format_size(int(event.get("bytes") or 0))
-        if point is None:
+        if point is None:  # a quick note (a full disk) can overtake the snapshot event
+            pid = int(event.get("pid") or 0)
+            self.early_spills = {**dict(list(self.early_spills.items())[-7:]), pid: event}
             return
         if event.get("ok"):
             point.on_disk, point.spill = int(event.get("bytes") or 0), f"spilled {size} to disk"

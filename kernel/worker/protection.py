@@ -79,6 +79,7 @@ class Protection:
     held: int = 0  # the newest snapshot's private bytes at the last measure
     spill_threshold: int = 0  # the snapshots spill mappings this big (0: they never do)
     spills: int = 0  # what the newest snapshot spills to disk (its big mappings at the fork)
+    worker_mapped: int = 0  # the worker's mappings of deleted spill files (disk it holds)
     due: tuple[int, str, dict[str, Any]] | None = None  # (count, msg_id, cell) awaiting idle
     last: CellCost | None = None
     _start: tuple[float, int] = (0.0, 0)
@@ -181,10 +182,13 @@ class Protection:
         return self.level in ("idle", "checkpoint")
 
     def took(self, pid: int, count: int) -> None:
-        from ipytui.kernel.worker.spill import big_regions
+        from ipytui.kernel.worker.spill import big_regions, spill_mapped
 
-        regions = big_regions(self.spill_threshold) if self.spill_threshold else []
+        with open("/proc/self/maps") as f:
+            maps = f.read()
+        regions = big_regions(self.spill_threshold, maps) if self.spill_threshold else []
         self.spills = sum(length for _, length in regions)  # what the new point will spill
+        self.worker_mapped = sum(hi - lo for lo, hi in spill_mapped(maps))  # a lazy promotion's
         self.snapshot_pid, self.snapshot_count = pid, count
         self.snapshot_time, self.fresh, self.held, self.due = time.time(), True, 0, None
 
@@ -198,6 +202,7 @@ class Protection:
         return {"setting": self.setting, "level": self.level, "reason": self.reason,
                 "copy_limit": self.copy_limit, "budget": self.budget,
                 "idle_seconds": self.idle_seconds, "spills": self.spills,
+                "worker_mapped": self.worker_mapped,
                 "last_cell": None if last is None else {
                     "count": last.count, "seconds": round(last.seconds, 4),
                     "faults": last.faults, "copied": last.copied}}

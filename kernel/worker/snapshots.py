@@ -253,7 +253,7 @@ class Snapshots:
                 self._promoted = False  # the snapshots this worker takes start afresh
                 with contextlib.suppress(OSError):
                     os.nice(-10)  # only root may lower it back; harmless otherwise
-                spill.refill_or_end(self.spill)  # the big buffers back in RAM first
+                spill.promote_lazily(self.spill)  # the big buffers stay mapped from disk
                 self.spill = None
                 return
             if not _alive(self.supervisor_pid):

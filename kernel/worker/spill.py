@@ -13,10 +13,18 @@ byte stays readable in the point, served from the file: the point's background
 pickle checkpoint (and anything else that reads) sees the right values, never
 zeros (a plain ``madvise(MADV_DONTNEED)`` would leave zero pages behind).
 
-On promotion the point first refills: anonymous memory mapped back over each
-range and the file read into it (``preadv``), then the file is removed. A
-failed spill (a full disk, an I/O error) is undone the same way: the point
-keeps its copy in RAM, as without spilling, and says why.
+On promotion the point does not read the file back (a 1 GiB read took a
+second): it removes the file's name and becomes the worker at once, its
+ranges still private mappings of the deleted file. Reads come from the page
+cache on demand, a write copies that page into the worker's anonymous memory
+(MAP_PRIVATE: never into the file, never into another process); the inode
+and its disk are held until the ranges are unmapped (the array freed). The
+next point of that worker spills such a range like an anonymous one
+(``big_regions`` knows our deleted spill files by name), writing all of it:
+a page of it that is not in memory is file data, not zero. A failed spill (a
+full disk, an I/O error) is undone by a refill (anonymous memory mapped back
+over the range, the file read into it): the point keeps its copy in RAM, as
+without spilling, and says why.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,23 +100,54 @@ def _view(addr: int, length: int) -> memoryview:
     return memoryview((ctypes.c_char * length).from_address(addr)).cast("B")
 
 
-def big_regions(threshold: int, maps: str | None = None) -> list[tuple[int, int]]:
-    """(address, length) of this process's private anonymous read-write mappings of at
-    least ``threshold`` bytes. Named ones (``[heap]``, ``[stack]``, files) never count."""
-    if maps is None:
-        with open("/proc/self/maps") as f:
-            maps = f.read()
+_OUR_DELETED_SPILL = re.compile(r"\.spill\.\d+ \(deleted\)$")
+
+
+def _spillable(maps: str) -> list[tuple[int, int, bool]]:
+    """(start, end, from a spill file) of the private read-write mappings a point may
+    spill: anonymous ones with no name, and private mappings of our own deleted spill
+    files (a lazily promoted point's ranges). ``[heap]``, ``[stack]``, other files and
+    memfds never count."""
     found = []
     for line in maps.splitlines():
         fields = line.split(maxsplit=5)
-        if len(fields) < 5 or fields[1] != "rw-p" or fields[4] != "0":
+        if len(fields) < 5 or fields[1] != "rw-p":
             continue
-        if len(fields) == 6 and fields[5].strip():
-            continue  # [heap], [stack], a file, a memfd...
+        name = fields[5].strip() if len(fields) == 6 else ""
+        backed = bool(_OUR_DELETED_SPILL.search(name))
+        if not backed and (fields[4] != "0" or name):
+            continue
         lo, hi = (int(x, 16) for x in fields[0].split("-"))
-        if hi - lo >= threshold:
-            found.append((lo, hi - lo))
+        found.append((lo, hi, backed))
     return found
+
+
+def _read_maps(maps: str | None) -> str:
+    if maps is not None:
+        return maps
+    with open("/proc/self/maps") as f:
+        return f.read()
+
+
+def big_regions(threshold: int, maps: str | None = None) -> list[tuple[int, int]]:
+    """(address, length) of this process's spillable mappings (``_spillable``) of at
+    least ``threshold`` bytes. Adjacent spill file mappings count as one (a range is
+    spilled in chunks). Never an anonymous neighbour with them: a small anonymous
+    mapping may be the allocator's, written while the spill runs (mapping the file
+    over it would take those writes back)."""
+    found: list[tuple[int, int, bool]] = []
+    for lo, hi, backed in _spillable(_read_maps(maps)):
+        if backed and found and found[-1][2] and found[-1][1] == lo:
+            found[-1] = (found[-1][0], hi, True)
+        else:
+            found.append((lo, hi, backed))
+    return [(lo, hi - lo) for lo, hi, _ in found if hi - lo >= threshold]
+
+
+def spill_mapped(maps: str | None = None) -> list[tuple[int, int]]:
+    """(start, end) of this process's private mappings of our deleted spill files: what
+    a lazy promotion left mapped (its disk stays held until they are unmapped)."""
+    return [(lo, hi) for lo, hi, backed in _spillable(_read_maps(maps)) if backed]
 
 
 def _open_direct(path: Path) -> int:
@@ -125,17 +165,25 @@ def _open_direct(path: Path) -> int:
         return os.open(path, flags, 0o600)
 
 
-def used_pieces(addr: int, length: int) -> list[bool]:
+def used_pieces(addr: int, length: int, backed: list[tuple[int, int]] | None = None) -> list[bool]:
     """For each PIECE of the range: whether any page of it is in RAM or swapped out
     (/proc/self/pagemap). A private anonymous page that is neither was never touched
-    and reads as zero: ``np.zeros`` of 20 GB costs no RAM, and must cost no disk."""
+    and reads as zero: ``np.zeros`` of 20 GB costs no RAM, and must cost no disk.
+    A piece overlapping ``backed`` (file mappings: (start, end)) always counts: its
+    pages not in memory hold the file's bytes."""
     pages_per_piece = PIECE // PAGE
     pages = length // PAGE
     with open("/proc/self/pagemap", "rb", buffering=0) as f:
         f.seek(addr // PAGE * 8)
         table = f.read(pages * 8)
     flags = table[7::8].translate(_USED)  # the top byte of each little-endian entry
-    return [b"\x01" in flags[i : i + pages_per_piece] for i in range(0, pages, pages_per_piece)]
+    used = [b"\x01" in flags[i : i + pages_per_piece] for i in range(0, pages, pages_per_piece)]
+    for lo, hi in backed or []:
+        first, last = max(lo, addr), min(hi, addr + length)
+        if first < last:
+            for piece in range((first - addr) // PIECE, (last - 1 - addr) // PIECE + 1):
+                used[piece] = True
+    return used
 
 
 def _runs(used: list[bool], start: int, length: int) -> list[tuple[int, int, bool]]:
@@ -168,7 +216,8 @@ class Spill:
             offset += length
         self.total = offset
         self.fd = -1
-        self.used = [used_pieces(start, length) for start, length in regions]
+        backed = spill_mapped()
+        self.used = [used_pieces(start, length, backed) for start, length in regions]
         self.needed = sum(PIECE * sum(used) for used in self.used)  # disk really written
 
     @property
@@ -224,9 +273,9 @@ class Spill:
             os.posix_fadvise(self.fd, at, n, os.POSIX_FADV_DONTNEED)  # no RAM as page cache
 
     def refill(self) -> None:
-        """Make every spilled range anonymous memory holding its bytes again (before the
-        point becomes the worker), then remove the file. Raises SpillError if the file
-        cannot be read back: the point's state is then incomplete."""
+        """Make every spilled range anonymous memory holding its bytes again (a failed
+        spill is undone so), then remove the file. Raises SpillError if the file cannot
+        be read back: the point's state is then incomplete."""
         try:
             for region in self.regions:
                 if region.spilled:
@@ -281,7 +330,7 @@ class Spill:
 
 def spill_point(path: Path, threshold: int, note: Callable[[dict[str, Any]], None]) -> Spill | None:
     """In a restore point just born: spill its large mappings to ``path`` and tell the
-    worker how it went (``note``). Returns the spill to refill before a promotion, or
+    worker how it went (``note``). Returns the spill (a promotion removes its file), or
     None when nothing is spilled (nothing that large, or the spill failed and was
     undone: the point then keeps its copy in RAM, and the note says why)."""
     regions = big_regions(threshold) if threshold > 0 else []
@@ -304,18 +353,9 @@ def spill_point(path: Path, threshold: int, note: Callable[[dict[str, Any]], Non
     return spill
 
 
-def refill_or_end(spill: Spill | None) -> None:
-    """Before a point becomes the worker: its spilled buffers back into RAM. A point
-    that cannot read them back must not pose as the state: it ends (the supervisor
-    then starts from the checkpoint and says so)."""
-    if spill is None:
-        return
-    try:
-        spill.refill()
-    except OSError as exc:
-        import logging
-
-        logging.getLogger("ipytui.worker").error(
-            "restore point %d lost its spill: %s", os.getpid(), exc
-        )
-        os._exit(1)
+def promote_lazily(spill: Spill | None) -> None:
+    """Before a point becomes the worker: nothing is read back. Its spilled ranges stay
+    private mappings of the file, whose name is removed at once (no file is left if the
+    worker dies; the mapping keeps the inode, and its disk, while the ranges live)."""
+    if spill is not None:
+        spill.remove()

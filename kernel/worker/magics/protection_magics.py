@@ -59,6 +59,9 @@ def _describe(info: dict[str, Any], chain: dict[str, Any] | None = None) -> str:
                  f"({info['idle_seconds']:g} s).")
     if chain:
         lines.append(_holding(chain))
+    if info.get("worker_mapped"):
+        lines.append(f"The worker maps up to {format_size(info['worker_mapped'])} of deleted spill "
+                     "files (a lazy restore): their disk is held until those arrays are freed.")
     return "\n".join(lines)
 
 
