@@ -445,7 +445,11 @@ kc.load_connection_file(sys.argv[1])
 kc.start_channels()
 kc.wait_for_ready(timeout=30)
 kc.execute_interactive("z = 5", timeout=30)
-kc.execute("import time; time.sleep(0.5); w = z + 1")
+msg_id = kc.execute("import time; time.sleep(0.5); w = z + 1")
+while True:  # the kernel has it (a send still queued in zmq would die with us)
+    msg = kc.get_iopub_msg(timeout=30)
+    if msg["msg_type"] == "execute_input" and msg["parent_header"].get("msg_id") == msg_id:
+        break
 print("sent", flush=True)
 import time; time.sleep(60)
 """
