@@ -74,9 +74,15 @@ class Kernel:
         raise TimeoutError("the kernel did not listen")
 
     def stop(self) -> None:
+        """SIGTERM first: the kernel then stops what it owns (a cluster's processes
+        live in sessions of their own, which a SIGKILL of its group would leave)."""
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
 
 
 async def wait_for(pilot, predicate: Callable[[], object], what: str) -> object:
