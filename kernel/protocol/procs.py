@@ -36,6 +36,22 @@ def kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def kill_snapshot(pid: int) -> None:
+    """SIGKILL a restore point, never whoever took its pid since.
+
+    A point can die and be reaped by its worker while the supervisor still lists
+    it, and pids wrap quickly where every cell forks (pid_max is often 32768):
+    only a process that carries the snapshot's name is killed.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        name = stat.split(b"(", 1)[1].rsplit(b")", 1)[0]
+    except (OSError, IndexError):
+        return
+    if name == SNAPSHOT_NAME:
+        kill(pid)
+
+
 def is_running(pid: int) -> bool:
     """True while pid exists and is not a zombie (os.kill(pid, 0) succeeds on zombies)."""
     try:

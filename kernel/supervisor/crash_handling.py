@@ -136,7 +136,7 @@ class CrashHandling:
         known = self.chain.pids()
         unknown = [pid for pid in procs.waiting_snapshots() if pid not in known]
         for pid in unknown[:-1]:
-            procs.kill(pid)
+            procs.kill_snapshot(pid)
             procs.reap(pid)
         if unknown:
             return unknown[-1], 0

@@ -374,7 +374,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
         """Stop the worker and snapshots, remove the lock (a clean stop)."""
         self.running = False
         if self.worker.snapshot_pid:
-            procs.kill(self.worker.snapshot_pid)
+            procs.kill_snapshot(self.worker.snapshot_pid)
         self.chain.kill_all()
         if self.worker.pid:
             self._stop_worker(self.worker)

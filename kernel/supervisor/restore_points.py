@@ -137,4 +137,4 @@ class RestoreChain:
 
     def kill_all(self) -> None:
         for pid in self.drop_all("the kernel stopped"):
-            procs.kill(pid)
+            procs.kill_snapshot(pid)

@@ -142,7 +142,7 @@ class TimeTravel:
         """Kill dropped restore points; the ones re-parented to us are reaped later."""
         self.timeline_due = self.timeline_due or bool(pids)
         for pid in pids:
-            procs.kill(pid)
+            procs.kill_snapshot(pid)
             remove_tmp(self.checkpoint_path, pid)  # killed mid-checkpoint, perhaps
             remove_spill(self.checkpoint_path, pid)
             self.zombies.append(pid)

@@ -117,7 +117,7 @@ class WorkerLifecycle:
             self._debug_session_ended()
         snapshot = self._newest_snapshot(old)  # its announcement may still be on the way
         if not restore and snapshot[0]:
-            procs.kill(snapshot[0])
+            procs.kill_snapshot(snapshot[0])
             procs.reap(snapshot[0])
             snapshot = (0, 0)
         if not restore:
