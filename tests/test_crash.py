@@ -186,14 +186,21 @@ async def test_crash_kernel_client(crash: str, start_kernel, make_client) -> Non
 
 @pytest.mark.parametrize("stop_on_error", [True, False])
 async def test_stop_on_error_of_the_crashed_cell_decides(stop_on_error: bool, start_kernel,
-                                                         make_client) -> None:
+                                                         make_client, tmp_path) -> None:
     """As for any error, the failed cell's stop_on_error says if the queue behind it is aborted."""
     info, _ = start_kernel(IPYTUI_ARGV)
     client = await make_client(info)
+    flag = tmp_path / "queued"
     assert (await client.execute("x = 1", timeout=T)).status == "ok"
-    crashed = asyncio.ensure_future(
-        client.execute(CRASHES["exit"][0], stop_on_error=stop_on_error, timeout=T))
+    # The cell dies once the next one is surely queued behind it: the supervisor
+    # reads shell requests in order, so its kernel_info_reply comes after it took x = 2.
+    crashed = asyncio.ensure_future(client.execute(
+        f"import os, pathlib, time\nwhile not pathlib.Path({str(flag)!r}).exists():\n"
+        "    time.sleep(0.01)\nos._exit(3)", stop_on_error=stop_on_error, timeout=T))
     queued = asyncio.ensure_future(client.execute("x = 2", timeout=T))
+    await asyncio.sleep(0)  # both tasks run to their first await: both requests are sent
+    await client.request("shell", "kernel_info_request", timeout=T)
+    flag.touch()
     assert (await crashed).error[0] == "KernelDied"
     assert (await queued).status == ("aborted" if stop_on_error else "ok")
     expected = "1" if stop_on_error else "2"
