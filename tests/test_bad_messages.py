@@ -293,6 +293,34 @@ def test_unknown_non_request_is_ignored(client: RawClient) -> None:
     assert not [m for m in client.seen if m.parent_id == notice]
 
 
+@pytest.mark.parametrize("content", [{}, {"code": 5}, {"buffers": "x"}])
+def test_apply_request_to_a_kernel_that_is_no_engine_is_refused(
+        client: RawClient, content: dict[str, Any]) -> None:
+    """Only an ipytui engine serves ipyparallel's tasks; a plain kernel runs nothing for one."""
+    reply = client.call("shell", "apply_request", content)
+    assert reply.msg_type == "apply_reply"
+    assert reply.content["status"] == "error", reply.content
+    assert "apply_request" in reply.content["evalue"]
+    assert_still_serving(client)
+
+
+@pytest.mark.parametrize("content", [
+    {"comm_id": 5, "data": "x"},
+    {"comm_id": ["a"], "target_name": {"t": 1}},
+    {"comm_id": "no-such-comm", "data": {"method": "update"}},
+])
+@pytest.mark.parametrize("msg_type", ["comm_open", "comm_msg", "comm_close"])
+def test_comm_messages_with_wrong_types_leave_the_kernel_serving(
+        client: RawClient, msg_type: str, content: dict[str, Any]) -> None:
+    """Comm messages run on the worker's main thread in order with cells: a bad one
+    must not end the worker, nor stop the cells behind it."""
+    pid = worker_pid(client)
+    client.request("shell", msg_type, content)
+    assert_still_serving(client)
+    assert client.hits() == 0
+    assert worker_pid(client) == pid  # the same worker: nothing crashed
+
+
 WRONG_CONTENT = [
     ("execute_request", {"code": 123}),
     ("execute_request", {"code": ["print(1)"]}),

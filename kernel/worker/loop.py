@@ -287,8 +287,12 @@ class Worker(SupervisorQuestions):
             with self.user_lock:  # a cluster being joined (cluster_watch) holds it first
                 if msg.msg_type in comms.INCOMING:
                     self.comms.handle(msg)
-                else:
-                    (handlers.execute if self.tasks is None else self.tasks.run)(self, msg)
+                elif self.tasks is not None:  # an ipyparallel engine: executes and its tasks
+                    self.tasks.run(self, msg)
+                elif msg.msg_type == "execute_request":
+                    handlers.execute(self, msg)
+                else:  # an apply_request sent to a kernel that is no engine
+                    handlers.unknown_request(self, "shell", msg)
 
     def journal(self) -> Any:
         """This process's journal handle (history for %history), opened on first use."""
