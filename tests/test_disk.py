@@ -182,3 +182,30 @@ def test_a_connection_file_that_cannot_be_written_is_a_clear_error(small_disk: P
     assert "cannot write the connection file: no space left on the device" in done.stderr
     assert "Traceback" not in done.stderr
     assert list(runtime.iterdir()) == []
+
+
+def test_a_late_failure_of_an_older_checkpoint_does_not_pause_again() -> None:
+    """Restore points write checkpoints in the background, so outcomes arrive out of
+    order; an older point's failure after a newer point's success is stale."""
+    from ipytui.kernel.supervisor.disk_health import DiskHealth
+
+    told: list[str] = []
+
+    def publish(channel: str, msg_type: str, content: dict[str, Any]) -> None:
+        if msg_type == "ipytui_status":
+            told.append(content["notice"].split(":")[0])
+
+    disk = DiskHealth()
+    disk.failed("checkpoint", "no space left on the device", seq=3)
+    disk.ok("checkpoint", seq=5)
+    disk.failed("checkpoint", "no space left on the device", seq=4)  # older than 5: stale
+    disk.ok("checkpoint", seq=4)
+    disk.flush(publish)
+    assert told == ["checkpoints paused", "checkpoints resumed"]
+    assert disk.state() == {}
+
+    disk.failed("checkpoint", "no space left on the device", seq=6)  # newer: heard
+    assert "checkpoint" in disk.state()
+    disk.forget_order("checkpoint")  # a restart without restore: counts begin again
+    disk.ok("checkpoint", seq=1)
+    assert disk.state() == {}

@@ -11,6 +11,12 @@ carries the current state for clients that join later.
 
 The journal fails on its own thread, so changes are queued under a lock and
 published from the supervisor's loop (``flush``).
+
+Checkpoints are written by restore points in the background, so their outcomes
+can arrive out of order: an older point's write may fail on a full disk after
+a newer point's write has succeeded. An outcome carries the cell count of the
+state it wrote (``seq``); one older than the newest outcome heard says nothing
+about the disk now and is ignored.
 """
 
 from __future__ import annotations
@@ -35,23 +41,43 @@ class DiskHealth:
         self._lock = threading.Lock()
         self.paused: dict[str, str] = {}  # feature -> reason
         self._changes: list[tuple[str, str | None]] = []  # (feature, reason or None: resumed)
+        self._newest: dict[str, int] = {}  # feature -> seq of the newest outcome heard
 
-    def failed(self, feature: str, exc: BaseException | str) -> None:
+    def _stale(self, feature: str, seq: int | None) -> bool:
+        """Whether an outcome of ``seq`` is older than one already heard (lock held)."""
+        if seq is None:
+            return False
+        if seq < self._newest.get(feature, -1):
+            return True
+        self._newest[feature] = seq
+        return False
+
+    def forget_order(self, feature: str) -> None:
+        """The counts start again (a restart without restore): no outcome is stale."""
+        with self._lock:
+            self._newest.pop(feature, None)
+
+    def failed(self, feature: str, exc: BaseException | str, seq: int | None = None) -> None:
         """A write of ``feature`` failed; noted once until it succeeds again."""
         reason = exc if isinstance(exc, str) else disk_reason(exc)
         with self._lock:
+            if self._stale(feature, seq):
+                log.info(
+                    "%s: a late failure of an older write ignored: %s", FEATURES[feature], reason
+                )
+                return
             if self.paused.get(feature) == reason:
                 return
             self.paused[feature] = reason
             self._changes.append((feature, reason))
         log.warning("%s paused: %s", FEATURES[feature], reason)
 
-    def ok(self, feature: str) -> None:
+    def ok(self, feature: str, seq: int | None = None) -> None:
         """A write of ``feature`` succeeded; a paused one resumes."""
-        if feature not in self.paused:  # unlocked peek: the common case costs nothing
+        if seq is None and feature not in self.paused:  # unlocked peek: the common case
             return
         with self._lock:
-            if self.paused.pop(feature, None) is None:
+            if self._stale(feature, seq) or self.paused.pop(feature, None) is None:
                 return
             self._changes.append((feature, None))
         log.warning("%s resumed", FEATURES[feature])

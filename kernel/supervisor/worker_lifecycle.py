@@ -138,6 +138,7 @@ class WorkerLifecycle:
             return "snapshot"
         if not restore:
             self.execution_count = self.user_names = 0
+            self.disk.forget_order("checkpoint")
         use_checkpoint = restore and self.checkpoint_path.exists()
         self.spawn_worker(str(self.checkpoint_path) if use_checkpoint else None)
         return "checkpoint" if use_checkpoint else "fresh"
@@ -225,10 +226,12 @@ class WorkerLifecycle:
             {"protection": self._on_protection, "undo": self._on_undo,
              "timeline": self._on_timeline, "spill": self._on_spill}[kind](event)
         elif kind == "checkpoint":
+            seq = event.get("execution_count")
+            seq = seq if isinstance(seq, int) else None
             if event.get("ok"):
-                self.disk.ok("checkpoint")
+                self.disk.ok("checkpoint", seq)
             else:
-                self.disk.failed("checkpoint", str(event.get("why") or "the write failed"))
+                self.disk.failed("checkpoint", str(event.get("why") or "the write failed"), seq)
         elif kind == "checkpointed":
             self.checkpointed = event
         elif kind == "no_snapshot":
