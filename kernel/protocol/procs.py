@@ -43,13 +43,31 @@ def kill_snapshot(pid: int) -> None:
     it, and pids wrap quickly where every cell forks (pid_max is often 32768):
     only a process that carries the snapshot's name is killed.
     """
+    if is_snapshot(pid):
+        kill(pid)
+
+
+def is_snapshot(pid: int, checkpoint_path: str | None = None) -> bool:
+    """Whether ``pid`` is a live process named as a waiting restore point (of the
+    kernel whose checkpoint is ``checkpoint_path``, when given)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
-        name = stat.split(b"(", 1)[1].rsplit(b")", 1)[0]
-    except (OSError, IndexError):
-        return
-    if name == SNAPSHOT_NAME:
-        kill(pid)
+        name, rest = stat.split(b"(", 1)[1].rsplit(b")", 1)
+    except (OSError, IndexError, ValueError):
+        return False
+    if name != SNAPSHOT_NAME or rest.split()[:1] in ([b"Z"], [b"X"]):
+        return False
+    return checkpoint_path is None or _of_kernel(pid, checkpoint_path)
+
+
+def _of_kernel(pid: int, checkpoint_path: str) -> bool:
+    """Whether ``pid`` is a process of the kernel of ``checkpoint_path``: the worker's
+    environment names it."""
+    needle = f'"checkpoint_path": {json.dumps(str(checkpoint_path))}'.encode()
+    try:
+        return needle in Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
 
 
 def is_running(pid: int) -> bool:
@@ -109,15 +127,7 @@ def snapshots_of(checkpoint_path: str) -> list[int]:
     """Live snapshot processes of the kernel whose checkpoint is ``checkpoint_path``,
     oldest first, whoever their parent is now (they outlive a killed kernel for a moment
     to write its checkpoint). Told apart by the worker's environment, which names it."""
-    needle = f'"checkpoint_path": {json.dumps(str(checkpoint_path))}'.encode()
-    found = []
-    for _, pid, _parent in _live_snapshots():
-        try:
-            if needle in Path(f"/proc/{pid}/environ").read_bytes():
-                found.append(pid)
-        except OSError:
-            continue
-    return found
+    return [pid for _, pid, _parent in _live_snapshots() if _of_kernel(pid, checkpoint_path)]
 
 
 def _live_snapshots() -> list[tuple[int, int, int]]:

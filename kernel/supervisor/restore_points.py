@@ -6,6 +6,13 @@ snapshot, so a chain costs the memory that diverged since each point was
 taken, not a full copy per point: the chain is trimmed to ``undo_depth``
 undo targets and to the shared memory budget, oldest first, and every point
 dropped leaves a line saying which cell can no longer be undone and why.
+
+Measuring a point walks its page tables (smaps_rollup: milliseconds for a big
+process), so a chain is not re-measured after every cell. A point's private
+pages grow only where the worker copies a page it shares with it, one minor
+fault each: the worker's faults since the last measure bound that growth, and
+the chain is measured again when they could matter (``MEASURE_SLACK`` bytes,
+or the budget within reach) or ``MEASURE_EVERY`` seconds have passed.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from ipytui.kernel.protocol.procs import private_bytes
 from ipytui.kernel.protocol.sizes import format_size
 
 TIMELINE_GONE = 20  # lines of dropped points remembered for %timeline
+MEASURE_SLACK = 16 * 2**20  # worker faults (bytes) that make the chain measured again
+MEASURE_EVERY = 1.0  # seconds: measured at least this often while points are added
 
 
 @dataclass
@@ -43,6 +52,8 @@ class RestoreChain:
         self.budget = budget
         self.points: list[RestorePoint] = []
         self.gone: list[str] = []  # "cell [4]: dropped, over the memory budget (...)"
+        self.unmeasured = 0  # bytes of worker faults since the last measure: held's bound
+        self.measured_at = 0.0  # time.monotonic() of the last measure
 
     @property
     def newest(self) -> RestorePoint | None:
@@ -62,7 +73,7 @@ class RestoreChain:
         dropped: list[int] = []
         while len(self.points) > self.undo_depth + 1:
             dropped.append(self._drop(0, f"more than undo_depth={self.undo_depth} points kept"))
-        self.measure()
+        self.measure_if_unsure()
         while len(self.points) > 1 and self.held() > self.budget:
             why = (f"the kept points held {format_size(self.held())}, over the "
                    f"{format_size(self.budget)} snapshot budget")
@@ -79,9 +90,21 @@ class RestoreChain:
         self.gone = [*self.gone, line][-TIMELINE_GONE:]
 
     def measure(self) -> None:
-        """Refresh how much each point holds (smaps_rollup: cheap, one read per point)."""
+        """Refresh how much each point holds (smaps_rollup: one read per point)."""
         for point in self.points:
             point.held = private_bytes(point.pid)
+        self.unmeasured, self.measured_at = 0, time.monotonic()
+
+    def note_faults(self, faults: int) -> None:
+        """The worker's cell faulted ``faults`` bytes of pages (copies and new pages)."""
+        self.unmeasured += max(0, faults)
+
+    def measure_if_unsure(self) -> None:
+        """Measure when the points may have grown enough to matter (module docstring)."""
+        if (self.unmeasured >= MEASURE_SLACK
+                or self.held() + self.unmeasured > self.budget
+                or time.monotonic() - self.measured_at >= MEASURE_EVERY):
+            self.measure()
 
     def held(self) -> int:
         return sum(p.held for p in self.points)

@@ -243,6 +243,8 @@ class WorkerLifecycle:
                 self.user_names = event["user_names"]
             if isinstance(event.get("protection"), dict):
                 self.protection = event["protection"]
+                last = self.protection.get("last_cell")
+                self.chain.note_faults(int(last.get("faults") or 0) if isinstance(last, dict) else 0)
             if event.get("changed") and event.get("execution_count"):
                 self._on_cell_changed(int(event["execution_count"]))
             if event.get("status") == "ok" and not event.get("inert"):

@@ -80,6 +80,7 @@ class Protection:
     spill_threshold: int = 0  # the snapshots spill mappings this big (0: they never do)
     spills: int = 0  # what the newest snapshot spills to disk (its big mappings at the fork)
     worker_mapped: int = 0  # the worker's mappings of deleted spill files (disk it holds)
+    maps_due: bool = True  # /proc/self/maps must be read at the next point (a promotion)
     due: tuple[int, str, dict[str, Any]] | None = None  # (count, msg_id, cell) awaiting idle
     last: CellCost | None = None
     _start: tuple[float, int] = (0.0, 0)
@@ -181,14 +182,25 @@ class Protection:
         """Whether the state after a changing cell is saved once the kernel is idle."""
         return self.level in ("idle", "checkpoint")
 
-    def took(self, pid: int, count: int) -> None:
-        from ipytui.kernel.worker.spill import big_regions, spill_mapped
+    def regions_now(self) -> list[tuple[int, int]]:
+        """The big mappings a restore point forked now spills (read just before the fork,
+        so the point inherits the list), noting what that means for the level."""
+        from ipytui.kernel.worker.spill import big_regions, spill_mapped, spillable
 
-        with open("/proc/self/maps") as f:
-            maps = f.read()
-        regions = big_regions(self.spill_threshold, maps) if self.spill_threshold else []
-        self.spills = sum(length for _, length in regions)  # what the new point will spill
-        self.worker_mapped = sum(hi - lo for lo, hi in spill_mapped(maps))  # a lazy promotion's
+        regions: list[tuple[int, int]] = []
+        mapped_before, self.spills, self.worker_mapped = self.worker_mapped, 0, 0
+        # Under the spill threshold resident, with no lazily promoted spill mapping, the
+        # point has next to nothing to spill: the maps (hundreds of lines) are not read.
+        if self.spill_threshold and (self.maps_due or mapped_before
+                                     or _resident() >= self.spill_threshold):
+            mapped = spillable()  # /proc/self/maps read and parsed once for both
+            regions = big_regions(self.spill_threshold, mapped)
+            self.spills = sum(length for _, length in regions)  # what the new point spills
+            self.worker_mapped = sum(hi - lo for lo, hi in spill_mapped(mapped))  # lazy promotion's
+        self.maps_due = False
+        return regions
+
+    def took(self, pid: int, count: int) -> None:
         self.snapshot_pid, self.snapshot_count = pid, count
         self.snapshot_time, self.fresh, self.held, self.due = time.time(), True, 0, None
 

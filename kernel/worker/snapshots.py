@@ -36,6 +36,7 @@ from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
 from ipytui.kernel.protocol.spill_files import spill_path
 from ipytui.kernel.worker import checkpoint, spill
 from ipytui.kernel.worker.jedi_runner import jedi_lock_for_fork
+from ipytui.kernel.worker.newest_point import NewestMark
 from ipytui.kernel.worker.protection import Protection
 
 if TYPE_CHECKING:
@@ -93,11 +94,12 @@ class Snapshots:
         self._notes_read, self._notes_write = os.pipe()  # child -> worker: checkpoint outcomes
         os.set_blocking(self._notes_write, False)  # a child never waits on the worker
         self._notes_reader_pid = 0  # the process whose thread reads the notes
+        self.newest = NewestMark()  # which point is the newest, for every point to read
         self.blocked: str | None = None  # why this process must not fork (the debugger is on)
         self.protection = Protection.from_config(config)
         self._writing = False  # in a snapshot: a checkpoint is being written
         self._promoted = False  # in a snapshot: SIGUSR1 came while it wrote
-        self.spill_threshold = int(config.get("spill_threshold", spill.THRESHOLD))
+        self.regions: list[tuple[int, int]] = []  # the big mappings the next point spills
         self.spill: spill.Spill | None = None  # in a snapshot: its spilled buffers
 
     def _read_notes(self, worker: WorkerContext) -> None:
@@ -142,6 +144,7 @@ class Snapshots:
             return False
         threads = [t.name for t in threading.enumerate()
                    if t is not threading.main_thread() and not t.name.startswith("ipytui-")]
+        self.regions = self.protection.regions_now()  # what the child will spill
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         old_name = _rename(SNAPSHOT_NAME)  # the child is born with it
         try:
@@ -159,6 +162,7 @@ class Snapshots:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             self._reap()
             self.children.append(pid)
+            self.newest.set(pid)
             self.protection.took(pid, execution_count)
             worker.publisher.sup({"event": "snapshot", "pid": pid, "execution_count": execution_count,
                                   "lost_threads": threads, **(cell or {})})
@@ -168,6 +172,7 @@ class Snapshots:
         _rename(old_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         worker.promote(lost_threads=threads, after_msg_id=msg_id)
+        self.protection.maps_due = True  # its ranges may be mappings of the spill file now
         worker.publisher.sup({"event": "protection", **self.protection.info()})
         # The promoted state is the last good one: keep a snapshot of it at once,
         # so a second crash before the next good cell still restores everything.
@@ -245,7 +250,7 @@ class Snapshots:
                                      CHECKPOINT_DELAY + big / CHECKPOINT_BYTES_PER_SECOND)
         if self.checkpoint_path is not None:  # the big buffers to disk (worker/spill.py)
             self.spill = spill.spill_point(spill_path(self.checkpoint_path, os.getpid()),
-                                           self.spill_threshold, self._note)
+                                           self.regions, self._note)
         while True:
             wait = POLL if written else min(POLL, max(0.0, due - time.monotonic()))
             info = signal.sigtimedwait({signal.SIGUSR1}, wait)
@@ -305,9 +310,14 @@ class Snapshots:
     def _newest(self) -> bool:
         """Whether no younger snapshot of this kernel lives (it holds a later state:
         an older one must not overwrite its checkpoint)."""
-        from ipytui.kernel.protocol.procs import snapshots_of
+        from ipytui.kernel.protocol.procs import is_snapshot, snapshots_of
 
-        siblings = snapshots_of(str(self.checkpoint_path))
+        marked = self.newest.get()
+        if marked == os.getpid():
+            return True
+        if marked and is_snapshot(marked, str(self.checkpoint_path)):  # a younger point lives
+            return False
+        siblings = snapshots_of(str(self.checkpoint_path))  # the mark is stale: ask /proc
         return not siblings or siblings[-1] == os.getpid()
 
     def _write_checkpoint(self, worker: WorkerContext, execution_count: int) -> bool:

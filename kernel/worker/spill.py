@@ -103,18 +103,26 @@ def _view(addr: int, length: int) -> memoryview:
 _OUR_DELETED_SPILL = re.compile(r"\.spill\.\d+ \(deleted\)$")
 
 
-def _spillable(maps: str) -> list[tuple[int, int, bool]]:
+Mapping = tuple[int, int, bool]  # (start, end, from one of our deleted spill files)
+
+
+def spillable(maps: str | None = None) -> list[Mapping]:
     """(start, end, from a spill file) of the private read-write mappings a point may
-    spill: anonymous ones with no name, and private mappings of our own deleted spill
-    files (a lazily promoted point's ranges). ``[heap]``, ``[stack]``, other files and
-    memfds never count."""
+    spill (``maps``: /proc/self/maps' text, read when None): anonymous ones with no
+    name, and private mappings of our own deleted spill files (a lazily promoted
+    point's ranges). ``[heap]``, ``[stack]``, other files and memfds never count."""
+    if maps is None:
+        with open("/proc/self/maps") as f:
+            maps = f.read()
     found = []
     for line in maps.splitlines():
+        if "rw-p" not in line:  # most lines: a worker has hundreds, read at every point
+            continue
         fields = line.split(maxsplit=5)
         if len(fields) < 5 or fields[1] != "rw-p":
             continue
         name = fields[5].strip() if len(fields) == 6 else ""
-        backed = bool(_OUR_DELETED_SPILL.search(name))
+        backed = bool(name) and bool(_OUR_DELETED_SPILL.search(name))
         if not backed and (fields[4] != "0" or name):
             continue
         lo, hi = (int(x, 16) for x in fields[0].split("-"))
@@ -122,21 +130,15 @@ def _spillable(maps: str) -> list[tuple[int, int, bool]]:
     return found
 
 
-def _read_maps(maps: str | None) -> str:
-    if maps is not None:
-        return maps
-    with open("/proc/self/maps") as f:
-        return f.read()
-
-
-def big_regions(threshold: int, maps: str | None = None) -> list[tuple[int, int]]:
-    """(address, length) of this process's spillable mappings (``_spillable``) of at
+def big_regions(threshold: int, mapped: list[Mapping] | None = None) -> list[tuple[int, int]]:
+    """(address, length) of this process's spillable mappings (``spillable``, or
+    ``mapped`` as it returned) of at
     least ``threshold`` bytes. Adjacent spill file mappings count as one (a range is
     spilled in chunks). Never an anonymous neighbour with them: a small anonymous
     mapping may be the allocator's, written while the spill runs (mapping the file
     over it would take those writes back)."""
     found: list[tuple[int, int, bool]] = []
-    for lo, hi, backed in _spillable(_read_maps(maps)):
+    for lo, hi, backed in spillable() if mapped is None else mapped:
         if backed and found and found[-1][2] and found[-1][1] == lo:
             found[-1] = (found[-1][0], hi, True)
         else:
@@ -144,10 +146,10 @@ def big_regions(threshold: int, maps: str | None = None) -> list[tuple[int, int]
     return [(lo, hi - lo) for lo, hi, _ in found if hi - lo >= threshold]
 
 
-def spill_mapped(maps: str | None = None) -> list[tuple[int, int]]:
+def spill_mapped(mapped: list[Mapping] | None = None) -> list[tuple[int, int]]:
     """(start, end) of this process's private mappings of our deleted spill files: what
     a lazy promotion left mapped (its disk stays held until they are unmapped)."""
-    return [(lo, hi) for lo, hi, backed in _spillable(_read_maps(maps)) if backed]
+    return [(lo, hi) for lo, hi, backed in (spillable() if mapped is None else mapped) if backed]
 
 
 def _open_direct(path: Path) -> int:
@@ -328,12 +330,14 @@ class Spill:
             self.path.unlink()
 
 
-def spill_point(path: Path, threshold: int, note: Callable[[dict[str, Any]], None]) -> Spill | None:
-    """In a restore point just born: spill its large mappings to ``path`` and tell the
-    worker how it went (``note``). Returns the spill (a promotion removes its file), or
-    None when nothing is spilled (nothing that large, or the spill failed and was
+def spill_point(
+    path: Path, regions: list[tuple[int, int]], note: Callable[[dict[str, Any]], None]
+) -> Spill | None:
+    """In a restore point just born: spill its large mappings (``regions``, as
+    ``big_regions`` found them in the worker just before the fork) to ``path`` and tell
+    the worker how it went (``note``). Returns the spill (a promotion removes its file),
+    or None when nothing is spilled (nothing that large, or the spill failed and was
     undone: the point then keeps its copy in RAM, and the note says why)."""
-    regions = big_regions(threshold) if threshold > 0 else []
     if not regions:
         return None
     spill = Spill(path, regions)
