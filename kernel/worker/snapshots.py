@@ -253,7 +253,9 @@ class Snapshots:
                                            self.regions, self._note)
         while True:
             wait = POLL if written else min(POLL, max(0.0, due - time.monotonic()))
-            info = signal.sigtimedwait({signal.SIGUSR1}, wait)
+            # A promotion that cut a checkpoint write short was taken by its handler:
+            # waiting POLL for another SIGUSR1 would keep the kernel down for nothing.
+            info = None if self._promoted else signal.sigtimedwait({signal.SIGUSR1}, wait)
             if info is not None or self._promoted:
                 self._promoted = False  # the snapshots this worker takes start afresh
                 with contextlib.suppress(OSError):
