@@ -24,6 +24,7 @@ from ipytui.kernel.protocol.schema import reply_type
 from ipytui.kernel.protocol.wire import Codec, WireError
 from ipytui.kernel.supervisor import crash_report
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState, for_main_thread
+from ipytui.kernel.supervisor.spill_hold import close_later
 
 log = logging.getLogger("ipytui.supervisor")
 
@@ -73,6 +74,7 @@ class CrashHandling:
             os.close(dead.pidfd)
         self.link.expect(0)
         # Nothing is routed to the dead worker while the replacement is on its way.
+        close_later(self.worker.spill_fd)  # that worker is gone
         self.worker = WorkerState(snapshot_pid=dead.snapshot_pid, snapshot_count=dead.snapshot_count)
         snapshot = self._newest_snapshot(dead)
         running = self._running_cell()
@@ -96,6 +98,7 @@ class CrashHandling:
         self.restarts += 1
         delay = self.crashes.add(record.ok_since_start)
         if delay is None:
+            close_later(self.worker.spill_fd)  # that worker is gone
             self.worker = WorkerState()
             self._give_up(record)
             return
@@ -115,6 +118,7 @@ class CrashHandling:
             return
         self.restart_due = None
         record.restart_began = time.monotonic()
+        close_later(self.worker.spill_fd)  # that worker is gone
         self.worker = WorkerState(snapshot_pid=snapshot[0], snapshot_count=snapshot[1])
         if snapshot[0] and self.promote_snapshot():
             record.method = "snapshot"

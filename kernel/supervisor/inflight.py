@@ -39,6 +39,7 @@ class WorkerState:
     killed_for: str = ""  # why the supervisor ended it (the memory guard), else ""
     cell_done_due: bool = False  # an execute_reply went out, its cell_done has not come yet
     cell_done_for: str = ""  # the msg_id of the last cell_done (it may come before the reply)
+    spill_fd: int = -1  # the spill file a lazily promoted worker maps (worker_lifecycle)
 
 
 MAIN_THREAD_TYPES = MAIN_THREAD_REQUESTS | {"comm_open", "comm_msg", "comm_close"}

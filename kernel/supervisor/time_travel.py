@@ -28,6 +28,7 @@ from ipytui.kernel.protocol.spill_files import remove_spill
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState, for_main_thread
 from ipytui.kernel.supervisor.memory_guard import MemoryGuard
 from ipytui.kernel.supervisor.restore_points import RestoreChain, RestorePoint
+from ipytui.kernel.supervisor.spill_hold import close_later
 
 log = logging.getLogger("ipytui.supervisor")
 
@@ -246,6 +247,7 @@ class TimeTravel:
                             for p in self.inflight.values()]
         self.changed_cells = [c for c in self.changed_cells if c <= plan.target.count]
         self.last_ok_count = min(self.last_ok_count, plan.target.count)
+        close_later(self.worker.spill_fd)  # that worker is gone
         self.worker = WorkerState(snapshot_pid=plan.target.pid, snapshot_count=plan.target.count)
         if not self.promote_snapshot():
             self._undo_fresh_worker(plan, "the restore point was gone when it was woken")
@@ -257,6 +259,7 @@ class TimeTravel:
         plan.failed = why
         self.chain.forget(f"the state after cell [{plan.target.count}] was lost during an undo: {why}")
         self.changed_cells = []
+        close_later(self.worker.spill_fd)  # that worker is gone
         self.worker = WorkerState()
         self.spawn_worker(None)
 

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from ipytui.kernel.protocol import procs
+from ipytui.kernel.protocol.spill_files import spill_path
 from ipytui.kernel.supervisor import crash_report
 from ipytui.kernel.supervisor.cluster_owner import ClusterOwner
 from ipytui.kernel.supervisor.disk_health import DiskHealth
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState
+from ipytui.kernel.supervisor.spill_hold import close_later, hold_spill
 
 log = logging.getLogger("ipytui.supervisor")
 
@@ -90,10 +92,12 @@ class WorkerLifecycle:
         self._adopt(proc.pid)
         self._popen = proc  # keeps Popen from warning; we reap with waitpid ourselves
 
-    def _adopt(self, pid: int) -> None:
+    def _adopt(self, pid: int, spill_fd: int = -1) -> None:
         if self.worker.pidfd >= 0:
             os.close(self.worker.pidfd)
-        self.worker = WorkerState(pid=pid, pidfd=os.pidfd_open(pid), spawned_at=time.monotonic())
+        close_later(self.worker.spill_fd)
+        self.worker = WorkerState(pid=pid, pidfd=os.pidfd_open(pid), spawned_at=time.monotonic(),
+                                  spill_fd=spill_fd)
         self.link.expect(pid)
 
     def promote_snapshot(self) -> bool:
@@ -102,10 +106,12 @@ class WorkerLifecycle:
         if not pid:
             return False
         self.chain.take(pid)
+        spill_fd = hold_spill(spill_path(self.checkpoint_path, pid))  # before the point unlinks it
         try:
             os.kill(pid, signal.SIGUSR1)
-            self._adopt(pid)
+            self._adopt(pid, spill_fd)
         except (ProcessLookupError, OSError):
+            close_later(spill_fd)
             return False
         return True
 
@@ -131,6 +137,7 @@ class WorkerLifecycle:
         self.inflight.clear()
         self.restarts += 1
         self.given_up, self.crashes = "", crash_report.CrashHistory()  # by hand: start counting again
+        close_later(self.worker.spill_fd)  # that worker is gone
         self.worker = WorkerState(snapshot_pid=snapshot[0], snapshot_count=snapshot[1])
         self.restored_after = snapshot[1] if restore else 0
         if restore and self.promote_snapshot():
@@ -260,3 +267,4 @@ class WorkerLifecycle:
             pending = self.inflight.get(event.get("msg_id", ""))
             if pending is not None:
                 pending.started = True
+
