@@ -211,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ipytui-flags", default="",
                         help="extra kernel flags for ipytui, e.g. '--snapshot-budget 512M'")
     args = parser.parse_args(argv)
-    cap = _available_mib() // 2 // 3  # worker, a snapshot and `new` at once, under half
+    # The cap: a size under half the available memory. One kernel runs at a
+    # time, and its peak is `big` and `new` plus at most one copy a point still
+    # shares while it spills: three sizes must fit too, with 2 GiB left over.
+    available = _available_mib()
+    cap = min(available // 2, (available - 2048) // 3)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     skipped = [s for s in sizes if s > cap]
     sizes = [s for s in sizes if s <= cap]
