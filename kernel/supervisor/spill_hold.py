@@ -30,5 +30,6 @@ def close_later(fd: int) -> None:
     """Close ``fd`` on a thread of its own: if it is the file's last reference, the
     freeing happens there, not in the supervisor's loop."""
     if fd >= 0:
-        threading.Thread(target=os.close, args=(fd,), name="ipytui-spill-close",
-                         daemon=True).start()
+        threading.Thread(
+            target=os.close, args=(fd,), name="ipytui-spill-close", daemon=True
+        ).start()
