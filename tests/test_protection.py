@@ -329,9 +329,9 @@ def test_an_undo_whose_point_dies_while_woken_fails_clearly(start_kernel) -> Non
         undo = replies[undo_id]
         assert undo["status"] == "error" and undo["ename"] == "UndoFailed", undo
         assert "ended before it was ready" in undo["evalue"], undo
-        assert replies[check_id]["status"] == "aborted"  # not run on the empty worker
-        assert _ok(kc, "print('serving')") == "serving\n"
-        assert "was lost during an undo" in _ok(kc, "%timeline")
+        assert replies[check_id]["status"] == "aborted"  # a failed cell's stop_on_error
+        assert _ok(kc, "print(q)") == "undone\n"  # the undo's fallback: nothing was lost
+        assert "after cell [1] was dropped" in _ok(kc, "%timeline")
         assert proc.poll() is None
     finally:
         kc.stop_channels()

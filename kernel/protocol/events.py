@@ -75,6 +75,9 @@ def event_text(event: dict[str, Any]) -> str:
     if kind == "undo":
         undone = event.get("undone") if isinstance(event.get("undone"), list) else []
         cells = ", ".join(f"In [{c}]" for c in undone) or "no cell"
+        if event.get("method") == "kept":  # the point did not wake: the fallback serves
+            why = event.get("why") if isinstance(event.get("why"), str) else ""
+            return f"Undo by {who} failed ({why or 'the restore point did not wake'}): nothing was undone."
         if event.get("method") != "snapshot":
             return f"Undo by {who} failed: the restore point died; the kernel starts empty."
         return f"Undo by {who}: back at {_state_after(event)}; {cells} undone."

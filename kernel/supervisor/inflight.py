@@ -23,6 +23,7 @@ class Pending:
     count: int | None = None  # its execution count, once execute_input was seen
     seen: int = 0  # the kernel's state (last state-changing cell) when it arrived: what
     # its sender could have seen (an undo never takes back a later cell unasked)
+    sent_before: frozenset[str] = frozenset()  # its sender's executes queued when it arrived
 
 
 @dataclass

@@ -64,8 +64,10 @@ class RestoreChain:
             dropped.append(self._drop(0, f"more than undo_depth={self.undo_depth} points kept"))
         self.measure()
         while len(self.points) > 1 and self.held() > self.budget:
-            why = (f"the kept points held {format_size(self.held())}, over the "
-                   f"{format_size(self.budget)} snapshot budget")
+            why = (
+                f"the kept points held {format_size(self.held())}, over the "
+                f"{format_size(self.budget)} snapshot budget"
+            )
             dropped.append(self._drop(0, why))
             self.measure()
         return dropped
@@ -106,6 +108,20 @@ class RestoreChain:
         self.points = [p for p in self.points if p.count <= count]
         return [p.pid for p in newer]
 
+    def set_aside(self, count: int) -> list[RestorePoint]:
+        """Take out the points after cell ``count`` (an undo goes before them), alive:
+        they come back with ``put_back`` if the undo fails."""
+        newer = [p for p in self.points if p.count > count]
+        self.points = [p for p in self.points if p.count <= count]
+        return newer
+
+    def put_back(self, count: int, newer: list[RestorePoint]) -> list[int]:
+        """After a failed undo to the state after cell ``count``: the points set aside
+        are kept again; returns the pids of the points taken since from ``count`` on."""
+        since = [p.pid for p in self.points if p.count >= count]
+        self.points = [p for p in self.points if p.count < count] + newer
+        return since
+
     def drop_all(self, why: str) -> list[int]:
         """Remove every point (protection switched off, or a restart without restore)."""
         pids = [p.pid for p in self.points]
@@ -127,13 +143,28 @@ class RestoreChain:
         rows = []
         for point in self.points:
             steps = len(targets) - targets.index(point) if point in targets else 0
-            rows.append({"count": point.count, "user": point.user, "changed": point.changed,
-                         "taken": point.taken, "held": point.held, "on_disk": point.on_disk,
-                         "spill": point.spill, "undo_steps": steps})
-        return {"points": rows, "gone": list(self.gone), "held": self.held(),
-                "on_disk": self.on_disk(),
-                "budget": self.budget, "undo_depth": self.undo_depth,
-                "available": len(targets), "state_count": state_count}
+            rows.append(
+                {
+                    "count": point.count,
+                    "user": point.user,
+                    "changed": point.changed,
+                    "taken": point.taken,
+                    "held": point.held,
+                    "on_disk": point.on_disk,
+                    "spill": point.spill,
+                    "undo_steps": steps,
+                }
+            )
+        return {
+            "points": rows,
+            "gone": list(self.gone),
+            "held": self.held(),
+            "on_disk": self.on_disk(),
+            "budget": self.budget,
+            "undo_depth": self.undo_depth,
+            "available": len(targets),
+            "state_count": state_count,
+        }
 
     def kill_all(self) -> None:
         for pid in self.drop_all("the kernel stopped"):

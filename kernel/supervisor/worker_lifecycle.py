@@ -63,7 +63,7 @@ class WorkerLifecycle:
     _finish_undo: Callable[..., None]
     _discard: Callable[[list[int]], None]
     _on_snapshot: Callable[[dict[str, Any]], None]
-    _on_cell_changed: Callable[[int], None]
+    _on_cell_changed: Callable[[int, str], None]
     _on_protection: Callable[[dict[str, Any]], None]
     _on_undo: Callable[[dict[str, Any]], None]
     _on_timeline: Callable[[dict[str, Any]], None]
@@ -241,7 +241,7 @@ class WorkerLifecycle:
             if isinstance(event.get("protection"), dict):
                 self.protection = event["protection"]
             if event.get("changed") and event.get("execution_count"):
-                self._on_cell_changed(int(event["execution_count"]))
+                self._on_cell_changed(int(event["execution_count"]), str(event.get("msg_id") or ""))
             if event.get("status") == "ok" and not event.get("inert"):
                 self.last_ok_count = int(event.get("execution_count") or 0)
             self.execution_count = max(self.execution_count, int(event.get("execution_count") or 0))

@@ -83,7 +83,7 @@ def execute(worker: WorkerContext, msg: Message) -> None:
         reply["payload"] = worker.payloads
         reply["user_expressions"] = _user_expressions(worker, content.get("user_expressions"))
     else:
-        if outcome.ename in ("UsageError", "RemoteError"):  # the message says it all
+        if outcome.ename in ("UsageError", "UndoFailed", "RemoteError"):  # the message says it all
             outcome.traceback = [f"\x1b[0;31m{outcome.ename}\x1b[0m: {outcome.evalue}"]
         if not silent:
             pub.send("iopub", "error", outcome.error_content())

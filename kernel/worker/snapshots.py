@@ -21,7 +21,6 @@ worker passes that on to the supervisor, which tells the clients.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -36,6 +35,8 @@ from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
 from ipytui.kernel.protocol.spill_files import spill_path
 from ipytui.kernel.worker import checkpoint, spill
 from ipytui.kernel.worker.jedi_runner import jedi_lock_for_fork
+from ipytui.kernel.worker.process_name import libc_prctl as _prctl
+from ipytui.kernel.worker.process_name import rename as _rename
 from ipytui.kernel.worker.protection import Protection
 
 if TYPE_CHECKING:
@@ -339,34 +340,6 @@ def _exit_writing(signum: int, frame: Any) -> None:
     """SIGTERM in a checkpoint writer (its worker ended): stop; the atomic write
     removes its temporary file on the way out."""
     raise SystemExit(0)
-
-
-def _rename(name: bytes) -> bytes:
-    """Set this thread's name (/proc/PID/comm); returns the old one.
-
-    A waiting snapshot is named SNAPSHOT_NAME so the supervisor can find one
-    whose worker died before announcing it (procs.waiting_snapshots).
-    """
-    prctl = _prctl()
-    if prctl is None:
-        return name
-    import ctypes
-
-    old = ctypes.create_string_buffer(16)
-    prctl(16, old, 0, 0, 0)  # PR_GET_NAME
-    prctl(15, ctypes.c_char_p(name), 0, 0, 0)  # PR_SET_NAME
-    return old.value
-
-
-@functools.cache
-def _prctl() -> Any:
-    """libc's prctl, looked up once (twice per snapshot would cost 70 us)."""
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None).prctl
-    except (OSError, AttributeError):
-        return None
 
 
 def _alive(pid: int) -> bool:
