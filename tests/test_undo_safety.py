@@ -172,3 +172,15 @@ def test_choose_names_the_cells_and_refuses_unseen_ones() -> None:
     gap = _chain(1, 3)  # the point after [2] is not kept: before [3] means before [2] too
     assert "would also take back cell [2]" in str(choose(UndoRequest(first=3), gap, [1, 2, 3]))
     assert "cannot undo 5 cells" in str(choose(UndoRequest(steps=5, seen=4), chain, changed))
+
+
+def test_points_set_aside_come_back_after_a_failed_undo_or_go_after_a_good_one() -> None:
+    chain = _chain(1, 2, 3, 4)
+    chain.take(2**22 + 2)  # the target, woken
+    chain.set_aside(2)
+    assert [p.count for p in chain.points] == [1]
+    chain.add(RestorePoint(pid=2**22 + 99, count=2))  # the woken target's own new point
+    assert chain.put_back(2) == [2**22 + 99]  # failed: that one goes, [3] and [4] return
+    assert [p.count for p in chain.points] == [1, 3, 4] and chain.drop_aside() == []
+    chain.set_aside(1)
+    assert chain.drop_aside() == [2**22 + 3, 2**22 + 4] and chain.aside == []

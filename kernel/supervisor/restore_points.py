@@ -42,6 +42,7 @@ class RestoreChain:
         self.undo_depth = undo_depth
         self.budget = budget
         self.points: list[RestorePoint] = []
+        self.aside: list[RestorePoint] = []  # newer than an undo's target, until it is decided
         self.gone: list[str] = []  # "cell [4]: dropped, over the memory budget (...)"
 
     @property
@@ -108,19 +109,24 @@ class RestoreChain:
         self.points = [p for p in self.points if p.count <= count]
         return [p.pid for p in newer]
 
-    def set_aside(self, count: int) -> list[RestorePoint]:
+    def set_aside(self, count: int) -> None:
         """Take out the points after cell ``count`` (an undo goes before them), alive:
-        they come back with ``put_back`` if the undo fails."""
-        newer = [p for p in self.points if p.count > count]
+        ``put_back`` keeps them again if the undo fails, ``drop_aside`` ends them."""
+        self.aside = [*self.aside, *(p for p in self.points if p.count > count)]
         self.points = [p for p in self.points if p.count <= count]
-        return newer
 
-    def put_back(self, count: int, newer: list[RestorePoint]) -> list[int]:
+    def put_back(self, count: int) -> list[int]:
         """After a failed undo to the state after cell ``count``: the points set aside
         are kept again; returns the pids of the points taken since from ``count`` on."""
         since = [p.pid for p in self.points if p.count >= count]
-        self.points = [p for p in self.points if p.count < count] + newer
+        self.points = [p for p in self.points if p.count < count] + self.aside
+        self.aside = []
         return since
+
+    def drop_aside(self) -> list[int]:
+        """The undo succeeded: the pids of the points set aside, to kill."""
+        pids, self.aside = [p.pid for p in self.aside], []
+        return pids
 
     def drop_all(self, why: str) -> list[int]:
         """Remove every point (protection switched off, or a restart without restore)."""
@@ -167,5 +173,5 @@ class RestoreChain:
         }
 
     def kill_all(self) -> None:
-        for pid in self.drop_all("the kernel stopped"):
+        for pid in [*self.drop_all("the kernel stopped"), *self.drop_aside()]:
             procs.kill_snapshot(pid)

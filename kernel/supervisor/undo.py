@@ -59,7 +59,6 @@ class UndoPlan:
     undone: list[int]
     ask: str = ""  # the worker's question: the woken fallback is answered under it
     fallback: int = 0  # pid of the state before the undo (0: none could be forked)
-    newer: list[RestorePoint] = field(default_factory=list)  # set aside until it is decided
     stage: str = ""  # who is being woken: "target", "fallback", "fresh" (a new worker)
     deadline: float = 0.0  # monotonic time by which the woken process must be ready
     began: float = field(default_factory=time.monotonic)
@@ -115,7 +114,7 @@ class Undo:
             ask=ask,
             fallback=max(0, int(event.get("fallback") or 0)),
         )
-        plan.newer = self.chain.set_aside(target.count)
+        self.chain.set_aside(target.count)
         self.chain.take(target.pid)
         self.undo_plan = plan
         procs.kill(self.worker.pid)  # the pidfd brings us to _undo_worker_exit
@@ -215,8 +214,7 @@ class Undo:
             return
         plan.failed = why
         self.chain.forget(f"the state after cell [{plan.target.count}] was dropped: {why}")
-        self._discard(self.chain.put_back(plan.target.count, plan.newer))
-        plan.newer = []
+        self._discard(self.chain.put_back(plan.target.count))
         if plan.fallback:
             fallback, plan.fallback = plan.fallback, 0
             self._wake(plan, fallback, "fallback")
@@ -232,8 +230,7 @@ class Undo:
         self.chain.forget(
             f"the state after cell [{plan.target.count}] was lost during an undo: {why}"
         )
-        self._discard([p.pid for p in plan.newer])
-        plan.newer = []
+        self._discard(self.chain.drop_aside())
         self.changed_cells = []
         if plan.pending is not None:
             plan.pending.started = False  # nobody runs it any more: ours to answer
@@ -284,7 +281,7 @@ class Undo:
 
     def _undo_done(self, plan: UndoPlan) -> None:
         """The target serves: drop what it replaced, then say so and answer the %undo."""
-        self._discard([p.pid for p in plan.newer])
+        self._discard(self.chain.drop_aside())
         if plan.fallback:
             procs.kill_named(plan.fallback, procs.FALLBACK_NAME)
             self.zombies.append(plan.fallback)
