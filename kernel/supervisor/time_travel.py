@@ -40,9 +40,7 @@ class TimeTravel(Undo):
     checkpoint_path: Path
     worker: WorkerState
     inflight: dict[str, Pending]
-    backlog: list[tuple[str, list[bytes], bool]]
     link: Any
-    recorder: Any
     chain: RestoreChain
     guard: MemoryGuard
     protection: dict[str, Any]
@@ -53,15 +51,7 @@ class TimeTravel(Undo):
     timeline_due: bool  # the points or the cells they cover changed: tell the clients
     early_spills: dict[int, dict[str, Any]]  # spill notes of points not announced yet
     presence: Any
-    crash_pending: Any
-    execution_count: int
-    last_ok_count: int
-    publish: Callable[..., None]
-    _answer: Callable[..., None]
-    spawn_worker: Callable[..., None]
-    promote_snapshot: Callable[[], bool]
     announce: Callable[..., dict[str, Any]]
-    _debug_session_ended: Callable[[], None]
 
     def init_time_travel(self, settings: ProtectionSettings) -> None:
         """The supervisor's protection state, from the kernel's settings."""
