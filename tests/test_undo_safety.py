@@ -116,6 +116,12 @@ def test_an_undo_never_takes_back_a_peer_cell_it_did_not_see(start_kernel, tmp_p
             f"import pathlib, time\nwhile not pathlib.Path({str(flag)!r}).exists(): "
             "time.sleep(0.01)\nb = 'bob again'"
         )
+        _iopub_until(  # bob's cell runs: it reached the kernel before alice's %undo
+            bob,
+            lambda m: (
+                m["msg_type"] == "execute_input" and m["parent_header"].get("msg_id") == bob_id
+            ),
+        )
         undo_id = alice.execute("%undo", stop_on_error=False)
         _shell_reply(alice, alice.kernel_info())  # in order: the %undo has arrived
         flag.touch()
@@ -134,6 +140,12 @@ def test_an_undo_never_takes_back_a_peer_cell_it_did_not_see(start_kernel, tmp_p
         cell_id = alice.execute(
             f"import pathlib, time\nwhile not pathlib.Path({str(flag)!r}).exists(): "
             "time.sleep(0.01)\na = 'queued'"
+        )
+        _iopub_until(
+            alice,
+            lambda m: (
+                m["msg_type"] == "execute_input" and m["parent_header"].get("msg_id") == cell_id
+            ),
         )
         undo_id = alice.execute("%undo", stop_on_error=False)
         _shell_reply(alice, alice.kernel_info())
