@@ -106,8 +106,9 @@ class Snapshots:
         if self._notes_reader_pid == os.getpid() or self.checkpoint_path is None:
             return
         self._notes_reader_pid = os.getpid()
-        threading.Thread(target=self._forward_notes, args=(worker,), daemon=True,
-                         name="ipytui-checkpoint-notes").start()
+        threading.Thread(
+            target=self._forward_notes, args=(worker,), daemon=True, name="ipytui-checkpoint-notes"
+        ).start()
 
     def _forward_notes(self, worker: WorkerContext) -> None:
         with os.fdopen(os.dup(self._notes_read), "rb", buffering=0) as notes:
@@ -129,8 +130,13 @@ class Snapshots:
             return "a CUDA context does not survive fork()"
         return None
 
-    def after_cell(self, worker: WorkerContext, execution_count: int, msg_id: str = "",
-                   cell: dict[str, Any] | None = None) -> bool:
+    def after_cell(
+        self,
+        worker: WorkerContext,
+        execution_count: int,
+        msg_id: str = "",
+        cell: dict[str, Any] | None = None,
+    ) -> bool:
         """Fork a snapshot of the state after a good cell. The parent returns False at
         once; a snapshot returns True when it has been promoted to be the worker.
 
@@ -141,14 +147,21 @@ class Snapshots:
         if reason is not None:
             worker.publisher.sup({"event": "no_snapshot", "why": reason})
             return False
-        threads = [t.name for t in threading.enumerate()
-                   if t is not threading.main_thread() and not t.name.startswith("ipytui-")]
+        threads = [
+            t.name
+            for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.name.startswith("ipytui-")
+        ]
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         old_name = _rename(SNAPSHOT_NAME)  # the child is born with it
         try:
             # jedi first: waiting for it must not hold up the other threads' output
-            with jedi_lock_for_fork(), worker.publisher.lock, worker.stdout._lock, \
-                    worker.stderr._lock:
+            with (
+                jedi_lock_for_fork(),
+                worker.publisher.lock,
+                worker.stdout._lock,
+                worker.stderr._lock,
+            ):
                 pid = os.fork()
         except OSError as exc:
             _rename(old_name)
@@ -161,8 +174,15 @@ class Snapshots:
             self._reap()
             self.children.append(pid)
             self.protection.took(pid, execution_count)
-            worker.publisher.sup({"event": "snapshot", "pid": pid, "execution_count": execution_count,
-                                  "lost_threads": threads, **(cell or {})})
+            worker.publisher.sup(
+                {
+                    "event": "snapshot",
+                    "pid": pid,
+                    "execution_count": execution_count,
+                    "lost_threads": threads,
+                    **(cell or {}),
+                }
+            )
             return False
         self.children, self.writers = [], []
         self._wait_for_promotion(worker, execution_count)
@@ -190,8 +210,12 @@ class Snapshots:
         self._read_notes(worker)
         try:
             # The locks a child could need (jedi's, the output's) are not held mid-use.
-            with jedi_lock_for_fork(), worker.publisher.lock, worker.stdout._lock, \
-                    worker.stderr._lock:
+            with (
+                jedi_lock_for_fork(),
+                worker.publisher.lock,
+                worker.stdout._lock,
+                worker.stderr._lock,
+            ):
                 pid = os.fork()
         except OSError as exc:
             worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
@@ -242,11 +266,13 @@ class Snapshots:
             os.nice(10)
         written = self.checkpoint_path is None
         big = max(0, _rss_bytes() - CHECKPOINT_FREE_BYTES)
-        due = time.monotonic() + min(CHECKPOINT_DELAY_MAX,
-                                     CHECKPOINT_DELAY + big / CHECKPOINT_BYTES_PER_SECOND)
+        due = time.monotonic() + min(
+            CHECKPOINT_DELAY_MAX, CHECKPOINT_DELAY + big / CHECKPOINT_BYTES_PER_SECOND
+        )
         if self.checkpoint_path is not None:  # the big buffers to disk (worker/spill.py)
-            self.spill = spill.spill_point(spill_path(self.checkpoint_path, os.getpid()),
-                                           self.spill_threshold, self._note)
+            self.spill = spill.spill_point(
+                spill_path(self.checkpoint_path, os.getpid()), self.spill_threshold, self._note
+            )
         while True:
             wait = POLL if written else min(POLL, max(0.0, due - time.monotonic()))
             info = signal.sigtimedwait({signal.SIGUSR1}, wait)
@@ -267,7 +293,8 @@ class Snapshots:
                 # In a chain an older point must not overwrite the newer state on disk:
                 # the newest point writes it.
                 written = not self._newest() or self._write_checkpoint_until_promoted(
-                    worker, execution_count)
+                    worker, execution_count
+                )
                 due = time.monotonic() + CHECKPOINT_RETRY
 
     def _write_checkpoint_until_promoted(self, worker: WorkerContext, execution_count: int) -> bool:
@@ -318,16 +345,24 @@ class Snapshots:
 
         assert self.checkpoint_path is not None
         try:
-            state = checkpoint.capture(worker.namespace, user_names(worker.namespace), execution_count)
+            state = checkpoint.capture(
+                worker.namespace, user_names(worker.namespace), execution_count
+            )
             # A spilled buffer is read from the spill file; its pages go back after each one.
-            checkpoint.write(self.checkpoint_path, state,
-                             self.spill.page_out if self.spill is not None else None)
+            checkpoint.write(
+                self.checkpoint_path, state, self.spill.page_out if self.spill is not None else None
+            )
         except Exception as exc:  # noqa: BLE001 - a failed checkpoint must not kill the snapshot
             log.warning("checkpoint failed: %s", exc)
             self._note({"ok": False, "why": disk_reason(exc), "execution_count": execution_count})
             return False
-        self._note({"ok": True, "execution_count": execution_count,
-                    "lost": sorted(state["unpicklable"])[:20]})
+        self._note(
+            {
+                "ok": True,
+                "execution_count": execution_count,
+                "lost": sorted(state["unpicklable"])[:20],
+            }
+        )
         return True
 
     def _note(self, note: dict[str, Any]) -> None:
