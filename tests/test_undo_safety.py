@@ -97,6 +97,40 @@ def test_an_undo_whose_point_never_wakes_fails_and_loses_nothing(start_kernel) -
         bob.stop_channels()
 
 
+def test_when_the_fallback_never_wakes_either_a_fresh_worker_answers(start_kernel) -> None:
+    import psutil
+
+    info, proc = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    stopped: list[int] = []
+    try:
+        _ok(kc, "q = 'kept'")
+        _ok(kc, "q = 'newest'")
+        target = _snapshots_of_worker(kc)[0]
+        os.kill(target, signal.SIGSTOP)
+        stopped.append(target)
+        undo_id = kc.execute("%undo", stop_on_error=False)
+
+        def fallback() -> int:
+            family = psutil.Process(proc.pid).children(recursive=True)
+            return next((p.pid for p in family if p.name() == "ipytui-fallback"), 0)
+
+        wait_until(lambda: fallback() != 0, T, "the undo's fallback")
+        stopped.append(fallback())
+        os.kill(stopped[-1], signal.SIGSTOP)
+        undo = _shell_reply(kc, undo_id)
+        assert undo["status"] == "error" and undo["ename"] == "UndoFailed", undo
+        assert "fallback" in undo["evalue"] and "The kernel starts empty" in undo["evalue"]
+        wait_until(lambda: not any(procs.is_running(p) for p in stopped), T, "both killed")
+        assert _ok(kc, "print('q' in globals())") == "False\n"  # said so: empty
+        assert proc.poll() is None
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        kc.stop_channels()
+
+
 def test_an_undo_never_takes_back_a_peer_cell_it_did_not_see(start_kernel, tmp_path: Path) -> None:
     info, _ = start_kernel(_argv("--protection", "cell", "--undo-depth", "8"))
     alice, bob = _client(info, "alice"), _client(info, "bob")

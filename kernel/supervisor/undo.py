@@ -61,6 +61,7 @@ class UndoPlan:
     fallback: int = 0  # pid of the state before the undo (0: none could be forked)
     stage: str = ""  # who is being woken: "target", "fallback", "fresh" (a new worker)
     deadline: float = 0.0  # monotonic time by which the woken process must be ready
+    allowed: float = 0.0  # the seconds it was given (wake_timeout)
     began: float = field(default_factory=time.monotonic)
     failed: str = ""  # why the target did not come back, else ""
 
@@ -175,7 +176,8 @@ class Undo:
         self._wake(plan, plan.target.pid, "target")
 
     def _wake(self, plan: UndoPlan, pid: int, stage: str) -> None:
-        plan.stage, plan.deadline = stage, time.monotonic() + wake_timeout(pid)
+        plan.stage, plan.allowed = stage, wake_timeout(pid)
+        plan.deadline = time.monotonic() + plan.allowed
         self.worker = WorkerState(snapshot_pid=pid, snapshot_count=plan.target.count)
         named = procs.SNAPSHOT_NAME if stage == "target" else procs.FALLBACK_NAME
         if procs.has_name(pid, named) and self.promote_snapshot():
@@ -199,11 +201,10 @@ class Undo:
             os.close(stuck.pidfd)
             stuck.pidfd = -1
         self.link.expect(0)
-        waited = plan.deadline - plan.began
         self._undo_failed(
             plan,
             f"the {_woken(plan)} did not become ready within "
-            f"{waited:.0f} s (stopped or hung); it was killed",
+            f"{plan.allowed:.0f} s (stopped or hung); it was killed",
         )
 
     def _undo_failed(self, plan: UndoPlan, why: str) -> None:
