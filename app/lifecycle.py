@@ -333,23 +333,24 @@ class KernelLifecycle:
     def action_undo_cell(self) -> None:
         """F10: ``%undo`` the last cell; a cell another peer ran is confirmed first."""
         from ipytui.app.undo_screen import (
-            UNDO_CODE,
             UndoConfirmScreen,
             confirmation_text,
             last_cell,
+            undo_code,
         )
 
         cell = last_cell(list(self.stream.cells.values()))
         if cell is None:
             self.notify("No cell to undo", timeout=2)
             return
+        code = undo_code(cell)  # names the cell now: a peer's later cell is not undone
         if cell.own:
-            self.run_code(UNDO_CODE)
+            self.run_code(code)
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_code(UNDO_CODE)
+                self.run_code(code)
 
         self.app.push_screen(UndoConfirmScreen(confirmation_text(cell)), answered)
 

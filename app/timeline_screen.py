@@ -2,7 +2,8 @@
 
 The screen shows :class:`~ipytui.widgets.timeline_panel.TimelinePanel`, kept
 current by the main screen from the kernel's ``timeline`` events. Picking a
-point dismisses the screen with the ``%undo N`` that reaches it, after the
+point dismisses the screen with the ``%undo --to C --last L`` naming the cells
+it takes back (as shown), after the
 same question as F10 when a cell it takes back was run by another peer
 (naming the cell and its author).
 """
@@ -23,6 +24,15 @@ def undone_cells(timeline: dict[str, Any], point: dict[str, Any]) -> list[int]:
     """The state-changing cells an undo to ``point`` takes back."""
     after = int(point.get("count") or 0)
     return [c for c in timeline.get("changed") or [] if isinstance(c, int) and c > after]
+
+
+def undo_code(undone: list[int], steps: int) -> str:
+    """The ``%undo`` naming the cells shown (``--to`` the first, ``--last`` the newest),
+    so one that changed the state since the screen was drawn makes the kernel refuse
+    instead of taking it back unseen; ``%undo N`` when the timeline lists none."""
+    if not undone:
+        return f"%undo {steps}"
+    return f"%undo --to {min(undone)} --last {max(undone)}"
 
 
 def peer_cells_text(counts: list[int], cells: list[Any], timeline: dict[str, Any]) -> str:
@@ -47,7 +57,7 @@ def peer_cells_text(counts: list[int], cells: list[Any], timeline: dict[str, Any
 
 
 class TimelineScreen(ModalScreen[str | None]):
-    """The timeline; dismisses with the ``%undo N`` to run, or None."""
+    """The timeline; dismisses with the ``%undo`` to run, or None."""
 
     BINDINGS = [Binding("escape,ctrl+t,q", "dismiss_none", "Close")]
 
@@ -80,10 +90,9 @@ class TimelineScreen(ModalScreen[str | None]):
     def on_timeline_panel_undo_chosen(self, event: TimelinePanel.UndoChosen) -> None:
         from ipytui.app.undo_screen import UndoConfirmScreen
 
-        code = f"%undo {event.steps}"
-        question = peer_cells_text(
-            undone_cells(self._timeline, event.point), self._cells, self._timeline
-        )
+        undone = undone_cells(self._timeline, event.point)
+        code = undo_code(undone, event.steps)
+        question = peer_cells_text(undone, self._cells, self._timeline)
         if not question:
             self.dismiss(code)
             return

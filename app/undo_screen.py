@@ -1,8 +1,9 @@
 """F10: take back the last cell (``%undo``), asking first when a peer ran it.
 
-The undo itself is a ``%undo`` cell run by this client, so the kernel
-attributes it and every peer sees the entry; the kernel refuses with a reason
-when nothing can be undone (see docs/protection.md).
+The undo itself is a ``%undo --to C --last C`` cell run by this client (the
+cell named when the user confirms), so the kernel attributes it and every
+peer sees the entry; the kernel refuses with a reason when nothing can be
+undone, or when a later cell changed the state since (see docs/protection.md).
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ def last_cell(cells: list[Any]) -> Any | None:
         if not is_inert(source):
             return cell
     return None
+
+
+def undo_code(cell: Any) -> str:
+    """The ``%undo`` that takes back exactly ``cell`` (resolved now, as the user
+    confirms): the kernel refuses it if a later cell changed the state meanwhile,
+    so a peer's cell finished since is never taken back unseen."""
+    count = getattr(cell, "execution_count", None)
+    return f"{UNDO_CODE} --to {count} --last {count}" if count else UNDO_CODE
 
 
 def confirmation_text(cell: Any) -> str:

@@ -33,8 +33,17 @@ from __future__ import annotations
 from typing import Any
 
 EVENT_MSG_TYPE = "ipytui_event"
-KINDS = ("crash", "restart", "restore", "undo", "interrupt", "recovered", "protection", "cluster",
-         "timeline")
+KINDS = (
+    "crash",
+    "restart",
+    "restore",
+    "undo",
+    "interrupt",
+    "recovered",
+    "protection",
+    "cluster",
+    "timeline",
+)
 ENGINE_STATES = ("up", "busy", "dead")
 
 # jupyter_client's Session falls back to this when $USER is unset: it names nobody.
@@ -75,6 +84,9 @@ def event_text(event: dict[str, Any]) -> str:
     if kind == "undo":
         undone = event.get("undone") if isinstance(event.get("undone"), list) else []
         cells = ", ".join(f"In [{c}]" for c in undone) or "no cell"
+        if event.get("method") == "kept":  # the point did not wake: the fallback serves
+            why = event.get("why") if isinstance(event.get("why"), str) else ""
+            return f"Undo by {who} failed ({why or 'the restore point did not wake'}): nothing was undone."
         if event.get("method") != "snapshot":
             return f"Undo by {who} failed: the restore point died; the kernel starts empty."
         return f"Undo by {who}: back at {_state_after(event)}; {cells} undone."
@@ -86,13 +98,16 @@ def event_text(event: dict[str, Any]) -> str:
     if kind == "protection":
         reason = event.get("reason") if isinstance(event.get("reason"), str) else ""
         during = f" (in a cell run by {who})" if isinstance(by, dict) else ""
-        return f"Crash protection is now {event.get('level')}{during}" + (f": {reason}" if reason else ".")
+        return f"Crash protection is now {event.get('level')}{during}" + (
+            f": {reason}" if reason else "."
+        )
     if kind == "cluster":
         return cluster_text(event)
     if kind == "recovered":
         names = event.get("names") if isinstance(event.get("names"), list) else []
-        return (f"Kernel recovered from {_state_after(event)}: "
-                f"{plural(len(names), 'name')} restored.")
+        return (
+            f"Kernel recovered from {_state_after(event)}: {plural(len(names), 'name')} restored."
+        )
     if kind == "crash":
         report = event.get("report") if isinstance(event.get("report"), dict) else {}
         cause = report.get("cause") or "unknown cause"

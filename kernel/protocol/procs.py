@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 SNAPSHOT_NAME = b"ipytui-snapshot"  # a waiting snapshot's process name (worker/snapshots.py)
+FALLBACK_NAME = b"ipytui-fallback"  # an undo's fallback (worker/undo_fallback.py): never a point
 
 
 def kernel_id_from(connection_file: Path) -> str:
     """kernel-abc123.json → abc123 (Jupyter's naming), else the file's stem."""
     stem = connection_file.stem
-    return stem[len("kernel-"):] if stem.startswith("kernel-") else stem
+    return stem[len("kernel-") :] if stem.startswith("kernel-") else stem
 
 
 def reap(pid: int) -> int | None:
@@ -43,19 +44,29 @@ def kill_snapshot(pid: int) -> None:
     it, and pids wrap quickly where every cell forks (pid_max is often 32768):
     only a process that carries the snapshot's name is killed.
     """
-    if is_snapshot(pid):
+    kill_named(pid, SNAPSHOT_NAME)
+
+
+def kill_named(pid: int, name: bytes) -> None:
+    """SIGKILL ``pid`` only while its process name is ``name`` (see kill_snapshot)."""
+    if has_name(pid, name):
         kill(pid)
+
+
+def has_name(pid: int, name: bytes) -> bool:
+    """Whether ``pid`` lives and its process name (/proc/PID/comm) is ``name``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        found, rest = stat.split(b"(", 1)[1].rsplit(b")", 1)
+    except (OSError, IndexError, ValueError):
+        return False
+    return found == name and rest.split()[:1] not in ([b"Z"], [b"X"])
 
 
 def is_snapshot(pid: int, checkpoint_path: str | None = None) -> bool:
     """Whether ``pid`` is a live process named as a waiting restore point (of the
     kernel whose checkpoint is ``checkpoint_path``, when given)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-        name, rest = stat.split(b"(", 1)[1].rsplit(b")", 1)
-    except (OSError, IndexError, ValueError):
-        return False
-    if name != SNAPSHOT_NAME or rest.split()[:1] in ([b"Z"], [b"X"]):
+    if not has_name(pid, SNAPSHOT_NAME):
         return False
     return checkpoint_path is None or _of_kernel(pid, checkpoint_path)
 
@@ -107,8 +118,11 @@ def private_bytes(pid: int) -> int:
             lines = f.read().splitlines()
     except OSError:
         return 0
-    return sum(int(line.split()[1]) * 1024 for line in lines
-               if line.startswith((b"Private_Clean:", b"Private_Dirty:")))
+    return sum(
+        int(line.split()[1]) * 1024
+        for line in lines
+        if line.startswith((b"Private_Clean:", b"Private_Dirty:"))
+    )
 
 
 def waiting_snapshots() -> list[int]:

@@ -23,7 +23,12 @@ from ipytui.kernel.protocol.recovery import report_bundle
 from ipytui.kernel.protocol.schema import reply_type
 from ipytui.kernel.protocol.wire import Codec, WireError
 from ipytui.kernel.supervisor import crash_report
-from ipytui.kernel.supervisor.inflight import Pending, WorkerState, for_main_thread
+from ipytui.kernel.supervisor.inflight import (
+    Pending,
+    WorkerState,
+    for_main_thread,
+    is_shell_execute,
+)
 from ipytui.kernel.supervisor.spill_hold import close_later
 
 log = logging.getLogger("ipytui.supervisor")
@@ -75,7 +80,9 @@ class CrashHandling:
         self.link.expect(0)
         # Nothing is routed to the dead worker while the replacement is on its way.
         close_later(self.worker.spill_fd)  # that worker is gone
-        self.worker = WorkerState(snapshot_pid=dead.snapshot_pid, snapshot_count=dead.snapshot_count)
+        self.worker = WorkerState(
+            snapshot_pid=dead.snapshot_pid, snapshot_count=dead.snapshot_count
+        )
         snapshot = self._newest_snapshot(dead)
         running = self._running_cell()
         if not self.running:
@@ -84,8 +91,9 @@ class CrashHandling:
             self._debug_session_ended()
         if self.crash_pending is not None:
             self._finish_crash(None)  # the last crash's new worker died before its hello
-        record = crash_report.CrashRecord.from_exit(status, running.msg if running else None,
-                                             dead.notes, snapshot_count=snapshot[1])
+        record = crash_report.CrashRecord.from_exit(
+            status, running.msg if running else None, dead.notes, snapshot_count=snapshot[1]
+        )
         record.cell = running.count if running else None
         if dead.killed_for:
             record.cause = dead.killed_for
@@ -108,8 +116,12 @@ class CrashHandling:
     def _debug_session_ended(self) -> None:
         """The debugger lived in the dead worker: tell front ends its session is over
         (DAP ``terminated``), so none waits on a breakpoint that will never resume."""
-        self.publish("iopub", "debug_event", {"type": "event", "seq": 0, "event": "terminated",
-                                              "body": {}}, parent=None)
+        self.publish(
+            "iopub",
+            "debug_event",
+            {"type": "event", "seq": 0, "event": "terminated", "body": {}},
+            parent=None,
+        )
 
     def _bring_back(self) -> None:
         """Start the replacement worker once the back-off is over."""
@@ -147,8 +159,10 @@ class CrashHandling:
         while (newest := self.chain.newest) is not None and not procs.is_running(newest.pid):
             self.chain.take(newest.pid)
             procs.reap(newest.pid)  # killed while it waited (the OOM killer's pick)
-            dead.notes.append(f"the snapshot after cell [{newest.count}] had been killed "
-                              "(out of memory?) and could not be used")
+            dead.notes.append(
+                f"the snapshot after cell [{newest.count}] had been killed "
+                "(out of memory?) and could not be used"
+            )
         if newest is None:
             return 0, 0
         return newest.pid, newest.count
@@ -159,8 +173,11 @@ class CrashHandling:
         The worker runs executes in arrival order and takes each at once, and
         its last messages (even execute_input) may die with it unsent.
         """
-        executes = [p for p in self.inflight.values()
-                    if p.channel == "shell" and p.msg.msg_type in MAIN_THREAD_REQUESTS]
+        executes = [
+            p
+            for p in self.inflight.values()
+            if p.channel == "shell" and p.msg.msg_type in MAIN_THREAD_REQUESTS
+        ]
         started = [p for p in executes if p.started]
         return started[0] if started else (executes[0] if executes else None)
 
@@ -170,13 +187,17 @@ class CrashHandling:
         behind it too: ipyparallel has no stop-on-error for them)."""
         pending, self.inflight = list(self.inflight.values()), {}
         self.crash_running = running
-        self.crash_queued = [p for p in pending if p is not running
-                             and p.channel == "shell" and p.msg.msg_type == "execute_request"]
-        others = [(p.channel, p.frames, for_main_thread(p.channel, p.msg)) for p in pending
-                  if p is not running and p not in self.crash_queued]
+        self.crash_queued = [p for p in pending if p is not running and is_shell_execute(p)]
+        others = [
+            (p.channel, p.frames, for_main_thread(p.channel, p.msg))
+            for p in pending
+            if p is not running and p not in self.crash_queued
+        ]
         self.backlog[:0] = others
 
-    def _blame(self, record: crash_report.CrashRecord, ready: dict[str, Any] | None) -> Pending | None:
+    def _blame(
+        self, record: crash_report.CrashRecord, ready: dict[str, Any] | None
+    ) -> Pending | None:
         """The cell that really crashed.
 
         A cell can finish and the worker die before its reply leaves the
@@ -188,9 +209,17 @@ class CrashHandling:
         self.crash_running, self.crash_queued = None, []
         after = (ready or {}).get("after_msg_id")
         if running is not None and after and after == running.msg.msg_id and is_cell(running):
-            self._answer(running, "execute_reply",
-                         {"status": "ok", "execution_count": running.count or record.snapshot_count,
-                          "payload": [], "user_expressions": {}}, busy=False)
+            self._answer(
+                running,
+                "execute_reply",
+                {
+                    "status": "ok",
+                    "execution_count": running.count or record.snapshot_count,
+                    "payload": [],
+                    "user_expressions": {},
+                },
+                busy=False,
+            )
             self.recorder.finished(running.msg.msg_id, "ok")
             running = queued.pop(0) if queued else None
             record.request = running.msg if running else None
@@ -200,8 +229,11 @@ class CrashHandling:
         abort = running is not None and running.msg.content.get("stop_on_error", True)
         for p in queued:
             if abort:
-                self._answer(p, "execute_reply", {"status": "aborted",
-                                                  "execution_count": self.execution_count})
+                self._answer(
+                    p,
+                    "execute_reply",
+                    {"status": "aborted", "execution_count": self.execution_count},
+                )
             else:
                 self.backlog.insert(queued.index(p), (p.channel, p.frames, True))
         return running
@@ -218,28 +250,41 @@ class CrashHandling:
             self._answer(running, reply_type(running.msg.msg_type), content, busy=False)
             return
         content["engine_info"] = engine.info("apply" if not is_cell(running) else "execute")
-        self._answer(running, reply_type(running.msg.msg_type), content, busy=False,
-                     metadata=engine.reply_metadata("error"))
+        self._answer(
+            running,
+            reply_type(running.msg.msg_type),
+            content,
+            busy=False,
+            metadata=engine.reply_metadata("error"),
+        )
 
     def _give_up(self, record: crash_report.CrashRecord) -> None:
         """Stop restarting: say so to the crashed cell, then answer every request with why."""
-        text = (f"The kernel crashed {self.crashes.in_a_row} times in a row without finishing a "
-                f"cell ({record.cause}); ipytui stopped restarting it. Restart it by hand "
-                "(shutdown_request with restart=true) once the cause is fixed.")
+        text = (
+            f"The kernel crashed {self.crashes.in_a_row} times in a row without finishing a "
+            f"cell ({record.cause}); ipytui stopped restarting it. Restart it by hand "
+            "(shutdown_request with restart=true) once the cause is fixed."
+        )
         log.error(text)
         self.given_up = text
         record.method = "stopped"
         record.notes.append(text)
         running = getattr(self, "crash_running", None)
-        self.publish("iopub", "stream", {"name": "stderr", "text": text + "\n"},
-                     parent=running.msg if running else None)
+        self.publish(
+            "iopub",
+            "stream",
+            {"name": "stderr", "text": text + "\n"},
+            parent=running.msg if running else None,
+        )
         self._finish_crash(None)
         self._flush_backlog()
 
     def _refuse(self, channel: str, frames: list[bytes]) -> None:
         """No worker will come: answer a request with the reason instead of queueing it."""
         try:
-            msg = Codec(self.info.key, self.info.signature_scheme, check_replay=False).deserialize(frames)
+            msg = Codec(self.info.key, self.info.signature_scheme, check_replay=False).deserialize(
+                frames
+            )
         except WireError:
             return
         self.inflight.pop(msg.msg_id, None)
@@ -265,9 +310,13 @@ class CrashHandling:
             self.recorder.output(msg_id, "error", error)
             self.recorder.finished(msg_id, "crashed", "KernelDied")
             self._answer_crashed(running, error, record.cause)
-        self.announce("crash", by=running.msg if running else None, report=report,
-                      cell_msg_id=running.msg.msg_id if running else None,
-                      execution_count=record.cell)
+        self.announce(
+            "crash",
+            by=running.msg if running else None,
+            report=report,
+            cell_msg_id=running.msg.msg_id if running else None,
+            execution_count=record.cell,
+        )
 
 
 def is_cell(pending: Pending) -> bool:

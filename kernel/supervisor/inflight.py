@@ -21,6 +21,9 @@ class Pending:
     frames: list[bytes]
     started: bool = False
     count: int | None = None  # its execution count, once execute_input was seen
+    seen: int = 0  # the kernel's state (last state-changing cell) when it arrived: what
+    # its sender could have seen (an undo never takes back a later cell unasked)
+    sent_before: frozenset[str] = frozenset()  # its sender's executes queued when it arrived
 
 
 @dataclass
@@ -51,3 +54,8 @@ that comes while a cell runs waits for it."""
 def for_main_thread(channel: str, msg: Message) -> bool:
     """Whether a message goes to the worker's main thread (else to its listener)."""
     return channel == "shell" and msg.msg_type in MAIN_THREAD_TYPES
+
+
+def is_shell_execute(pending: Pending) -> bool:
+    """A cell (an execute_request on shell): what stop_on_error aborts and a crash blames."""
+    return pending.channel == "shell" and pending.msg.msg_type == "execute_request"

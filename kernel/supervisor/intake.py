@@ -41,6 +41,7 @@ class Intake:
     publish: Callable[..., None]
     to_worker: Callable[..., None]
     _revoked: Callable[[str, Message], None]
+    arrived: Callable[[Pending], Pending]
 
     def on_client(self, channel: str, sock: zmq.Socket) -> None:
         """A message from a client: verify, answer ourselves or forward; never raise."""
@@ -51,18 +52,26 @@ class Intake:
                 return
             msg = self._accept(channel, frames)
         except Exception:  # noqa: BLE001 - nothing known to answer: drop, say so, go on
-            log.exception("the supervisor failed reading a message on %s; it keeps serving", channel)
+            log.exception(
+                "the supervisor failed reading a message on %s; it keeps serving", channel
+            )
             return
         if msg is None:
             return
         try:
             self._route(channel, msg, frames)
         except Exception as exc:  # noqa: BLE001 - one request must never end the kernel
-            log.exception("the supervisor failed on a %s on %s; it keeps serving", msg.msg_type, channel)
+            log.exception(
+                "the supervisor failed on a %s on %s; it keeps serving", msg.msg_type, channel
+            )
             self.inflight.pop(msg.msg_id, None)
-            self.refuse(channel, msg, "InternalError",
-                        f"the kernel failed to handle this {msg.msg_type} "
-                        f"({type(exc).__name__}: {exc}); it keeps serving")
+            self.refuse(
+                channel,
+                msg,
+                "InternalError",
+                f"the kernel failed to handle this {msg.msg_type} "
+                f"({type(exc).__name__}: {exc}); it keeps serving",
+            )
 
     def _accept(self, channel: str, frames: list[bytes]) -> Message | None:
         """The verified, schema-checked message, or None (refused or dropped, and said)."""
@@ -100,8 +109,9 @@ class Intake:
             self.publish("iopub", "status", {"execution_state": "busy"}, parent=msg)
             if msg.msg_type == "execute_request":
                 self.publish("iopub", "error", error, parent=msg)
-            self.publish(channel, reply_type(msg.msg_type), content, parent=msg,
-                         identities=msg.identities)
+            self.publish(
+                channel, reply_type(msg.msg_type), content, parent=msg, identities=msg.identities
+            )
             self.publish("iopub", "status", {"execution_state": "idle"}, parent=msg)
         except Exception:  # noqa: BLE001 - the refusal itself must not end the loop
             log.exception("could not send the error reply to a %s", msg.msg_type)
@@ -117,8 +127,9 @@ class Intake:
             return
         try:
             self.faults.hit("presence")
-            self.presence.on_request(channel, msg, self.security.last_fd,
-                                     self.security.peer_name(msg.identities))
+            self.presence.on_request(
+                channel, msg, self.security.last_fd, self.security.peer_name(msg.identities)
+            )
         except Exception:  # noqa: BLE001 - bookkeeping must not cost the request its answer
             log.exception("presence failed on a %s; the request is served anyway", msg.msg_type)
         if self.presence.handles(msg):
@@ -129,7 +140,7 @@ class Intake:
             handler(channel, msg)
             return
         if msg.msg_type.endswith("_request"):
-            self.inflight[msg.msg_id] = Pending(channel, msg, frames)
+            self.inflight[msg.msg_id] = self.arrived(Pending(channel, msg, frames))
         self.to_worker(channel, frames, for_main_thread(channel, msg))
 
     def _on_stdin(self, msg: Message, frames: list[bytes], revoked: bool) -> None:
@@ -140,8 +151,12 @@ class Intake:
             log.warning("dropped a %s from a client that was not asked for input", msg.msg_type)
             return
         if revoked:
-            msg.content = {"status": "error", "value": "", "ename": "PermissionError",
-                           "evalue": REVOKED}
+            msg.content = {
+                "status": "error",
+                "value": "",
+                "ename": "PermissionError",
+                "evalue": REVOKED,
+            }
             frames = self.codec.serialize(msg)
         self.asking = None  # one answer per prompt
         self.to_worker("stdin", frames)
@@ -152,7 +167,9 @@ class Intake:
         if self.asking != routing_id:
             return
         self.asking = None
-        reply = self.codec.msg("input_reply", {"status": "error", "value": "",
-                                               "evalue": "the client asked for input left"})
+        reply = self.codec.msg(
+            "input_reply",
+            {"status": "error", "value": "", "evalue": "the client asked for input left"},
+        )
         self.to_worker("stdin", self.codec.serialize(reply, [routing_id]))
         log.info("the client asked for input left; its input() ends with EOFError")

@@ -51,6 +51,7 @@ class RestoreChain:
         self.undo_depth = undo_depth
         self.budget = budget
         self.points: list[RestorePoint] = []
+        self.aside: list[RestorePoint] = []  # newer than an undo's target, until it is decided
         self.gone: list[str] = []  # "cell [4]: dropped, over the memory budget (...)"
         self.unmeasured = 0  # bytes of worker faults since the last measure: held's bound
         self.measured_at = 0.0  # time.monotonic() of the last measure
@@ -75,8 +76,10 @@ class RestoreChain:
             dropped.append(self._drop(0, f"more than undo_depth={self.undo_depth} points kept"))
         self.measure_if_unsure()
         while len(self.points) > 1 and self.held() > self.budget:
-            why = (f"the kept points held {format_size(self.held())}, over the "
-                   f"{format_size(self.budget)} snapshot budget")
+            why = (
+                f"the kept points held {format_size(self.held())}, over the "
+                f"{format_size(self.budget)} snapshot budget"
+            )
             dropped.append(self._drop(0, why))
             self.measure()
         return dropped
@@ -129,6 +132,25 @@ class RestoreChain:
         self.points = [p for p in self.points if p.count <= count]
         return [p.pid for p in newer]
 
+    def set_aside(self, count: int) -> None:
+        """Take out the points after cell ``count`` (an undo goes before them), alive:
+        ``put_back`` keeps them again if the undo fails, ``drop_aside`` ends them."""
+        self.aside = [*self.aside, *(p for p in self.points if p.count > count)]
+        self.points = [p for p in self.points if p.count <= count]
+
+    def put_back(self, count: int) -> list[int]:
+        """After a failed undo to the state after cell ``count``: the points set aside
+        are kept again; returns the pids of the points taken since from ``count`` on."""
+        since = [p.pid for p in self.points if p.count >= count]
+        self.points = [p for p in self.points if p.count < count] + self.aside
+        self.aside = []
+        return since
+
+    def drop_aside(self) -> list[int]:
+        """The undo succeeded: the pids of the points set aside, to kill."""
+        pids, self.aside = [p.pid for p in self.aside], []
+        return pids
+
     def drop_all(self, why: str) -> list[int]:
         """Remove every point (protection switched off, or a restart without restore)."""
         pids = [p.pid for p in self.points]
@@ -150,14 +172,29 @@ class RestoreChain:
         rows = []
         for point in self.points:
             steps = len(targets) - targets.index(point) if point in targets else 0
-            rows.append({"count": point.count, "user": point.user, "changed": point.changed,
-                         "taken": point.taken, "held": point.held, "on_disk": point.on_disk,
-                         "spill": point.spill, "undo_steps": steps})
-        return {"points": rows, "gone": list(self.gone), "held": self.held(),
-                "on_disk": self.on_disk(),
-                "budget": self.budget, "undo_depth": self.undo_depth,
-                "available": len(targets), "state_count": state_count}
+            rows.append(
+                {
+                    "count": point.count,
+                    "user": point.user,
+                    "changed": point.changed,
+                    "taken": point.taken,
+                    "held": point.held,
+                    "on_disk": point.on_disk,
+                    "spill": point.spill,
+                    "undo_steps": steps,
+                }
+            )
+        return {
+            "points": rows,
+            "gone": list(self.gone),
+            "held": self.held(),
+            "on_disk": self.on_disk(),
+            "budget": self.budget,
+            "undo_depth": self.undo_depth,
+            "available": len(targets),
+            "state_count": state_count,
+        }
 
     def kill_all(self) -> None:
-        for pid in self.drop_all("the kernel stopped"):
+        for pid in [*self.drop_all("the kernel stopped"), *self.drop_aside()]:
             procs.kill_snapshot(pid)

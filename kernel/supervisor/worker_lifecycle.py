@@ -65,7 +65,7 @@ class WorkerLifecycle:
     _finish_undo: Callable[..., None]
     _discard: Callable[[list[int]], None]
     _on_snapshot: Callable[[dict[str, Any]], None]
-    _on_cell_changed: Callable[[int], None]
+    _on_cell_changed: Callable[[int, str], None]
     _on_protection: Callable[[dict[str, Any]], None]
     _on_undo: Callable[[dict[str, Any]], None]
     _on_timeline: Callable[[dict[str, Any]], None]
@@ -79,16 +79,25 @@ class WorkerLifecycle:
     def spawn_worker(self, restore_from: str | None = None) -> None:
         """Start a fresh worker process (optionally loading a checkpoint)."""
         config = {
-            "key": self.info.key, "signature_scheme": self.info.signature_scheme,
-            "session": self.codec.session, "pipe": self.link.path, "supervisor_pid": os.getpid(),
-            "checkpoint_path": str(self.checkpoint_path), "snapshots": self.snapshots,
-            "restore_from": restore_from, "journal_session": self.journal_session,
+            "key": self.info.key,
+            "signature_scheme": self.info.signature_scheme,
+            "session": self.codec.session,
+            "pipe": self.link.path,
+            "supervisor_pid": os.getpid(),
+            "checkpoint_path": str(self.checkpoint_path),
+            "snapshots": self.snapshots,
+            "restore_from": restore_from,
+            "journal_session": self.journal_session,
             **self.settings.as_config(),
             **(self.cluster.worker_config() if self.cluster is not None else {}),
         }
         env = dict(os.environ, IPYTUI_WORKER=json.dumps(config))
-        proc = subprocess.Popen([sys.executable, "-m", "ipytui.kernel.worker"], env=env,
-                                start_new_session=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ipytui.kernel.worker"],
+            env=env,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+        )
         self._adopt(proc.pid)
         self._popen = proc  # keeps Popen from warning; we reap with waitpid ourselves
 
@@ -130,13 +139,23 @@ class WorkerLifecycle:
             self._discard(self.chain.drop_all("the kernel was restarted without restoring"))
             self.changed_cells = []
         for pending in list(self.inflight.values()):
-            self._answer(pending, pending.msg.msg_type.replace("_request", "_reply"),
-                         {"status": "aborted" if pending.msg.msg_type == "execute_request" else "error",
-                          "ename": "KernelRestarted", "evalue": "the kernel was restarted",
-                          "traceback": [], "execution_count": self.execution_count})
+            self._answer(
+                pending,
+                pending.msg.msg_type.replace("_request", "_reply"),
+                {
+                    "status": "aborted" if pending.msg.msg_type == "execute_request" else "error",
+                    "ename": "KernelRestarted",
+                    "evalue": "the kernel was restarted",
+                    "traceback": [],
+                    "execution_count": self.execution_count,
+                },
+            )
         self.inflight.clear()
         self.restarts += 1
-        self.given_up, self.crashes = "", crash_report.CrashHistory()  # by hand: start counting again
+        self.given_up, self.crashes = (
+            "",
+            crash_report.CrashHistory(),
+        )  # by hand: start counting again
         close_later(self.worker.spill_fd)  # that worker is gone
         self.worker = WorkerState(snapshot_pid=snapshot[0], snapshot_count=snapshot[1])
         self.restored_after = snapshot[1] if restore else 0
@@ -192,9 +211,19 @@ class WorkerLifecycle:
         if event.get("promoted"):
             if self.crash_pending is not None:
                 self.crash_pending.snapshot_count = int(event.get("execution_count", 0))
-            self.link.send("exec", [b"sup", json.dumps(
-                {"cmd": "resume", "execution_count": self.execution_count,
-                 "protection": self.protection.get("setting")}).encode()])
+            self.link.send(
+                "exec",
+                [
+                    b"sup",
+                    json.dumps(
+                        {
+                            "cmd": "resume",
+                            "execution_count": self.execution_count,
+                            "protection": self.protection.get("setting"),
+                        }
+                    ).encode(),
+                ],
+            )
             count = int(event.get("execution_count", 0))
             self.changed_cells = [c for c in self.changed_cells if c <= count]
         else:
@@ -222,16 +251,25 @@ class WorkerLifecycle:
             return
         self.recovery_told = True
         restored = hello.get("restored") if isinstance(hello.get("restored"), dict) else {}
-        self.announce("recovered", method="checkpoint", after_cell=self.execution_count,
-                      names=list(hello.get("names") or []), lost=dict(restored.get("lost") or {}))
+        self.announce(
+            "recovered",
+            method="checkpoint",
+            after_cell=self.execution_count,
+            names=list(hello.get("names") or []),
+            lost=dict(restored.get("lost") or {}),
+        )
 
     def _on_sup(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "snapshot":
             self._on_snapshot(event)
         elif kind in ("protection", "undo", "timeline", "spill"):
-            {"protection": self._on_protection, "undo": self._on_undo,
-             "timeline": self._on_timeline, "spill": self._on_spill}[kind](event)
+            {
+                "protection": self._on_protection,
+                "undo": self._on_undo,
+                "timeline": self._on_timeline,
+                "spill": self._on_spill,
+            }[kind](event)
         elif kind == "checkpoint":
             seq = event.get("execution_count")
             seq = seq if isinstance(seq, int) else None
@@ -244,7 +282,10 @@ class WorkerLifecycle:
         elif kind == "no_snapshot":
             self.worker.notes = [f"no snapshot: {event.get('why')}"]
         elif kind == "cell_done":
-            self.worker.cell_done_due, self.worker.cell_done_for = False, str(event.get("msg_id") or "")
+            self.worker.cell_done_due, self.worker.cell_done_for = (
+                False,
+                str(event.get("msg_id") or ""),
+            )
             self.crashes.cell_finished()
             if isinstance(event.get("user_names"), int):
                 self.user_names = event["user_names"]
@@ -253,7 +294,7 @@ class WorkerLifecycle:
                 last = self.protection.get("last_cell")
                 self.chain.note_faults(int(last.get("faults") or 0) if isinstance(last, dict) else 0)
             if event.get("changed") and event.get("execution_count"):
-                self._on_cell_changed(int(event["execution_count"]))
+                self._on_cell_changed(int(event["execution_count"]), str(event.get("msg_id") or ""))
             if event.get("status") == "ok" and not event.get("inert"):
                 self.last_ok_count = int(event.get("execution_count") or 0)
             self.execution_count = max(self.execution_count, int(event.get("execution_count") or 0))

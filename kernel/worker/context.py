@@ -31,6 +31,7 @@ class WorkerContext(Protocol):
     interrupt_early: bool
     executing: bool  # user code runs on the main thread (SIGINT interrupts it)
     user_lock: Any  # held by whoever runs user code
+    deferred: list[list[bytes]]  # exec-pipe messages read while a magic waited for an answer
 
     def journal(self) -> Any: ...
 
@@ -44,3 +45,11 @@ class WorkerContext(Protocol):
     def take_queued_executes(self) -> list[Message]: ...
 
     def promote(self, lost_threads: list[str], after_msg_id: str = "") -> None: ...
+
+    def new_ask(self) -> str: ...
+
+    def ask_supervisor(
+        self, event: dict[str, Any], timeout: float = 30.0, ask: str = ""
+    ) -> dict[str, Any]: ...
+
+    def await_answer(self, ask: str, timeout: float = 30.0) -> dict[str, Any]: ...

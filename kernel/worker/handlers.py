@@ -24,16 +24,30 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ipytui.worker")
 
-_HIDDEN = {"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "__builtins__", "__name__",
-           "__doc__", "__loader__", "__spec__", "__package__", "exit", "quit", "get_ipython"}
+_HIDDEN = {
+    "In",
+    "Out",
+    "_",
+    "__",
+    "___",
+    "_i",
+    "_ii",
+    "_iii",
+    "__builtins__",
+    "__name__",
+    "__doc__",
+    "__loader__",
+    "__spec__",
+    "__package__",
+    "exit",
+    "quit",
+    "get_ipython",
+}
 
 
 def user_names(namespace: dict[str, Any]) -> list[str]:
     """The names a user defined (what %who shows and a recovery restores)."""
-    return sorted(
-        name for name in namespace
-        if name not in _HIDDEN and not name.startswith("_")
-    )
+    return sorted(name for name in namespace if name not in _HIDDEN and not name.startswith("_"))
 
 
 def count_user_names(namespace: dict[str, Any]) -> int:
@@ -83,19 +97,31 @@ def execute(worker: WorkerContext, msg: Message) -> None:
         reply["payload"] = worker.payloads
         reply["user_expressions"] = _user_expressions(worker, content.get("user_expressions"))
     else:
-        if outcome.ename in ("UsageError", "RemoteError"):  # the message says it all
+        if outcome.ename in ("UsageError", "UndoFailed", "RemoteError"):  # the message says it all
             outcome.traceback = [f"\x1b[0;31m{outcome.ename}\x1b[0m: {outcome.evalue}"]
         if not silent:
             pub.send("iopub", "error", outcome.error_content())
         reply.update(outcome.error_content())
     # Take the queued executes before replying: a client that answers the reply
     # with a new execute must see that one run, not aborted.
-    aborted = worker.take_queued_executes() if outcome.status != "ok" and content.get("stop_on_error", True) else []
+    aborted = (
+        worker.take_queued_executes()
+        if outcome.status != "ok" and content.get("stop_on_error", True)
+        else []
+    )
     inert = outcome.status != "ok" or is_inert(source)
-    pub.sup({"event": "cell_done", "status": outcome.status, "execution_count": count,
-             "msg_id": msg.msg_id, "inert": inert or worker.snapshots is None,
-             "user_names": count_user_names(worker.namespace), "changed": changed,
-             **({"protection": protection.info()} if protection is not None else {})})
+    pub.sup(
+        {
+            "event": "cell_done",
+            "status": outcome.status,
+            "execution_count": count,
+            "msg_id": msg.msg_id,
+            "inert": inert or worker.snapshots is None,
+            "user_names": count_user_names(worker.namespace),
+            "changed": changed,
+            **({"protection": protection.info()} if protection is not None else {}),
+        }
+    )
     # The snapshot is forked before the reply: once a client holds a cell's reply,
     # the state after it survives a kill of the whole kernel (the snapshot writes
     # its checkpoint when it sees the supervisor gone), and a restore right after
@@ -144,8 +170,12 @@ def _user_expressions(worker: WorkerContext, expressions: Any) -> dict[str, Any]
             data, metadata = format_object(value)
             results[name] = {"status": "ok", "data": data, "metadata": metadata}
         except Exception as exc:  # noqa: BLE001
-            results[name] = {"status": "error", "ename": type(exc).__name__, "evalue": str(exc),
-                             "traceback": format_exception(exc)}
+            results[name] = {
+                "status": "error",
+                "ename": type(exc).__name__,
+                "evalue": str(exc),
+                "traceback": format_exception(exc),
+            }
     return results
 
 
@@ -154,9 +184,13 @@ def abort_queued(worker: WorkerContext, queued: list[Message] | None = None) -> 
     for msg in worker.take_queued_executes() if queued is None else queued:
         pub = worker.publisher
         pub.status("busy", msg)
-        pub.reply("shell", msg, _reply_type(msg.msg_type),  # an engine's queue holds applies too
-                  {"status": "aborted", "execution_count": worker.execution_count},
-                  metadata={"status": "aborted"})
+        pub.reply(
+            "shell",
+            msg,
+            _reply_type(msg.msg_type),  # an engine's queue holds applies too
+            {"status": "aborted", "execution_count": worker.execution_count},
+            metadata={"status": "aborted"},
+        )
         pub.status("idle", msg)
         pub.sup({"event": "cell_done", "status": "aborted", "msg_id": msg.msg_id})
 
@@ -164,16 +198,29 @@ def abort_queued(worker: WorkerContext, queued: list[Message] | None = None) -> 
 def _bad_request(worker: WorkerContext, msg: Message, why: str) -> None:
     pub = worker.publisher
     pub.status("busy", msg)
-    pub.reply("shell", msg, msg.msg_type.replace("_request", "_reply"),
-              {"status": "error", "ename": "BadRequest", "evalue": why, "traceback": [why],
-               "execution_count": worker.execution_count})
+    pub.reply(
+        "shell",
+        msg,
+        msg.msg_type.replace("_request", "_reply"),
+        {
+            "status": "error",
+            "ename": "BadRequest",
+            "evalue": why,
+            "traceback": [why],
+            "execution_count": worker.execution_count,
+        },
+    )
     pub.status("idle", msg)
     pub.sup({"event": "cell_done", "status": "error", "msg_id": msg.msg_id})
 
 
 # -- quick requests (listener thread) ----------------------------------------
 def _reply_type(msg_type: str) -> str:
-    return msg_type[: -len("_request")] + "_reply" if msg_type.endswith("_request") else msg_type + "_reply"
+    return (
+        msg_type[: -len("_request")] + "_reply"
+        if msg_type.endswith("_request")
+        else msg_type + "_reply"
+    )
 
 
 def unknown_request(worker: WorkerContext, channel: str, msg: Message) -> None:
@@ -182,9 +229,12 @@ def unknown_request(worker: WorkerContext, channel: str, msg: Message) -> None:
         log.warning("ignored %s message on %s", msg.msg_type, channel)
         return
     text = f"unknown message type {msg.msg_type!r}"
-    worker.publisher.reply(channel, msg, _reply_type(msg.msg_type),
-                           {"status": "error", "ename": "UnknownMessageType", "evalue": text,
-                            "traceback": [text]})
+    worker.publisher.reply(
+        channel,
+        msg,
+        _reply_type(msg.msg_type),
+        {"status": "error", "ename": "UnknownMessageType", "evalue": text, "traceback": [text]},
+    )
 
 
 def _text_arg(msg: Message, key: str, default: str = "") -> str:
@@ -211,8 +261,12 @@ def _guarded(reply_type: str) -> Callable[[Callable[..., dict[str, Any]]], Calla
             try:
                 content = fn(worker, msg)
             except (TypeError, ValueError) as exc:
-                content = {"status": "error", "ename": type(exc).__name__, "evalue": str(exc),
-                           "traceback": [str(exc)]}
+                content = {
+                    "status": "error",
+                    "ename": type(exc).__name__,
+                    "evalue": str(exc),
+                    "traceback": [str(exc)],
+                }
             worker.publisher.reply(channel, msg, reply_type, content)
 
         return handler
@@ -290,8 +344,13 @@ class ExitRequest:
         # leaves as it does there; ipytui UIs read ``ipytui_shutdown`` instead, which
         # only an explicit ``exit(keep_kernel=False)`` sets: a plain exit() in one UI
         # must not end the kernel every other client is using.
-        self._worker.payloads.append({"source": "ask_exit", "keepkernel": bool(keep_kernel),
-                                      "ipytui_shutdown": keep_kernel is False})
+        self._worker.payloads.append(
+            {
+                "source": "ask_exit",
+                "keepkernel": bool(keep_kernel),
+                "ipytui_shutdown": keep_kernel is False,
+            }
+        )
 
 
 def install_shell(worker: WorkerContext) -> None:

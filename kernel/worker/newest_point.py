@@ -11,6 +11,7 @@ keeps writing to it as the next worker), and a point reads eight bytes.
 from __future__ import annotations
 
 import mmap
+import os
 
 
 class NewestMark:
@@ -26,3 +27,16 @@ class NewestMark:
     def get(self) -> int:
         """The newest point's pid, 0 before the first."""
         return int.from_bytes(self._page[:8], "little")
+
+    def is_me(self, checkpoint_path: str) -> bool:
+        """In a point: whether no younger point of this kernel lives (it holds a later
+        state: an older one must not overwrite its checkpoint)."""
+        from ipytui.kernel.protocol.procs import is_snapshot, snapshots_of
+
+        marked = self.get()
+        if marked == os.getpid():
+            return True
+        if marked and is_snapshot(marked, checkpoint_path):  # a younger point lives
+            return False
+        siblings = snapshots_of(checkpoint_path)  # the mark is stale: ask /proc
+        return not siblings or siblings[-1] == os.getpid()

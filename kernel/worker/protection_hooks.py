@@ -22,7 +22,9 @@ def measure(worker: WorkerContext, protection: Protection, count: int, changed: 
     before = protection.level
     notes = protection.decide(protection.cell_finished(count), changed)
     for note in notes:
-        worker.publisher.send("iopub", "stream", {"name": "stderr", "text": f"[protection] {note}\n"})
+        worker.publisher.send(
+            "iopub", "stream", {"name": "stderr", "text": f"[protection] {note}\n"}
+        )
     if protection.level != before:
         drop = protection.level == "checkpoint"  # no live restore point at that level
         if drop and worker.snapshots is not None:
@@ -66,6 +68,26 @@ class ProtectionContext:
         parent = self._worker.publisher.parent
         return self._worker.ask_supervisor({**event, "msg_id": parent.msg_id if parent else ""})
 
+    def undo(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Ask for an undo, with a fallback of the state now forked first
+        (worker/undo_fallback.py). Returns the supervisor's answer: a refusal
+        (``error``), or, in the fallback woken because the target never became
+        ready, ``error`` with ``failed``. An accepted undo ends this process."""
+        from ipytui.kernel.worker import undo_fallback
+
+        worker = self._worker
+        parent = worker.publisher.parent
+        ask = worker.new_ask()
+        fallback = undo_fallback.fork(worker)
+        if fallback == 0:  # the fallback, woken: the supervisor says why
+            return worker.await_answer(ask)
+        answer = worker.ask_supervisor(
+            {**event, "msg_id": parent.msg_id if parent else "", "fallback": fallback or 0}, ask=ask
+        )
+        if fallback:  # refused: this worker goes on, the fallback is not needed
+            undo_fallback.drop(fallback)
+        return answer
+
     def protection_info(self) -> dict[str, Any]:
         snapshots = self._worker.snapshots
         return snapshots.protection.info() if snapshots is not None else {}
@@ -82,9 +104,12 @@ class ProtectionContext:
             snapshots.drop_all()
         elif not snapshots.protection.snapshot_pid:  # protect the current state at once
             parent = self._worker.publisher.parent
-            snapshots.protection.due = (self._worker.execution_count, parent.msg_id if parent else "",
-                                        {"user": parent.header.get("username", "") if parent else "",
-                                         "changed": []})
-        self._worker.publisher.sup({"event": "protection", **snapshots.protection.info(),
-                                    "drop": drop})
+            snapshots.protection.due = (
+                self._worker.execution_count,
+                parent.msg_id if parent else "",
+                {"user": parent.header.get("username", "") if parent else "", "changed": []},
+            )
+        self._worker.publisher.sup(
+            {"event": "protection", **snapshots.protection.info(), "drop": drop}
+        )
         return notice

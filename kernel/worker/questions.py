@@ -80,16 +80,26 @@ class SupervisorQuestions:
         deferred, self.deferred = self.deferred, []
         return deferred
 
-    def ask_supervisor(self, event: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    def new_ask(self) -> str:
+        """A fresh id for a question to the supervisor (its answer carries it)."""
+        self._asks += 1
+        return f"{os.getpid()}-{self._asks}"
+
+    def ask_supervisor(
+        self, event: dict[str, Any], timeout: float = 30.0, ask: str = ""
+    ) -> dict[str, Any]:
         """Send a question on "up" and wait on "exec" for its answer (main thread only).
 
         Executes and comm messages that arrive meanwhile are kept, in order, for the
         main loop.
         The supervisor may also end this process instead of answering (an undo).
         """
-        self._asks += 1
-        ask = f"{os.getpid()}-{self._asks}"
+        ask = ask or self.new_ask()
         self.publisher.sup({**event, "ask": ask})
+        return self.await_answer(ask, timeout)
+
+    def await_answer(self, ask: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait on "exec" for the supervisor's answer to question ``ask`` (see above)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.exec_pipe.wait(deadline - time.monotonic()):
@@ -141,8 +151,9 @@ def checkpoint_now(worker: Any) -> dict[str, Any]:
     if path is None:
         return {"event": "checkpointed", "ok": False, "why": "no checkpoint path"}
     try:
-        state = checkpoint.capture(worker.namespace, user_names(worker.namespace),
-                                   worker.execution_count)
+        state = checkpoint.capture(
+            worker.namespace, user_names(worker.namespace), worker.execution_count
+        )
         checkpoint.write(path, state)
     except Exception as exc:  # noqa: BLE001 - reported to the supervisor, the worker goes on
         log.exception("checkpoint failed")

@@ -21,7 +21,6 @@ worker passes that on to the supervisor, which tells the clients.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -37,6 +36,8 @@ from ipytui.kernel.protocol.spill_files import spill_path
 from ipytui.kernel.worker import checkpoint, spill
 from ipytui.kernel.worker.jedi_runner import jedi_lock_for_fork
 from ipytui.kernel.worker.newest_point import NewestMark
+from ipytui.kernel.worker.process_name import libc_prctl as _prctl
+from ipytui.kernel.worker.process_name import rename as _rename
 from ipytui.kernel.worker.protection import Protection
 
 if TYPE_CHECKING:
@@ -107,8 +108,9 @@ class Snapshots:
         if self._notes_reader_pid == os.getpid() or self.checkpoint_path is None:
             return
         self._notes_reader_pid = os.getpid()
-        threading.Thread(target=self._forward_notes, args=(worker,), daemon=True,
-                         name="ipytui-checkpoint-notes").start()
+        threading.Thread(
+            target=self._forward_notes, args=(worker,), daemon=True, name="ipytui-checkpoint-notes"
+        ).start()
 
     def _forward_notes(self, worker: WorkerContext) -> None:
         with os.fdopen(os.dup(self._notes_read), "rb", buffering=0) as notes:
@@ -130,8 +132,13 @@ class Snapshots:
             return "a CUDA context does not survive fork()"
         return None
 
-    def after_cell(self, worker: WorkerContext, execution_count: int, msg_id: str = "",
-                   cell: dict[str, Any] | None = None) -> bool:
+    def after_cell(
+        self,
+        worker: WorkerContext,
+        execution_count: int,
+        msg_id: str = "",
+        cell: dict[str, Any] | None = None,
+    ) -> bool:
         """Fork a snapshot of the state after a good cell. The parent returns False at
         once; a snapshot returns True when it has been promoted to be the worker.
 
@@ -142,15 +149,22 @@ class Snapshots:
         if reason is not None:
             worker.publisher.sup({"event": "no_snapshot", "why": reason})
             return False
-        threads = [t.name for t in threading.enumerate()
-                   if t is not threading.main_thread() and not t.name.startswith("ipytui-")]
+        threads = [
+            t.name
+            for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.name.startswith("ipytui-")
+        ]
         self.regions = self.protection.regions_now()  # what the child will spill
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         old_name = _rename(SNAPSHOT_NAME)  # the child is born with it
         try:
             # jedi first: waiting for it must not hold up the other threads' output
-            with jedi_lock_for_fork(), worker.publisher.lock, worker.stdout._lock, \
-                    worker.stderr._lock:
+            with (
+                jedi_lock_for_fork(),
+                worker.publisher.lock,
+                worker.stdout._lock,
+                worker.stderr._lock,
+            ):
                 pid = os.fork()
         except OSError as exc:
             _rename(old_name)
@@ -164,8 +178,15 @@ class Snapshots:
             self.children.append(pid)
             self.newest.set(pid)
             self.protection.took(pid, execution_count)
-            worker.publisher.sup({"event": "snapshot", "pid": pid, "execution_count": execution_count,
-                                  "lost_threads": threads, **(cell or {})})
+            worker.publisher.sup(
+                {
+                    "event": "snapshot",
+                    "pid": pid,
+                    "execution_count": execution_count,
+                    "lost_threads": threads,
+                    **(cell or {}),
+                }
+            )
             return False
         self.children, self.writers = [], []
         self._wait_for_promotion(worker, execution_count)
@@ -194,8 +215,12 @@ class Snapshots:
         self._read_notes(worker)
         try:
             # The locks a child could need (jedi's, the output's) are not held mid-use.
-            with jedi_lock_for_fork(), worker.publisher.lock, worker.stdout._lock, \
-                    worker.stderr._lock:
+            with (
+                jedi_lock_for_fork(),
+                worker.publisher.lock,
+                worker.stdout._lock,
+                worker.stderr._lock,
+            ):
                 pid = os.fork()
         except OSError as exc:
             worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
@@ -246,11 +271,13 @@ class Snapshots:
             os.nice(10)
         written = self.checkpoint_path is None
         big = max(0, _rss_bytes() - CHECKPOINT_FREE_BYTES)
-        due = time.monotonic() + min(CHECKPOINT_DELAY_MAX,
-                                     CHECKPOINT_DELAY + big / CHECKPOINT_BYTES_PER_SECOND)
+        due = time.monotonic() + min(
+            CHECKPOINT_DELAY_MAX, CHECKPOINT_DELAY + big / CHECKPOINT_BYTES_PER_SECOND
+        )
         if self.checkpoint_path is not None:  # the big buffers to disk (worker/spill.py)
-            self.spill = spill.spill_point(spill_path(self.checkpoint_path, os.getpid()),
-                                           self.regions, self._note)
+            self.spill = spill.spill_point(
+                spill_path(self.checkpoint_path, os.getpid()), self.regions, self._note
+            )
         while True:
             wait = POLL if written else min(POLL, max(0.0, due - time.monotonic()))
             # A promotion that cut a checkpoint write short was taken by its handler:
@@ -264,7 +291,9 @@ class Snapshots:
                 self.spill = None
                 return
             if not _alive(self.supervisor_pid):
-                if not written and self._newest():  # the kernel was killed: leave its state
+                if not written and self.newest.is_me(
+                    str(self.checkpoint_path)
+                ):  # the kernel was killed: leave its state
                     self._write_checkpoint(worker, execution_count)
                 if self.spill is not None:
                     self.spill.remove()
@@ -272,8 +301,9 @@ class Snapshots:
             if not written and time.monotonic() >= due:
                 # In a chain an older point must not overwrite the newer state on disk:
                 # the newest point writes it.
-                written = not self._newest() or self._write_checkpoint_until_promoted(
-                    worker, execution_count)
+                written = not self.newest.is_me(
+                    str(self.checkpoint_path)
+                ) or self._write_checkpoint_until_promoted(worker, execution_count)
                 due = time.monotonic() + CHECKPOINT_RETRY
 
     def _write_checkpoint_until_promoted(self, worker: WorkerContext, execution_count: int) -> bool:
@@ -309,19 +339,6 @@ class Snapshots:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
             signal.signal(signal.SIGUSR1, old_handler)
 
-    def _newest(self) -> bool:
-        """Whether no younger snapshot of this kernel lives (it holds a later state:
-        an older one must not overwrite its checkpoint)."""
-        from ipytui.kernel.protocol.procs import is_snapshot, snapshots_of
-
-        marked = self.newest.get()
-        if marked == os.getpid():
-            return True
-        if marked and is_snapshot(marked, str(self.checkpoint_path)):  # a younger point lives
-            return False
-        siblings = snapshots_of(str(self.checkpoint_path))  # the mark is stale: ask /proc
-        return not siblings or siblings[-1] == os.getpid()
-
     def _write_checkpoint(self, worker: WorkerContext, execution_count: int) -> bool:
         """Write the checkpoint; True if it is on disk. The outcome goes to the worker."""
         from ipytui.kernel.protocol.atomic import disk_reason
@@ -329,16 +346,24 @@ class Snapshots:
 
         assert self.checkpoint_path is not None
         try:
-            state = checkpoint.capture(worker.namespace, user_names(worker.namespace), execution_count)
+            state = checkpoint.capture(
+                worker.namespace, user_names(worker.namespace), execution_count
+            )
             # A spilled buffer is read from the spill file; its pages go back after each one.
-            checkpoint.write(self.checkpoint_path, state,
-                             self.spill.page_out if self.spill is not None else None)
+            checkpoint.write(
+                self.checkpoint_path, state, self.spill.page_out if self.spill is not None else None
+            )
         except Exception as exc:  # noqa: BLE001 - a failed checkpoint must not kill the snapshot
             log.warning("checkpoint failed: %s", exc)
             self._note({"ok": False, "why": disk_reason(exc), "execution_count": execution_count})
             return False
-        self._note({"ok": True, "execution_count": execution_count,
-                    "lost": sorted(state["unpicklable"])[:20]})
+        self._note(
+            {
+                "ok": True,
+                "execution_count": execution_count,
+                "lost": sorted(state["unpicklable"])[:20],
+            }
+        )
         return True
 
     def _note(self, note: dict[str, Any]) -> None:
@@ -351,34 +376,6 @@ def _exit_writing(signum: int, frame: Any) -> None:
     """SIGTERM in a checkpoint writer (its worker ended): stop; the atomic write
     removes its temporary file on the way out."""
     raise SystemExit(0)
-
-
-def _rename(name: bytes) -> bytes:
-    """Set this thread's name (/proc/PID/comm); returns the old one.
-
-    A waiting snapshot is named SNAPSHOT_NAME so the supervisor can find one
-    whose worker died before announcing it (procs.waiting_snapshots).
-    """
-    prctl = _prctl()
-    if prctl is None:
-        return name
-    import ctypes
-
-    old = ctypes.create_string_buffer(16)
-    prctl(16, old, 0, 0, 0)  # PR_GET_NAME
-    prctl(15, ctypes.c_char_p(name), 0, 0, 0)  # PR_SET_NAME
-    return old.value
-
-
-@functools.cache
-def _prctl() -> Any:
-    """libc's prctl, looked up once (twice per snapshot would cost 70 us)."""
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None).prctl
-    except (OSError, AttributeError):
-        return None
 
 
 def _alive(pid: int) -> bool:
