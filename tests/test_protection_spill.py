@@ -30,6 +30,9 @@ from test_protection import _argv, _client, _crash_report, _ok, _protection, _ru
 pytestmark = pytest.mark.timeout(180)
 
 MiB = 2**20
+# Level cell keeps a point's copies in RAM while one per kept point fits the budget
+# (4 x 480 MiB here): a budget of 1500 MiB makes these points spill.
+SPILLING = ("--protection", "cell", "--snapshot-budget", "1500M")
 SETUP = (
     "import hashlib, os\n"
     "import numpy as np\n"
@@ -60,7 +63,7 @@ def _spill_files(data: Path) -> list[Path]:
 
 
 def test_a_crash_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path: Path) -> None:
-    info, proc = start_kernel(_argv("--protection", "cell"))
+    info, proc = start_kernel(_argv(*SPILLING))
     kc = _client(info)
     try:
         _ok(kc, SETUP)
@@ -90,7 +93,7 @@ def test_a_crash_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path
 
 
 def test_undo_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path: Path) -> None:
-    info, _ = start_kernel(_argv("--protection", "cell"))
+    info, _ = start_kernel(_argv(*SPILLING))
     kc = _client(info)
     try:
         _ok(kc, SETUP)
@@ -131,7 +134,7 @@ def test_the_supervisor_holds_a_promoted_workers_spill_file_until_it_is_gone(
     """A lazily promoted worker maps its deleted spill file; were its death to free the
     file, a crash restore would wait for gigabytes to be freed. The supervisor holds
     the file open while that worker lives, and lets go of it once it is gone."""
-    info, proc = start_kernel(_argv("--protection", "cell"))
+    info, proc = start_kernel(_argv(*SPILLING))
     kc = _client(info)
     try:
         _ok(kc, SETUP)
@@ -193,7 +196,7 @@ def test_a_lazy_promotion_stays_exact_and_1x_through_more_points(
     """Crash -> lazy promotion -> new points of the promoted worker (its ranges mapped
     from a deleted spill file: never-read pages are file data, not zeros) -> undo ->
     crash again: the bytes are exact each time, and the points stay ~1x in RAM."""
-    info, proc = start_kernel(_argv("--protection", "cell"))
+    info, proc = start_kernel(_argv(*SPILLING))
     kc = _client(info)
     data = tmp_path / "data"
     try:
@@ -268,7 +271,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_full_disk_keeps_the_point_in_ram_and_says_so(small_disk: Path, start_kernel) -> None:
-    info, proc = start_kernel(_argv("--protection", "cell"))
+    info, proc = start_kernel(_argv(*SPILLING))
     kc = _client(info)
     try:
         _ok(kc, SETUP)
@@ -415,3 +418,28 @@ def test_never_touched_memory_costs_no_disk_and_stays_untouched(tmp_path: Path) 
     job.refill()
     assert sum(spill.used_pieces(faddr, size)) == 1  # the rest still costs no RAM
     assert hashlib.sha256(fresh).hexdigest() == digest
+
+
+def test_level_cell_keeps_copies_in_ram_while_they_fit_the_budget(start_kernel) -> None:
+    """Chosen by hand, level cell spills nothing while a copy of the big buffers for
+    every kept point fits the snapshot budget (written again at every cell, they would
+    slow the cells); kernel_info says nothing is spilled, and undo and crash still
+    give back the exact bytes."""
+    info, _ = start_kernel(_argv("--protection", "cell", "--snapshot-budget", "4G"))
+    kc = _client(info)
+    try:
+        _ok(kc, SETUP)
+        before = _ok(kc, SUMS)
+        status = _protection(kc)
+        assert status["level"] == "cell" and status["spills"] == 0, status
+        assert status.get("on_disk", 0) == 0 and not status.get("spill"), status
+        _ok(kc, CHANGE)
+        reply, outputs = _run(kc, "%undo 2")
+        assert reply["status"] == "ok", (reply, outputs)
+        assert _ok(kc, SUMS) == before
+        reply, outputs = _run(kc, "os.kill(os.getpid(), 9)")
+        assert reply["ename"] == "KernelDied", reply
+        assert _ok(kc, SUMS) == before
+        assert _ok(kc, MAPPED) == "0\n"  # nothing was ever mapped from a spill file
+    finally:
+        kc.stop_channels()
