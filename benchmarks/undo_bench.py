@@ -2,6 +2,7 @@
 
     python benchmarks/undo_bench.py                        # 0, 256, 1024 MiB; 5 cells of each kind
     python benchmarks/undo_bench.py --sizes 0 --cells 1 --cases rebinding,lambda --json out.json
+    python benchmarks/undo_bench.py --pause 4 --ipytui-protection auto --cases none  # user-paced
 
 Per namespace size (a float64 numpy array ``big``, plus a few small objects;
 sizes over the cap of data_bench.py are skipped and said so), a fresh kernel
@@ -15,6 +16,12 @@ wrote (right after the cells, and, after the undo below, once it stopped
 growing for 10 s, at most 90 s: longer than ipytui's wait before its
 background checkpoint, 7 s at 1 GiB), one more ``big += 1; x += 1`` taken back (timed; checked: both values
 are back) and whether the cells left the right values.
+
+``--pause S`` waits S seconds after every cell, as a person reading the output
+would (the same pause for every kernel; the cell's time is still send -> reply
+and idle): with ``--ipytui-protection auto`` (the default level; ``cell``
+otherwise) ipytui then takes its restore point in the pause, and the undo of
+the last cell checks that the cell before it was still undoable.
 
 Then the correctness table (undo_cases.py): each kind of change set up,
 changed, undone, checked, on fresh kernels.
@@ -35,7 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from data_bench import _available_mib, tree_pss  # noqa: E402
-from procs import install_handlers, kill_all  # noqa: E402
+from procs import KERNEL_COMMANDS, install_handlers, kill_all  # noqa: E402
 from undo_cases import CASES, render_cases, run_cases  # noqa: E402
 from undo_kernels import (  # noqa: E402
     CASE_KINDS,
@@ -92,7 +99,7 @@ def settled_disk(kernel: UndoKernel, quiet: float = 10.0, limit: float = 90.0) -
     return last
 
 
-def measure(kind: str, mib: int, cells: int) -> dict[str, Any]:
+def measure(kind: str, mib: int, cells: int, pause: float = 0.0) -> dict[str, Any]:
     """One kernel at one size: times and peak PSS per cell kind, disk, undo, values."""
     kernel = UndoKernel(kind)
     out: dict[str, Any] = {"times": {}, "peak_pss": {}, "errors": []}
@@ -114,6 +121,7 @@ def measure(kind: str, mib: int, cells: int) -> dict[str, Any]:
                     res = kernel.cell(code)
                     times.append(res.ms)
                     pss.sample()
+                    time.sleep(pause)  # a person reading the output (0: back to back)
                     if not res.ok:
                         out["errors"].append(f"{name}: {res.error()}")
             out["times"][name], out["peak_pss"][name] = times, pss.peak
@@ -126,6 +134,7 @@ def measure(kind: str, mib: int, cells: int) -> dict[str, Any]:
         )
         seen = kernel.cell(check).stdout.strip()
         out["values_right"] = seen == expected
+        time.sleep(pause)  # the check cell is one more cell (a print may change state)
         _undo(kernel, out, check, expected)
         out["disk_settled"] = settled_disk(kernel) - disk0
     finally:
@@ -133,13 +142,13 @@ def measure(kind: str, mib: int, cells: int) -> dict[str, Any]:
     return out
 
 
-def measure_retrying(kind: str, mib: int, cells: int) -> dict[str, Any]:
+def measure_retrying(kind: str, mib: int, cells: int, pause: float = 0.0) -> dict[str, Any]:
     """`measure`, once more on a fresh kernel if the first one never started (said so)."""
     try:
-        return measure(kind, mib, cells)
+        return measure(kind, mib, cells, pause)
     except KernelDidNotStart as exc:
         print(f"  {exc}; trying a fresh kernel", file=sys.stderr)
-        return measure(kind, mib, cells)
+        return measure(kind, mib, cells, pause)
 
 
 def _undo(kernel: UndoKernel, out: dict[str, Any], check: str, expected: str) -> None:
@@ -226,7 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         help="correctness cases to run: all, none, or names separated by commas",
     )
     parser.add_argument("--json", help="write the raw figures here")
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="seconds to wait after each cell (0: back to back)")
+    parser.add_argument("--ipytui-protection", default="cell", choices=("cell", "auto", "idle"),
+                        help="ipytui's protection level (cell: every cell undoable at once)")
     args = parser.parse_args(argv)
+    if args.ipytui_protection != "cell":
+        command = KERNEL_COMMANDS["ipytui-cell"]
+        command[command.index("--protection") + 1] = args.ipytui_protection
     if not kishu_available():
         print("kishu is not installed: pip install 'ipytui[bench]' (kishu==0.3.4)", file=sys.stderr)
         return 2
@@ -253,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             results[mib] = {}
             for kind in KINDS[i % 3 :] + KINDS[: i % 3]:
                 t0 = time.perf_counter()
-                results[mib][kind] = measure_retrying(kind, mib, args.cells)
+                results[mib][kind] = measure_retrying(kind, mib, args.cells, args.pause)
                 print(f"  {mib:5} MiB {kind:9} {time.perf_counter() - t0:6.1f}s", file=sys.stderr)
         if wanted:
             t0 = time.perf_counter()
@@ -264,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     print(render(results, args.cells))
     if cases:
         print("\n" + render_cases(cases, CASE_KINDS))
+    spacing = f"{args.pause:g} s apart" if args.pause else "back to back"
     print(
-        f"\n(median of {args.cells} back-to-back cells per kind; load average "
+        f"\n(median of {args.cells} cells per kind, {spacing}; ipytui at --protection "
+        f"{args.ipytui_protection}; load average "
         f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} cpus)"
     )
     if args.json:
