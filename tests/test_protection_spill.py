@@ -93,7 +93,10 @@ def test_a_crash_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path
 
 
 def test_undo_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path: Path) -> None:
-    info, _ = start_kernel(_argv(*SPILLING))
+    """Undo, then crash. The lazily promoted worker maps its deleted spill file; were
+    its death to free the file, the crash restore would wait for gigabytes to be
+    freed: the supervisor holds the file while that worker lives, then lets go."""
+    info, proc = start_kernel(_argv(*SPILLING))
     kc = _client(info)
     try:
         _ok(kc, SETUP)
@@ -111,6 +114,15 @@ def test_undo_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path: P
             lambda: _file_pids(tmp_path / "data") <= _live_points(tmp_path / "data"),
             what="no spill file of a dead point",
         )
+        first = _held_spills(proc.pid)
+        assert len(first) == 1, first  # the supervisor holds the worker's file open
+        _spilled(kc)  # the worker's new point has its own file
+        reply, outputs = _run(kc, "os.kill(os.getpid(), 9)")
+        assert reply["ename"] == "KernelDied", reply
+        assert _crash_report(kc, outputs)["restored_from"] == "snapshot"
+        assert _ok(kc, SUMS) == before
+        wait_until(lambda: first[0] not in _held_spills(proc.pid), what="the old file let go")
+        assert len(_held_spills(proc.pid)) == 1  # the new worker's own, nothing leaked
     finally:
         kc.stop_channels()
 
@@ -126,35 +138,6 @@ def _held_spills(pid: int) -> list[str]:
         if ".spill." in target and target.endswith(" (deleted)"):
             held.append(target)
     return held
-
-
-def test_the_supervisor_holds_a_promoted_workers_spill_file_until_it_is_gone(
-    start_kernel, tmp_path: Path
-) -> None:
-    """A lazily promoted worker maps its deleted spill file; were its death to free the
-    file, a crash restore would wait for gigabytes to be freed. The supervisor holds
-    the file open while that worker lives, and lets go of it once it is gone."""
-    info, proc = start_kernel(_argv(*SPILLING))
-    kc = _client(info)
-    try:
-        _ok(kc, SETUP)
-        before = _ok(kc, SUMS)
-        _spilled(kc)
-        _ok(kc, CHANGE)
-        reply, outputs = _run(kc, "%undo 2")
-        assert reply["status"] == "ok", (reply, outputs)
-        assert _ok(kc, MAPPED) != "0\n"  # the worker maps its deleted spill file...
-        first = _held_spills(proc.pid)
-        assert len(first) == 1, first  # ...and the supervisor holds that file open
-        _spilled(kc)  # the worker's new point has its own file
-        reply, outputs = _run(kc, "os.kill(os.getpid(), 9)")
-        assert reply["ename"] == "KernelDied", reply
-        assert _crash_report(kc, outputs)["restored_from"] == "snapshot"
-        assert _ok(kc, SUMS) == before
-        wait_until(lambda: first[0] not in _held_spills(proc.pid), what="the old file let go")
-        assert len(_held_spills(proc.pid)) == 1  # the new worker's own, nothing leaked
-    finally:
-        kc.stop_channels()
 
 
 def _tree_pss(pid: int) -> int:
