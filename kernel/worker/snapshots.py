@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
 from ipytui.kernel.protocol.spill_files import spill_path
 from ipytui.kernel.worker import checkpoint, spill
-from ipytui.kernel.worker.jedi_runner import jedi_lock_for_fork
+from ipytui.kernel.worker.forking import fork_quietly, user_threads
 from ipytui.kernel.worker.newest_point import NewestMark
 from ipytui.kernel.worker.process_name import libc_prctl as _prctl
 from ipytui.kernel.worker.process_name import rename as _rename
@@ -149,23 +149,12 @@ class Snapshots:
         if reason is not None:
             worker.publisher.sup({"event": "no_snapshot", "why": reason})
             return False
-        threads = [
-            t.name
-            for t in threading.enumerate()
-            if t is not threading.main_thread() and not t.name.startswith("ipytui-")
-        ]
+        threads = user_threads()
         self.regions = self.protection.regions_now()  # what the child will spill
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         old_name = _rename(SNAPSHOT_NAME)  # the child is born with it
         try:
-            # jedi first: waiting for it must not hold up the other threads' output
-            with (
-                jedi_lock_for_fork(),
-                worker.publisher.lock,
-                worker.stdout._lock,
-                worker.stderr._lock,
-            ):
-                pid = os.fork()
+            pid = fork_quietly(worker)
         except OSError as exc:
             _rename(old_name)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -214,14 +203,7 @@ class Snapshots:
             return False
         self._read_notes(worker)
         try:
-            # The locks a child could need (jedi's, the output's) are not held mid-use.
-            with (
-                jedi_lock_for_fork(),
-                worker.publisher.lock,
-                worker.stdout._lock,
-                worker.stderr._lock,
-            ):
-                pid = os.fork()
+            pid = fork_quietly(worker)
         except OSError as exc:
             worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
             return True

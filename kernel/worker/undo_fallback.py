@@ -15,12 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import threading
 import time
 from typing import TYPE_CHECKING
 
 from ipytui.kernel.protocol.procs import FALLBACK_NAME, is_running
-from ipytui.kernel.worker.jedi_runner import jedi_lock_for_fork
+from ipytui.kernel.worker.forking import fork_quietly, user_threads
 from ipytui.kernel.worker.process_name import rename as _rename
 
 if TYPE_CHECKING:
@@ -37,16 +36,11 @@ def fork(worker: WorkerContext) -> int | None:
     snapshots = worker.snapshots
     if snapshots is None or snapshots.why_not() is not None:
         return None
-    threads = [
-        t.name
-        for t in threading.enumerate()
-        if t is not threading.main_thread() and not t.name.startswith("ipytui-")
-    ]
+    threads = user_threads()
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     old_name = _rename(FALLBACK_NAME)  # the child is born with it
     try:
-        with jedi_lock_for_fork(), worker.publisher.lock, worker.stdout._lock, worker.stderr._lock:
-            pid = os.fork()
+        pid = fork_quietly(worker)
     except OSError:
         pid = -1
     if pid:
