@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import zmq
+from ipytui.kernel.engine.mpi import mpi_rank
 from ipytui.kernel.engine.registration import (
     EngineError,
     load_controller,
@@ -105,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     except EngineError as exc:
         print(f"ipytui engine: {exc}", file=sys.stderr)
         return 2
-    identity = EngineIdentity(engine_id, ident)
     private = tempfile.mkdtemp(prefix="ipytui-engine-")
+    marker = str(Path(private, "mpi-initialized")) if args.mpi else ""
+    identity = EngineIdentity(engine_id, ident, mpi_marker=marker)
     kernel_info = new_connection_info(
         ip=f"{private}/kernel", transport="ipc", key=controller.key.decode()
     )
@@ -125,12 +127,10 @@ def main(argv: list[str] | None = None) -> int:
 def _requested_id(args: argparse.Namespace) -> int | None:
     if args.id is not None or not args.mpi:
         return args.id
-    try:
-        from mpi4py import MPI
-    except ImportError:
-        log.warning("--mpi without mpi4py: the controller picks the engine id")
-        return None
-    return MPI.COMM_WORLD.rank if MPI.COMM_WORLD.size > 1 else None
+    rank = mpi_rank()
+    if rank is None:
+        log.warning("--mpi outside an MPI job of several processes: the controller picks the id")
+    return rank
 
 
 def _start_kernel(

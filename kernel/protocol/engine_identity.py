@@ -28,9 +28,12 @@ class EngineIdentity:
 
     id: int
     uuid: str
+    #: under mpiexec: the file the worker that initialized MPI leaves (a worker started
+    #: after it cannot join the MPI job again); "" when the engine is no MPI rank
+    mpi_marker: str = ""
 
     def to_env(self) -> str:
-        return json.dumps({"id": self.id, "uuid": self.uuid})
+        return json.dumps({"id": self.id, "uuid": self.uuid, "mpi_marker": self.mpi_marker})
 
     def info(self, method: str | None = None) -> dict[str, Any]:
         """``engine_info`` as ipyparallel puts it in an error (RemoteError reads it)."""
@@ -59,6 +62,6 @@ def from_env(environ: Mapping[str, str] | None = None) -> EngineIdentity | None:
         return None
     try:
         data = json.loads(text)
-        return EngineIdentity(int(data["id"]), str(data["uuid"]))
+        return EngineIdentity(int(data["id"]), str(data["uuid"]), str(data.get("mpi_marker") or ""))
     except (ValueError, KeyError, TypeError):
         return None

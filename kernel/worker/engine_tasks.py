@@ -17,7 +17,9 @@ point on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipytui.kernel.protocol.engine_identity import EngineIdentity
@@ -30,6 +32,13 @@ if TYPE_CHECKING:
     from ipytui.kernel.worker.context import WorkerContext
 
 log = logging.getLogger("ipytui.worker")
+
+#: run in the namespace of an engine started by mpiexec, as ipengine's ``--mpi`` does
+MPI_INIT = """\
+from mpi4py import MPI
+mpi_rank = MPI.COMM_WORLD.Get_rank()
+mpi_size = MPI.COMM_WORLD.Get_size()
+"""
 
 
 class EngineTasks:
@@ -53,6 +62,43 @@ class EngineTasks:
         return {**self.identity.reply_metadata(status), **metadata}
 
     # -- main thread ------------------------------------------------------
+    def started(self, worker: WorkerContext) -> None:
+        """Serving begins: an engine under mpiexec initializes MPI now (see ``init_mpi``)."""
+        if self.identity.mpi_marker:
+            self.init_mpi(worker)
+
+    def init_mpi(self, worker: WorkerContext) -> None:
+        """Initialize MPI in the first worker, in every engine of the job at once, then
+        take a restore point that holds it.
+
+        MPI_Init is collective (Open MPI exchanges addresses with every rank), so
+        a first ``import mpi4py.MPI`` in a task sent to one engine would wait for
+        the others forever; and a worker started after a crash cannot join the
+        job again. So the first worker initializes MPI (as ipengine's ``--mpi``)
+        and every restored worker is a fork that has it; a fresh worker after
+        the first (no restore point was left) serves without MPI and says so.
+        The front never initializes MPI (see ``ipytui.kernel.engine.mpi``).
+        """
+        marker = Path(self.identity.mpi_marker)
+        if marker.exists():
+            log.warning(
+                "MPI was initialized by this engine's first worker, which is gone "
+                "with no restore point: this worker cannot rejoin the MPI job and "
+                "serves without MPI"
+            )
+            return
+        try:
+            exec(MPI_INIT, worker.namespace)  # noqa: S102 - fixed code, the engine's own
+        except Exception as exc:  # noqa: BLE001 - the engine serves without MPI, and says why
+            log.warning(
+                "MPI not initialized (%s: %s); tasks run without it", type(exc).__name__, exc
+            )
+            return
+        with contextlib.suppress(OSError):
+            marker.touch()
+        if worker.snapshots is not None:
+            worker.snapshots.after_cell(worker, worker.execution_count)
+
     def run(self, worker: WorkerContext, msg: Message) -> None:
         """A request from the exec pipe: aborted ones are answered, not run."""
         if msg.msg_id in self.aborted:

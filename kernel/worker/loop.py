@@ -272,6 +272,8 @@ class Worker(SupervisorQuestions):
                              "names": handlers.user_names(self.namespace),
                              "restored": self.restored})
         self.start_warm_up()
+        if self.tasks is not None:  # an MPI engine's start; a restore point promoted
+            self.tasks.started(self)  # later returns from here and serves on
         while True:
             try:
                 frames = self._next_execute()
