@@ -218,6 +218,7 @@ def test_a_segfault_costs_the_task_not_the_engine(rc: Any, cluster_env: Path) ->
         crashed.get(timeout=120)
     assert info.value.ename == "KernelDied"
     assert "SIGSEGV" in info.value.evalue
+    assert info.value.engine_info.get("engine_id") == 0  # the id came after the kernel started
     assert other.get(timeout=120) == "finished"
     assert sorted(rc.ids) == list(range(ENGINES))  # same ids, no engine lost
     assert rc[0].apply_sync(ipp.interactive(lambda: kept + 1)) == 42  # noqa: F821 - pushed

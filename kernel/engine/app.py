@@ -20,6 +20,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import zmq
@@ -36,7 +38,7 @@ from ipytui.kernel.protocol.connection import (
     new_connection_info,
     write_connection_file,
 )
-from ipytui.kernel.protocol.engine_identity import ENGINE_ENV, EngineIdentity
+from ipytui.kernel.protocol.engine_identity import ENGINE_ENV, EngineIdentity, write_id_file
 
 log = logging.getLogger("ipytui.engine")
 
@@ -102,21 +104,35 @@ def main(argv: list[str] | None = None) -> int:
             args.url,
             args.timeout,
         )
-        ident, engine_id, _hb_period = register(ctx, controller, _requested_id(args), args.timeout)
     except EngineError as exc:
         print(f"ipytui engine: {exc}", file=sys.stderr)
         return 2
     private = tempfile.mkdtemp(prefix="ipytui-engine-")
-    marker = str(Path(private, "mpi-initialized")) if args.mpi else ""
-    identity = EngineIdentity(engine_id, ident, mpi_marker=marker)
+    ident = str(uuid.uuid4())
+    # The kernel starts while we register: the controller completes a registration
+    # only at its heart monitor's next beat, time the kernel spends importing.
+    # Its engine id follows in id_file, written before the relays can pass it a task.
+    early = EngineIdentity(
+        -1,
+        ident,
+        mpi_marker=str(Path(private, "mpi-initialized")) if args.mpi else "",
+        id_file=str(Path(private, "engine-id.json")),
+    )
     kernel_info = new_connection_info(
         ip=f"{private}/kernel", transport="ipc", key=controller.key.decode()
     )
     # The file name is the kernel id: logs and journal sessions are told apart by it.
-    name = f"engine-{engine_id}-{ident[:8]}.json"
-    connection = write_connection_file(kernel_info, Path(private, name))
-    start_relays(controller, identity, kernel_info)
-    kernel = _start_kernel(connection, identity, args)
+    connection = write_connection_file(kernel_info, Path(private, f"engine-{ident[:8]}.json"))
+    kernel = _start_kernel(connection, early, args)
+    try:
+        engine_id, _hb_period = register(ctx, controller, ident, _requested_id(args), args.timeout)
+    except EngineError as exc:
+        print(f"ipytui engine: {exc}", file=sys.stderr)
+        _stop(kernel)
+        _cleanup(private)
+        return 2
+    write_id_file(early.id_file, engine_id)
+    start_relays(controller, replace(early, id=engine_id), kernel_info)
     log.info("engine %d registered (%s); kernel pid %d", engine_id, ident, kernel.pid)
     code = _wait(kernel)
     unregister(ctx, controller, (ident, engine_id))
@@ -179,6 +195,16 @@ def _wait(kernel: subprocess.Popen[bytes]) -> int:
         except KeyboardInterrupt:
             continue
     return 0 if code in (0, -signal.SIGTERM) else 1
+
+
+def _stop(kernel: subprocess.Popen[bytes]) -> None:
+    """End a kernel that has nothing to serve (SIGTERM, then SIGKILL after STOP_GRACE)."""
+    kernel.terminate()
+    try:
+        kernel.wait(STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        kernel.kill()
+        kernel.wait()
 
 
 def _cleanup(private: str) -> None:

@@ -49,17 +49,37 @@ class EngineTasks:
         self.aborted: set[str] = set()
 
     def install(self, worker: WorkerContext) -> None:
-        """Mark every reply as this engine's; answer abort and clear on the listener."""
+        """Mark every reply as this engine's; answer abort and clear on the listener.
+
+        ipyparallel's serialization is made ready now, before the worker says it
+        is ready (0.4-0.6 s: the package imports IPython, its first ``can``
+        numpy): the front starts the kernel while the controller completes the
+        registration (at least one heartbeat period), so the first task does
+        not pay for it, and a restored worker (a fork) has it.
+        """
         worker.publisher.reply_hook = self.mark_reply
         handlers.QUICK["abort_request"] = self.abort_request
         handlers.QUICK["clear_request"] = self.clear_request
+        try:
+            from ipyparallel.serialize import can, uncan
+
+            can(None)  # the first call imports the classes of the type maps (numpy)
+            uncan(None)
+        except ImportError as exc:  # every task will say it; the engine still starts
+            log.warning("ipyparallel cannot be imported (%s): tasks will fail", exc)
+
+    def _identity(self) -> EngineIdentity:
+        """The identity, with the engine id once the front has it (see ``id_file``)."""
+        if self.identity.id < 0:
+            self.identity = self.identity.resolved()
+        return self.identity
 
     def mark_reply(self, content: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
         """The reply metadata ipyparallel reads; an error gets its ``engine_info``."""
         status = str(content.get("status", "ok"))
         if status == "error":
-            content.setdefault("engine_info", self.identity.info())
-        return {**self.identity.reply_metadata(status), **metadata}
+            content.setdefault("engine_info", self._identity().info())
+        return {**self._identity().reply_metadata(status), **metadata}
 
     # -- main thread ------------------------------------------------------
     def started(self, worker: WorkerContext) -> None:
@@ -129,7 +149,7 @@ class EngineTasks:
         content, result = _call(worker, msg)
         worker.flush_streams()
         if content["status"] == "error":
-            content["engine_info"] = self.identity.info("apply")
+            content["engine_info"] = self._identity().info("apply")
             pub.send("iopub", "error", {k: content[k] for k in ("ename", "evalue", "traceback")})
         changed = content["status"] == "ok" and _bindings(namespace) != before
         if changed and self._restore_point(worker, msg):
