@@ -123,21 +123,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     # The file name is the kernel id: logs and journal sessions are told apart by it.
     connection = write_connection_file(kernel_info, Path(private, f"engine-{ident[:8]}.json"))
+    signal.signal(signal.SIGTERM, _stopped)  # a stop while registering cleans up too
     kernel = _start_kernel(connection, early, args)
     try:
         engine_id, _hb_period = register(ctx, controller, ident, _requested_id(args), args.timeout)
-    except EngineError as exc:
-        print(f"ipytui engine: {exc}", file=sys.stderr)
+        write_id_file(early.id_file, engine_id)
+    except (EngineError, OSError, KeyboardInterrupt) as exc:
+        print(f"ipytui engine: {_reason(exc)}", file=sys.stderr)
         _stop(kernel)
         _cleanup(private)
         return 2
-    write_id_file(early.id_file, engine_id)
     start_relays(controller, replace(early, id=engine_id), kernel_info)
     log.info("engine %d registered (%s); kernel pid %d", engine_id, ident, kernel.pid)
     code = _wait(kernel)
     unregister(ctx, controller, (ident, engine_id))
     _cleanup(private)
     os._exit(code)
+
+
+def _stopped(*_: object) -> None:
+    raise EngineError("stopped (SIGTERM) before the registration completed")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted before the registration completed"
+    if isinstance(exc, OSError):
+        return f"cannot write the engine id for the kernel: {exc}"
+    return str(exc)
 
 
 def _requested_id(args: argparse.Namespace) -> int | None:
