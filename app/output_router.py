@@ -286,10 +286,11 @@ class OutputRouter(HistoryReplay):
             self._widget_views.pop(msg.content.get("comm_id"), None)
         if changed is None:
             return
-        live = [(o, d) for o, d in self._widget_views.get(changed, []) if o.is_attached]
-        self._widget_views[changed] = live
-        for output, data in live:
-            output.set_body(self.widgets.view(data))
+        for model_id in (changed, *self.widgets.containers_of(changed)):  # shown inline there
+            live = [(o, d) for o, d in self._widget_views.get(model_id, []) if o.is_attached]
+            self._widget_views[model_id] = live
+            for output, data in live:
+                output.set_body(self.widgets.view(data))
 
     def _update_display_data(self, msg: Any) -> None:
         display_id = (msg.content.get("transient") or {}).get("display_id")

@@ -328,3 +328,27 @@ def test_a_reloaded_page_gets_every_widgets_state(shared: BlockingKernelClient) 
                  and m["content"]["comm_id"] == "c-control"]
     assert answer["method"] == "update_states"
     assert answer["states"][model_id]["state"]["value"] == 11
+
+
+def test_a_tqdm_progress_bar_reads_as_text_in_the_ui(shared: BlockingKernelClient) -> None:  # noqa: F811
+    """tqdm's notebook bar (what ipyparallel shows while engines start) is an HBox of
+    text, progress and text: the UI's line names all three, as the comms left them."""
+    pytest.importorskip("tqdm")
+    from ipytui.app.widget_models import WIDGET_VIEW_MIME, WidgetModels
+
+    reply, seen = run(shared, "from tqdm.notebook import tqdm\n"
+                              "for _ in tqdm(range(3), desc='engines'): pass")
+    assert reply["content"]["status"] == "ok"
+    models = WidgetModels()
+    for msg in seen:
+        if msg["msg_type"].startswith("comm_"):
+            models.apply(msg["msg_type"], msg["content"])
+    shown = [m["content"]["data"] for m in seen if m["msg_type"] == "display_data"
+             and WIDGET_VIEW_MIME in m["content"]["data"]]
+    assert len(shown) == 1, seen
+    line = models.view(shown[0]).plain
+    assert line.startswith("[widget] HBox: engines"), line  # not "HBox (3 children)"
+    assert "| FloatProgress 100% = 3" in line and "| 3/3" in line, line
+    progress = next(cid for cid, state in models.states.items()
+                    if state.get("_model_name") == "FloatProgressModel")
+    assert models.containers_of(progress)  # its HBox's view is redrawn when it moves

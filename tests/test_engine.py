@@ -218,6 +218,7 @@ def test_a_segfault_costs_the_task_not_the_engine(rc: Any, cluster_env: Path) ->
         crashed.get(timeout=120)
     assert info.value.ename == "KernelDied"
     assert "SIGSEGV" in info.value.evalue
+    assert info.value.engine_info.get("engine_id") == 0  # the id came after the kernel started
     assert other.get(timeout=120) == "finished"
     assert sorted(rc.ids) == list(range(ENGINES))  # same ids, no engine lost
     assert rc[0].apply_sync(ipp.interactive(lambda: kept + 1)) == 42  # noqa: F821 - pushed
@@ -324,3 +325,40 @@ def test_bad_connection_info_is_a_clear_error(
     assert proc.returncode == 2
     assert words in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_stop_while_registering_stops_the_kernel_and_cleans_up(tmp_path: Path) -> None:
+    """The kernel starts while the front registers; a SIGTERM before the controller
+    answers ends both, with a sentence, and leaves no private dir behind."""
+    import socket
+
+    import psutil
+
+    with socket.socket() as probe:  # a port where nothing will answer
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = tmp_path / "ipcontroller-engine.json"
+    path.write_text(f'{{"interface": "tcp://127.0.0.1", "registration": {port}, "key": "k"}}')
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPP_")}
+    env.update(TMPDIR=str(scratch), IPYTUI_DATA_DIR=str(tmp_path / "data"))
+    front = subprocess.Popen(
+        [sys.executable, "-m", "ipytui.kernel.engine", "--file", str(path), "--timeout", "120"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: psutil.Process(front.pid).children(), 60, "the kernel to start")
+        kernel = psutil.Process(front.pid).children()[0]
+        front.send_signal(signal.SIGTERM)
+        _, err = front.communicate(timeout=60)
+    finally:
+        if front.poll() is None:
+            front.kill()
+    assert front.returncode == 2
+    assert "stopped (SIGTERM) before the registration completed" in err
+    assert "Traceback" not in err
+    wait_until(lambda: not kernel.is_running() or kernel.status() == "zombie", 60, "the kernel")
+    assert not list(scratch.glob("ipytui-engine-*"))

@@ -329,6 +329,29 @@ async def test_a_widget_shows_its_type_and_live_value(tmp_path):
         kernel.stop()
 
 
+async def test_a_progress_bar_in_a_box_reads_as_text_and_moves(tmp_path):
+    """An HBox of a label and a progress bar (what tqdm and ipyparallel show) reads
+    as its children's text, and a child's update redraws the box's line."""
+    pytest.importorskip("ipywidgets", reason="ipywidgets makes the widget")
+    kernel = KernelProcess(tmp_path, argv=IPYKERNEL_ARGV).start()
+    try:
+        app = make_app(kernel)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_ready(pilot)
+            code = (
+                "import ipywidgets as w\n"
+                "bar = w.IntProgress(value=1, min=0, max=4)\n"
+                "display(w.HBox([w.Label('engines'), bar]))"
+            )
+            cell = await run_cell(pilot, code)
+            text = await wait_for(pilot, lambda: "HBox" in cell.plain and cell.plain, "view")
+            assert "HBox: engines | IntProgress 25% = 1" in text
+            await run_cell(pilot, "bar.value = 3")
+            await wait_for(pilot, lambda: "IntProgress 75% = 3" in cell.plain, "the box redrawn")
+    finally:
+        kernel.stop()
+
+
 async def test_a_display_update_swaps_pictures_and_kinds_in_place(kernel):
     from test_ui_support import DISPLAY_PRELUDE
 

@@ -168,6 +168,9 @@ def test_widget_models_follow_comm_messages():
     assert "not seen" in models.view(bundle).plain
     assert describe_state({"_model_name": "DropdownModel", "index": 1,
                            "_options_labels": ["a", "b"]}) == "Dropdown = 'b'"
+    box = {"_model_name": "HBoxModel", "children": ["IPY_MODEL_x", "IPY_MODEL_gone"]}
+    assert describe_state(box, {"x": {"_model_name": "LabelModel", "value": "a"}}.get) == \
+        "HBox (2 children)"  # a child not seen: counted, not guessed
 
 
 def test_a_styled_dataframe_is_a_table_too():

@@ -20,9 +20,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import zmq
+from ipytui.kernel.engine.mpi import mpi_rank
 from ipytui.kernel.engine.registration import (
     EngineError,
     load_controller,
@@ -35,7 +38,7 @@ from ipytui.kernel.protocol.connection import (
     new_connection_info,
     write_connection_file,
 )
-from ipytui.kernel.protocol.engine_identity import ENGINE_ENV, EngineIdentity
+from ipytui.kernel.protocol.engine_identity import ENGINE_ENV, EngineIdentity, write_id_file
 
 log = logging.getLogger("ipytui.engine")
 
@@ -101,20 +104,36 @@ def main(argv: list[str] | None = None) -> int:
             args.url,
             args.timeout,
         )
-        ident, engine_id, _hb_period = register(ctx, controller, _requested_id(args), args.timeout)
     except EngineError as exc:
         print(f"ipytui engine: {exc}", file=sys.stderr)
         return 2
-    identity = EngineIdentity(engine_id, ident)
     private = tempfile.mkdtemp(prefix="ipytui-engine-")
+    ident = str(uuid.uuid4())
+    # The kernel starts while we register: the controller completes a registration
+    # only at its heart monitor's next beat, time the kernel spends importing.
+    # Its engine id follows in id_file, written before the relays can pass it a task.
+    early = EngineIdentity(
+        -1,
+        ident,
+        mpi_marker=str(Path(private, "mpi-initialized")) if args.mpi else "",
+        id_file=str(Path(private, "engine-id.json")),
+    )
     kernel_info = new_connection_info(
         ip=f"{private}/kernel", transport="ipc", key=controller.key.decode()
     )
     # The file name is the kernel id: logs and journal sessions are told apart by it.
-    name = f"engine-{engine_id}-{ident[:8]}.json"
-    connection = write_connection_file(kernel_info, Path(private, name))
-    start_relays(controller, identity, kernel_info)
-    kernel = _start_kernel(connection, identity, args)
+    connection = write_connection_file(kernel_info, Path(private, f"engine-{ident[:8]}.json"))
+    signal.signal(signal.SIGTERM, _stopped)  # a stop while registering cleans up too
+    kernel = _start_kernel(connection, early, args)
+    try:
+        engine_id, _hb_period = register(ctx, controller, ident, _requested_id(args), args.timeout)
+        write_id_file(early.id_file, engine_id)
+    except (EngineError, OSError, KeyboardInterrupt) as exc:
+        print(f"ipytui engine: {_reason(exc)}", file=sys.stderr)
+        _stop(kernel)
+        _cleanup(private)
+        return 2
+    start_relays(controller, replace(early, id=engine_id), kernel_info)
     log.info("engine %d registered (%s); kernel pid %d", engine_id, ident, kernel.pid)
     code = _wait(kernel)
     unregister(ctx, controller, (ident, engine_id))
@@ -122,15 +141,25 @@ def main(argv: list[str] | None = None) -> int:
     os._exit(code)
 
 
+def _stopped(*_: object) -> None:
+    raise EngineError("stopped (SIGTERM) before the registration completed")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted before the registration completed"
+    if isinstance(exc, OSError):
+        return f"cannot write the engine id for the kernel: {exc}"
+    return str(exc)
+
+
 def _requested_id(args: argparse.Namespace) -> int | None:
     if args.id is not None or not args.mpi:
         return args.id
-    try:
-        from mpi4py import MPI
-    except ImportError:
-        log.warning("--mpi without mpi4py: the controller picks the engine id")
-        return None
-    return MPI.COMM_WORLD.rank if MPI.COMM_WORLD.size > 1 else None
+    rank = mpi_rank()
+    if rank is None:
+        log.warning("--mpi outside an MPI job of several processes: the controller picks the id")
+    return rank
 
 
 def _start_kernel(
@@ -179,6 +208,16 @@ def _wait(kernel: subprocess.Popen[bytes]) -> int:
         except KeyboardInterrupt:
             continue
     return 0 if code in (0, -signal.SIGTERM) else 1
+
+
+def _stop(kernel: subprocess.Popen[bytes]) -> None:
+    """End a kernel that has nothing to serve (SIGTERM, then SIGKILL after STOP_GRACE)."""
+    kernel.terminate()
+    try:
+        kernel.wait(STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        kernel.kill()
+        kernel.wait()
 
 
 def _cleanup(private: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,10 +115,10 @@ def secure(sock: zmq.Socket, controller: Controller) -> None:
 
 
 def register(
-    ctx: zmq.Context, controller: Controller, requested_id: int | None, timeout: float
-) -> tuple[str, int, int]:
-    """Send registration_request; (engine uuid, engine id, heartbeat period ms)."""
-    ident = str(uuid.uuid4())
+    ctx: zmq.Context, controller: Controller, ident: str, requested_id: int | None, timeout: float
+) -> tuple[int, int]:
+    """Send registration_request for the engine uuid ``ident``; (engine id, heartbeat
+    period ms)."""
     codec = Codec(
         controller.key, session=ident, username=os.environ.get("USER", "engine"), check_replay=False
     )
@@ -150,7 +149,7 @@ def register(
         sock.close()
     if reply.content.get("status") != "ok":
         raise EngineError(f"registration refused: {reply.content.get('evalue') or reply.content}")
-    return ident, int(reply.content["id"]), int(reply.content.get("hb_period", 3000))
+    return int(reply.content["id"]), int(reply.content.get("hb_period", 3000))
 
 
 def unregister(ctx: zmq.Context, controller: Controller, identity: tuple[str, int]) -> None:

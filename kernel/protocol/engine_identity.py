@@ -1,11 +1,13 @@
 """Who an ipytui kernel is when it serves as an ipyparallel engine.
 
-The engine front process (``ipytui.kernel.engine``) registers with the
-controller and learns the engine's id; it hands id and uuid to the kernel it
-starts through the environment ($IPYTUI_ENGINE), so that the supervisor and
-every worker (a restored one too) sign their replies the way ipyparallel's
-schedulers and client read them: ``metadata.engine`` (the uuid),
-``metadata.status``, and ``engine_info`` in an error's content.
+The engine front process (``ipytui.kernel.engine``) hands the engine's uuid
+to the kernel it starts through the environment ($IPYTUI_ENGINE), so that the
+supervisor and every worker (a restored one too) sign their replies the way
+ipyparallel's schedulers and client read them: ``metadata.engine`` (the uuid),
+``metadata.status``, and ``engine_info`` (with the engine id) in an error's
+content. The front starts the kernel while it registers, so the id the
+controller gives comes later, in ``id_file``: it is written (atomically) before
+the first task can reach the kernel.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 ENGINE_ENV = "IPYTUI_ENGINE"
@@ -24,13 +26,36 @@ MAIN_THREAD_REQUESTS = frozenset({"execute_request", "apply_request"})
 
 @dataclass(frozen=True)
 class EngineIdentity:
-    """The engine id the controller gave, and the uuid it knows the engine by."""
+    """The engine id the controller gave (-1 until known), and the uuid it knows the engine by."""
 
     id: int
     uuid: str
+    #: under mpiexec: the file the worker that initialized MPI leaves (a worker started
+    #: after it cannot join the MPI job again); "" when the engine is no MPI rank
+    mpi_marker: str = ""
+    #: where the front writes ``{"id": N}`` once the controller has given the id
+    id_file: str = ""
 
     def to_env(self) -> str:
-        return json.dumps({"id": self.id, "uuid": self.uuid})
+        return json.dumps(
+            {
+                "id": self.id,
+                "uuid": self.uuid,
+                "mpi_marker": self.mpi_marker,
+                "id_file": self.id_file,
+            }
+        )
+
+    def resolved(self) -> EngineIdentity:
+        """This identity with the id from ``id_file`` when it was not known yet."""
+        if self.id >= 0 or not self.id_file:
+            return self
+        try:
+            with open(self.id_file) as f:
+                engine_id = int(json.load(f)["id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return self
+        return replace(self, id=engine_id)
 
     def info(self, method: str | None = None) -> dict[str, Any]:
         """``engine_info`` as ipyparallel puts it in an error (RemoteError reads it)."""
@@ -59,6 +84,20 @@ def from_env(environ: Mapping[str, str] | None = None) -> EngineIdentity | None:
         return None
     try:
         data = json.loads(text)
-        return EngineIdentity(int(data["id"]), str(data["uuid"]))
+        identity = EngineIdentity(
+            int(data["id"]),
+            str(data["uuid"]),
+            mpi_marker=str(data.get("mpi_marker") or ""),
+            id_file=str(data.get("id_file") or ""),
+        )
     except (ValueError, KeyError, TypeError):
         return None
+    return identity.resolved()
+
+
+def write_id_file(path: str, engine_id: int) -> None:
+    """The controller's engine id for the kernel (temporary file, then rename)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"id": engine_id}, f)
+    os.replace(tmp, path)

@@ -17,7 +17,9 @@ point on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipytui.kernel.protocol.engine_identity import EngineIdentity
@@ -31,6 +33,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ipytui.worker")
 
+#: run in the namespace of an engine started by mpiexec, as ipengine's ``--mpi`` does
+MPI_INIT = """\
+from mpi4py import MPI
+mpi_rank = MPI.COMM_WORLD.Get_rank()
+mpi_size = MPI.COMM_WORLD.Get_size()
+"""
+
 
 class EngineTasks:
     """One engine's task state: its identity and the msg_ids it was told to abort."""
@@ -40,19 +49,76 @@ class EngineTasks:
         self.aborted: set[str] = set()
 
     def install(self, worker: WorkerContext) -> None:
-        """Mark every reply as this engine's; answer abort and clear on the listener."""
+        """Mark every reply as this engine's; answer abort and clear on the listener.
+
+        ipyparallel's serialization is made ready now, before the worker says it
+        is ready (0.4-0.6 s: the package imports IPython, its first ``can``
+        numpy): the front starts the kernel while the controller completes the
+        registration (at least one heartbeat period), so the first task does
+        not pay for it, and a restored worker (a fork) has it.
+        """
         worker.publisher.reply_hook = self.mark_reply
         handlers.QUICK["abort_request"] = self.abort_request
         handlers.QUICK["clear_request"] = self.clear_request
+        try:
+            from ipyparallel.serialize import can, uncan
+
+            can(None)  # the first call imports the classes of the type maps (numpy)
+            uncan(None)
+        except ImportError as exc:  # every task will say it; the engine still starts
+            log.warning("ipyparallel cannot be imported (%s): tasks will fail", exc)
+
+    def _identity(self) -> EngineIdentity:
+        """The identity, with the engine id once the front has it (see ``id_file``)."""
+        if self.identity.id < 0:
+            self.identity = self.identity.resolved()
+        return self.identity
 
     def mark_reply(self, content: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
         """The reply metadata ipyparallel reads; an error gets its ``engine_info``."""
         status = str(content.get("status", "ok"))
         if status == "error":
-            content.setdefault("engine_info", self.identity.info())
-        return {**self.identity.reply_metadata(status), **metadata}
+            content.setdefault("engine_info", self._identity().info())
+        return {**self._identity().reply_metadata(status), **metadata}
 
     # -- main thread ------------------------------------------------------
+    def started(self, worker: WorkerContext) -> None:
+        """Serving begins: an engine under mpiexec initializes MPI now (see ``init_mpi``)."""
+        if self.identity.mpi_marker:
+            self.init_mpi(worker)
+
+    def init_mpi(self, worker: WorkerContext) -> None:
+        """Initialize MPI in the first worker, in every engine of the job at once, then
+        take a restore point that holds it.
+
+        MPI_Init is collective (Open MPI exchanges addresses with every rank), so
+        a first ``import mpi4py.MPI`` in a task sent to one engine would wait for
+        the others forever; and a worker started after a crash cannot join the
+        job again. So the first worker initializes MPI (as ipengine's ``--mpi``)
+        and every restored worker is a fork that has it; a fresh worker after
+        the first (no restore point was left) serves without MPI and says so.
+        The front never initializes MPI (see ``ipytui.kernel.engine.mpi``).
+        """
+        marker = Path(self.identity.mpi_marker)
+        if marker.exists():
+            log.warning(
+                "MPI was initialized by this engine's first worker, which is gone "
+                "with no restore point: this worker cannot rejoin the MPI job and "
+                "serves without MPI"
+            )
+            return
+        try:
+            exec(MPI_INIT, worker.namespace)  # noqa: S102 - fixed code, the engine's own
+        except Exception as exc:  # noqa: BLE001 - the engine serves without MPI, and says why
+            log.warning(
+                "MPI not initialized (%s: %s); tasks run without it", type(exc).__name__, exc
+            )
+            return
+        with contextlib.suppress(OSError):
+            marker.touch()
+        if worker.snapshots is not None:
+            worker.snapshots.after_cell(worker, worker.execution_count)
+
     def run(self, worker: WorkerContext, msg: Message) -> None:
         """A request from the exec pipe: aborted ones are answered, not run."""
         if msg.msg_id in self.aborted:
@@ -83,7 +149,7 @@ class EngineTasks:
         content, result = _call(worker, msg)
         worker.flush_streams()
         if content["status"] == "error":
-            content["engine_info"] = self.identity.info("apply")
+            content["engine_info"] = self._identity().info("apply")
             pub.send("iopub", "error", {k: content[k] for k in ("ename", "evalue", "traceback")})
         changed = content["status"] == "ok" and _bindings(namespace) != before
         if changed and self._restore_point(worker, msg):

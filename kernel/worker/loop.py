@@ -172,8 +172,11 @@ class Worker(SupervisorQuestions):
         """Warm jedi up in the background now, so the first Tab is answered fast and right.
 
         It costs ~40 MiB and, with a cold cache, seconds of CPU; it takes its
-        steps only while no cell runs (see `jedi_runner.warm_up`).
+        steps only while no cell runs (see `jedi_runner.warm_up`). An engine
+        skips it: no one presses Tab there, and its engines start side by side.
         """
+        if self.tasks is not None:
+            return
         # The start counts as a cell's end: the first cells, sent as soon as the
         # kernel is ready, then never meet a warm-up step (nor do their snapshots).
         self.cell_ended = time.monotonic()
@@ -272,6 +275,8 @@ class Worker(SupervisorQuestions):
                              "names": handlers.user_names(self.namespace),
                              "restored": self.restored})
         self.start_warm_up()
+        if self.tasks is not None:  # an MPI engine's start; a restore point promoted
+            self.tasks.started(self)  # later returns from here and serves on
         while True:
             try:
                 frames = self._next_execute()
