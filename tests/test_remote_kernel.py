@@ -24,6 +24,7 @@ import zmq
 from conftest import wait_until
 from ipytui.kernel.protocol.connection import read_connection_file
 from ipytui.kernel.provision.handshake import HandshakeError, LaunchReply, LaunchRequest
+from ipytui.kernel.provision.ssh import SSHProvisioner
 from netns_support import RemoteHost, pids_in, remote_host
 from test_ui_tmux import Terminal, ipytui_command, terminal_env
 
@@ -124,7 +125,8 @@ def test_jupyter_client_runs_interrupts_and_recovers_a_remote_kernel(
     km.start_kernel()
     kc = km.client()
     try:
-        assert km.provisioner.__class__.__name__ == "SSHProvisioner"
+        assert isinstance(km.provisioner, SSHProvisioner)
+        remote_path = Path(km.provisioner.remote_file or "")
         info = km.get_connection_info()
         assert info["ip"] == host.address and info["curve_secretkey"]
         kc.start_channels()
@@ -150,12 +152,18 @@ def test_jupyter_client_runs_interrupts_and_recovers_a_remote_kernel(
         assert reply["status"] == "error"
         reply, out = run(kc, "print(x + 1)")
         assert reply["status"] == "ok" and out == "42\n"
+        # A restart through the manager: a new process on the remote host, fresh state.
+        km.restart_kernel()
+        kc.wait_for_ready(timeout=60)
+        reply, out = run(kc, "print('x' in globals(), os.getpid() if 'os' in globals() else 0)")
+        assert reply["status"] == "ok" and out == "False 0\n"
+        assert km.provisioner.remote_pid in pids_in(host.ns)
     finally:
         kc.stop_channels()
         km.shutdown_kernel()
     wait_until(lambda: not left_over(host), 30, "the remote namespace to hold only sshd")
     assert ssh_children() == []
-    assert not Path(km.provisioner.remote_file or "/nonexistent").exists()
+    assert not remote_path.exists()  # the kernel removed its connection file there
     assert not Path(km.connection_file).exists()
 
 
@@ -233,9 +241,7 @@ def test_a_refused_login_is_a_clear_error_and_leaves_nothing(
     with pytest.raises(RuntimeError, match=r"no kernel started on root@.*Permission denied"):
         km.start_kernel()
     assert ssh_children() == [] and not left_over(host)
-    assert (
-        not list((tmp_path / "runtime").glob("*.json")) if (tmp_path / "runtime").exists() else True
-    )
+    assert not any((tmp_path / "runtime").glob("*.json"))
 
 
 # -- the launcher's side of the handshake, on the remote host -------------------------------
@@ -272,7 +278,7 @@ def test_the_launcher_refuses_bad_requests_over_ssh(
     assert done.returncode == 2, done.stderr
     with pytest.raises(HandshakeError, match=says):
         LaunchReply.decode(done.stdout)
-    assert not list(runtime.glob("*")) if runtime.exists() else True
+    assert not any(runtime.glob("*"))
 
 
 def test_handshake_round_trip() -> None:

@@ -148,9 +148,12 @@ class SSHProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             km.curve_publickey, km.curve_secretkey = zmq.curve_keypair()
 
     def _connection(self, km: Any) -> ConnectionInfo:
+        """What the launcher gets. Ports 0 at the first start: it picks free ones on
+        its host. A restart keeps the ports (and keys), so clients stay connected."""
         if km is None:
             raise RuntimeError("ipytui-ssh needs a kernel manager as its parent")
         info = ConnectionInfo(
+            **{name: int(getattr(km, name) or 0) for name in PORT_NAMES},
             ip=km.ip,
             key=km.session.key.decode(),
             transport=km.transport,
