@@ -78,13 +78,17 @@ def net_namespace(host: RemoteHost) -> str:
     return f"net:[{os.stat(f'/run/netns/{host.ns}').st_ino}]"
 
 
-def ssh_children() -> list[psutil.Process]:
-    """This test process's ssh clients still running (none may be left)."""
-    return [
-        p
-        for p in psutil.Process().children(recursive=True)
-        if p.name() == "ssh" and p.status() != psutil.STATUS_ZOMBIE
-    ]
+def ssh_clients(host: RemoteHost) -> list[psutil.Process]:
+    """ssh clients to the remote host still running here, whoever started them."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        if (
+            proc.info["name"] == "ssh"
+            and proc.info["status"] != psutil.STATUS_ZOMBIE
+            and any(host.address in part for part in proc.info["cmdline"] or [])
+        ):
+            found.append(proc)
+    return found
 
 
 def left_over(host: RemoteHost) -> set[int]:
@@ -162,7 +166,7 @@ def test_jupyter_client_runs_interrupts_and_recovers_a_remote_kernel(
         kc.stop_channels()
         km.shutdown_kernel()
     wait_until(lambda: not left_over(host), 30, "the remote namespace to hold only sshd")
-    assert ssh_children() == []
+    assert ssh_clients(host) == []
     assert not remote_path.exists()  # the kernel removed its connection file there
     assert not Path(km.connection_file).exists()
 
@@ -203,6 +207,7 @@ def test_ipytui_kernel_name_opens_the_remote_kernel_in_tmux(
         term.wait_for_any(("kernel shut down", "Pane is dead"), "the UI's exit")
         wait_until(lambda: not left_over(host), 30, "the remote namespace to hold only sshd")
         wait_until(lambda: not _keepers(tmp_path), 30, "the keeper to exit")
+        assert ssh_clients(host) == []
         assert not files[0].exists()
     finally:
         term.close()
@@ -240,7 +245,7 @@ def test_a_refused_login_is_a_clear_error_and_leaves_nothing(
     km = KernelManager(kernel_name=NAME)
     with pytest.raises(RuntimeError, match=r"no kernel started on root@.*Permission denied"):
         km.start_kernel()
-    assert ssh_children() == [] and not left_over(host)
+    assert ssh_clients(host) == [] and not left_over(host)
     assert not any((tmp_path / "runtime").glob("*.json"))
 
 
@@ -256,6 +261,11 @@ def test_a_refused_login_is_a_clear_error_and_leaves_nothing(
             b'{"argv": ["no-such-program-here"], "env": {}, "connection": {"ip": "127.0.0.1"},'
             b' "kernel_id": "k1"}\n',
             "no program",
+        ),
+        (  # a kernel address that is not this host's
+            b'{"argv": ["python3"], "env": {}, "connection": {"ip": "203.0.113.9"},'
+            b' "kernel_id": "k1"}\n',
+            "Cannot assign requested address",
         ),
     ],
 )
@@ -295,3 +305,13 @@ def test_handshake_round_trip() -> None:
     bad["ports"]["hb_port"] = 70000
     with pytest.raises(HandshakeError, match="TCP ports"):
         LaunchReply.decode(json.dumps(bad).encode())
+
+
+def test_kernelspec_ssh_options_need_a_host(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*ipytui_command(), "kernelspec", "install", "--prefix", str(tmp_path), "--ssh-arg=-p"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "need --ssh HOST" in done.stderr
+    assert not (tmp_path / "share").exists()
