@@ -203,6 +203,13 @@ def test_ipytui_kernel_name_opens_the_remote_kernel_in_tmux(
         runtime = Path(env["JUPYTER_RUNTIME_DIR"])
         files = list(runtime.glob(f"kernel-{NAME}-*.json"))
         assert len(files) == 1 and read_connection_file(files[0]).curve_secretkey
+        # F8 restarts in place (the keeper drops the spec's --exit-on-restart).
+        term.keys("F8")
+        term.wait_for("Restart the kernel", "the restart question")
+        term.keys("y")
+        term.type("print('fresh', 'os' in globals(), len(open('/proc/net/dev').readlines()))")
+        term.keys("Enter")
+        term.wait_for("fresh False 4", "a fresh namespace, still there (lo, veth)")
         term.keys("C-q")
         term.wait_for_any(("kernel shut down", "Pane is dead"), "the UI's exit")
         wait_until(lambda: not left_over(host), 30, "the remote namespace to hold only sshd")

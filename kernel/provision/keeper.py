@@ -27,6 +27,11 @@ async def keep(name: str, connection_file: Path) -> int:
     km = AsyncKernelManager(
         kernel_name=name, connection_file=str(connection_file), transport_encryption="auto"
     )
+    # The UI restarts a kernel in place (shutdown_request with restart: true): the
+    # spec's --exit-on-restart is for managers that start a new process instead.
+    spec = km.kernel_spec
+    if spec is not None:
+        spec.argv = [arg for arg in spec.argv if arg != "--exit-on-restart"]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
