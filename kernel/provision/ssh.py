@@ -70,6 +70,7 @@ class SSHProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self.remote_file: str | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._request: LaunchRequest | None = None
+        self._drainer: threading.Thread | None = None
 
     # -- lifecycle ----------------------------------------------------------
     @property
@@ -177,13 +178,18 @@ class SSHProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        threading.Thread(target=self._drain_stderr, args=(self.process,), daemon=True).start()
+        self._drainer = threading.Thread(
+            target=self._drain_stderr, args=(self.process,), daemon=True
+        )
+        self._drainer.start()
         try:
             reply = await asyncio.wait_for(
                 asyncio.to_thread(self._handshake, self.process), self.launch_timeout
             )
         except (HandshakeError, OSError, asyncio.TimeoutError) as exc:
             await self._abandon()
+            # ssh's last words (why it failed) may still be in the pipe: read them first.
+            await asyncio.to_thread(self._drainer.join, COMMAND_TIMEOUT)
             reason = str(exc) or f"no answer in {self.launch_timeout:g} s"
             tail = " | ".join(self._stderr)
             raise RuntimeError(
