@@ -51,7 +51,7 @@ def remote_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def install_spec(host: RemoteHost, tmp_path: Path) -> dict[str, str]:
+def install_spec(host: RemoteHost, tmp_path: Path, *flags: str) -> dict[str, str]:
     """``ipytui kernelspec install --ssh ...`` as a user types it; the env to find it."""
     argv = [
         *ipytui_command(),
@@ -65,6 +65,7 @@ def install_spec(host: RemoteHost, tmp_path: Path) -> dict[str, str]:
         f"root@{host.address}",
         *[f"--ssh-arg={arg}" for arg in host.ssh_args],
         *[f"--env={k}={v}" for k, v in remote_env(tmp_path).items()],
+        *flags,
     ]
     subprocess.run(argv, check=True, capture_output=True, text=True)
     return {
@@ -169,6 +170,36 @@ def test_jupyter_client_runs_interrupts_and_recovers_a_remote_kernel(
     assert ssh_clients(host) == []
     assert not remote_path.exists()  # the kernel removed its connection file there
     assert not Path(km.connection_file).exists()
+
+
+def test_signals_cross_over_ssh_and_a_killed_kernel_is_cleaned_up(
+    host: RemoteHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """interrupt_mode signal: SIGINT is sent with kill over ssh; shutdown(now=True)
+    kills the kernel there, and the provisioner removes what it could not."""
+    from jupyter_client.manager import KernelManager
+
+    for key, value in install_spec(host, tmp_path, "--interrupt-mode", "signal").items():
+        monkeypatch.setenv(key, value)
+    km = KernelManager(kernel_name=NAME, transport_encryption="auto")
+    km.start_kernel()
+    kc = km.client()
+    remote_path = Path(km.provisioner.remote_file or "")
+    try:
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        msg_id = kc.execute("print('sleeping', flush=True); import time; time.sleep(600)")
+        wait_until(lambda: _stream_seen(kc, msg_id, "sleeping"), 60, "the cell to start")
+        km.interrupt_kernel()
+        reply = _reply_to(kc, msg_id)
+        assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt"
+        assert remote_path.exists()
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    wait_until(lambda: not left_over(host), 30, "the remote namespace to hold only sshd")
+    assert ssh_clients(host) == []
+    assert not remote_path.exists()  # a killed kernel leaves it; the provisioner removed it
 
 
 def _stream_seen(kc: Any, msg_id: str, text: str) -> bool:
