@@ -71,6 +71,15 @@ def kernelspec_argv(name: str, connection_file: Path) -> tuple[list[str], dict[s
     return argv, dict(spec.env or {})
 
 
+def provisioner_name(name: str) -> str | None:
+    """The kernel provisioner kernelspec ``name`` asks for (None: the default, local)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    meta = KernelSpecManager().get_kernel_spec(name).metadata or {}
+    provisioner = meta.get("kernel_provisioner")
+    return provisioner.get("provisioner_name") if isinstance(provisioner, dict) else None
+
+
 def start_kernelspec(name: str, connection_file: str | os.PathLike[str] | None = None, *,
                      wait: float = START_TIMEOUT) -> Path:
     """Start the installed Jupyter kernel ``name`` detached on a new connection file."""
@@ -84,7 +93,11 @@ def start_kernelspec(name: str, connection_file: str | os.PathLike[str] | None =
 
     path = Path(connection_file) if connection_file else (
         jupyter_runtime_dir() / f"kernel-{name}-{secrets.token_hex(6)}.json")
-    argv, env = kernelspec_argv(name, path)
+    argv, env = kernelspec_argv(name, path)  # says so if there is no such spec
+    if provisioner_name(name) not in (None, "local-provisioner"):
+        # The provisioner places the kernel (maybe on another host) and writes the file.
+        keeper = [sys.executable, "-m", "ipytui.kernel.provision.keeper", name, str(path)]
+        return _spawn(keeper, path).wait(wait)
     write_connection_file(new_connection_info(kernel_name=name), path)
     return _spawn(argv, path, env={**os.environ, **env}).wait(wait)
 
@@ -132,9 +145,12 @@ def _spawn(argv: list[str], path: Path, *, env: dict[str, str] | None = None) ->
 def _ports_bound(path: Path) -> bool:
     import socket
 
-    from ipytui.kernel.protocol.connection import read_connection_file
+    from ipytui.kernel.protocol.connection import ConnectionError_, read_connection_file
 
-    info = read_connection_file(path)
+    try:
+        info = read_connection_file(path)
+    except ConnectionError_:  # a provisioner's keeper has not written it (whole) yet
+        return False
     if info.transport != "tcp":
         return True
     with socket.socket() as sock:

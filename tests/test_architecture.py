@@ -148,6 +148,13 @@ def test_there_is_no_import_circle() -> None:
     ("ipytui.kernel.protocol", "ipytui.kernel.worker"),
     ("ipytui.kernel.protocol", "ipytui.kernel.client"),
     ("ipytui.kernel.protocol", "ipytui.kernel.tools"),
+    ("ipytui.kernel.provision", "ipytui.kernel.supervisor"),
+    ("ipytui.kernel.provision", "ipytui.kernel.worker"),
+    ("ipytui.kernel.provision", "ipytui.kernel.client"),
+    ("ipytui.kernel.provision", "ipytui.kernel.engine"),
+    ("ipytui.kernel.supervisor", "ipytui.kernel.provision"),
+    ("ipytui.kernel.worker", "ipytui.kernel.provision"),
+    ("ipytui.kernel.protocol", "ipytui.kernel.provision"),
     ("ipytui.widgets", "zmq"),
     ("ipytui.widgets", "ipytui.kernel.client"),
 ])

@@ -10,7 +10,6 @@ CAP_NET_ADMIN, and iproute2).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from netns_support import ip, kill_all_in
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -44,10 +44,6 @@ asyncio.run(main())
 """
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
-
-
 @pytest.fixture
 def two_hosts() -> Iterator[tuple[str, str]]:
     """Two namespaces joined by a veth pair; removed (with all in them) at teardown."""
@@ -59,7 +55,7 @@ def two_hosts() -> Iterator[tuple[str, str]]:
     made: list[str] = []
     try:
         for ns in (kernel_ns, client_ns):
-            probe = _ip("netns", "add", ns, check=False)
+            probe = ip("netns", "add", ns, check=False)
             if probe.returncode:
                 pytest.skip(f"cannot make network namespaces here: {probe.stderr.strip()}")
             made.append(ns)
@@ -75,22 +71,15 @@ def two_hosts() -> Iterator[tuple[str, str]]:
             ("-n", client_ns, "link", "set", "lo", "up"),
         ]
         for step in steps:
-            result = _ip(*step, check=False)
+            result = ip(*step, check=False)
             if result.returncode:
                 pytest.skip(f"cannot wire the namespaces (ip {' '.join(step)}): {result.stderr.strip()}")
         yield kernel_ns, client_ns
     finally:
         for ns in made:
-            _kill_all_in(ns)
-            _ip("netns", "del", ns, check=False)
-        _ip("link", "del", veth_k, check=False)  # only if it never left the root namespace
-
-
-def _kill_all_in(ns: str) -> None:
-    pids = _ip("netns", "pids", ns, check=False).stdout.split()
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid), 9)
+            kill_all_in(ns)
+            ip("netns", "del", ns, check=False)
+        ip("link", "del", veth_k, check=False)  # only if it never left the root namespace
 
 
 def _env(tmp_path: Path, who: str) -> dict[str, str]:

@@ -268,12 +268,19 @@ class _Guard(threading.Thread):
         self.ready = threading.Event()
         self.bound = False
         self._stopping = threading.Event()
-        self._new: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._new: queue.SimpleQueue[zmq.Socket] = queue.SimpleQueue()
 
     def watch(self, sock: zmq.Socket) -> None:
+        """Log ``sock``'s refused handshakes. The reading end is connected here, at
+        once: libzmq's I/O thread blocks on an event for a monitor nobody reads
+        yet, holding the lock the next ``monitor()`` call (the presence watch)
+        waits for, so one early probe could hang the kernel for good."""
         addr = f"inproc://ipytui-monitor-{os.getpid()}-{id(sock):x}"
         sock.monitor(addr, WATCHED_EVENTS)
-        self._new.put((addr, ""))
+        pair = zmq.Socket(self.context, zmq.PAIR)  # handed over to this thread by the queue
+        pair.linger = 0
+        pair.connect(addr)
+        self._new.put(pair)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -305,17 +312,16 @@ class _Guard(threading.Thread):
             if exc.errno != zmq.ETERM:
                 log.exception("ZAP handler stopped")
         finally:
+            while not self._new.empty():  # watched after this loop ended
+                monitors[self._new.get()] = ""
             for sock in (zap, *monitors):
                 sock.close(linger=0)
 
     def _add_monitors(self, poller: zmq.Poller, monitors: dict[zmq.Socket, str]) -> None:
         while not self._new.empty():
-            addr, label = self._new.get()
-            pair = zmq.Socket(self.context, zmq.PAIR)
-            pair.linger = 0
-            pair.connect(addr)
+            pair = self._new.get()
             poller.register(pair, zmq.POLLIN)
-            monitors[pair] = label
+            monitors[pair] = ""
 
     def _answer(self, zap: zmq.Socket) -> None:
         request = zap.recv_multipart()

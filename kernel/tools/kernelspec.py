@@ -29,13 +29,19 @@ def debugpy_available() -> bool:
 
 def kernel_json(display_name: str = DISPLAY_NAME, interrupt_mode: str = "signal",
                 env: dict[str, str] | None = None,
-                kernel_flags: list[str] | None = None) -> dict[str, Any]:
-    """The kernel.json contents; ``{connection_file}`` is filled in by the launcher."""
+                kernel_flags: list[str] | None = None,
+                provisioner: dict[str, Any] | None = None,
+                python: str | None = None) -> dict[str, Any]:
+    """The kernel.json contents; ``{connection_file}`` is filled in by the launcher.
+
+    ``provisioner``: a ``metadata.kernel_provisioner`` entry (``ssh_provisioner``);
+    ``python``: the interpreter on the kernel's host (default: this one).
+    """
     spec: dict[str, Any] = {
         # A Jupyter kernel manager restarts by starting a new process, so the
         # supervisor exits on a restart request instead of restarting in place.
-        "argv": [sys.executable, "-m", "ipytui.kernel", "--exit-on-restart", *(kernel_flags or []),
-                 "-f", "{connection_file}"],
+        "argv": [python or sys.executable, "-m", "ipytui.kernel", "--exit-on-restart",
+                 *(kernel_flags or []), "-f", "{connection_file}"],
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": interrupt_mode,
@@ -44,7 +50,18 @@ def kernel_json(display_name: str = DISPLAY_NAME, interrupt_mode: str = "signal"
     }
     if env:
         spec["env"] = dict(env)
+    if provisioner:
+        spec["metadata"]["kernel_provisioner"] = provisioner
     return spec
+
+
+def ssh_provisioner(host: str, ssh_args: list[str] | None = None,
+                    kernel_ip: str | None = None) -> dict[str, Any]:
+    """The ``kernel_provisioner`` entry that places the kernel on ``host`` over ssh."""
+    config: dict[str, Any] = {"host": host, "ssh_args": list(ssh_args or [])}
+    if kernel_ip:
+        config["kernel_ip"] = kernel_ip
+    return {"provisioner_name": "ipytui-ssh", "config": config}
 
 
 # -- where specs live (the fallback when jupyter_client is absent) -----------
@@ -80,9 +97,10 @@ def destination(name: str, user: bool = False, prefix: str | None = None) -> Pat
 # -- install ------------------------------------------------------------------
 def install(name: str = DEFAULT_NAME, *, user: bool = False, prefix: str | None = None,
             display_name: str = DISPLAY_NAME, interrupt_mode: str = "signal",
-            env: dict[str, str] | None = None, kernel_flags: list[str] | None = None) -> Path:
+            env: dict[str, str] | None = None, kernel_flags: list[str] | None = None,
+            provisioner: dict[str, Any] | None = None, python: str | None = None) -> Path:
     """Install (or replace) the kernelspec; returns the directory it was written to."""
-    spec = kernel_json(display_name, interrupt_mode, env, kernel_flags)
+    spec = kernel_json(display_name, interrupt_mode, env, kernel_flags, provisioner, python)
     with tempfile.TemporaryDirectory(prefix="ipytui-kernelspec-") as tmp:
         (Path(tmp) / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
         # Copies keep the mode: a system-wide spec must be readable by everyone.
@@ -143,14 +161,25 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--prefix", metavar="P", help="install into P/share/jupyter/kernels")
     inst.add_argument("--name", default=DEFAULT_NAME, help=f"kernelspec name (default: {DEFAULT_NAME})")
     inst.add_argument("--display-name", default=DISPLAY_NAME, help="name shown in Jupyter's menus")
-    inst.add_argument("--interrupt-mode", choices=("signal", "message"), default="signal",
-                      help="how Jupyter interrupts the kernel (default: signal)")
+    inst.add_argument("--interrupt-mode", choices=("signal", "message"), default=None,
+                      help="how Jupyter interrupts the kernel (default: signal; with --ssh: message)")
     inst.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                       help="set an environment variable for the kernel (repeatable)")
     inst.add_argument("--memory-limit", metavar="SIZE",
                       help="the kernel's memory guard: 4G, 512M, 80%% of physical memory")
     inst.add_argument("--protection", choices=("auto", "cell", "idle", "checkpoint", "off"),
                       help="the kernel's crash-protection level (default: auto)")
+    remote = inst.add_argument_group("remote placement (the ipytui-ssh kernel provisioner)")
+    remote.add_argument("--ssh", metavar="[USER@]HOST",
+                        help="start the kernel on HOST over ssh (ipytui installed there)")
+    remote.add_argument("--ssh-arg", action="append", default=[], metavar="ARG",
+                        help="an extra ssh argument, e.g. --ssh-arg=-p --ssh-arg=2222 (repeatable)")
+    remote.add_argument("--kernel-ip", metavar="IP",
+                        help="address the kernel binds on HOST and clients connect to "
+                             "(default: HOST)")
+    remote.add_argument("--python", metavar="PATH",
+                        help="the Python that runs ipytui on the kernel's host "
+                             f"(default: {sys.executable})")
     sub.add_parser("list", help="list installed ipytui kernelspecs")
     return parser
 
@@ -183,10 +212,17 @@ def main(argv: list[str] | None = None) -> int:
         flags += ["--memory-limit", args.memory_limit]  # as written: 80% follows the machine
     if args.protection is not None:
         flags += ["--protection", args.protection]
+    if (args.ssh_arg or args.kernel_ip) and not args.ssh:
+        print("ipytui kernelspec: --ssh-arg and --kernel-ip need --ssh HOST", file=sys.stderr)
+        return 2
+    provisioner = ssh_provisioner(args.ssh, args.ssh_arg, args.kernel_ip) if args.ssh else None
+    # A remote kernel is interrupted by a control message: no signal crosses hosts.
+    interrupt = args.interrupt_mode or ("message" if args.ssh else "signal")
     prefix = sys.prefix if args.sys_prefix else args.prefix
     try:
         path = install(args.name, user=args.user, prefix=prefix, display_name=args.display_name,
-                       interrupt_mode=args.interrupt_mode, env=env, kernel_flags=flags)
+                       interrupt_mode=interrupt, env=env, kernel_flags=flags,
+                       provisioner=provisioner, python=args.python)
     except PermissionError as exc:
         print(f"ipytui kernelspec: {exc}\n  (use --user to install for yourself only)",
               file=sys.stderr)
