@@ -307,47 +307,44 @@ async def test_a_matplotlib_figure_from_ipykernel_draws_inline(tmp_path):
         kernel.stop()
 
 
-async def test_a_widget_shows_its_type_and_live_value(tmp_path):
+WIDGET_VIEWS = {
+    # a widget shows its type and live value
+    "slider": (
+        "import ipywidgets as w\n"
+        "s = w.IntSlider(value=3, min=0, max=10, description='n')\n"
+        "display(s)",
+        "IntSlider 'n' = 3 (min 0, max 10",
+        "s.value = 7",
+        "'n' = 7",
+    ),
+    # an HBox of a label and a progress bar (what tqdm and ipyparallel show) reads as
+    # its children's text, and a child's update redraws the box's line
+    "progress in a box": (
+        "import ipywidgets as w\n"
+        "bar = w.IntProgress(value=1, min=0, max=4)\n"
+        "display(w.HBox([w.Label('engines'), bar]))",
+        "HBox: engines | IntProgress 25% = 1",
+        "bar.value = 3",
+        "IntProgress 75% = 3",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", WIDGET_VIEWS)
+async def test_a_widget_reads_as_text_and_follows_its_updates(tmp_path, case):
+    code, shown, update, updated = WIDGET_VIEWS[case]
     pytest.importorskip("ipywidgets", reason="ipywidgets makes the widget")
     kernel = KernelProcess(tmp_path, argv=IPYKERNEL_ARGV).start()
     try:
         app = make_app(kernel)
         async with app.run_test(size=SIZE) as pilot:
             await wait_ready(pilot)
-            code = (
-                "import ipywidgets as w\n"
-                "s = w.IntSlider(value=3, min=0, max=10, description='n')\n"
-                "display(s)"
-            )
             cell = await run_cell(pilot, code)
-            text = await wait_for(pilot, lambda: "IntSlider" in cell.plain and cell.plain, "view")
-            assert "IntSlider 'n' = 3 (min 0, max 10" in text
-            await run_cell(pilot, "s.value = 7")
-            await wait_for(pilot, lambda: "'n' = 7" in cell.plain, "the live update")
-            assert "= 3" not in cell.plain
-    finally:
-        kernel.stop()
-
-
-async def test_a_progress_bar_in_a_box_reads_as_text_and_moves(tmp_path):
-    """An HBox of a label and a progress bar (what tqdm and ipyparallel show) reads
-    as its children's text, and a child's update redraws the box's line."""
-    pytest.importorskip("ipywidgets", reason="ipywidgets makes the widget")
-    kernel = KernelProcess(tmp_path, argv=IPYKERNEL_ARGV).start()
-    try:
-        app = make_app(kernel)
-        async with app.run_test(size=SIZE) as pilot:
-            await wait_ready(pilot)
-            code = (
-                "import ipywidgets as w\n"
-                "bar = w.IntProgress(value=1, min=0, max=4)\n"
-                "display(w.HBox([w.Label('engines'), bar]))"
-            )
-            cell = await run_cell(pilot, code)
-            text = await wait_for(pilot, lambda: "HBox" in cell.plain and cell.plain, "view")
-            assert "HBox: engines | IntProgress 25% = 1" in text
-            await run_cell(pilot, "bar.value = 3")
-            await wait_for(pilot, lambda: "IntProgress 75% = 3" in cell.plain, "the box redrawn")
+            text = await wait_for(pilot, lambda: shown in cell.plain and cell.plain, "view")
+            assert shown in text
+            await run_cell(pilot, update)
+            await wait_for(pilot, lambda: updated in cell.plain, "the live update")
+            assert shown not in cell.plain  # replaced, not appended
     finally:
         kernel.stop()
 
