@@ -45,3 +45,25 @@ def test_a_stranger_with_a_reused_pid_is_left_alone() -> None:
             child.kill()
             child.wait()
             child.stdout.close()
+
+
+def test_signal_exact_reaches_the_process_of_its_descriptor_only() -> None:
+    """The supervisor kills its worker through the worker's pidfd: once that process
+    is gone, the signal goes nowhere, even by a pid someone else may have taken."""
+    import os
+    import signal
+
+    child = _child("ipytui-test")
+    fd = os.pidfd_open(child.pid)
+    try:
+        procs.signal_exact(fd, child.pid, signal.SIGTERM)
+        assert child.wait(timeout=30) == -signal.SIGTERM
+        other = _child("ipytui-test")  # alive; the descriptor still names the reaped one
+        try:
+            procs.signal_exact(fd, other.pid)  # the reaped child's fd, another live pid
+            assert other.poll() is None
+        finally:
+            other.kill()
+            other.wait(timeout=30)
+    finally:
+        os.close(fd)

@@ -238,6 +238,10 @@ def test_ipytui_kernel_name_opens_the_remote_kernel_in_tmux(
         term.keys("F8")
         term.wait_for("Restart the kernel", "the restart question")
         term.keys("y")
+        # Typed only once the restart is told: under load, keys sent while it is on the
+        # way went to an editor the restart then cleared.
+        term.wait_for("Kernel restarted", "the restart's event")
+        wait_until(lambda: "Restart the kernel" not in term.screen(), 40, "the question gone")
         term.type("print('fresh', 'os' in globals(), len(open('/proc/net/dev').readlines()))")
         term.keys("Enter")
         term.wait_for("fresh False 4", "a fresh namespace, still there (lo, veth)")
@@ -283,7 +287,11 @@ def test_a_refused_login_is_a_clear_error_and_leaves_nothing(
     km = KernelManager(kernel_name=NAME)
     with pytest.raises(RuntimeError, match=r"no kernel started on root@.*Permission denied"):
         km.start_kernel()
-    assert ssh_clients(host) == [] and not left_over(host)
+    wait_until(
+        lambda: ssh_clients(host) == [] and not left_over(host),
+        30,
+        "no ssh client nor remote process left (an earlier test's may still be ending)",
+    )
     assert not any((tmp_path / "runtime").glob("*.json"))
 
 

@@ -37,6 +37,17 @@ def kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def signal_exact(pidfd: int, pid: int, sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to the process ``pidfd`` refers to, never to whoever took its pid
+    after it was reaped (pids wrap quickly where every cell forks); by ``pid`` only
+    when there is no descriptor."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if pidfd >= 0:
+            signal.pidfd_send_signal(pidfd, sig)
+        elif pid:
+            os.kill(pid, sig)
+
+
 def kill_snapshot(pid: int) -> None:
     """SIGKILL a restore point, never whoever took its pid since.
 

@@ -47,7 +47,7 @@ class MemoryGuard:
     def due_ms(self) -> int:
         return max(0, int((self._next - time.monotonic()) * 1000))
 
-    def check(self, worker_pid: int, chain: RestoreChain) -> bool:
+    def check(self, worker_pid: int, chain: RestoreChain, pidfd: int = -1) -> bool:
         """True when the worker was killed for passing the limit (at most every POLL_MS)."""
         now = time.monotonic()
         if not worker_pid or now < self._next:
@@ -60,7 +60,7 @@ class MemoryGuard:
         self.peak = max(self.peak, used)
         if used <= self.limit:
             return False
-        procs.kill(worker_pid)
+        procs.signal_exact(pidfd, worker_pid)
         return True
 
     def used(self, worker_pid: int, chain: RestoreChain) -> int:

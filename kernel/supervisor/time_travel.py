@@ -214,7 +214,7 @@ class TimeTravel(Undo):
         if (
             self.worker.ready
             and not self.worker.killed_for
-            and self.guard.check(self.worker.pid, self.chain)
+            and self.guard.check(self.worker.pid, self.chain, self.worker.pidfd)
         ):
             self.worker.killed_for = self.guard.cause
             log.warning("worker %d: %s", self.worker.pid, self.guard.cause)

@@ -119,7 +119,7 @@ class Undo:
         self.chain.set_aside(target.count)
         self.chain.take(target.pid)
         self.undo_plan = plan
-        procs.kill(self.worker.pid)  # the pidfd brings us to _undo_worker_exit
+        procs.signal_exact(self.worker.pidfd, self.worker.pid)  # the pidfd brings us to _undo_worker_exit
 
     def _undo_choice(self, event: dict[str, Any], pending: Pending | None) -> Any:
         """The accepted choice (undo_target.UndoChoice), or why the undo is refused."""
@@ -197,7 +197,7 @@ class Undo:
         if time.monotonic() < plan.deadline:
             return
         stuck = self.worker
-        procs.kill(stuck.pid)  # woken, it may no longer carry a snapshot's name
+        procs.signal_exact(stuck.pidfd, stuck.pid)  # woken, it may no longer carry a snapshot's name
         self._discard([stuck.pid])  # and its files go
         if stuck.pidfd >= 0:
             os.close(stuck.pidfd)

@@ -8,7 +8,6 @@ the supervisor's); what happens when a worker dies is in ``crash_handling``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -172,7 +171,7 @@ class WorkerLifecycle:
     def _stop_worker(self, state: WorkerState) -> None:
         if not state.pid:
             return
-        procs.kill(state.pid)
+        procs.signal_exact(state.pidfd, state.pid)
         procs.reap(state.pid)
         if state.pidfd >= 0:
             os.close(state.pidfd)
@@ -182,15 +181,14 @@ class WorkerLifecycle:
 
     def interrupt_worker(self) -> None:
         if self.worker.pid and self.worker.ready:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.worker.pid, signal.SIGINT)
+            procs.signal_exact(self.worker.pidfd, self.worker.pid, signal.SIGINT)
 
     def _on_pipe_broken(self, why: str) -> None:
         """The live worker's "up" pipe failed: end it, and the crash path restores the state."""
         if not self.worker.pid or not procs.is_running(self.worker.pid):
             return  # it died: the pidfd tells, and the pipe's end of stream is no news
         self.worker.notes.append(f"its pipe to the supervisor broke: {why}")
-        procs.kill(self.worker.pid)
+        procs.signal_exact(self.worker.pidfd, self.worker.pid)
 
     def _on_worker_ready(self, event: dict[str, Any]) -> None:
         if event.get("pid") != self.worker.pid:
