@@ -171,3 +171,14 @@ async def make_client() -> AsyncIterator[Callable[..., Any]]:
     yield make
     for client in clients:
         await client.stop()
+
+
+@pytest.fixture
+def ipytui_kernel(tmp_path: Path) -> Iterator[Any]:
+    """Our own kernel for the UI's Pilot tests, whatever UI_KERNEL_ARGV says (they need
+    its crash handling and undo): a KernelProcess of test_ui_support, stopped after."""
+    from test_ui_support import IPYTUI_KERNEL_ARGV, KernelProcess
+
+    kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
+    yield kernel
+    kernel.stop()

@@ -12,7 +12,6 @@ from ipytui.widgets.mimebundle import RECOVERY_MIME
 from ipytui.widgets.peer_model import peer_colour
 from test_ui_support import (
     DISPLAY_PRELUDE,
-    IPYTUI_KERNEL_ARGV,
     SIZE,
     USES_IPYKERNEL,
     KernelProcess,
@@ -346,12 +345,6 @@ async def test_quitting_after_the_kernel_died_says_so(kernel):
     assert app.return_value.kernel_responding is False  # so the goodbye does not say "still running"
 
 
-@pytest.fixture
-def ipytui_kernel(tmp_path):
-    """Our own kernel, whatever UI_KERNEL_ARGV says: these tests need its crash handling."""
-    kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
-    yield kernel
-    kernel.stop()
 
 
 async def test_worker_crash_on_the_ipytui_kernel_shows_its_report(ipytui_kernel):

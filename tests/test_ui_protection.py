@@ -9,9 +9,7 @@ from ipytui.app.timeline_screen import TimelineScreen
 from ipytui.app.undo_screen import UndoConfirmScreen
 from ipytui.kernel.client.kernel_client import KernelClient
 from test_ui_support import (
-    IPYTUI_KERNEL_ARGV,
     SIZE,
-    KernelProcess,
     make_app,
     run_cell,
     wait_for,
@@ -21,11 +19,6 @@ from test_ui_support import (
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def ipytui_kernel(tmp_path):
-    kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
-    yield kernel
-    kernel.stop()
 
 
 async def test_status_pane_shows_the_level_and_the_restore_point(ipytui_kernel):

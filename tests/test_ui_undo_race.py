@@ -8,9 +8,7 @@ import pytest
 from ipytui.app.undo_screen import UndoConfirmScreen
 from ipytui.kernel.client.kernel_client import KernelClient
 from test_ui_support import (
-    IPYTUI_KERNEL_ARGV,
     SIZE,
-    KernelProcess,
     make_app,
     run_cell,
     wait_for,
@@ -20,11 +18,6 @@ from test_ui_support import (
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def ipytui_kernel(tmp_path):
-    kernel = KernelProcess(tmp_path, argv=IPYTUI_KERNEL_ARGV).start()
-    yield kernel
-    kernel.stop()
 
 
 async def test_a_peer_cell_finished_during_the_question_is_not_undone(ipytui_kernel):
