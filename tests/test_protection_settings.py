@@ -67,7 +67,8 @@ def test_chain_trims_to_depth_and_says_why() -> None:
     assert dropped == [10**7 + 1, 10**7 + 2]
     assert [p.count for p in chain.undo_targets(5)] == [3, 4]
     assert "cell [1]" in chain.gone[0] and "undo_depth=2" in chain.gone[0]
-    assert chain.drop_newer(3) == [10**7 + 4, 10**7 + 5]
+    chain.set_aside(3)  # an undo to the state after cell [3]: the newer points go
+    assert chain.drop_aside() == [10**7 + 4, 10**7 + 5]
 
 
 def test_kernelspec_install_takes_the_memory_limit(tmp_path: Path, capsys) -> None:

@@ -62,13 +62,27 @@ def _spill_files(data: Path) -> list[Path]:
     return sorted((data / "checkpoints").glob("*.spill.*"))
 
 
+def _set_up_and_spill(kc: BlockingKernelClient) -> tuple[str, dict[str, Any]]:
+    """The arrays made; their sums, and kernel_info's protection once the point spilled."""
+    _ok(kc, SETUP)
+    before = _ok(kc, SUMS)
+    return before, _spilled(kc)
+
+
+def _crash_gives_back(kc: BlockingKernelClient, before: str) -> None:
+    """The arrays changed, the worker killed: the point comes back with the old bytes."""
+    reply, outputs = _run(kc, CHANGE + "os.kill(os.getpid(), 9)")
+    assert reply["status"] == "error" and reply["ename"] == "KernelDied", reply
+    report = _crash_report(kc, outputs)
+    assert report["restored_from"] == "snapshot", report
+    assert _ok(kc, SUMS) == before
+
+
 def test_a_crash_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path: Path) -> None:
     info, proc = start_kernel(_argv(*SPILLING))
     kc = _client(info)
     try:
-        _ok(kc, SETUP)
-        before = _ok(kc, SUMS)
-        status = _spilled(kc)
+        before, status = _set_up_and_spill(kc)
         assert status["spill"].startswith("spilled"), status
         assert status["on_disk"] >= 480 * MiB, status  # both big arrays, not the small one
         # RAM and disk counted apart (a checkpoint being written holds up to one 64 MiB
@@ -78,11 +92,7 @@ def test_a_crash_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path
         said = _ok(kc, "%protection")
         assert "of RAM" in said and "on disk (spilled buffers)" in said, said
         assert "to disk)" in _ok(kc, "%timeline")  # each point says what its spill did
-        reply, outputs = _run(kc, CHANGE + "os.kill(os.getpid(), 9)")
-        assert reply["status"] == "error" and reply["ename"] == "KernelDied", reply
-        report = _crash_report(kc, outputs)
-        assert report["restored_from"] == "snapshot", report
-        assert _ok(kc, SUMS) == before
+        _crash_gives_back(kc, before)
         assert _ok(kc, MAPPED) != "0\n"  # lazy: still mapped from the (deleted) file
         assert proc.poll() is None
         kc.shutdown()
@@ -257,16 +267,11 @@ def test_a_full_disk_keeps_the_point_in_ram_and_says_so(small_disk: Path, start_
     info, proc = start_kernel(_argv(*SPILLING))
     kc = _client(info)
     try:
-        _ok(kc, SETUP)
-        before = _ok(kc, SUMS)
-        status = _spilled(kc)
+        before, status = _set_up_and_spill(kc)
         assert status["spill"].startswith("not spilled"), status
         assert "in RAM" in status["spill"] and status["on_disk"] == 0, status
         assert _spill_files(small_disk) == []
-        reply, outputs = _run(kc, CHANGE + "os.kill(os.getpid(), 9)")
-        assert reply["ename"] == "KernelDied", reply
-        assert _crash_report(kc, outputs)["restored_from"] == "snapshot"
-        assert _ok(kc, SUMS) == before
+        _crash_gives_back(kc, before)
         assert proc.poll() is None
     finally:
         kc.stop_channels()

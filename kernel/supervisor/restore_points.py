@@ -126,12 +126,6 @@ class RestoreChain:
                 return self.points.pop(i)
         return None
 
-    def drop_newer(self, count: int) -> list[int]:
-        """Remove the points after cell ``count`` (an undo went before them)."""
-        newer = [p for p in self.points if p.count > count]
-        self.points = [p for p in self.points if p.count <= count]
-        return [p.pid for p in newer]
-
     def set_aside(self, count: int) -> None:
         """Take out the points after cell ``count`` (an undo goes before them), alive:
         ``put_back`` keeps them again if the undo fails, ``drop_aside`` ends them."""
