@@ -389,6 +389,9 @@ def test_shared_event_texts_name_who_and_what_came_back():
         "Undo by bob: back at the state after In [2] from a snapshot; In [3], In [5] undone.")
     assert event_text({"event": "undo", "by": by, "method": "fresh", "after_cell": 2}) == (
         "Undo by bob failed: the restore point died; the kernel starts empty.")
+    assert event_text({"event": "undo", "by": by, "method": "newest", "after_cell": 4,
+                       "why": "stuck", "undone": [5]}) == (
+        "Undo by bob failed (stuck): back at the state after In [4]; In [5] lost.")
     assert client_name(None) == client_name("  ") == "a Jupyter client"
     assert client_name(" carol ") == "carol"
     assert (plural(0, "name"), plural(1, "name"), plural(2, "cell")) == ("0 names", "1 name", "2 cells")

@@ -97,7 +97,9 @@ def test_an_undo_whose_point_never_wakes_fails_and_loses_nothing(start_kernel) -
         bob.stop_channels()
 
 
-def test_when_the_fallback_never_wakes_either_a_fresh_worker_answers(start_kernel) -> None:
+@pytest.mark.parametrize("newest_stuck", [False, True], ids=["newest-serves", "fresh"])
+def test_when_the_fallback_never_wakes_either(start_kernel, newest_stuck: bool) -> None:
+    """The newest kept point serves (the state before the %undo), else a fresh worker."""
     import psutil
 
     info, proc = start_kernel(_argv("--protection", "cell"))
@@ -105,10 +107,11 @@ def test_when_the_fallback_never_wakes_either_a_fresh_worker_answers(start_kerne
     stopped: list[int] = []
     try:
         _ok(kc, "q = 'kept'")
-        _ok(kc, "q = 'newest'")
-        target = _snapshots_of_worker(kc)[0]
-        os.kill(target, signal.SIGSTOP)
-        stopped.append(target)
+        _ok(kc, "q = 'newest'; lam = lambda v: v * 2")
+        target, newest = _snapshots_of_worker(kc)[:2]  # the states after cells [1] and [2]
+        stopped += [target, newest] if newest_stuck else [target]
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
         undo_id = kc.execute("%undo", stop_on_error=False)
 
         def fallback() -> int:
@@ -120,9 +123,16 @@ def test_when_the_fallback_never_wakes_either_a_fresh_worker_answers(start_kerne
         os.kill(stopped[-1], signal.SIGSTOP)
         undo = _shell_reply(kc, undo_id)
         assert undo["status"] == "error" and undo["ename"] == "UndoFailed", undo
-        assert "fallback" in undo["evalue"] and "The kernel starts empty" in undo["evalue"]
-        wait_until(lambda: not any(procs.is_running(p) for p in stopped), T, "both killed")
-        assert _ok(kc, "print('q' in globals())") == "False\n"  # said so: empty
+        assert "fallback" in undo["evalue"], undo
+        wait_until(lambda: not any(procs.is_running(p) for p in stopped), T, "all killed")
+        if newest_stuck:
+            assert "The kernel starts empty" in undo["evalue"], undo
+            assert _ok(kc, "print('q' in globals())") == "False\n"  # said so: empty
+        else:
+            assert "Nothing was undone: the newest kept point" in undo["evalue"], undo
+            assert "after cell [2]" in undo["evalue"], undo
+            assert _ok(kc, "print(q, lam(2))") == "newest 4\n"  # the state before the %undo
+            assert "state after cell [1] was dropped" in _ok(kc, "%timeline")
         assert proc.poll() is None
     finally:
         for pid in stopped:

@@ -87,6 +87,11 @@ def event_text(event: dict[str, Any]) -> str:
         if event.get("method") == "kept":  # the point did not wake: the fallback serves
             why = event.get("why") if isinstance(event.get("why"), str) else ""
             return f"Undo by {who} failed ({why or 'the restore point did not wake'}): nothing was undone."
+        if event.get("method") == "newest":  # nor the fallback: the newest kept point serves
+            why = event.get("why") if isinstance(event.get("why"), str) else ""
+            after = event.get("after_cell")
+            lost = f"; {cells} lost" if undone else ""
+            return f"Undo by {who} failed ({why}): back at the state after In [{after}]{lost}."
         if event.get("method") != "snapshot":
             return f"Undo by {who} failed: the restore point died; the kernel starts empty."
         return f"Undo by {who}: back at {_state_after(event)}; {cells} undone."

@@ -20,7 +20,10 @@ death:
    dropped from the timeline, the set-aside points come back, and the
    fallback is woken in its place: it becomes the worker inside the ``%undo``,
    which fails there with ``UndoFailed`` (nothing lost). Without a fallback
-   (no fork was possible) a fresh worker starts, and says so.
+   (no fork was possible, or it did not wake either) the newest kept point is
+   woken, as after a crash: the state before the ``%undo`` when that point is
+   the last cell's, and the %undo's error names any cell it lost. Only when no
+   point is left does a fresh worker start, and says so.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from ipytui.kernel.supervisor.inflight import (
 from ipytui.kernel.supervisor.restore_points import RestoreChain, RestorePoint
 from ipytui.kernel.supervisor.spill_hold import close_later
 from ipytui.kernel.supervisor.undo_target import UndoRequest, choose
+from ipytui.kernel.supervisor.undo_text import error_content, outcome, woken
 
 log = logging.getLogger("ipytui.supervisor")
 
@@ -60,11 +64,16 @@ class UndoPlan:
     undone: list[int]
     ask: str = ""  # the worker's question: the woken fallback is answered under it
     fallback: int = 0  # pid of the state before the undo (0: none could be forked)
-    stage: str = ""  # who is being woken: "target", "fallback", "fresh" (a new worker)
+    stage: str = ""  # who is woken: "target", "fallback", "newest" (kept point), "fresh"
     deadline: float = 0.0  # monotonic time by which the woken process must be ready
     allowed: float = 0.0  # the seconds it was given (wake_timeout)
     began: float = field(default_factory=time.monotonic)
     failed: str = ""  # why the target did not come back, else ""
+    newest: int = 0  # stage "newest": the cell whose state the woken point holds
+
+    def woken(self) -> str:
+        """The process woken now, for the error messages."""
+        return woken(self.stage, self.target.count, self.newest)
 
 
 def wake_timeout(pid: int) -> float:
@@ -119,7 +128,8 @@ class Undo:
         self.chain.set_aside(target.count)
         self.chain.take(target.pid)
         self.undo_plan = plan
-        procs.signal_exact(self.worker.pidfd, self.worker.pid)  # the pidfd brings us to _undo_worker_exit
+        # Its pidfd's end brings the supervisor to _undo_worker_exit.
+        procs.signal_exact(self.worker.pidfd, self.worker.pid)
 
     def _undo_choice(self, event: dict[str, Any], pending: Pending | None) -> Any:
         """The accepted choice (undo_target.UndoChoice), or why the undo is refused."""
@@ -164,7 +174,7 @@ class Undo:
             self.spawn_worker(None)
             return
         if plan.stage:
-            self._undo_failed(plan, f"the {_woken(plan)} ended before it was ready")
+            self._undo_failed(plan, f"the {plan.woken()} ended before it was ready")
             return
         # The requests behind the undo are re-sent to whoever comes back; the %undo
         # itself is answered by us (restored) or by the fallback (it runs it still).
@@ -180,14 +190,15 @@ class Undo:
         plan.stage, plan.allowed = stage, wake_timeout(pid)
         plan.deadline = time.monotonic() + plan.allowed
         close_later(self.worker.spill_fd)  # the worker before is gone
-        self.worker = WorkerState(snapshot_pid=pid, snapshot_count=plan.target.count)
-        named = procs.SNAPSHOT_NAME if stage == "target" else procs.FALLBACK_NAME
+        count = plan.newest if stage == "newest" else plan.target.count
+        self.worker = WorkerState(snapshot_pid=pid, snapshot_count=count)
+        named = procs.FALLBACK_NAME if stage == "fallback" else procs.SNAPSHOT_NAME
         if procs.has_name(pid, named) and self.promote_snapshot():
             return
         if stage == "target":
             self._undo_failed(plan, "the restore point was gone when it was woken")
         else:
-            self._undo_fresh_worker(plan, "its fallback was gone as well")
+            self._undo_failed(plan, f"the {plan.woken()} was gone when it was woken")
 
     def check_undo_deadline(self) -> None:
         """A woken process that is not ready by the deadline is killed: fall back."""
@@ -197,7 +208,7 @@ class Undo:
         if time.monotonic() < plan.deadline:
             return
         stuck = self.worker
-        procs.signal_exact(stuck.pidfd, stuck.pid)  # woken, it may no longer carry a snapshot's name
+        procs.signal_exact(stuck.pidfd, stuck.pid)  # woken, it may have lost a snapshot's name
         self._discard([stuck.pid])  # and its files go
         if stuck.pidfd >= 0:
             os.close(stuck.pidfd)
@@ -205,24 +216,39 @@ class Undo:
         self.link.expect(0)
         self._undo_failed(
             plan,
-            f"the {_woken(plan)} did not become ready within "
+            f"the {plan.woken()} did not become ready within "
             f"{plan.allowed:.0f} s (stopped or hung); it was killed",
         )
 
     def _undo_failed(self, plan: UndoPlan, why: str) -> None:
         """The woken process will not serve: the fallback in its place, else a new worker."""
         log.error("undo to the state after cell [%d]: %s", plan.target.count, why)
-        if plan.stage != "target":  # the fallback failed too
-            self._undo_fresh_worker(plan, f"{plan.failed}; then {why}")
-            return
-        plan.failed = why
-        self.chain.forget(f"the state after cell [{plan.target.count}] was dropped: {why}")
-        self._discard(self.chain.put_back(plan.target.count))
+        if plan.stage == "target":
+            plan.failed = why
+            self.chain.forget(f"the state after cell [{plan.target.count}] was dropped: {why}")
+            self._discard(self.chain.put_back(plan.target.count))
+        else:  # the fallback or a kept point failed too
+            plan.failed = f"{plan.failed}; then {why}"
+            if plan.stage == "newest":
+                self.chain.forget(f"the state after cell [{plan.newest}] was dropped: {why}")
         if plan.fallback:
             fallback, plan.fallback = plan.fallback, 0
             self._wake(plan, fallback, "fallback")
+        elif (newest := self._newest_alive()) is not None:
+            plan.newest = newest.count
+            if plan.pending is not None:
+                plan.pending.started = False  # the %undo runs nowhere any more: ours to answer
+            self._wake(plan, newest.pid, "newest")
         else:
-            self._undo_fresh_worker(plan, why)
+            self._undo_fresh_worker(plan, plan.failed)
+
+    def _newest_alive(self) -> RestorePoint | None:
+        """The newest kept point still alive (the dead ones leave the timeline)."""
+        while (newest := self.chain.newest) is not None and not procs.is_running(newest.pid):
+            self.chain.take(newest.pid)
+            procs.reap(newest.pid)
+            self.chain.forget(f"the state after cell [{newest.count}] had been killed")
+        return newest
 
     def _undo_fresh_worker(self, plan: UndoPlan, why: str) -> None:
         """No state to come back to: say why, and start an empty worker."""
@@ -254,18 +280,18 @@ class Undo:
         request = plan.pending.msg if plan.pending else None
         who = (request.header.get("username") if request else "") or "a client"
         kept = plan.stage == "fallback"
-        text = f"Undo by {who} failed: {plan.failed}. " + (
-            "Nothing was undone: the namespace is as it was before the %undo."
-            if kept
-            else "The kernel starts empty."
-        )
+        lost = [c for c in self.changed_cells if c > plan.newest] if plan.stage == "newest" else []
+        text = f"Undo by {who} failed: {plan.failed}. " + outcome(plan.stage, plan.newest, lost)
+        if plan.stage == "newest":
+            self.changed_cells = [c for c in self.changed_cells if c <= plan.newest]
+            self.last_ok_count = min(self.last_ok_count, plan.newest)
         self.announce(
             "undo",
             by=request,
-            method="kept" if kept else "fresh",
+            method="kept" if kept else plan.stage,
             why=plan.failed,
-            after_cell=plan.target.count,
-            undone=[],
+            after_cell=plan.newest if plan.stage == "newest" else plan.target.count,
+            undone=lost,
             cell_msg_id=request.msg_id if request else None,
         )
         if kept:  # the fallback runs the %undo: it fails there, with the reason
@@ -273,11 +299,15 @@ class Undo:
         elif plan.pending is not None:
             self.inflight.pop(plan.pending.msg.msg_id, None)
             self.recorder.finished(plan.pending.msg.msg_id, "error")
-            self.publish("iopub", "error", _error(text), parent=request)
+            self.publish("iopub", "error", error_content(text), parent=request)
             self._answer(
                 plan.pending,
                 "execute_reply",
-                {"status": "error", "execution_count": self._undo_count(plan), **_error(text)},
+                {
+                    "status": "error",
+                    "execution_count": self._undo_count(plan),
+                    **error_content(text),
+                },
                 busy=False,
             )
         if request is None or request.content.get("stop_on_error", True):
@@ -353,13 +383,3 @@ class Undo:
                 "execute_reply",
                 {"status": "aborted", "execution_count": self.execution_count},
             )
-
-
-def _woken(plan: UndoPlan) -> str:
-    if plan.stage == "fallback":
-        return "fallback (the state before the undo)"
-    return f"restore point after cell [{plan.target.count}]"
-
-
-def _error(text: str) -> dict[str, Any]:
-    return {"ename": "UndoFailed", "evalue": text, "traceback": [f"UndoFailed: {text}"]}
