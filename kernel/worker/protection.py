@@ -81,6 +81,7 @@ class Protection:
     spill_threshold: int = 0  # the snapshots spill mappings this big (0: they never do)
     spills: int = 0  # what the newest snapshot spills to disk (its big mappings at the fork)
     worker_mapped: int = 0  # the worker's mappings of deleted spill files (disk it holds)
+    big: list[tuple[int, int]] = field(default_factory=list)  # big anonymous mappings now
     maps_due: bool = True  # /proc/self/maps must be read at the next point (a promotion)
     due: tuple[int, str, dict[str, Any]] | None = None  # (count, msg_id, cell) awaiting idle
     last: CellCost | None = None
@@ -199,6 +200,8 @@ class Protection:
             regions = big_regions(self.spill_threshold, mapped)
             self.spills = sum(length for _, length in regions)  # what the new point spills
             self.worker_mapped = sum(hi - lo for lo, hi in spill_mapped(mapped))  # lazy promotion's
+        # What a point may copy at once (worker/point_copy.py): never a spill file's mapping.
+        self.big = [] if self.worker_mapped else regions
         self.maps_due = False
         if self.setting == "cell" and self.spills * (self.undo_depth + 1) <= self.budget:
             # Level cell chosen by hand: a copy for every kept point fits the budget, so

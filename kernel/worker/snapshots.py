@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
 from ipytui.kernel.protocol.spill_files import spill_path
-from ipytui.kernel.worker import checkpoint, spill
+from ipytui.kernel.worker import checkpoint, point_copy, spill
 from ipytui.kernel.worker.forking import fork_quietly, user_threads
 from ipytui.kernel.worker.newest_point import NewestMark
 from ipytui.kernel.worker.process_name import libc_prctl as _prctl
@@ -102,6 +102,7 @@ class Snapshots:
         self._promoted = False  # in a snapshot: SIGUSR1 came while it wrote
         self.regions: list[tuple[int, int]] = []  # the big mappings the next point spills
         self.spill: spill.Spill | None = None  # in a snapshot: its spilled buffers
+        self.rewrites = point_copy.RewriteGuess()  # the big buffers the last cell rewrote
 
     def _read_notes(self, worker: WorkerContext) -> None:
         """Start the thread that forwards the children's checkpoint notes (once per process)."""
@@ -151,6 +152,7 @@ class Snapshots:
             return False
         threads = user_threads()
         self.regions = self.protection.regions_now()  # what the child will spill
+        rewritten = [] if threads else self.rewrites.rewritten(self.protection.big)
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         old_name = _rename(SNAPSHOT_NAME)  # the child is born with it
         try:
@@ -161,6 +163,8 @@ class Snapshots:
             worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
             return False
         if pid:
+            if rewritten:  # the point keeps the pages as they were; the worker gets copies
+                point_copy.copy_over(rewritten)
             _rename(old_name)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             self._reap()

@@ -1,0 +1,83 @@
+"""The worker copies a buffer the last cell rewrote right after forking the point
+(kernel/worker/point_copy.py): the guess, the copy, and the real kernel's undo and
+crash recovery over it."""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+
+import pytest
+from ipytui.kernel.protocol.procs import private_bytes
+from ipytui.kernel.worker.point_copy import RewriteGuess, copy_over
+from test_protection import MiB, _argv, _client, _ok, _run, _snapshots_of_worker
+
+pytestmark = pytest.mark.timeout(180)
+
+COPYING = ("--protection", "cell", "--spill-threshold", "16M")  # 32 MiB counts as big
+MAKE = "import numpy as np; a = np.zeros(4 * 2**20, dtype=np.int64)"  # 32 MiB
+
+
+def _buffer(size: int) -> tuple[mmap.mmap, tuple[int, int]]:
+    buf = mmap.mmap(-1, size)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    return buf, (address, size)
+
+
+def test_the_guess_sees_a_rewrite_not_a_small_change() -> None:
+    buf, region = _buffer(16 * MiB)
+    guess = RewriteGuess()
+    assert guess.rewritten([region]) == []  # nothing to compare with yet
+    buf[:] = b"\1" * len(buf)
+    assert guess.rewritten([region]) == [region]
+    buf[0:4096] = b"\2" * 4096  # one page of 4096
+    assert guess.rewritten([region]) == []
+    assert guess.rewritten([]) == []  # and it forgets what it no longer sees
+
+
+def test_copy_over_keeps_the_bytes_at_the_same_address() -> None:
+    buf, (address, size) = _buffer(8 * MiB)
+    buf[:] = bytes(range(256)) * (size // 256)
+    assert copy_over([(address, size)]) == size
+    assert ctypes.addressof(ctypes.c_char.from_buffer(buf)) == address
+    assert buf[:] == bytes(range(256)) * (size // 256)
+    buf[0] = 7  # still writable, still ours
+    assert buf[0] == 7
+
+
+def test_a_rewritten_buffer_is_copied_and_undo_and_crash_stay_right(start_kernel) -> None:
+    info, proc = start_kernel(_argv(*COPYING))
+    kc = _client(info)
+    try:
+        _ok(kc, MAKE)
+        _ok(kc, "a += 1")  # the worker copies a right after forking this cell's point
+        newest = _snapshots_of_worker(kc)[-1]
+        assert private_bytes(newest) >= 30 * MiB  # the point holds a's pages alone
+        _ok(kc, "a += 1")
+        assert _ok(kc, "print(int(a.min()), int(a.max()))") == "2 2\n"
+        reply, _ = _run(kc, "%undo 2")  # the print and the second rewrite
+        assert reply["status"] == "ok", reply
+        assert _ok(kc, "print(int(a.min()), int(a.max()))") == "1 1\n"
+        reply, _ = _run(kc, "a += 5; import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+        assert reply["status"] == "error", reply
+        assert _ok(kc, "print(int(a.min()), int(a.max()))") == "1 1\n"  # the crash's writes gone
+        assert proc.poll() is None
+    finally:
+        kc.stop_channels()
+
+
+def test_no_copy_while_a_user_thread_runs(start_kernel) -> None:
+    info, _ = start_kernel(_argv(*COPYING))
+    kc = _client(info)
+    try:
+        _ok(kc, MAKE + "; import threading; stop = threading.Event()")
+        _ok(kc, "threading.Thread(target=stop.wait, daemon=True).start()")
+        _ok(kc, "a += 1")
+        _ok(kc, "a += 1")  # a copy now could lose the thread's writes: the faults copy
+        newest = _snapshots_of_worker(kc)[-1]
+        assert private_bytes(newest) < 16 * MiB
+        reply, _ = _run(kc, "%undo")
+        assert reply["status"] == "ok", reply
+        assert _ok(kc, "stop.set(); print(int(a.min()), int(a.max()))") == "1 1\n"
+    finally:
+        kc.stop_channels()
