@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import mmap
 import os
 import threading
@@ -119,6 +120,16 @@ def copy_over(regions: list[Region]) -> int:
     libc = _libc()
     if libc is None:
         return 0
+    collecting = gc.isenabled()
+    gc.disable()  # the listener thread must not free garbage holding a buffer mid-copy
+    try:
+        return _copy_all(libc, regions)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _copy_all(libc: _Libc, regions: list[Region]) -> int:
     done = 0
     for start, length in regions:
         if length > _available() // 2:
