@@ -52,9 +52,9 @@ class EngineTasks:
         """Mark every reply as this engine's; answer abort and clear on the listener.
 
         ipyparallel's serialization is made ready now, before the worker says it
-        is ready (0.2 s without the package's ``__init__``, see ``ipp_lean``; its
-        first ``can`` imports numpy): the front starts the kernel while the controller completes the
-        registration (at least one heartbeat period), so the first task does
+        is ready (0.15 s without the package's ``__init__`` and numpy, see
+        ``ipp_lean``): the front starts the kernel while the controller completes
+        the registration (at least one heartbeat period), so the first task does
         not pay for it, and a restored worker (a fork) has it.
         """
         worker.publisher.reply_hook = self.mark_reply
@@ -64,7 +64,7 @@ class EngineTasks:
             ipp_lean.install()
             from ipyparallel.serialize import can, uncan
 
-            can(None)  # the first call imports the classes of the type maps (numpy)
+            can(None)  # the first call sets up the type maps
             uncan(None)
         except ImportError as exc:  # every task will say it; the engine still starts
             log.warning("ipyparallel cannot be imported (%s): tasks will fail", exc)
@@ -220,7 +220,7 @@ def _call(worker: WorkerContext, msg: Message) -> tuple[dict[str, Any], list[byt
         f, args, kwargs = unpack_apply_message(msg.buffers, worker.namespace, copy=False)
         value = f(*args, **kwargs)
         worker.executing = False
-        ipp_lean.ready_to_can()  # the task may have imported ipyparallel's dependent
+        ipp_lean.ready_to_can()  # the task may have imported numpy, or ipyparallel's dependent
         buffers = [bytes(b) for b in serialize_object(value)]
     except BaseException as exc:  # noqa: BLE001 - every failure of the task is its answer
         worker.executing = False

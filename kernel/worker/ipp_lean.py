@@ -12,12 +12,12 @@ the whole package, as on ``ipengine``; submodules (``ipyparallel.util``,
 ``__path__`` (ipyparallel's own modules import their siblings that way, and
 none asks the package for anything else while it is imported).
 
-One entry of the canning map names a class of the full package,
-``"ipyparallel.dependent"``: resolving it would import everything at the
-first ``can``. It is taken out while the package is lean and put back, as
-the class, as soon as ``ipyparallel.controller.dependency`` is imported (the
-only way a ``dependent`` object can exist): ``ready_to_can`` checks before
-each result is serialized.
+The canning map names some classes by their dotted path (``"numpy.ndarray"``,
+``"ipyparallel.dependent"``), and the first ``can`` imports them all: numpy,
+and the whole package for ``dependent``. An object of such a class can only
+exist once its module is imported, so those entries wait outside the map
+until then: ``ready_to_can``, called before each result is serialized, puts
+back (as classes) the ones whose module has been imported since.
 """
 
 from __future__ import annotations
@@ -29,17 +29,17 @@ import types
 from typing import Any
 
 PACKAGE = "ipyparallel"
-DEPENDENT = "ipyparallel.dependent"
-DEPENDENCY_MODULE = "ipyparallel.controller.dependency"
+# The module whose import makes a class of the canning map exist, where it is not
+# the class's own dotted path.
+DEFINED_IN = {"ipyparallel.dependent": "ipyparallel.controller.dependency"}
 
 _lock = threading.RLock()
-_dependent_pending = False
+_waiting: dict[str, Any] = {}  # dotted class path -> its canner, until its module is imported
 
 
 def install() -> None:
     """Make ``ipyparallel.serialize`` importable without the package's ``__init__``
     (a no-op if ipyparallel is imported already). Raises ImportError if it is missing."""
-    global _dependent_pending
     with _lock:
         if PACKAGE in sys.modules:
             return
@@ -54,8 +54,9 @@ def install() -> None:
         except BaseException:
             sys.modules.pop(PACKAGE, None)
             raise
-        if canning.can_map.pop(DEPENDENT, None) is not None:
-            _dependent_pending = True
+        for key in [key for key in canning.can_map if isinstance(key, str)]:
+            _waiting[key] = canning.can_map.pop(key)
+        ready_to_can()
 
 
 def _full_package(package: types.ModuleType, spec: Any) -> Any:
@@ -84,15 +85,25 @@ def _full_package(package: types.ModuleType, spec: Any) -> Any:
 
 
 def ready_to_can() -> None:
-    """Put ``dependent`` back in the canning map once its module is imported."""
-    global _dependent_pending
-    if not _dependent_pending or DEPENDENCY_MODULE not in sys.modules:
+    """Put the waiting canning-map entries whose module is imported back, as classes."""
+    if not _waiting:
         return
-    with _lock:
-        if not _dependent_pending:
-            return
-        from ipyparallel.controller.dependency import dependent
-        from ipyparallel.serialize.canning import can_dependent, can_map
+    ready = [key for key in list(_waiting) if _module_of(key) in sys.modules]
+    if not ready:
+        return
+    from ipyparallel.serialize.canning import can_map
+    from traitlets import import_item
 
-        can_map[dependent] = can_dependent
-        _dependent_pending = False
+    with _lock:
+        for key in ready:
+            canner = _waiting.pop(key, None)
+            if canner is None:
+                continue
+            try:
+                can_map[import_item(key)] = canner
+            except Exception:  # noqa: BLE001 - not importable yet (or at all): it waits on
+                _waiting[key] = canner
+
+
+def _module_of(key: str) -> str:
+    return DEFINED_IN.get(key) or key.rpartition(".")[0]
