@@ -145,6 +145,32 @@ def test_a_failing_task_reports_its_traceback(rc: Any) -> None:
     assert rc[0].apply_sync(lambda: "still serving") == "still serving"
 
 
+def whole_package() -> tuple[str, str, str]:
+    """A task using ipyparallel's package-level names, as on ``ipengine``."""
+    import ipyparallel
+    from ipyparallel import interactive
+
+    return ipyparallel.__version__, ipyparallel.Client.__name__, interactive.__name__
+
+
+def a_dependent() -> Any:
+    """A task whose result needs the canning map's ``dependent`` entry (its
+    functions are lambdas: plain pickle cannot send them)."""
+    from ipyparallel.controller.dependency import dependent
+
+    return dependent(lambda: 7, lambda: True)
+
+
+def test_tasks_see_the_whole_ipyparallel_package(rc: Any) -> None:
+    """The worker starts with ipyparallel's serialization only (kernel/worker/ipp_lean):
+    a task still gets the whole package, and a ``dependent`` result is canned as
+    ipyparallel cans it."""
+    assert rc[:].apply_sync(whole_package) == [(ipp.__version__, "Client", "interactive")] * ENGINES
+    got = rc[1].apply_sync(a_dependent)
+    assert type(got).__name__ == "dependent"
+    assert got.f() == 7
+
+
 def test_clear_empties_the_namespace(rc: Any) -> None:
     rc[1].push({"doomed": 1}, block=True)
     rc.clear(targets=[1], block=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ipytui.kernel.protocol.engine_identity import EngineIdentity
 from ipytui.kernel.protocol.schema import reply_type
 from ipytui.kernel.protocol.wire import Message, utcnow_iso
-from ipytui.kernel.worker import handlers, protection_hooks
+from ipytui.kernel.worker import handlers, ipp_lean, protection_hooks
 from ipytui.kernel.worker.execution import format_exception
 
 if TYPE_CHECKING:
@@ -52,18 +52,19 @@ class EngineTasks:
         """Mark every reply as this engine's; answer abort and clear on the listener.
 
         ipyparallel's serialization is made ready now, before the worker says it
-        is ready (0.4-0.6 s: the package imports IPython, its first ``can``
-        numpy): the front starts the kernel while the controller completes the
-        registration (at least one heartbeat period), so the first task does
+        is ready (0.15 s without the package's ``__init__`` and numpy, see
+        ``ipp_lean``): the front starts the kernel while the controller completes
+        the registration (at least one heartbeat period), so the first task does
         not pay for it, and a restored worker (a fork) has it.
         """
         worker.publisher.reply_hook = self.mark_reply
         handlers.QUICK["abort_request"] = self.abort_request
         handlers.QUICK["clear_request"] = self.clear_request
         try:
+            ipp_lean.install()
             from ipyparallel.serialize import can, uncan
 
-            can(None)  # the first call imports the classes of the type maps (numpy)
+            can(None)  # the first call sets up the type maps
             uncan(None)
         except ImportError as exc:  # every task will say it; the engine still starts
             log.warning("ipyparallel cannot be imported (%s): tasks will fail", exc)
@@ -219,6 +220,7 @@ def _call(worker: WorkerContext, msg: Message) -> tuple[dict[str, Any], list[byt
         f, args, kwargs = unpack_apply_message(msg.buffers, worker.namespace, copy=False)
         value = f(*args, **kwargs)
         worker.executing = False
+        ipp_lean.ready_to_can()  # the task may have imported numpy, or ipyparallel's dependent
         buffers = [bytes(b) for b in serialize_object(value)]
     except BaseException as exc:  # noqa: BLE001 - every failure of the task is its answer
         worker.executing = False
