@@ -35,7 +35,6 @@ class LockWriter:
         self.path, self.on_done = path, on_done
         self._cond = threading.Condition()
         self._pending: bytes | None = None
-        self._busy = False  # a version is being written right now
         self._closed = False
         self._thread: threading.Thread | None = None
 
@@ -65,11 +64,6 @@ class LockWriter:
         thread.join(timeout)
         return not thread.is_alive()
 
-    def idle(self) -> bool:
-        """Nothing pending and nothing being written (for tests and the end)."""
-        with self._cond:
-            return self._pending is None and not self._busy
-
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -78,10 +72,7 @@ class LockWriter:
                 if self._pending is None:
                     return
                 data, self._pending = self._pending, None
-                self._busy = True
             self._write(data)
-            with self._cond:
-                self._busy = False
 
     def _write(self, data: bytes) -> None:
         """One version, all or nothing (protocol/atomic.py); nothing here ends the thread."""
