@@ -20,7 +20,7 @@ from typing import Any
 from ipytui.kernel.protocol.atomic import sweep_tmp
 from ipytui.kernel.protocol.spill_files import remove_spills
 from ipytui.kernel.supervisor.inflight import WorkerState
-from ipytui.kernel.supervisor.lockfile import KernelLock
+from ipytui.kernel.supervisor.lockfile import KernelLock, LockKeeper
 from ipytui.kernel.supervisor.presence_service import PresenceService
 from ipytui.kernel.supervisor.worker_link import WorkerLink
 
@@ -34,6 +34,7 @@ class Culling:
     """A Supervisor mixin: count the time alone, cull when it is due."""
 
     lock: KernelLock
+    lock_keeper: LockKeeper
     link: WorkerLink
     worker: WorkerState
     presence: PresenceService
@@ -58,8 +59,10 @@ class Culling:
         if self.alone_since is None:
             self.alone_since = now
         if self.cull_after > 0 and now - self.alone_since >= self.cull_after:
-            log.warning("no client for %.0f s: writing a checkpoint and stopping (culled)",
-                        now - self.alone_since)
+            log.warning(
+                "no client for %.0f s: writing a checkpoint and stopping (culled)",
+                now - self.alone_since,
+            )
             self._checkpoint_now()
             self.culled = True
             self.running = False
@@ -75,11 +78,14 @@ class Culling:
         while self.checkpointed is None and time.monotonic() < deadline:
             self.link.read_up(timeout_ms=50)
         if not (self.checkpointed or {}).get("ok"):
-            log.warning("the worker wrote no checkpoint before the cull: %s",
-                        (self.checkpointed or {}).get("why", "no answer"))
+            log.warning(
+                "the worker wrote no checkpoint before the cull: %s",
+                (self.checkpointed or {}).get("why", "no answer"),
+            )
 
     def leave_lock(self) -> None:
         """At the end: a clean stop removes lock and checkpoint; a cull keeps both, marked."""
+        self.lock_keeper.close()  # its last rewrite lands first, never after the removal
         remove_spills(self.checkpoint_path)  # the points are killed: their files are of no use
         if self.culled and self.checkpoint_path.exists():
             self.lock.ended, self.lock.clients, self.lock.activity = "culled", 0, "idle"

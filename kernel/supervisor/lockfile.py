@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ipytui.kernel.protocol.atomic import write_atomic
 from ipytui.kernel.protocol.paths import locks_dir
+from ipytui.kernel.supervisor.lock_writer import LockWriter
 
 
 @dataclass
@@ -44,9 +45,13 @@ class KernelLock:
     def path(self) -> Path:
         return locks_dir() / f"{self.kernel_id}.lock"
 
+    def data(self) -> bytes:
+        """The file's contents now."""
+        return json.dumps(asdict(self)).encode()
+
     def write(self) -> Path:
         """Replace the file atomically; on a disk error nothing is left half-written."""
-        data = json.dumps(asdict(self)).encode()
+        data = self.data()
         return write_atomic(self.path, lambda f: f.write(data))
 
     def remove(self) -> None:
@@ -70,32 +75,59 @@ class LockKeeper:
 
     Rewritten at most every ``REFRESH`` seconds: a fast client flips busy and
     idle a thousand times a second, and a file per flip would cost more than
-    the cells themselves. A failed rewrite (a full disk) is reported to
-    ``on_error`` and tried again ``RETRY`` seconds later; the kernel carries on.
+    the cells themselves. The rewrites run on a thread (supervisor/lock_writer.py:
+    a rename can wait on the disk for tens of ms, and the loop must not). A
+    failed rewrite (a full disk) is reported to ``on_error`` (on that thread)
+    and tried again ``RETRY`` seconds later; the kernel carries on.
     """
 
     REFRESH = 0.5
     RETRY = 5.0
 
-    def __init__(self, lock: KernelLock, on_error: Callable[[OSError], None] | None = None,
-                 on_ok: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        lock: KernelLock,
+        on_error: Callable[[OSError], None] | None = None,
+        on_ok: Callable[[], None] | None = None,
+    ) -> None:
         self.lock = lock
         self.on_error = on_error or (lambda exc: None)
         self.on_ok = on_ok or (lambda: None)
         self.written_at = 0.0  # monotonic time of the last rewrite (or failed try)
         self.stale = False  # the file lags behind the clients/activity
         self.failing = False  # the last rewrite failed: wait RETRY before the next
+        self.writer = LockWriter(lambda: lock.path, self._written)
 
     def write_now(self) -> None:
-        """Rewrite the file now; a disk error is reported, not raised."""
+        """Rewrite the file now, on this thread (the first write, before any cell);
+        a disk error is reported, not raised."""
         self.written_at = time.monotonic()
         try:
             self.lock.write()
         except OSError as exc:
-            self.failing = self.stale = True
-            self.on_error(exc)
+            self._written(exc)
             return
-        self.failing = self.stale = False
+        self._written(None)
+
+    def write_soon(self) -> None:
+        """Hand the current contents to the writer thread; never waits on the disk."""
+        self.written_at = time.monotonic()
+        self.stale = False
+        self.writer.submit(self.lock.data())
+
+    def close(self) -> None:
+        """Let the last handed-over version land, then stop the writer (at the end,
+        before the lock is removed or marked: no late write may bring it back)."""
+        if not self.writer.close():
+            self.on_error(OSError("the lock file writer did not finish in time"))
+
+    def _written(self, error: OSError | None) -> None:
+        """The outcome of a rewrite (on the writer thread, or at the first write)."""
+        if error is not None:
+            self.failing = self.stale = True
+            self.on_error(error)
+            return
+        self.failing = False
         self.on_ok()
 
     def update(self, clients: int, activity: str) -> None:
@@ -108,7 +140,7 @@ class LockKeeper:
             elif clients:
                 lock.alone_since = 0.0
             lock.clients, lock.activity = clients, activity
-            self.write_now()
+            self.write_soon()
 
     def _interval(self) -> float:
         return self.RETRY if self.failing else self.REFRESH
@@ -133,14 +165,28 @@ def _same_process(pid: int, started: float) -> bool:
         return True
 
 
-def new_lock(kernel_id: str, connection_file: str, checkpoint: str = "", *,
-             owns_connection_file: bool = False, launched_by: str = "user",
-             cull_after: float = 0.0) -> KernelLock:
+def new_lock(
+    kernel_id: str,
+    connection_file: str,
+    checkpoint: str = "",
+    *,
+    owns_connection_file: bool = False,
+    launched_by: str = "user",
+    cull_after: float = 0.0,
+) -> KernelLock:
     started = time.time()
-    return KernelLock(kernel_id=kernel_id, pid=os.getpid(), host=socket.gethostname(),
-                      started=started, connection_file=connection_file, checkpoint=checkpoint,
-                      owns_connection_file=owns_connection_file, launched_by=launched_by,
-                      alone_since=started, cull_after=cull_after)
+    return KernelLock(
+        kernel_id=kernel_id,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        started=started,
+        connection_file=connection_file,
+        checkpoint=checkpoint,
+        owns_connection_file=owns_connection_file,
+        launched_by=launched_by,
+        alone_since=started,
+        cull_after=cull_after,
+    )
 
 
 def read_locks() -> list[KernelLock]:
