@@ -58,6 +58,16 @@ def tmpfs_data_dir(tmp_path: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(data)], check=False)
 
 
+def isolate_cluster(mp: pytest.MonkeyPatch, root: Path) -> None:
+    """A cluster's profiles, journals and runtime files under ``root``; its engines
+    can import the test modules (functions defined there are sent by reference)."""
+    here = str(Path(__file__).parent)
+    mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
+    mp.setenv("IPYTHONDIR", str(root / "ipython"))
+    mp.setenv("IPYTUI_DATA_DIR", str(root / "ipytui"))
+    mp.setenv("JUPYTER_RUNTIME_DIR", str(root / "runtime"))
+
+
 def wait_until(pred: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
     """Await a condition (polling), or raise TimeoutError naming it: never sleep and hope."""
     deadline = time.monotonic() + timeout

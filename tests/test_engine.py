@@ -20,7 +20,7 @@ import pytest
 
 ipp = pytest.importorskip("ipyparallel")
 
-from conftest import wait_until  # noqa: E402
+from conftest import isolate_cluster, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -32,12 +32,8 @@ def cluster_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Profiles, journals and runtime files of these clusters stay in a temp dir; the
     engines can import this module (functions defined here are sent by reference)."""
     root = tmp_path_factory.mktemp("engines")
-    here = str(Path(__file__).parent)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
-        mp.setenv("IPYTHONDIR", str(root / "ipython"))
-        mp.setenv("IPYTUI_DATA_DIR", str(root / "ipytui"))
-        mp.setenv("JUPYTER_RUNTIME_DIR", str(root / "runtime"))
+        isolate_cluster(mp, root)
         yield root
 
 

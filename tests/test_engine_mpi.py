@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import isolate_cluster
 from ipytui.kernel.engine.mpi import mpi_rank
 
 ipp = pytest.importorskip("ipyparallel")
@@ -58,12 +59,8 @@ def mpi_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]
 
     config = Config()
     config.IpytuiMPIEngineSetLauncher.engine_args = list(getattr(request, "param", []))
-    here = str(Path(__file__).parent)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
-        mp.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-        mp.setenv("IPYTUI_DATA_DIR", str(tmp_path / "ipytui"))
-        mp.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+        isolate_cluster(mp, tmp_path)
         if os.geteuid() == 0:  # Open MPI refuses root unless told (CI runs as root)
             mp.setenv("OMPI_ALLOW_RUN_AS_ROOT", "1")
             mp.setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
