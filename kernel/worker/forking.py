@@ -12,6 +12,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from ipytui.kernel.worker import dormant_fork
 from ipytui.kernel.worker.jedi_runner import jedi_lock_for_fork
 
 if TYPE_CHECKING:
@@ -23,6 +24,14 @@ def fork_quietly(worker: WorkerContext) -> int:
     waiting for it does not hold up the other threads' output."""
     with jedi_lock_for_fork(), worker.publisher.lock, worker.stdout._lock, worker.stderr._lock:
         return os.fork()
+
+
+def fork_dormant(worker: WorkerContext, wait: float) -> tuple[int, bool]:
+    """``fork_quietly`` for a restore point: the child first sleeps up to ``wait``
+    seconds before it runs Python (worker/dormant_fork.py). Returns ``(pid, False)``
+    in the parent and ``(0, promoted)`` in the child."""
+    with jedi_lock_for_fork(), worker.publisher.lock, worker.stdout._lock, worker.stderr._lock:
+        return dormant_fork.fork(wait)
 
 
 def user_threads() -> list[str]:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
 from ipytui.kernel.protocol.spill_files import spill_path
 from ipytui.kernel.worker import checkpoint, point_copy, spill
-from ipytui.kernel.worker.forking import fork_quietly, user_threads
+from ipytui.kernel.worker.forking import fork_dormant, fork_quietly, user_threads
 from ipytui.kernel.worker.newest_point import NewestMark
 from ipytui.kernel.worker.process_name import libc_prctl as _prctl
 from ipytui.kernel.worker.process_name import rename as _rename
@@ -153,10 +153,14 @@ class Snapshots:
         threads = user_threads()
         self.regions = self.protection.regions_now()  # what the child will spill
         rewritten = [] if threads else self.rewrites.rewritten(self.protection.big)
+        born, delay = time.monotonic(), self._checkpoint_delay()
+        # The point sleeps before it runs any Python (worker/dormant_fork.py), unless it
+        # has big buffers to spill at once; it wakes for its checkpoint or its poll.
+        dormant = 0.0 if self.regions else min(POLL, delay) if self.checkpoint_path else POLL
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         old_name = _rename(SNAPSHOT_NAME)  # the child is born with it
         try:
-            pid = fork_quietly(worker)
+            pid, promoted = fork_dormant(worker, dormant)
         except OSError as exc:
             _rename(old_name)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -182,7 +186,8 @@ class Snapshots:
             )
             return False
         self.children, self.writers = [], []
-        self._wait_for_promotion(worker, execution_count)
+        if not promoted:
+            self._wait_for_promotion(worker, execution_count, born + delay)
         _rename(old_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         worker.promote(lost_threads=threads, after_msg_id=msg_id)
@@ -251,15 +256,17 @@ class Snapshots:
                 if pid in self.writers:
                     self.writers.remove(pid)
 
-    def _wait_for_promotion(self, worker: WorkerContext, execution_count: int) -> None:
-        """In the child: wait for SIGUSR1; exit when the supervisor is gone."""
+    def _checkpoint_delay(self) -> float:
+        """Seconds a point waits after its birth before it writes its checkpoint."""
+        big = max(0, _rss_bytes() - CHECKPOINT_FREE_BYTES)
+        return min(CHECKPOINT_DELAY_MAX, CHECKPOINT_DELAY + big / CHECKPOINT_BYTES_PER_SECOND)
+
+    def _wait_for_promotion(self, worker: WorkerContext, execution_count: int, due: float) -> None:
+        """In the child: wait for SIGUSR1 (writing the checkpoint at ``due`` if still the
+        newest); exit when the supervisor is gone."""
         with contextlib.suppress(OSError):
             os.nice(10)
         written = self.checkpoint_path is None
-        big = max(0, _rss_bytes() - CHECKPOINT_FREE_BYTES)
-        due = time.monotonic() + min(
-            CHECKPOINT_DELAY_MAX, CHECKPOINT_DELAY + big / CHECKPOINT_BYTES_PER_SECOND
-        )
         if self.checkpoint_path is not None:  # the big buffers to disk (worker/spill.py)
             self.spill = spill.spill_point(
                 spill_path(self.checkpoint_path, os.getpid()), self.regions, self._note

@@ -1,0 +1,103 @@
+"""A restore point sleeps before it runs any Python (kernel/worker/dormant_fork.py).
+
+In a fresh interpreter: the child runs no at-fork hook (no Python) until
+SIGUSR1 or its wait's end; then CPython's after-fork work has run and the
+child is a whole interpreter (threads, imports). On the real kernel: a crash
+right after a cell wakes a point that was still asleep, and the restored
+worker has everything, threads work, and later points are taken as before.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from test_protection import _argv, _client, _ok, _run, _snapshots_of_worker
+
+pytestmark = pytest.mark.timeout(120)
+
+SCRIPT = textwrap.dedent("""\
+    import json, os, signal, sys, threading, time
+    from ipytui.kernel.worker import dormant_fork
+
+    mode, marker = sys.argv[1], sys.argv[2]
+    os.register_at_fork(after_in_child=lambda: open(marker, "a").write("hook\\n"))
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    ready_r, ready_w = os.pipe()
+    pid, promoted = dormant_fork.fork(30.0 if mode != "timeout" else 0.3)
+    if pid == 0:  # the child, awake: a whole interpreter again
+        result = []
+        t = threading.Thread(target=lambda: result.append(sum(range(10))))
+        t.start(); t.join()
+        import decimal  # an import after the fork
+        os.write(ready_w, json.dumps({"promoted": promoted, "thread": result,
+                                      "decimal": str(decimal.Decimal(1) / 4)}).encode())
+        os._exit(0)
+    time.sleep(0.5)  # the child had time to run Python, were it not asleep
+    before = open(marker).read() if os.path.exists(marker) else ""
+    if mode == "kill":
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        print(json.dumps({"before": before, "after": open(marker).read() if os.path.exists(marker) else ""}))
+        sys.exit(0)
+    if mode == "promote":
+        os.kill(pid, signal.SIGUSR1)
+    said = json.loads(os.read(ready_r, 4096))
+    os.waitpid(pid, 0)
+    print(json.dumps({"before": before, "after": open(marker).read(), **said}))
+""")
+
+
+def _run_script(mode: str, tmp_path) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, mode, str(tmp_path / "marker")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_child_sleeps_before_any_python_and_wakes_whole(tmp_path) -> None:
+    seen = _run_script("promote", tmp_path)
+    assert seen["before"] == ""  # asleep: CPython's after-fork hooks had not run
+    assert seen["after"] == "hook\n"  # woken: they ran, once
+    assert seen["promoted"] is True
+    assert seen["thread"] == [45] and seen["decimal"] == "0.25"
+
+
+def test_a_child_whose_wait_ends_goes_on_unpromoted(tmp_path) -> None:
+    seen = _run_script("timeout", tmp_path)
+    assert seen["after"] == "hook\n"
+    assert seen["promoted"] is False
+    assert seen["thread"] == [45]
+
+
+def test_a_child_killed_asleep_never_ran_python(tmp_path) -> None:
+    seen = _run_script("kill", tmp_path)
+    assert seen == {"before": "", "after": ""}
+
+
+def test_a_crash_wakes_a_sleeping_point_whole(start_kernel) -> None:
+    """The point of the cell before the crash is still asleep (its checkpoint is not
+    due for 50 ms): the crash wakes it, and it serves with every value."""
+    info, proc = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _ok(kc, "import threading; square = lambda v: v * v; gen = iter(range(5)); next(gen)")
+        reply, _ = _run(kc, "x = 1\nimport ctypes; ctypes.string_at(0)")
+        assert reply["status"] == "error", reply
+        out = _ok(kc, "t = threading.Thread(target=lambda: None); t.start(); t.join(); "
+                      "print(square(3), next(gen), 'x' in dir())")
+        assert out == "9 1 False\n"
+        _ok(kc, "y = 2")
+        _ok(kc, "y = 3")
+        assert len(_snapshots_of_worker(kc)) >= 2  # the woken worker takes points again
+        reply, _ = _run(kc, "%undo")
+        assert reply["status"] == "ok", reply
+        assert _ok(kc, "print(y)") == "2\n"
+        assert proc.poll() is None
+    finally:
+        kc.stop_channels()
