@@ -15,7 +15,8 @@ import sys
 import textwrap
 
 import pytest
-from test_protection import _argv, _client, _ok, _run, _snapshots_of_worker
+from conftest import wait_until
+from test_protection import _argv, _client, _ok, _protection, _run, _snapshots_of_worker
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -99,5 +100,42 @@ def test_a_crash_wakes_a_sleeping_point_whole(start_kernel) -> None:
         assert reply["status"] == "ok", reply
         assert _ok(kc, "print(y)") == "2\n"
         assert proc.poll() is None
+    finally:
+        kc.stop_channels()
+
+
+def _point_after(kc, count: int) -> None:
+    """Wait (asking kernel_info: no cell, which would keep the kernel from idling) until
+    the newest restore point holds the state after cell ``count``."""
+    def covered() -> bool:
+        point = _protection(kc).get("restore_point") or {}
+        return point.get("after_cell") == count and not point.get("cells_after")
+
+    wait_until(covered, what=f"a restore point after cell [{count}]")
+
+
+@pytest.mark.parametrize("level", ["cell", "idle"])
+def test_the_timeline_names_what_each_cell_changed(start_kernel, level) -> None:
+    """The supervisor reads the names from the cell's request (level cell), the worker
+    sends them with an idle-time point, and a point taken right after a crash restore
+    keeps the names of its cell."""
+    argv = ("--protection", level) if level == "cell" else ("--protection", "idle",
+                                                              "--idle-seconds", "0.2")
+    info, _ = start_kernel(_argv(*argv))
+    kc = _client(info)
+    try:
+        _ok(kc, "alpha = 1; beta = [2]")
+        _ok(kc, "beta.append(3); gamma = 4")
+
+        def line_of(count: int) -> str:
+            timeline = _ok(kc, "%timeline")
+            return next((ln for ln in timeline.splitlines() if f"cell [{count}]" in ln), timeline)
+
+        _point_after(kc, 2)
+        assert "changed: beta, gamma" in line_of(2)
+        reply, _ = _run(kc, "delta = 5\nimport ctypes; ctypes.string_at(0)")
+        assert reply["status"] == "error", reply
+        _point_after(kc, 2)  # the restored worker's own point of that state
+        assert "changed: beta, gamma" in line_of(2)
     finally:
         kc.stop_channels()

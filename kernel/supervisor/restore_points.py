@@ -38,10 +38,24 @@ class RestorePoint:
     count: int
     user: str = ""
     changed: list[str] = field(default_factory=list)
+    code: str = ""  # the cell's code, until ``names`` reads the names it changed from it
     taken: float = field(default_factory=time.time)
     held: int = 0  # bytes only this point keeps alive (its private pages), last measured
     on_disk: int = 0  # bytes of its big buffers it spilled to disk (worker/spill.py)
     spill: str = ""  # what its spill did, in words ("" while none was tried)
+
+    def names(self) -> list[str]:
+        """The names its cell may have changed (at most 20), read from the code when first
+        asked: a timeline is drawn far less often than cells run."""
+        if self.code:
+            from ipytui.kernel.protocol.syntax import changed_names
+
+            try:
+                self.changed = changed_names(self.code)[:20]
+            except Exception:  # noqa: BLE001 - the timeline's names are a courtesy
+                self.changed = []
+            self.code = ""
+        return self.changed
 
 
 class RestoreChain:
@@ -170,7 +184,7 @@ class RestoreChain:
                 {
                     "count": point.count,
                     "user": point.user,
-                    "changed": point.changed,
+                    "changed": point.names(),
                     "taken": point.taken,
                     "held": point.held,
                     "on_disk": point.on_disk,

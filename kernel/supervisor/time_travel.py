@@ -72,11 +72,16 @@ class TimeTravel(Undo):
 
     # -- events from the worker ---------------------------------------------
     def _on_snapshot(self, event: dict[str, Any]) -> None:
+        # The names the cell changed are read from its code when a timeline asks (the
+        # worker would pay for it on every cell, before its reply).
+        cell = self.inflight.get(str(event.get("msg_id", "")))
+        code = cell.msg.content.get("code") if cell is not None and "changed" not in event else ""
         point = RestorePoint(
             pid=int(event["pid"]),
             count=int(event.get("execution_count", 0)),
             user=str(event.get("user", "")),
             changed=[str(n) for n in event.get("changed", [])][:20],
+            code=code if isinstance(code, str) else "",
         )
         self.worker.snapshot_pid, self.worker.snapshot_count = point.pid, point.count
         self.worker.notes = [

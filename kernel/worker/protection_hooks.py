@@ -40,22 +40,14 @@ def take_restore_point(worker: WorkerContext, count: int, msg: Message, code: st
     snapshots = worker.snapshots
     if snapshots is None:
         return False
-    cell = {"user": msg.header.get("username", ""), "changed": changed(code)}
+    # The supervisor reads the names the cell changed from its request, when a timeline asks.
+    cell = {"user": msg.header.get("username", ""), "msg_id": msg.msg_id}
+    snapshots.cell_code = code
     if snapshots.protection.wants_snapshot_now():
         return snapshots.after_cell(worker, count, msg.msg_id, cell)
     if snapshots.protection.waits_for_idle():
         snapshots.protection.due = (count, msg.msg_id, cell)
     return False
-
-
-def changed(code: str) -> list[str]:
-    """The names a cell may have changed (protocol/syntax.py), for the timeline (at most 20)."""
-    try:
-        from ipytui.kernel.protocol.syntax import changed_names
-
-        return changed_names(code)[:20]
-    except Exception:  # noqa: BLE001 - the timeline's names are a courtesy
-        return []
 
 
 class ProtectionContext:

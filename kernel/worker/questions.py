@@ -135,6 +135,8 @@ class SupervisorQuestions:
             else:
                 count, msg_id, cell = snaps.protection.due
                 snaps.protection.due = None
+                if "changed" not in cell:  # answered by now: the names go with the event
+                    cell = {**cell, "changed": snaps.cell_names()}
                 snaps.after_cell(self, count, msg_id, cell)  # a promoted child returns here too
         return self.exec_pipe.recv_multipart()  # re-read: a promoted snapshot has a new one
 

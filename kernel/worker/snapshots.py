@@ -103,6 +103,7 @@ class Snapshots:
         self.regions: list[tuple[int, int]] = []  # the big mappings the next point spills
         self.spill: spill.Spill | None = None  # in a snapshot: its spilled buffers
         self.rewrites = point_copy.RewriteGuess()  # the big buffers the last cell rewrote
+        self.cell_code = ""  # the code of the cell the next point is taken after
 
     def _read_notes(self, worker: WorkerContext) -> None:
         """Start the thread that forwards the children's checkpoint notes (once per process)."""
@@ -194,9 +195,19 @@ class Snapshots:
         self.protection.maps_due = True  # its ranges may be mappings of the spill file now
         worker.publisher.sup({"event": "protection", **self.protection.info()})
         # The promoted state is the last good one: keep a snapshot of it at once,
-        # so a second crash before the next good cell still restores everything.
-        self.after_cell(worker, execution_count, msg_id, cell)
+        # so a second crash before the next good cell still restores everything. The
+        # supervisor has answered that cell: its names go with this point's event.
+        self.after_cell(worker, execution_count, msg_id, {**(cell or {}), "changed": self.cell_names()})
         return True
+
+    def cell_names(self) -> list[str]:
+        """The names the last cell may have changed (protocol/syntax.py, at most 20)."""
+        try:
+            from ipytui.kernel.protocol.syntax import changed_names
+
+            return changed_names(self.cell_code)[:20]
+        except Exception:  # noqa: BLE001 - the timeline's names are a courtesy
+            return []
 
     def write_checkpoint_now(self, worker: WorkerContext, execution_count: int) -> bool:
         """Level checkpoint: a short-lived child pickles the namespace and exits.

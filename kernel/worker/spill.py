@@ -101,6 +101,10 @@ def _view(addr: int, length: int) -> memoryview:
 
 
 _OUR_DELETED_SPILL = re.compile(r"\.spill\.\d+ \(deleted\)$")
+# A private read-write mapping's line: start, end, inode and name. One regex pass in C
+# (anchored on the newline: faster than re.M's ^); a worker has hundreds of lines,
+# read before every point.
+_RW_PRIVATE = re.compile(r"\n([0-9a-f]+)-([0-9a-f]+) rw-p \S+ \S+ (\d+) *([^\n]*)")
 
 
 Mapping = tuple[int, int, bool]  # (start, end, from one of our deleted spill files)
@@ -115,18 +119,10 @@ def spillable(maps: str | None = None) -> list[Mapping]:
         with open("/proc/self/maps") as f:
             maps = f.read()
     found = []
-    for line in maps.splitlines():
-        if "rw-p" not in line:  # most lines: a worker has hundreds, read at every point
-            continue
-        fields = line.split(maxsplit=5)
-        if len(fields) < 5 or fields[1] != "rw-p":
-            continue
-        name = fields[5].strip() if len(fields) == 6 else ""
+    for lo, hi, inode, name in _RW_PRIVATE.findall("\n" + maps):
         backed = bool(name) and bool(_OUR_DELETED_SPILL.search(name))
-        if not backed and (fields[4] != "0" or name):
-            continue
-        lo, hi = (int(x, 16) for x in fields[0].split("-"))
-        found.append((lo, hi, backed))
+        if backed or (inode == "0" and not name):
+            found.append((int(lo, 16), int(hi, 16), backed))
     return found
 
 
