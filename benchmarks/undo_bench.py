@@ -11,7 +11,7 @@ of each kind (see undo_kernels.py; the order rotates from size to size) runs
 Kishu and ipytui: ``big += 1`` (rewrite in place), ``x += 1; small.append(x);
 meta['n'] = x`` (a few small objects), ``pass`` (nothing). Per cell kind: the
 median time send -> reply and idle, and the peak PSS of the kernel's process
-tree (sampled every 0.1 s and after each cell). Then the disk the kernel
+tree (sampled every 0.1 s between cells, never during a timed one, and after each cell). Then the disk the kernel
 wrote (right after the cells, and, after the undo below, once it stopped
 growing for 10 s, at most 90 s: longer than ipytui's wait before its
 background checkpoint, 7 s at 1 GiB), one more ``big += 1; x += 1`` taken back (timed; checked: both values
@@ -62,16 +62,26 @@ UNDO_GOAL_S = 0.5
 
 
 class PeakPss:
-    """The largest PSS of a process tree, sampled every 0.1 s on a thread while it runs."""
+    """The largest PSS of a process tree, sampled every 0.1 s on a thread while it runs,
+    never while a timed cell runs (``quiet``): reading a process's smaps_rollup walks
+    its page tables holding its memory map's lock (a fork waits for it) and takes a
+    core, so sampling during a cell slowed the kernel with the most processes and
+    the largest mappings most. The cell loop samples after each cell instead."""
 
     def __init__(self, pid: int) -> None:
         self.pid, self.peak = pid, 0.0
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # held by a sample, or by a timed cell
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
         while not self._stop.wait(0.1):
-            self.sample()
+            with self._lock:
+                self.sample()
+
+    def quiet(self) -> threading.Lock:
+        """Hold it around a timed cell: no sample runs meanwhile."""
+        return self._lock
 
     def sample(self) -> None:
         self.peak = max(self.peak, tree_pss(self.pid))
@@ -118,7 +128,8 @@ def measure(kind: str, mib: int, cells: int, pause: float = 0.0) -> dict[str, An
             times = []
             with PeakPss(kernel.pid) as pss:
                 for _ in range(cells):
-                    res = kernel.cell(code)
+                    with pss.quiet():
+                        res = kernel.cell(code)
                     times.append(res.ms)
                     pss.sample()
                     time.sleep(pause)  # a person reading the output (0: back to back)
