@@ -192,3 +192,12 @@ def _base_name(node: ast.AST) -> list[str]:
     while isinstance(node, (ast.Subscript, ast.Attribute)):
         node = node.value
     return [node.id] if isinstance(node, ast.Name) else []
+
+
+def timeline_names(code: str) -> list[str]:
+    """``changed_names`` as a timeline shows them: at most 20, none for code that the
+    parser refuses (null bytes, nesting too deep): the names are a courtesy."""
+    try:
+        return changed_names(code)[:20]
+    except (ValueError, RecursionError, MemoryError):
+        return []

@@ -48,13 +48,9 @@ class RestorePoint:
         """The names its cell may have changed (at most 20), read from the code when first
         asked: a timeline is drawn far less often than cells run."""
         if self.code:
-            from ipytui.kernel.protocol.syntax import changed_names
+            from ipytui.kernel.protocol.syntax import timeline_names
 
-            try:
-                self.changed = changed_names(self.code)[:20]
-            except Exception:  # noqa: BLE001 - the timeline's names are a courtesy
-                self.changed = []
-            self.code = ""
+            self.changed, self.code = timeline_names(self.code), ""
         return self.changed
 
 

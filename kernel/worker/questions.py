@@ -136,7 +136,9 @@ class SupervisorQuestions:
                 count, msg_id, cell = snaps.protection.due
                 snaps.protection.due = None
                 if "changed" not in cell:  # answered by now: the names go with the event
-                    cell = {**cell, "changed": snaps.cell_names()}
+                    from ipytui.kernel.protocol.syntax import timeline_names
+
+                    cell = {**cell, "changed": timeline_names(snaps.cell_code)}
                 snaps.after_cell(self, count, msg_id, cell)  # a promoted child returns here too
         return self.exec_pipe.recv_multipart()  # re-read: a promoted snapshot has a new one
 

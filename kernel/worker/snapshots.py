@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
 from ipytui.kernel.protocol.spill_files import spill_path
+from ipytui.kernel.protocol.syntax import timeline_names
 from ipytui.kernel.worker import checkpoint, point_copy, spill
 from ipytui.kernel.worker.forking import fork_dormant, fork_quietly, user_threads
 from ipytui.kernel.worker.newest_point import NewestMark
@@ -197,17 +198,8 @@ class Snapshots:
         # The promoted state is the last good one: keep a snapshot of it at once,
         # so a second crash before the next good cell still restores everything. The
         # supervisor has answered that cell: its names go with this point's event.
-        self.after_cell(worker, execution_count, msg_id, {**(cell or {}), "changed": self.cell_names()})
+        self.after_cell(worker, execution_count, msg_id, {**(cell or {}), "changed": timeline_names(self.cell_code)})
         return True
-
-    def cell_names(self) -> list[str]:
-        """The names the last cell may have changed (protocol/syntax.py, at most 20)."""
-        try:
-            from ipytui.kernel.protocol.syntax import changed_names
-
-            return changed_names(self.cell_code)[:20]
-        except Exception:  # noqa: BLE001 - the timeline's names are a courtesy
-            return []
 
     def write_checkpoint_now(self, worker: WorkerContext, execution_count: int) -> bool:
         """Level checkpoint: a short-lived child pickles the namespace and exits.
