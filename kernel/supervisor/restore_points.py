@@ -11,8 +11,11 @@ Measuring a point walks its page tables (smaps_rollup: milliseconds for a big
 process), so a chain is not re-measured after every cell. A point's private
 pages grow only where the worker copies a page it shares with it, one minor
 fault each: the worker's faults since the last measure bound that growth, and
-the chain is measured again when they could matter (``MEASURE_SLACK`` bytes,
-or the budget within reach) or ``MEASURE_EVERY`` seconds have passed.
+the chain is measured again when they could matter (a sixteenth of the budget,
+at least ``MEASURE_SLACK`` bytes, or the budget within reach) or
+``MEASURE_EVERY`` seconds have passed. A bulk copy right after a fork
+(worker/point_copy.py) is counted with the faults: the snapshot event says
+how many bytes it copied.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ipytui.kernel.protocol.procs import private_bytes
 from ipytui.kernel.protocol.sizes import format_size
 
 TIMELINE_GONE = 20  # lines of dropped points remembered for %timeline
-MEASURE_SLACK = 16 * 2**20  # worker faults (bytes) that make the chain measured again
+MEASURE_SLACK = 16 * 2**20  # worker faults (bytes) that make the chain measured again, at least
 MEASURE_EVERY = 1.0  # seconds: measured at least this often while points are added
 
 
@@ -114,7 +117,7 @@ class RestoreChain:
 
     def measure_if_unsure(self) -> None:
         """Measure when the points may have grown enough to matter (module docstring)."""
-        if (self.unmeasured >= MEASURE_SLACK
+        if (self.unmeasured >= max(MEASURE_SLACK, self.budget // 16)
                 or self.held() + self.unmeasured > self.budget
                 or time.monotonic() - self.measured_at >= MEASURE_EVERY):
             self.measure()

@@ -87,6 +87,9 @@ class TimeTravel(Undo):
         self.worker.notes = [
             f"thread {name!r} did not survive fork()" for name in event.get("lost_threads", [])
         ]
+        # A bulk copy right after the fork (worker/point_copy.py) left the point holding
+        # that buffer alone: counted with the faults that bound what the chain holds.
+        self.chain.note_faults(int(event.get("copied") or 0))
         self._discard(self.chain.add(point))
         self.timeline_due = True
         early = self.early_spills.pop(point.pid, None)

@@ -169,8 +169,9 @@ class Snapshots:
             worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
             return False
         if pid:
+            copied = 0  # the bytes of the point's pages the worker copied away now
             if rewritten:  # the point keeps the pages as they were; the worker gets copies
-                point_copy.copy_over(rewritten)
+                copied = point_copy.copy_over(rewritten)
             _rename(old_name)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             self._reap()
@@ -183,6 +184,7 @@ class Snapshots:
                     "pid": pid,
                     "execution_count": execution_count,
                     "lost_threads": threads,
+                    "copied": copied,
                     **(cell or {}),
                 }
             )
