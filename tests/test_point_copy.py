@@ -83,28 +83,6 @@ def test_no_copy_while_a_user_thread_runs(start_kernel) -> None:
         kc.stop_channels()
 
 
-def test_the_budget_counts_what_a_bulk_copy_left_a_point_holding(start_kernel) -> None:
-    """A bulk copy makes the point hold the buffer alone without a fault in the cell:
-    the snapshot event's ``copied`` counts it, so rewrites back to back cannot keep
-    more than the budget until the next second's measure."""
-    info, _ = start_kernel(_argv(*COPYING, "--snapshot-budget", "80M"))
-    kc = _client(info)
-    try:
-        _ok(kc, MAKE)  # 32 MiB: two points that hold it alone fit in 80 MiB, three do not
-        for _ in range(4):
-            _ok(kc, "a += 1")
-        timeline = _ok(kc, "%timeline")
-        assert "snapshot budget" in timeline, timeline  # points were dropped for it
-        held = [private_bytes(pid) for pid in _snapshots_of_worker(kc)]
-        assert sum(held) <= 80 * MiB + 8 * MiB, (held, timeline)  # 8 MiB: the heap's share
-        assert _ok(kc, "print(int(a.max()))") == "4\n"
-        reply, _ = _run(kc, "%undo")
-        assert reply["status"] == "ok", reply
-        assert _ok(kc, "print(int(a.max()))") == "4\n"  # the print undone: a is as it was
-    finally:
-        kc.stop_channels()
-
-
 def _anon_huge_kib(address: int) -> int:
     """AnonHugePages of the mapping holding ``address`` (/proc/self/smaps)."""
     found, huge = False, 0
