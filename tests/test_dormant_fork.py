@@ -139,3 +139,23 @@ def test_the_timeline_names_what_each_cell_changed(start_kernel, level) -> None:
         assert "changed: beta, gamma" in line_of(2)
     finally:
         kc.stop_channels()
+
+
+def test_a_point_runs_nicer_than_the_worker_and_a_promoted_one_does_not(start_kernel) -> None:
+    """A point is reniced by the worker at its birth (asleep, it cannot do it itself):
+    its checkpoint and its exit yield to the cells. Promoted, it has the worker's
+    priority again."""
+    import psutil
+
+    info, _ = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _ok(kc, "import os; x = 1")
+        worker_nice = int(_ok(kc, "print(os.getpriority(os.PRIO_PROCESS, 0))"))
+        point = _snapshots_of_worker(kc)[-1]
+        assert psutil.Process(point).nice() == min(19, worker_nice + 10)
+        reply, _ = _run(kc, "import ctypes; ctypes.string_at(0)")
+        assert reply["status"] == "error", reply
+        assert _ok(kc, "print(os.getpriority(os.PRIO_PROCESS, 0), x)") == f"{worker_nice} 1\n"
+    finally:
+        kc.stop_channels()

@@ -57,6 +57,7 @@ CHECKPOINT_BYTES_PER_SECOND = 128 * 2**20
 CHECKPOINT_DELAY_MAX = 60.0
 CHECKPOINT_RETRY = 5.0  # seconds between tries while the disk refuses
 POLL = 0.5
+POINT_NICE = 10  # a restore point runs this much nicer than the worker
 
 
 def _rss_bytes() -> int:
@@ -156,6 +157,7 @@ class Snapshots:
         self.regions = self.protection.regions_now()  # what the child will spill
         rewritten = [] if threads else self.rewrites.rewritten(self.protection.big)
         born, delay = time.monotonic(), self._checkpoint_delay()
+        nice = os.getpriority(os.PRIO_PROCESS, 0)  # the worker's: the point's is set apart
         # The point sleeps before it runs any Python (worker/dormant_fork.py), unless it
         # has big buffers to spill at once; it wakes for its checkpoint or its poll.
         dormant = 0.0 if self.regions else min(POLL, delay) if self.checkpoint_path else POLL
@@ -169,6 +171,10 @@ class Snapshots:
             worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
             return False
         if pid:
+            # Low priority from birth: its checkpoint write, and its exit when dropped
+            # (freeing what it holds, a GiB at a time), yield to the cells.
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, pid, min(19, nice + POINT_NICE))
             copied = 0  # the bytes of the point's pages the worker copied away now
             if rewritten:  # the point keeps the pages as they were; the worker gets copies
                 copied = point_copy.copy_over(rewritten)
@@ -192,6 +198,8 @@ class Snapshots:
         self.children, self.writers = [], []
         if not promoted:
             self._wait_for_promotion(worker, execution_count, born + delay)
+        with contextlib.suppress(OSError):  # the worker's priority (only root may lower it)
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
         _rename(old_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         worker.promote(lost_threads=threads, after_msg_id=msg_id)
@@ -269,8 +277,6 @@ class Snapshots:
     def _wait_for_promotion(self, worker: WorkerContext, execution_count: int, due: float) -> None:
         """In the child: wait for SIGUSR1 (writing the checkpoint at ``due`` if still the
         newest); exit when the supervisor is gone."""
-        with contextlib.suppress(OSError):
-            os.nice(10)
         written = self.checkpoint_path is None
         if self.checkpoint_path is not None:  # the big buffers to disk (worker/spill.py)
             self.spill = spill.spill_point(
@@ -283,8 +289,6 @@ class Snapshots:
             info = None if self._promoted else signal.sigtimedwait({signal.SIGUSR1}, wait)
             if info is not None or self._promoted:
                 self._promoted = False  # the snapshots this worker takes start afresh
-                with contextlib.suppress(OSError):
-                    os.nice(-10)  # only root may lower it back; harmless otherwise
                 spill.promote_lazily(self.spill)  # the big buffers stay mapped from disk
                 self.spill = None
                 return
