@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -383,4 +384,48 @@ def test_a_stop_while_registering_stops_the_kernel_and_cleans_up(tmp_path: Path)
     assert "stopped (SIGTERM) before the registration completed" in err
     assert "Traceback" not in err
     wait_until(lambda: not kernel.is_running() or kernel.status() == "zombie", 60, "the kernel")
+    assert not list(scratch.glob("ipytui-engine-*"))
+
+
+STOP_DURING_START = textwrap.dedent("""\
+    import os, signal, subprocess, sys
+    from ipytui.kernel.engine import app
+
+    def starting(connection, identity, args):
+        # The stop arrives while the kernel is being started (inside Popen, as the
+        # test above can meet it by chance): here, deterministically.
+        os.kill(os.getpid(), signal.SIGTERM)
+        kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        print(kernel.pid, flush=True)
+        return kernel
+
+    app._start_kernel = starting
+    sys.exit(app.main(["--file", sys.argv[1], "--timeout", "60"]))
+""")
+
+
+def test_a_stop_while_the_kernel_starts_stops_it_and_cleans_up(tmp_path: Path) -> None:
+    """A SIGTERM inside the kernel's start is acted on once the kernel has started: the
+    kernel is stopped and the private dir removed, with the sentence, no traceback."""
+    import socket
+
+    import psutil
+
+    with socket.socket() as probe:  # a port where nothing will answer
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = tmp_path / "ipcontroller-engine.json"
+    path.write_text(f'{{"interface": "tcp://127.0.0.1", "registration": {port}, "key": "k"}}')
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPP_")}
+    env.update(TMPDIR=str(scratch), IPYTUI_DATA_DIR=str(tmp_path / "data"))
+    done = subprocess.run([sys.executable, "-c", STOP_DURING_START, str(path)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "stopped (SIGTERM) before the registration completed" in done.stderr
+    assert "Traceback" not in done.stderr
+    kernel = int(done.stdout.split()[0])
+    wait_until(lambda: not psutil.pid_exists(kernel) or psutil.Process(kernel).status() == "zombie",
+               60, "the kernel")
     assert not list(scratch.glob("ipytui-engine-*"))

@@ -123,9 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     # The file name is the kernel id: logs and journal sessions are told apart by it.
     connection = write_connection_file(kernel_info, Path(private, f"engine-{ident[:8]}.json"))
-    signal.signal(signal.SIGTERM, _stopped)  # a stop while registering cleans up too
+    # A stop while the kernel starts is only noted: raised inside Popen, it would leave
+    # the kernel unnamed (so unstopped) and end us with a traceback. Once it has started,
+    # a stop while registering cleans up too.
+    stops: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *_: stops.append(1))
     kernel = _start_kernel(connection, early, args)
+    signal.signal(signal.SIGTERM, _stopped)
     try:
+        if stops:
+            _stopped()
         engine_id, _hb_period = register(ctx, controller, ident, _requested_id(args), args.timeout)
         write_id_file(early.id_file, engine_id)
     except (EngineError, OSError, KeyboardInterrupt) as exc:
