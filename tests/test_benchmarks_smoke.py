@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -39,8 +42,17 @@ def _metrics() -> dict[str, tuple[str, str, bool]]:
 
 def test_benchmark_runs_and_reports_every_metric(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(RUN), *TINY, "--json", str(out)],
-                          capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=ROOT)
+    # A session of its own: a run that times out is killed with its kernels, so none
+    # is left printing for the tests after it (one was, 35 minutes, at full CPU).
+    run = subprocess.Popen([sys.executable, str(RUN), *TINY, "--json", str(out)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                           start_new_session=True)
+    try:
+        stdout, stderr = run.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+    proc = subprocess.CompletedProcess(run.args, run.returncode, stdout, stderr)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     workdir = re.search(r"workdir (\S+)", proc.stderr).group(1)
     leftovers = [p.pid for p in psutil.process_iter(["cmdline"])
