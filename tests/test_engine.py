@@ -350,12 +350,10 @@ def test_bad_connection_info_is_a_clear_error(
     assert "Traceback" not in proc.stderr
 
 
-def test_a_stop_while_registering_stops_the_kernel_and_cleans_up(tmp_path: Path) -> None:
-    """The kernel starts while the front registers; a SIGTERM before the controller
-    answers ends both, with a sentence, and leaves no private dir behind."""
+def _silent_controller(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A controller file whose registration port answers nothing, a private TMPDIR for
+    the engine's dir, and the environment to start an engine front with."""
     import socket
-
-    import psutil
 
     with socket.socket() as probe:  # a port where nothing will answer
         probe.bind(("127.0.0.1", 0))
@@ -366,6 +364,15 @@ def test_a_stop_while_registering_stops_the_kernel_and_cleans_up(tmp_path: Path)
     scratch.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IPP_")}
     env.update(TMPDIR=str(scratch), IPYTUI_DATA_DIR=str(tmp_path / "data"))
+    return path, scratch, env
+
+
+def test_a_stop_while_registering_stops_the_kernel_and_cleans_up(tmp_path: Path) -> None:
+    """The kernel starts while the front registers; a SIGTERM before the controller
+    answers ends both, with a sentence, and leaves no private dir behind."""
+    import psutil
+
+    path, scratch, env = _silent_controller(tmp_path)
     front = subprocess.Popen(
         [sys.executable, "-m", "ipytui.kernel.engine", "--file", str(path), "--timeout", "120"],
         env=env,
@@ -407,19 +414,9 @@ STOP_DURING_START = textwrap.dedent("""\
 def test_a_stop_while_the_kernel_starts_stops_it_and_cleans_up(tmp_path: Path) -> None:
     """A SIGTERM inside the kernel's start is acted on once the kernel has started: the
     kernel is stopped and the private dir removed, with the sentence, no traceback."""
-    import socket
-
     import psutil
 
-    with socket.socket() as probe:  # a port where nothing will answer
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    path = tmp_path / "ipcontroller-engine.json"
-    path.write_text(f'{{"interface": "tcp://127.0.0.1", "registration": {port}, "key": "k"}}')
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IPP_")}
-    env.update(TMPDIR=str(scratch), IPYTUI_DATA_DIR=str(tmp_path / "data"))
+    path, scratch, env = _silent_controller(tmp_path)
     done = subprocess.run([sys.executable, "-c", STOP_DURING_START, str(path)], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
