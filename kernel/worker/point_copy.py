@@ -62,10 +62,6 @@ class RewriteGuess:
         return out
 
 
-class _Iovec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("length", ctypes.c_size_t)]
-
-
 def _sample(region: Region) -> bytes:
     """8 bytes every ``stride``, read in one ``process_vm_readv`` of this process: a
     buffer another thread has just freed reads short (then no sample), never as a
@@ -73,18 +69,17 @@ def _sample(region: Region) -> bytes:
     start, length = region
     stride = max(SAMPLE_STRIDE, length // MAX_SAMPLES)
     addresses = range(start, start + length - 8, stride)
-    readv = _libc_readv()
-    if readv is None:
+    libc = _libc()
+    if libc is None:
         return _sample_by_mem(addresses)
     count = len(addresses)
     buf = ctypes.create_string_buffer(8 * count)
-    local = _Iovec(ctypes.addressof(buf), 8 * count)
-    remote = array.array("Q", bytes(16 * count))  # (base, length) pairs
+    local = array.array("Q", [ctypes.addressof(buf), 8 * count])  # iovecs: (base, length)
+    remote = array.array("Q", bytes(16 * count))
     remote[0::2] = array.array("Q", addresses)
     remote[1::2] = array.array("Q", [8]) * count
-    if readv(os.getpid(), ctypes.byref(local), 1, remote.buffer_info()[0], count, 0) != 8 * count:
-        return b""
-    return buf.raw
+    read = libc.readv(os.getpid(), local.buffer_info()[0], 1, remote.buffer_info()[0], count, 0)
+    return buf.raw if read == 8 * count else b""
 
 
 def _sample_by_mem(addresses: range) -> bytes:
@@ -100,16 +95,6 @@ def _sample_by_mem(addresses: range) -> bytes:
         os.close(mem)
 
 
-@functools.cache
-def _libc_readv() -> Callable[..., int] | None:
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).process_vm_readv
-    except (OSError, AttributeError):
-        return None
-    return _typed(fn, ctypes.c_ssize_t, [ctypes.c_int, ctypes.c_void_p, ctypes.c_ulong,
-                                        ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong])
-
-
 def _changed_share(before: bytes, now: bytes) -> float:
     if len(before) != len(now) or not now:
         return 0.0
@@ -118,7 +103,7 @@ def _changed_share(before: bytes, now: bytes) -> float:
 
 
 class _Libc:
-    """mmap, madvise, mremap and munmap through ctypes."""
+    """mmap, madvise, mremap, munmap and process_vm_readv through ctypes."""
 
     def __init__(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -127,6 +112,9 @@ class _Libc:
         self.madvise = _typed(libc.madvise, int_, [vp, size, int_])
         self.mremap = _typed(libc.mremap, vp, [vp, size, size, int_, vp])
         self.munmap = _typed(libc.munmap, int_, [vp, size])
+        ulong = ctypes.c_ulong
+        self.readv = _typed(libc.process_vm_readv, ctypes.c_ssize_t,
+                            [int_, vp, ulong, vp, ulong, ulong])
 
 
 def _typed(
