@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 
 import psutil
 import pytest
@@ -49,10 +50,18 @@ class Terminal:
         return self.wait_for_any((text,), what)
 
     def wait_for_any(self, texts: tuple[str, ...], what: str) -> str:
+        return self._await(lambda screen: any(text in screen for text in texts), what)
+
+    def wait_for_all(self, texts: tuple[str, ...], what: str) -> str:
+        """The raw screen once every text shows in the main column, wherever it wraps:
+        a long entry may be drawn a frame before the pane scrolls to its end."""
+        return self._await(lambda screen: all(text in _flat(screen) for text in texts), what)
+
+    def _await(self, shown: Callable[[str], bool], what: str) -> str:
         deadline = time.monotonic() + SCREEN_TIMEOUT
         while time.monotonic() < deadline:
             screen = self.screen()
-            if any(text in screen for text in texts):
+            if shown(screen):
                 return screen
             time.sleep(0.1)  # polling a terminal: there is no event to await
         raise AssertionError(f"no {what!r} on screen after {SCREEN_TIMEOUT}s:\n{self.screen()}")
@@ -246,14 +255,11 @@ async def test_every_ui_sees_the_same_crash_restore_and_restart(tmp_path):
         report = "KernelDied: segmentation fault (SIGSEGV), in a cell run by alice."
         banner = "in In [2] run by alice: import ctypes; ctypes.string_at(0) restored 1 name "
         for term in (alice, bob):
-            screen = term.wait_for("Restored: kept", "the report in the cell")
-            assert report in _flat(screen), screen
-            assert banner in _flat(screen), screen
+            screen = term.wait_for_all(("Restored: kept", report, banner), "the report in the cell")
             assert "☠" in _line_with(screen, "In [2] ·"), screen
         late = Terminal([*ipytui_command(), "--existing", str(kernel.path)], _named_env(tmp_path, "carol"))
-        screen = late.wait_for("Restored: kept", "the replayed report")
-        assert report in _flat(screen), screen
-        assert "Restored the state after cell [1] from a snapshot" in _flat(screen), screen
+        restored = "Restored the state after cell [1] from a snapshot"
+        screen = late.wait_for_all(("Restored: kept", report, restored), "the replayed report")
         header = _line_with(screen, "In [2] ·")
         assert "alice" in header and "☠" in header and "✓" not in header, screen
         assert "last crash: SIGSEGV" in _line_with(screen, "idle"), screen
@@ -263,8 +269,8 @@ async def test_every_ui_sees_the_same_crash_restore_and_restart(tmp_path):
 
         bob.keys("F9")
         for term in watchers:
-            screen = term.wait_for("Kernel restored by bob", "bob's restore, named")
-            assert "back at the state after In [1] from a snapshot" in _flat(screen), screen
+            term.wait_for_all(("Kernel restored by bob", "back at the state after In [1] from a snapshot"),
+                              "bob's restore, named")
         async with KernelClient(kernel.info, username="observer") as client:
             await client.wait_ready(20)
             restored_pid = await _worker_pid(client)

@@ -9,7 +9,7 @@ import shutil
 import pytest
 from conftest import wait_until
 from test_ui_support import IPYTUI_KERNEL_ARGV, KernelProcess
-from test_ui_tmux import Terminal, _flat, _kill_kernels_under, _named_env, ipytui_command
+from test_ui_tmux import Terminal, _kill_kernels_under, _named_env, ipytui_command
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
@@ -42,8 +42,7 @@ def test_f10_in_one_terminal_undoes_for_the_other(tmp_path):
         bob.type("y")
 
         entry = "Undo by bob: the namespace is back to the state after cell [1]"
-        screen = _flat(alice.wait_for("Undo by bob", "bob's undo in alice's stream"))
-        assert entry in screen and "the changes of cells [2] are undone" in screen, screen
+        alice.wait_for_all((entry, "the changes of cells [2] are undone"), "bob's undo in alice's stream")
         alice.type("print('val is', val)")
         alice.keys("Enter")
         alice.wait_for("val is kept", "the restored value in alice's next cell")
