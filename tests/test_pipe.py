@@ -144,8 +144,10 @@ def test_together_writes_once_and_keeps_other_threads_behind() -> None:
         other.join(0.2)
         assert other.is_alive()  # it waits for the block instead of cutting in
         pub.status("idle", None)
+        pub.sup({"event": "cell_done"})  # the books leave after the reply, in the same write
     other.join(T)
-    assert [[m[0] for m in write] for write in up.writes] == [[b"shell", b"iopub"], [b"iopub"]]
+    assert [[m[0] for m in write] for write in up.writes] == [[b"shell", b"iopub", b"sup"], [b"iopub"]]
+    assert up.writes[0][2][1] == b'{"event": "cell_done"}'
     assert up.writes[1][0][1] == b"stream"
 
 

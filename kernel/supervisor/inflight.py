@@ -42,7 +42,13 @@ class WorkerState:
     killed_for: str = ""  # why the supervisor ended it (the memory guard), else ""
     cell_done_due: bool = False  # an execute_reply went out, its cell_done has not come yet
     cell_done_for: str = ""  # the msg_id of the last cell_done (it may come before the reply)
+    replied: Pending | None = None  # the last cell answered (its point's event follows the reply)
     spill_fd: int = -1  # the spill file a lazily promoted worker maps (worker_lifecycle)
+
+    def answered(self, pending: Pending) -> None:
+        """A cell's reply went out: its cell_done and its point's event may follow it."""
+        self.cell_done_due = self.cell_done_for != pending.msg.msg_id
+        self.replied = pending
 
 
 MAIN_THREAD_TYPES = MAIN_THREAD_REQUESTS | {"comm_open", "comm_msg", "comm_close"}

@@ -215,7 +215,7 @@ class Supervisor(Intake, Requests, WorkerLifecycle, CrashHandling, Culling, Anno
             self.faults.hit("up:books")
             pending = self.inflight.pop(peek_parent(body).get("msg_id", ""), None)
             if pending is not None and pending.msg.msg_type == "execute_request":
-                self.worker.cell_done_due = self.worker.cell_done_for != pending.msg.msg_id
+                self.worker.answered(pending)
                 self._record_reply(pending, body)
                 self.presence.finished(pending.msg.msg_id)
                 self._note_silenced(pending)

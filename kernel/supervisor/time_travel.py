@@ -74,7 +74,8 @@ class TimeTravel(Undo):
     def _on_snapshot(self, event: dict[str, Any]) -> None:
         # The names the cell changed are read from its code when a timeline asks (the
         # worker would pay for it on every cell, before its reply).
-        cell = self.inflight.get(str(event.get("msg_id", "")))
+        msg_id, replied = str(event.get("msg_id", "")), self.worker.replied
+        cell = replied if replied is not None and replied.msg.msg_id == msg_id else self.inflight.get(msg_id)
         code = cell.msg.content.get("code") if cell is not None and "changed" not in event else ""
         point = RestorePoint(
             pid=int(event["pid"]),

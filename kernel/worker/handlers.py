@@ -110,18 +110,16 @@ def execute(worker: WorkerContext, msg: Message) -> None:
         else []
     )
     inert = outcome.status != "ok" or is_inert(source)
-    pub.sup(
-        {
-            "event": "cell_done",
-            "status": outcome.status,
-            "execution_count": count,
-            "msg_id": msg.msg_id,
-            "inert": inert or worker.snapshots is None,
-            "user_names": count_user_names(worker.namespace),
-            "changed": changed,
-            **({"protection": protection.info()} if protection is not None else {}),
-        }
-    )
+    cell_done = {
+        "event": "cell_done",
+        "status": outcome.status,
+        "execution_count": count,
+        "msg_id": msg.msg_id,
+        "inert": inert or worker.snapshots is None,
+        "user_names": count_user_names(worker.namespace),
+        "changed": changed,
+        **({"protection": protection.info()} if protection is not None else {}),
+    }
     # The snapshot is forked before the reply: once a client holds a cell's reply,
     # the state after it survives a kill of the whole kernel (the snapshot writes
     # its checkpoint when it sees the supervisor gone), and a restore right after
@@ -130,9 +128,13 @@ def execute(worker: WorkerContext, msg: Message) -> None:
         pub.parent = None  # promoted: the supervisor has answered this cell for the dead worker
         worker.stdin.request = None
         return
+    # One write: the reply and idle first (the supervisor forwards them before it
+    # keeps its books), then the cell's bookkeeping and its restore point's event.
     with pub.together():
         pub.reply("shell", msg, "execute_reply", reply, metadata={"status": outcome.status})
         pub.status("idle", msg)
+        pub.sup(cell_done)
+        protection_hooks.announce_point(worker)
     pub.parent = None
     worker.stdin.request = None
     if aborted:

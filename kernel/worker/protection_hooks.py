@@ -43,11 +43,20 @@ def take_restore_point(worker: WorkerContext, count: int, msg: Message, code: st
     # The supervisor reads the names the cell changed from its request, when a timeline asks.
     cell = {"user": msg.header.get("username", ""), "msg_id": msg.msg_id}
     snapshots.cell_code = code
-    if snapshots.protection.wants_snapshot_now():
-        return snapshots.after_cell(worker, count, msg.msg_id, cell)
+    if snapshots.protection.wants_snapshot_now():  # its event leaves with the reply
+        return snapshots.after_cell(worker, count, msg.msg_id, cell, hold=True)
     if snapshots.protection.waits_for_idle():
         snapshots.protection.due = (count, msg.msg_id, cell)
     return False
+
+
+def announce_point(worker: WorkerContext) -> None:
+    """Send the event of the point ``take_restore_point`` took, in the reply's write:
+    the point exists before the reply leaves, and the reply is forwarded first."""
+    snapshots = worker.snapshots
+    if snapshots is not None and snapshots.held is not None:
+        event, snapshots.held = snapshots.held, None
+        worker.publisher.sup(event)
 
 
 class ProtectionContext:

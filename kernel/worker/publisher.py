@@ -124,8 +124,13 @@ class Publisher:
         self.send("iopub", "status", {"execution_state": state}, parent=parent)
 
     def sup(self, event: dict[str, Any]) -> None:
-        """A bookkeeping event for the supervisor (never reaches a client)."""
+        """A bookkeeping event for the supervisor (never reaches a client); in a
+        ``together()`` block it leaves with the block's messages, in order."""
         if os.getpid() != self.owner_pid:
             return
+        frames = [b"sup", json.dumps(event).encode()]
+        if self._held is not None and self._holder == threading.get_ident():
+            self._held.append(frames)
+            return
         with self.lock:
-            self.socket.send_multipart([b"sup", json.dumps(event).encode()])
+            self.socket.send_multipart(frames)

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ipytui.kernel.protocol.procs import SNAPSHOT_NAME
+from ipytui.kernel.protocol.procs import SNAPSHOT_NAME, is_running
 from ipytui.kernel.protocol.spill_files import spill_path
 from ipytui.kernel.protocol.syntax import timeline_names
 from ipytui.kernel.worker import checkpoint, point_copy, spill
@@ -105,6 +105,7 @@ class Snapshots:
         self.regions: list[tuple[int, int]] = []  # the big mappings the next point spills
         self.spill: spill.Spill | None = None  # in a snapshot: its spilled buffers
         self.rewrites = point_copy.RewriteGuess()  # the big buffers the last cell rewrote
+        self.held: dict[str, Any] | None = None  # a point's event that leaves with the reply
         self.cell_code = ""  # the code of the cell the next point is taken after
 
     def _read_notes(self, worker: WorkerContext) -> None:
@@ -142,11 +143,13 @@ class Snapshots:
         execution_count: int,
         msg_id: str = "",
         cell: dict[str, Any] | None = None,
+        hold: bool = False,
     ) -> bool:
         """Fork a snapshot of the state after a good cell. The parent returns False at
         once; a snapshot returns True when it has been promoted to be the worker.
 
         ``cell`` (who ran it, the names it assigned) goes to the supervisor's timeline.
+        With ``hold`` the point's event waits in ``held`` (see protection_hooks).
         """
         self._read_notes(worker)
         reason = self.why_not()
@@ -184,16 +187,18 @@ class Snapshots:
             self.children.append(pid)
             self.newest.set(pid)
             self.protection.took(pid, execution_count)
-            worker.publisher.sup(
-                {
-                    "event": "snapshot",
-                    "pid": pid,
-                    "execution_count": execution_count,
-                    "lost_threads": threads,
-                    "copied": copied,
-                    **(cell or {}),
-                }
-            )
+            event = {
+                "event": "snapshot",
+                "pid": pid,
+                "execution_count": execution_count,
+                "lost_threads": threads,
+                "copied": copied,
+                **(cell or {}),
+            }
+            if hold:
+                self.held = event
+            else:
+                worker.publisher.sup(event)
             return False
         self.children, self.writers = [], []
         if not promoted:
@@ -292,7 +297,7 @@ class Snapshots:
                 spill.promote_lazily(self.spill)  # the big buffers stay mapped from disk
                 self.spill = None
                 return
-            if not _alive(self.supervisor_pid):
+            if not is_running(self.supervisor_pid):  # gone, or a zombie not reaped yet
                 if not written and self.newest.is_me(
                     str(self.checkpoint_path)
                 ):  # the kernel was killed: leave its state
@@ -378,13 +383,6 @@ def _exit_writing(signum: int, frame: Any) -> None:
     """SIGTERM in a checkpoint writer (its worker ended): stop; the atomic write
     removes its temporary file on the way out."""
     raise SystemExit(0)
-
-
-def _alive(pid: int) -> bool:
-    """False once the supervisor is gone, or a zombie its parent has not reaped yet."""
-    from ipytui.kernel.protocol.procs import is_running
-
-    return is_running(pid)
 
 
 def _has_cuda() -> bool:
