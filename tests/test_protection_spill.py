@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from conftest import tmpfs_data_dir, wait_until
 from ipytui.kernel.worker import spill
@@ -89,6 +90,9 @@ def test_a_crash_after_a_spill_gives_back_the_exact_bytes(start_kernel, tmp_path
         # chunk of the spill's pages for a moment, besides the point's own small change)
         assert status["held"] < 200 * MiB, status
         assert _file_pids(tmp_path / "data") == _live_points(tmp_path / "data")  # one each
+        for pid in _live_points(tmp_path / "data"):  # the spill ran on a thread 10 nicer
+            point = psutil.Process(pid)
+            assert point.nice() == point.parent().nice(), pid
         said = _ok(kc, "%protection")
         assert "of RAM" in said and "on disk (spilled buffers)" in said, said
         assert "to disk)" in _ok(kc, "%timeline")  # each point says what its spill did

@@ -1,8 +1,9 @@
 """A waiting snapshot promoted around its checkpoint write (kernel/worker/snapshots.py).
 
-A snapshot writes its pickle checkpoint shortly after it is born, with
-SIGUSR1 (the supervisor's "become the worker") unblocked only while it
-writes, so a promotion cuts the write short. A promotion that came just
+A snapshot writes its pickle checkpoint shortly after it is born, on a thread
+of its own (worker/checkpoint_writer.py) while its main thread waits for
+SIGUSR1 (the supervisor's "become the worker"), so a promotion cuts the write
+short. A promotion that came just
 before the write began is pending when SIGUSR1 is unblocked: it must be
 taken as a promotion too, never end the snapshot (under load that ended the
 crash restore of a C stack overflow: a fresh worker came up, the state gone).

@@ -34,10 +34,9 @@ from typing import TYPE_CHECKING, Any
 from ipytui.kernel.protocol.procs import SNAPSHOT_NAME, is_running
 from ipytui.kernel.protocol.spill_files import spill_path
 from ipytui.kernel.protocol.syntax import timeline_names
-from ipytui.kernel.worker import checkpoint, point_copy, spill
+from ipytui.kernel.worker import checkpoint, checkpoint_writer, point_copy, spill
 from ipytui.kernel.worker.forking import fork_dormant, fork_quietly, user_threads
 from ipytui.kernel.worker.newest_point import NewestMark
-from ipytui.kernel.worker.process_name import libc_prctl as _prctl
 from ipytui.kernel.worker.process_name import rename as _rename
 from ipytui.kernel.worker.protection import Protection
 
@@ -57,7 +56,6 @@ CHECKPOINT_BYTES_PER_SECOND = 128 * 2**20
 CHECKPOINT_DELAY_MAX = 60.0
 CHECKPOINT_RETRY = 5.0  # seconds between tries while the disk refuses
 POLL = 0.5
-POINT_NICE = 10  # a restore point runs this much nicer than the worker
 
 
 def _rss_bytes() -> int:
@@ -73,13 +71,6 @@ def _total_memory() -> int:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
         return 0
-
-
-class PromotedError(BaseException):
-    """SIGUSR1 during a checkpoint write: stop writing, become the worker.
-
-    A BaseException, so the checkpoint's per-value ``except Exception`` lets it through.
-    """
 
 
 class Snapshots:
@@ -100,7 +91,6 @@ class Snapshots:
         self.newest = NewestMark()  # which point is the newest, for every point to read
         self.blocked: str | None = None  # why this process must not fork (the debugger is on)
         self.protection = Protection.from_config(config)
-        self._writing = False  # in a snapshot: a checkpoint is being written
         self._promoted = False  # in a snapshot: SIGUSR1 came while it wrote
         self.regions: list[tuple[int, int]] = []  # the big mappings the next point spills
         self.spill: spill.Spill | None = None  # in a snapshot: its spilled buffers
@@ -160,7 +150,6 @@ class Snapshots:
         self.regions = self.protection.regions_now()  # what the child will spill
         rewritten = [] if threads else self.rewrites.rewritten(self.protection.big)
         born, delay = time.monotonic(), self._checkpoint_delay()
-        nice = os.getpriority(os.PRIO_PROCESS, 0)  # the worker's: the point's is set apart
         # The point sleeps before it runs any Python (worker/dormant_fork.py), unless it
         # has big buffers to spill at once; it wakes for its checkpoint or its poll.
         dormant = 0.0 if self.regions else min(POLL, delay) if self.checkpoint_path else POLL
@@ -174,10 +163,6 @@ class Snapshots:
             worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
             return False
         if pid:
-            # Low priority from birth: its checkpoint write, and its exit when dropped
-            # (freeing what it holds, a GiB at a time), yield to the cells.
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, pid, min(19, nice + POINT_NICE))
             copied = 0  # the bytes of the point's pages the worker copied away now
             if rewritten:  # the point keeps the pages as they were; the worker gets copies
                 copied = point_copy.copy_over(rewritten)
@@ -203,8 +188,6 @@ class Snapshots:
         self.children, self.writers = [], []
         if not promoted:
             self._wait_for_promotion(worker, execution_count, born + delay)
-        with contextlib.suppress(OSError):  # the worker's priority (only root may lower it)
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
         _rename(old_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         worker.promote(lost_threads=threads, after_msg_id=msg_id)
@@ -238,18 +221,7 @@ class Snapshots:
             self.writers.append(pid)
             self.children.append(pid)
             return True
-        try:
-            _rename(b"ipytui-ckpt")  # never mistaken for a waiting snapshot
-            signal.signal(signal.SIGTERM, _exit_writing)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-            prctl = _prctl()
-            if prctl is not None:
-                prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: it ends with the worker
-            with contextlib.suppress(OSError):
-                os.nice(10)
-            self._write_checkpoint(worker, execution_count)
-        finally:
-            os._exit(0)
+        checkpoint_writer.become_writer(lambda: self._write_checkpoint(worker, execution_count))
 
     def drop_all(self) -> None:
         """Kill the restore points this worker forked (protection switched off or to
@@ -284,9 +256,9 @@ class Snapshots:
         newest); exit when the supervisor is gone."""
         written = self.checkpoint_path is None
         if self.checkpoint_path is not None:  # the big buffers to disk (worker/spill.py)
-            self.spill = spill.spill_point(
-                spill_path(self.checkpoint_path, os.getpid()), self.regions, self._note
-            )
+            path = spill_path(self.checkpoint_path, os.getpid())
+            self.spill = checkpoint_writer.run_nicer(
+                lambda: spill.spill_point(path, self.regions, self._note))
         while True:
             wait = POLL if written else min(POLL, max(0.0, due - time.monotonic()))
             # A promotion that cut a checkpoint write short was taken by its handler:
@@ -314,37 +286,20 @@ class Snapshots:
                 due = time.monotonic() + CHECKPOINT_RETRY
 
     def _write_checkpoint_until_promoted(self, worker: WorkerContext, execution_count: int) -> bool:
-        """Write the checkpoint, but let SIGUSR1 cut it short: a promotion (crash, undo)
-        must not wait seconds for a big pickle. The snapshot writes it itself, not a
-        child: a child would share its pages and hide what the snapshot holds alone.
-        A write cut short leaves no temporary file (protocol/atomic.py).
-
-        A promotion that came since the last ``sigtimedwait`` is pending: it lands
-        the moment SIGUSR1 is unblocked, so that happens inside the ``try``, as does
-        the end of the write, where one can land as the inner ``finally`` begins.
-        Anywhere else PromotedError would end the snapshot it should promote.
-        """
-
-        def on_promotion(signum: int, frame: Any) -> None:
+        """Write the checkpoint on a thread WRITER_NICE nicer (worker/checkpoint_writer.py:
+        the point keeps the worker's priority), and let SIGUSR1 cut it short: a
+        promotion (crash, undo) must not wait seconds for a big pickle. The point
+        writes it itself, not a child: a child would share its pages and hide what
+        the point holds alone. A write cut short leaves no temporary file
+        (protocol/atomic.py). A promotion that came before the write is taken first."""
+        if signal.sigtimedwait({signal.SIGUSR1}, 0) is not None:  # taken, not left pending
             self._promoted = True
-            if self._writing:
-                raise PromotedError
-
-        old_handler = signal.signal(signal.SIGUSR1, on_promotion)
-        try:
-            try:
-                self._writing = True
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
-                return self._write_checkpoint(worker, execution_count)
-            finally:
-                self._writing = False
-                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
-        except PromotedError:
             return False
-        finally:
-            self._writing = False  # again: the inner finally may have been cut short
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
-            signal.signal(signal.SIGUSR1, old_handler)
+        return checkpoint_writer.write_until_signal(
+            lambda: self._write_checkpoint(worker, execution_count), self._on_promotion)
+
+    def _on_promotion(self) -> None:
+        self._promoted = True
 
     def _write_checkpoint(self, worker: WorkerContext, execution_count: int) -> bool:
         """Write the checkpoint; True if it is on disk. The outcome goes to the worker."""
@@ -377,12 +332,6 @@ class Snapshots:
         """One line to the worker's notes thread; dropped if the pipe is full."""
         with contextlib.suppress(OSError):
             os.write(self._notes_write, json.dumps(note).encode() + b"\n")
-
-
-def _exit_writing(signum: int, frame: Any) -> None:
-    """SIGTERM in a checkpoint writer (its worker ended): stop; the atomic write
-    removes its temporary file on the way out."""
-    raise SystemExit(0)
 
 
 def _has_cuda() -> bool:
