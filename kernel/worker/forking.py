@@ -28,7 +28,7 @@ def fork_quietly(worker: WorkerContext) -> int:
 
 def fork_dormant(worker: WorkerContext, wait: float) -> tuple[int, bool]:
     """``fork_quietly`` for a restore point: the child first sleeps up to ``wait``
-    seconds before it runs Python (worker/dormant_fork.py). Returns ``(pid, False)``
+    seconds, or until promoted (worker/dormant_fork.py). Returns ``(pid, False)``
     in the parent and ``(0, promoted)`` in the child."""
     with jedi_lock_for_fork(), worker.publisher.lock, worker.stdout._lock, worker.stderr._lock:
         return dormant_fork.fork(wait)

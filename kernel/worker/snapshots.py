@@ -150,8 +150,8 @@ class Snapshots:
         self.regions = self.protection.regions_now()  # what the child will spill
         rewritten = [] if threads else self.rewrites.rewritten(self.protection.big)
         born, delay = time.monotonic(), self._checkpoint_delay()
-        # The point sleeps before it runs any Python (worker/dormant_fork.py), unless it
-        # has big buffers to spill at once; it wakes for its checkpoint or its poll.
+        # The point sleeps at once (worker/dormant_fork.py), unless it has big buffers
+        # to spill; it wakes for its checkpoint or its poll.
         dormant = 0.0 if self.regions else min(POLL, delay) if self.checkpoint_path else POLL
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         old_name = _rename(SNAPSHOT_NAME)  # the child is born with it
