@@ -11,7 +11,7 @@ It is a plain ``os.fork()``, whose child runs CPython's after-fork work
 work, to save the ~1.2 ms of CPU it costs a point: but the child returned from
 that call into bytecode first, and a request from another thread to hand over
 the GIL, pending at the fork, made the child drop a GIL no thread would ever
-take: it hung for good (found in CI; 2 children in 200 with two busy threads,
+take: it hung for good (found in CI; 2-3 children in 300 with two busy threads,
 tests/test_dormant_fork.py). No bytecode may run in a child before its
 after-fork work, and pure Python cannot run a C call right after ``fork()``.
 """
