@@ -23,12 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kernel_bench import KernelRun  # noqa: E402
 from procs import KERNEL_COMMANDS, Workdir, install_handlers, kill_all  # noqa: E402
-
-CELLS = {
-    "inplace": "big += 1",
-    "small": "x += 1; small.append(x); meta['n'] = x",
-    "nothing": "pass",
-}
+from undo_bench import CELLS, setup_code  # noqa: E402  (the same cells, the same namespace)
 
 
 def kernel_kind(kind: str) -> str:
@@ -75,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             workdirs.append(wd)
             run = KernelRun(kind, wd, env={**wd.env, **extra})
             run.start(lambda *a: None)
-            setup = f"import numpy as np; big = np.ones({args.size} * 2**20 // 8); x = 0; small = []; meta = {{}}"
-            if run.client.run(setup, 300)["status"] != "ok":
+            if run.client.run(setup_code(args.size), 300)["status"] != "ok":
                 raise SystemExit(f"{label}: the set-up cell failed")
             runs[label] = run
         times: dict[str, list[float]] = {label: [] for label in runs}

@@ -58,6 +58,11 @@ CELLS = {
     "nothing": "pass",
 }
 GOALS = (("inplace", 3.0), ("small", 1.1), ("nothing", 1.1))
+
+
+def setup_code(mib: int) -> str:
+    """The namespace every kind of cell works on: ``big`` of ``mib`` MiB, small objects."""
+    return f"import numpy as np; big = np.ones({mib * 2**20 // 8}); x = 0; small = []; meta = {{}}"
 UNDO_GOAL_S = 0.5
 
 
@@ -116,10 +121,7 @@ def measure(kind: str, mib: int, cells: int, pause: float = 0.0) -> dict[str, An
     try:
         kernel.start()
         out["pid"], out["workdir"] = kernel.pid, str(kernel.wd.root)
-        n = mib * 2**20 // 8
-        setup = kernel.cell(
-            f"import numpy as np; big = np.ones({n}); x = 0; small = []; meta = {{}}"
-        )
+        setup = kernel.cell(setup_code(mib))
         if not setup.ok:
             raise RuntimeError(f"{kind}: set-up failed: {setup.error()}")
         out["setup_ms"] = setup.ms
