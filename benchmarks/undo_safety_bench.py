@@ -97,8 +97,10 @@ def stuck_point(tree: str, size_mib: int, cap: float) -> dict[str, Any]:
     run = _start(tree, size_mib)
     target = 0
     try:
-        _, reply = _timed(run, "x = 1")
-        _, reply = _timed(run, "x = 2")
+        # A call: each cell takes a point of its own (a plain `x = 1` would be logged
+        # after the set-up's point instead, kernel/worker/replayable.py).
+        _, reply = _timed(run, "x = int(1)")
+        _, reply = _timed(run, "x = int(2)")
         worker = psutil.Process(int(_value(run, "__import__('os').getpid()")))
         points = sorted(
             (c for c in worker.children() if c.name() == "ipytui-snapshot"),

@@ -206,16 +206,26 @@ def test_undo_takes_back_every_kind_of_change(start_kernel, tmp_path) -> None:
         kc.stop_channels()
 
 
-def test_undo_n_past_the_depth_and_timeline(start_kernel) -> None:
+@pytest.mark.parametrize(
+    ("cell", "past"),
+    [
+        # A call takes a restore point per cell: the oldest is dropped past the depth.
+        ("v = int({})", "the state after cell [1] was dropped"),
+        # Logged cells (worker/replayable.py) keep their point as the base they replay on.
+        ("v = {}", "the state after cell [1] is older than the 3 undo_depth keeps"),
+    ],
+    ids=["forked", "logged"],
+)
+def test_undo_n_past_the_depth_and_timeline(start_kernel, cell: str, past: str) -> None:
     info, _ = start_kernel(_argv("--protection", "cell", "--undo-depth", "3"))
     kc = _client(info)
     try:
         for value in range(1, 6):
-            _ok(kc, f"v = {value}")
+            _ok(kc, cell.format(value))
         timeline = _ok(kc, "%timeline")
         assert "3 undo step(s) available" in timeline
         assert "state after cell [2]" in timeline and "state after cell [5]" in timeline
-        assert "Not undoable: the state after cell [1] was dropped" in timeline
+        assert f"Not undoable: {past}" in timeline, timeline
         reply, _ = _run(kc, "%undo 3")
         assert reply["status"] == "ok", reply
         assert _ok(kc, "print(v)") == "2\n"

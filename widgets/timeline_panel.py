@@ -24,12 +24,14 @@ from textual.widgets.option_list import Option
 
 def point_line(point: dict[str, Any]) -> str:
     """One restore point as a row: ``%undo 2  after In [3]  by bob  12:01:02  x, y  1.2 MiB``."""
-    step = f"%undo {point['undo_steps']}" if point.get("undo_steps") else "current"
+    step = (f"%undo {point['undo_steps']}" if point.get("undo_steps")
+            else "current" if point.get("current", True) else "base")
     when = time.strftime("%H:%M:%S", time.localtime(float(point.get("taken") or 0)))
     names = ", ".join(point.get("changed") or []) or "-"
     return (
         f"{step:<8} after In [{point.get('count')}]  by {point.get('user') or '?'}  "
         f"at {when}  changed: {names}  holds {format_size(int(point.get('held') or 0))}"
+        + ("  (logged: no fork)" if point.get("logged") else "")
     )
 
 

@@ -44,6 +44,7 @@ class WorkerState:
     cell_done_for: str = ""  # the msg_id of the last cell_done (it may come before the reply)
     replied: Pending | None = None  # the last cell answered (its point's event follows the reply)
     spill_fd: int = -1  # the spill file a lazily promoted worker maps (worker_lifecycle)
+    replay: list[Any] = field(default_factory=list)  # a promoted point's logged cells (Logged)
 
     def answered(self, pending: Pending) -> None:
         """A cell's reply went out: its cell_done and its point's event may follow it."""

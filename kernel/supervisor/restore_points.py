@@ -16,6 +16,12 @@ at least ``MEASURE_SLACK`` bytes, or the budget within reach) or
 ``MEASURE_EVERY`` seconds have passed. A bulk copy right after a fork
 (worker/point_copy.py) is counted with the faults: the snapshot event says
 how many bytes it copied.
+
+A cell the worker could log instead (worker/replayable.py: no user code, so a
+replay repeats it exactly) takes no point: it is kept as a ``Logged`` entry of
+the newest point, and the state after it is that point plus the logged cells
+up to it, replayed in the woken point (worker/replay.py). Such a state is an
+undo target like a point's own, and holds no memory.
 """
 
 from __future__ import annotations
@@ -27,10 +33,21 @@ from typing import Any
 from ipytui.kernel.protocol import procs
 from ipytui.kernel.protocol.procs import private_bytes
 from ipytui.kernel.protocol.sizes import format_size
+from ipytui.kernel.protocol.syntax import timeline_names
 
 TIMELINE_GONE = 20  # lines of dropped points remembered for %timeline
 MEASURE_SLACK = 16 * 2**20  # worker faults (bytes) that make the chain measured again, at least
 MEASURE_EVERY = 1.0  # seconds: measured at least this often while points are added
+
+
+@dataclass(frozen=True)
+class Logged:
+    """A cell logged after a point instead of forking one: replayed on a restore."""
+
+    count: int
+    code: str
+    user: str = ""
+    taken: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -46,15 +63,28 @@ class RestorePoint:
     held: int = 0  # bytes only this point keeps alive (its private pages), last measured
     on_disk: int = 0  # bytes of its big buffers it spilled to disk (worker/spill.py)
     spill: str = ""  # what its spill did, in words ("" while none was tried)
+    replay: list[Logged] = field(default_factory=list)  # the cells logged after it, in order
+
+    @property
+    def last(self) -> int:
+        """The cell whose state this point holds once its logged cells are replayed."""
+        return self.replay[-1].count if self.replay else self.count
 
     def names(self) -> list[str]:
         """The names its cell may have changed (at most 20), read from the code when first
         asked: a timeline is drawn far less often than cells run."""
         if self.code:
-            from ipytui.kernel.protocol.syntax import timeline_names
-
             self.changed, self.code = timeline_names(self.code), ""
         return self.changed
+
+
+@dataclass(frozen=True)
+class Target:
+    """A state an undo can go back to: a point, plus the logged cells it replays."""
+
+    count: int  # the state after this cell
+    point: RestorePoint
+    replay: tuple[Logged, ...] = ()
 
 
 class RestoreChain:
@@ -79,14 +109,21 @@ class RestoreChain:
     def add(self, point: RestorePoint) -> list[int]:
         """Keep a new newest point; returns the pids to kill to stay within depth and budget."""
         self.points = [p for p in self.points if p.pid != point.pid]
+        if self.points:  # a point taken after logged cells holds their state itself
+            before = self.points[-1]
+            before.replay = [e for e in before.replay if e.count < point.count]
         self.points.append(point)
         return self.trim()
 
     def trim(self) -> list[int]:
         """Drop the oldest points beyond the depth, then while over the budget."""
         dropped: list[int] = []
-        while len(self.points) > self.undo_depth + 1:
-            dropped.append(self._drop(0, f"more than undo_depth={self.undo_depth} points kept"))
+        # The oldest point goes once the states after it are enough for the depth: a
+        # point with cells logged after it stays while one of them is in reach.
+        while len(self.points) > 1 and sum(
+            1 + len(p.replay) for p in self.points[1:]
+        ) > self.undo_depth:
+            dropped.append(self._drop(0, f"more than undo_depth={self.undo_depth} states kept"))
         self.measure_if_unsure()
         while len(self.points) > 1 and self.held() > self.budget:
             why = (
@@ -99,7 +136,9 @@ class RestoreChain:
 
     def _drop(self, index: int, why: str) -> int:
         point = self.points.pop(index)
-        self.forget(f"the state after cell [{point.count}] was dropped: {why}")
+        logged = "".join(f", [{entry.count}]" for entry in point.replay)
+        which = f"cells [{point.count}]{logged} were" if logged else f"cell [{point.count}] was"
+        self.forget(f"the state after {which} dropped: {why}")
         return point.pid
 
     def forget(self, line: str) -> None:
@@ -166,19 +205,42 @@ class RestoreChain:
         self.points = []
         return pids
 
-    def undo_targets(self, state_count: int) -> list[RestorePoint]:
-        """Points older than the current state (after cell ``state_count``), oldest first."""
-        return [p for p in self.points if p.count < state_count]
+    def log(self, point_pid: int, logged: Logged) -> bool:
+        """A cell logged after the newest point (the worker names it); False if that
+        point is not the newest kept one (dropped, killed): the cell is unprotected."""
+        newest = self.newest
+        if newest is None or newest.pid != point_pid or logged.count <= newest.last:
+            return False
+        newest.replay.append(logged)
+        return True
+
+    def protected(self) -> int:
+        """The newest cell whose state a restore brings back (0: none)."""
+        newest = self.newest
+        return newest.last if newest is not None else 0
+
+    def states(self) -> list[Target]:
+        """Every state the chain can bring back, oldest first."""
+        return [
+            Target(c, p, tuple(p.replay[:i]))
+            for p in self.points
+            for i, c in enumerate([p.count, *(entry.count for entry in p.replay)])
+        ]
+
+    def undo_targets(self, state_count: int) -> list[Target]:
+        """The states before the current one (after cell ``state_count``), oldest first:
+        at most ``undo_depth`` of them."""
+        older = [t for t in self.states() if t.count < state_count]
+        return older[-self.undo_depth:] if self.undo_depth > 0 else []
 
     def timeline(self, state_count: int, measure: bool = True) -> dict[str, Any]:
         """The %timeline content: kept points, which are undo targets, and the dropped
         (``measure=False``: what each point held when last measured, at its trim)."""
         if measure:
             self.measure()
-        targets = self.undo_targets(state_count)
+        steps = {t.count: i for i, t in enumerate(reversed(self.undo_targets(state_count)), 1)}
         rows = []
         for point in self.points:
-            steps = len(targets) - targets.index(point) if point in targets else 0
             rows.append(
                 {
                     "count": point.count,
@@ -188,17 +250,40 @@ class RestoreChain:
                     "held": point.held,
                     "on_disk": point.on_disk,
                     "spill": point.spill,
-                    "undo_steps": steps,
+                    "undo_steps": steps.get(point.count, 0),
+                    "current": point.count >= state_count,
                 }
             )
+            rows.extend(
+                {
+                    "count": entry.count,
+                    "user": entry.user,
+                    "changed": timeline_names(entry.code),
+                    "taken": entry.taken,
+                    "held": 0,
+                    "on_disk": 0,
+                    "spill": f"logged: replayed on the state after cell [{point.count}]",
+                    "logged": True,
+                    "undo_steps": steps.get(entry.count, 0),
+                    "current": entry.count >= state_count,
+                }
+                for entry in point.replay
+            )
+        # A point older than the depth stays while cells logged after it need it.
+        past = [
+            f"the state after cell [{row['count']}] is older than the {self.undo_depth} "
+            "undo_depth keeps (it stays as the base the cells logged after it replay on)"
+            for row in rows
+            if not row["undo_steps"] and row["count"] < state_count
+        ]
         return {
             "points": rows,
-            "gone": list(self.gone),
+            "gone": [*self.gone, *past],
             "held": self.held(),
             "on_disk": self.on_disk(),
             "budget": self.budget,
             "undo_depth": self.undo_depth,
-            "available": len(targets),
+            "available": len(steps),
             "state_count": state_count,
         }
 

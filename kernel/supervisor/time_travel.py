@@ -23,7 +23,7 @@ from ipytui.kernel.protocol.sizes import format_size
 from ipytui.kernel.protocol.spill_files import remove_spill
 from ipytui.kernel.supervisor.inflight import Pending, WorkerState, is_shell_execute
 from ipytui.kernel.supervisor.memory_guard import MemoryGuard
-from ipytui.kernel.supervisor.restore_points import RestoreChain, RestorePoint
+from ipytui.kernel.supervisor.restore_points import Logged, RestoreChain, RestorePoint
 from ipytui.kernel.supervisor.undo import UNDO_MIME, Undo, UndoPlan
 
 __all__ = ["UNDO_MIME", "TimeTravel"]  # UNDO_MIME: the undo entry's type, as before
@@ -96,6 +96,33 @@ class TimeTravel(Undo):
         early = self.early_spills.pop(point.pid, None)
         if early is not None:  # the point's spill note overtook this event
             self._on_spill(early)
+
+    def _on_logged(self, event: dict[str, Any]) -> None:
+        """A cell logged after the newest point instead of forking one (a replayed one
+        after a restore, too): the state after it is an undo target."""
+        try:
+            count, point = int(event["count"]), int(event.get("point") or 0)
+        except (KeyError, TypeError, ValueError):
+            return
+        code, user = event.get("code"), event.get("user")
+        if not isinstance(code, str):
+            return
+        entry = Logged(count, code, user if isinstance(user, str) else "")
+        if not self.chain.log(point, entry):  # its point is gone: a crash would lose it
+            log.warning("cell [%d] was logged after a point that is not kept", count)
+        if count not in self.changed_cells:  # a replayed cell is part of the state already
+            self._on_cell_changed(count, str(event.get("msg_id") or ""))
+        self.timeline_due = True
+
+    def _on_replay_failed(self, event: dict[str, Any]) -> None:
+        """A logged cell failed when replayed (it should not): the state ends before it."""
+        count = int(event.get("count") or 0)
+        lost = [c for c in self.changed_cells if c >= count]
+        self.changed_cells = [c for c in self.changed_cells if c < count]
+        line = f"cells {lost} could not be replayed after a restore: {event.get('why')}"
+        self.chain.forget(line)
+        log.error(line)
+        self.announce("protection", by=None, level=self.protection.get("level", "?"), reason=line)
 
     def _on_cell_changed(self, count: int, msg_id: str = "") -> None:
         self.changed_cells = [*self.changed_cells, count][-MAX_CHANGED:]
@@ -198,7 +225,7 @@ class TimeTravel(Undo):
         to each point takes back). ``measure``: re-read what each point holds."""
         data = self.chain.timeline(self.state_count(), measure=measure)
         newest, oldest = self.chain.newest, (self.chain.points or [None])[0]
-        data["unprotected"] = [c for c in self.changed_cells if newest and c > newest.count]
+        data["unprotected"] = [c for c in self.changed_cells if newest and c > newest.last]
         data["changed"] = [c for c in self.changed_cells if oldest and c > oldest.count]
         data["level"] = self.protection.get("level", "?")
         return data
@@ -238,9 +265,9 @@ class TimeTravel(Undo):
             "restore_point": None
             if newest is None
             else {
-                "after_cell": newest.count,
+                "after_cell": newest.last,
                 "age_seconds": round(time.time() - newest.taken, 1),
-                "cells_after": [c for c in self.changed_cells if c > newest.count],
+                "cells_after": [c for c in self.changed_cells if c > newest.last],
             },
             "undo_available": len(self.chain.undo_targets(state)),
             "undo_depth": self.chain.undo_depth,

@@ -43,7 +43,7 @@ from ipytui.kernel.supervisor.inflight import (
     for_main_thread,
     is_shell_execute,
 )
-from ipytui.kernel.supervisor.restore_points import RestoreChain, RestorePoint
+from ipytui.kernel.supervisor.restore_points import Logged, RestoreChain, RestorePoint
 from ipytui.kernel.supervisor.spill_hold import close_later
 from ipytui.kernel.supervisor.undo_target import UndoRequest, choose
 from ipytui.kernel.supervisor.undo_text import error_content, outcome, woken
@@ -70,6 +70,12 @@ class UndoPlan:
     began: float = field(default_factory=time.monotonic)
     failed: str = ""  # why the target did not come back, else ""
     newest: int = 0  # stage "newest": the cell whose state the woken point holds
+    replay: tuple[Logged, ...] = ()  # the cells logged after the target that it replays
+    state: int = 0  # the cell whose state the undo brings back (the target's, or a logged one)
+
+    @property
+    def after(self) -> int:
+        return self.state or self.target.count
 
     def woken(self) -> str:
         """The process woken now, for the error messages."""
@@ -124,6 +130,8 @@ class Undo:
             choice.undone,
             ask=ask,
             fallback=max(0, int(event.get("fallback") or 0)),
+            replay=choice.replay,
+            state=choice.state,
         )
         self.chain.set_aside(target.count)
         self.chain.take(target.pid)
@@ -194,6 +202,10 @@ class Undo:
         self.worker = WorkerState(snapshot_pid=pid, snapshot_count=count)
         named = procs.FALLBACK_NAME if stage == "fallback" else procs.SNAPSHOT_NAME
         if procs.has_name(pid, named) and self.promote_snapshot():
+            if stage == "target":  # taken from the chain already: its replay is the plan's
+                self.worker.replay = list(plan.replay)
+            elif stage == "fallback":
+                self.worker.replay = []
             return
         if stage == "target":
             self._undo_failed(plan, "the restore point was gone when it was woken")
@@ -235,7 +247,7 @@ class Undo:
             fallback, plan.fallback = plan.fallback, 0
             self._wake(plan, fallback, "fallback")
         elif (newest := self._newest_alive()) is not None:
-            plan.newest = newest.count
+            plan.newest = newest.last
             if plan.pending is not None:
                 plan.pending.started = False  # the %undo runs nowhere any more: ours to answer
             self._wake(plan, newest.pid, "newest")
@@ -319,20 +331,20 @@ class Undo:
         if plan.fallback:
             procs.kill_named(plan.fallback, procs.FALLBACK_NAME)
             self.zombies.append(plan.fallback)
-        self.changed_cells = [c for c in self.changed_cells if c <= plan.target.count]
-        self.last_ok_count = min(self.last_ok_count, plan.target.count)
+        self.changed_cells = [c for c in self.changed_cells if c <= plan.after]
+        self.last_ok_count = min(self.last_ok_count, plan.after)
         request = plan.pending.msg if plan.pending else None
         who = (request.header.get("username") if request else "") or "a client"
         cells = ", ".join(f"[{c}]" for c in plan.undone) or "none"
         text = (
             f"Undo by {who}: the namespace is back to the state after cell "
-            f"[{plan.target.count}]; the changes of cells {cells} are undone (they stay "
+            f"[{plan.after}]; the changes of cells {cells} are undone (they stay "
             "in the history). Effects outside the namespace (files written, network "
             "calls, GPU memory) are not undone."
         )
         entry = {
             "user": who,
-            "state_after_cell": plan.target.count,
+            "state_after_cell": plan.after,
             "undone": plan.undone,
             "restored": True,
             "seconds": round(time.monotonic() - plan.began, 3),
@@ -348,7 +360,7 @@ class Undo:
             "undo",
             by=request,
             method="snapshot",
-            after_cell=plan.target.count,
+            after_cell=plan.after,
             undone=plan.undone,
             cell_msg_id=request.msg_id if request else None,
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ipytui.kernel.supervisor.restore_points import RestoreChain, RestorePoint
+from ipytui.kernel.supervisor.restore_points import Logged, RestoreChain, RestorePoint
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,13 @@ class UndoRequest:
 
 @dataclass(frozen=True)
 class UndoChoice:
-    """An accepted undo: the point to wake and the cells it takes back."""
+    """An accepted undo: the point to wake, the logged cells it replays, the cell whose
+    state that brings back, and the cells it takes back."""
 
     target: RestorePoint
     undone: list[int]
+    replay: tuple[Logged, ...] = ()
+    state: int = 0
 
 
 def choose(ask: UndoRequest, chain: RestoreChain, changed: list[int]) -> UndoChoice | str:
@@ -65,19 +68,19 @@ def choose(ask: UndoRequest, chain: RestoreChain, changed: list[int]) -> UndoCho
             f"cell [{first}] is not part of the current state (an undo already took it "
             "back, or it changed nothing): nothing was undone"
         )
-    target = next((p for p in reversed(chain.points) if p.count < first), None)
-    if target is None:
+    state = next((t for t in reversed(chain.states()) if t.count < first), None)
+    if state is None:
         return (
             f"no restore point before cell [{first}] is kept (undo_depth "
             f"{chain.undo_depth}); %timeline says which cells can be undone"
         )
-    skipped = [c for c in changed if target.count < c < first]
+    skipped = [c for c in changed if state.count < c < first]
     if skipped:
         return (
             f"the restore point right before cell [{first}] is not kept; the nearest one "
             f"would also take back {_cells(skipped)}: nothing was undone (%timeline)"
         )
-    undone = [c for c in changed if c > target.count]
+    undone = [c for c in changed if c > state.count]
     unseen = [c for c in undone if c > last and c not in ask.own]
     if unseen:
         who = _authors(unseen, chain)
@@ -86,7 +89,7 @@ def choose(ask: UndoRequest, chain: RestoreChain, changed: list[int]) -> UndoCho
             f"back to before cell [{first}] would take {'them' if len(unseen) > 1 else 'it'} "
             "back too. Nothing was undone: look at %timeline and undo again if you mean it"
         )
-    return UndoChoice(target, undone)
+    return UndoChoice(state.point, undone, state.replay, state.count)
 
 
 def _too_far(steps: int, available: int, chain: RestoreChain) -> str:
@@ -109,5 +112,8 @@ def _cells(counts: list[int]) -> str:
 
 def _authors(counts: list[int], chain: RestoreChain) -> str:
     """ " (by bob)" from the points taken after those cells, when they are kept."""
-    users = sorted({p.user for p in chain.points if p.count in counts and p.user})
+    users = sorted(
+        {p.user for p in chain.points if p.count in counts and p.user}
+        | {e.user for p in chain.points for e in p.replay if e.count in counts and e.user}
+    )
     return f" (by {', '.join(users)})" if users else ""

@@ -113,7 +113,7 @@ class WorkerLifecycle:
         pid = self.worker.snapshot_pid
         if not pid:
             return False
-        self.chain.take(pid)
+        point = self.chain.take(pid)
         spill_fd = hold_spill(spill_path(self.checkpoint_path, pid))  # before the point unlinks it
         try:
             os.kill(pid, signal.SIGUSR1)
@@ -121,6 +121,7 @@ class WorkerLifecycle:
         except (ProcessLookupError, OSError):
             close_later(spill_fd)
             return False
+        self.worker.replay = list(point.replay) if point is not None else []
         return True
 
     def restart_worker(self, restore: bool) -> str:
@@ -207,8 +208,11 @@ class WorkerLifecycle:
         event = worker.hello
         self.user_names = len(event.get("names") or [])
         if event.get("promoted"):
+            # The point's state, then the cells logged after it, which it replays first.
+            replay = [[e.count, e.code, e.user] for e in worker.replay]
+            count = replay[-1][0] if replay else int(event.get("execution_count", 0))
             if self.crash_pending is not None:
-                self.crash_pending.snapshot_count = int(event.get("execution_count", 0))
+                self.crash_pending.snapshot_count = count
             self.link.send(
                 "exec",
                 [
@@ -218,11 +222,11 @@ class WorkerLifecycle:
                             "cmd": "resume",
                             "execution_count": self.execution_count,
                             "protection": self.protection.get("setting"),
+                            "replay": replay,
                         }
                     ).encode(),
                 ],
             )
-            count = int(event.get("execution_count", 0))
             self.changed_cells = [c for c in self.changed_cells if c <= count]
         else:
             self.execution_count = max(self.execution_count, int(event.get("execution_count", 0)))
@@ -261,8 +265,10 @@ class WorkerLifecycle:
         kind = event.get("event")
         if kind == "snapshot":
             self._on_snapshot(event)
-        elif kind in ("protection", "undo", "timeline", "spill"):
+        elif kind in ("protection", "undo", "timeline", "spill", "logged", "replay_failed"):
             {
+                "logged": self._on_logged,
+                "replay_failed": self._on_replay_failed,
                 "protection": self._on_protection,
                 "undo": self._on_undo,
                 "timeline": self._on_timeline,

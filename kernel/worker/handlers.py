@@ -73,13 +73,14 @@ def execute(worker: WorkerContext, msg: Message) -> None:
     count = worker.execution_count + 1 if store else worker.execution_count
     if store:
         worker.execution_count = count
-        _remember_input(worker.namespace, code, count)
+        remember_input(worker.namespace, code, count)
     with pub.together():
         pub.status("busy", msg)
         if not silent:
             pub.send("iopub", "execute_input", {"code": code, "execution_count": count})
-    source = _transform(code)
+    source = transform(code)
     worker.displayhook.silent = silent
+    light = protection_hooks.loggable(worker, code, source, content)  # before the cell runs
     protection = worker.snapshots.protection if worker.snapshots is not None else None
     if protection is not None:
         protection.cell_started()
@@ -124,7 +125,7 @@ def execute(worker: WorkerContext, msg: Message) -> None:
     # the state after it survives a kill of the whole kernel (the snapshot writes
     # its checkpoint when it sees the supervisor gone), and a restore right after
     # the cell finds it announced. (At level idle it waits for the idle moment.)
-    if not inert and protection_hooks.take_restore_point(worker, count, msg, code):
+    if not inert and protection_hooks.take_restore_point(worker, count, msg, code, light):
         pub.parent = None  # promoted: the supervisor has answered this cell for the dead worker
         worker.stdin.request = None
         return
@@ -141,7 +142,7 @@ def execute(worker: WorkerContext, msg: Message) -> None:
         abort_queued(worker, aborted)
 
 
-def _transform(code: str) -> str:
+def transform(code: str) -> str:
     try:
         from ipytui.kernel.protocol.syntax import transform_cell
         from ipytui.kernel.worker.magics.registry import rewrite_cell
@@ -154,7 +155,7 @@ def _transform(code: str) -> str:
         return code
 
 
-def _remember_input(ns: dict[str, Any], code: str, count: int) -> None:
+def remember_input(ns: dict[str, Any], code: str, count: int) -> None:
     ns.setdefault("In", [""]).append(code)
     ns["_iii"], ns["_ii"], ns["_i"] = ns.get("_ii", ""), ns.get("_i", ""), code
     ns[f"_i{count}"] = code
@@ -295,7 +296,7 @@ def inspect(worker: WorkerContext, msg: Message) -> dict[str, Any]:
 
 @_guarded("is_complete_reply")
 def is_complete(worker: WorkerContext, msg: Message) -> dict[str, Any]:
-    return is_complete_content(_transform(_text_arg(msg, "code")))
+    return is_complete_content(transform(_text_arg(msg, "code")))
 
 
 @_guarded("comm_info_reply")

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from ipytui.kernel.protocol.paths import LOG_ENV
 from ipytui.kernel.protocol.wire import Codec, Message, WireError
-from ipytui.kernel.worker import comms, handlers, ipython_compat, notebook_shell
+from ipytui.kernel.worker import comms, handlers, ipython_compat, notebook_shell, protection_hooks
 from ipytui.kernel.worker.display import Display, format_object
 from ipytui.kernel.worker.execution import CellOutcome, DisplayHook, run_cell
 from ipytui.kernel.worker.outputs import FdCapture, Flusher, OutStream
@@ -216,6 +216,8 @@ class Worker(SupervisorQuestions):
                 self.stdin.replies.put(msg)
             return
         handler = handlers.QUICK.get(msg.msg_type)
+        if msg.msg_type not in ("is_complete_request", "comm_info_request"):  # may run getattr
+            protection_hooks.state_touched(self)
         self.publisher.status("busy", msg)
         try:
             if handler is None:

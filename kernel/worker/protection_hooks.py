@@ -8,13 +8,73 @@ the magics' context that ``%protection``, ``%undo`` and ``%timeline`` use.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from ipytui.kernel.protocol.wire import Message
+from ipytui.kernel.worker.forking import user_threads
+from ipytui.kernel.worker.replayable import replayable
 
 if TYPE_CHECKING:
     from ipytui.kernel.worker.context import WorkerContext
     from ipytui.kernel.worker.protection import Protection
+
+
+MAX_LOGGED = 64  # cells logged after one point: a restore replays at most these
+CONSOLIDATE_SECONDS = 0.1  # idle this long after logged cells, the worker forks a point
+LOG_SECONDS = 0.05  # a logged cell that ran longer takes a point (replays stay quick)
+
+
+def loggable(worker: WorkerContext, code: str, source: str, content: dict[str, Any]) -> bool:
+    """Before a cell runs: may it be logged after the newest point instead of forking
+    one (worker/replayable.py)? Only while the state is exactly that point's plus the
+    cells logged since, at level ``cell``, with no thread or event callback of the
+    user's that could run beside it or after it."""
+    snapshots = worker.snapshots
+    if snapshots is None:
+        return False
+    snapshots.kept = False
+    snapshots.light_started = time.monotonic()
+    return (
+        snapshots.exact
+        and snapshots.logged < MAX_LOGGED
+        and snapshots.protection.wants_snapshot_now()
+        and source.strip() == code.strip()
+        and not content.get("silent")
+        and content.get("store_history", True) is not False
+        and not content.get("user_expressions")
+        and not any(worker.shell.events.callbacks.values())
+        and not user_threads()
+        and snapshots.why_not() is None
+        and replayable(code, worker.namespace)
+    )
+
+
+def log_cell(worker: WorkerContext, count: int, msg: Message, code: str) -> bool:
+    """After a good loggable cell: its log entry, to leave with the reply (no fork).
+    False when it ran too long to be replayed quickly: it takes a point then."""
+    snapshots = worker.snapshots
+    assert snapshots is not None
+    if not snapshots.exact or time.monotonic() - snapshots.light_started > LOG_SECONDS:
+        return False  # touched meanwhile (a completion on the listener), or too slow
+    snapshots.held = {
+        "event": "logged",
+        "count": count,
+        "code": code,
+        "point": snapshots.protection.snapshot_pid,
+        "user": msg.header.get("username", ""),
+        "msg_id": msg.msg_id,
+    }
+    snapshots.logged += 1
+    snapshots.kept = True
+    return True
+
+
+def state_touched(worker: WorkerContext) -> None:
+    """Something besides a logged cell may have changed the state (a comm message, a
+    completion's attribute lookup, the debugger): the next cell takes a point."""
+    if worker.snapshots is not None:
+        worker.snapshots.exact = False
 
 
 def measure(worker: WorkerContext, protection: Protection, count: int, changed: bool) -> None:
@@ -32,17 +92,25 @@ def measure(worker: WorkerContext, protection: Protection, count: int, changed: 
         worker.publisher.sup({"event": "protection", **protection.info(), "drop": drop})
 
 
-def take_restore_point(worker: WorkerContext, count: int, msg: Message, code: str) -> bool:
-    """After a good state-changing cell, before its reply: fork the restore point now
-    (level cell) or leave it for the idle moment (level idle; at level checkpoint a
-    short-lived child then writes the pickle checkpoint). True in a snapshot that
-    was promoted to be the worker (the supervisor has answered the cell)."""
+def take_restore_point(
+    worker: WorkerContext, count: int, msg: Message, code: str, loggable: bool = False
+) -> bool:
+    """After a good state-changing cell, before its reply: log it (``loggable``), fork
+    the restore point now (level cell) or leave it for the idle moment (level idle;
+    at level checkpoint a short-lived child then writes the pickle checkpoint). True
+    in a snapshot that was promoted to be the worker (the supervisor has answered
+    the cell)."""
     snapshots = worker.snapshots
     if snapshots is None:
         return False
     # The supervisor reads the names the cell changed from its request, when a timeline asks.
     cell = {"user": msg.header.get("username", ""), "msg_id": msg.msg_id}
     snapshots.cell_code = code
+    if loggable and log_cell(worker, count, msg, code):
+        # A pause of CONSOLIDATE_SECONDS takes the point anyway (questions.py): the
+        # checkpoint on disk then follows, and a later restore replays nothing.
+        snapshots.protection.due = (count, msg.msg_id, cell)
+        return False
     if snapshots.protection.wants_snapshot_now():  # its event leaves with the reply
         return snapshots.after_cell(worker, count, msg.msg_id, cell, hold=True)
     if snapshots.protection.waits_for_idle():
@@ -54,7 +122,11 @@ def announce_point(worker: WorkerContext) -> None:
     """Send the event of the point ``take_restore_point`` took, in the reply's write:
     the point exists before the reply leaves, and the reply is forwarded first."""
     snapshots = worker.snapshots
-    if snapshots is not None and snapshots.held is not None:
+    if snapshots is None:
+        return
+    if not snapshots.kept:  # the cell changed what no point or log entry holds
+        snapshots.exact = False
+    if snapshots.held is not None:
         event, snapshots.held = snapshots.held, None
         worker.publisher.sup(event)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ipytui.kernel.protocol.wire import Codec, Message, WireError
 from ipytui.kernel.worker import checkpoint
 from ipytui.kernel.worker.protection import SETTINGS
+from ipytui.kernel.worker.protection_hooks import CONSOLIDATE_SECONDS, state_touched
 
 if TYPE_CHECKING:
     from ipytui.kernel.worker.pipe import WorkerPipe
@@ -48,14 +49,21 @@ class SupervisorQuestions:
                 setting = command.get("protection")
                 if self.snapshots is not None and setting in SETTINGS:
                     self.snapshots.protection.resume(setting)
+                if command.get("replay"):  # the cells logged after this point (worker/replay.py)
+                    from ipytui.kernel.worker.replay import replay
+
+                    replay(self, command["replay"])  # type: ignore[arg-type]
             elif command.get("cmd") == "checkpoint":  # the kernel is about to be culled
                 self.publisher.sup(checkpoint_now(self))
             return None
         try:
-            return self.pipe_codec.deserialize(frames[1:])
+            msg = self.pipe_codec.deserialize(frames[1:])
         except WireError as exc:
             log.warning("dropped a message from the supervisor: %s", exc)
             return None
+        if msg.msg_type != "execute_request" or getattr(self, "tasks", None) is not None:
+            state_touched(self)  # a comm's callback or an engine's task: user code
+        return msg
 
     def take_queued_executes(self) -> list[Message]:
         """The executes that have arrived but not run yet (to abort them after an error).
@@ -126,7 +134,10 @@ class SupervisorQuestions:
             level = snaps.protection.level
             if level == "off":
                 snaps.protection.due = None
-            elif self.exec_pipe.wait(snaps.protection.idle_seconds if level != "cell" else 0):
+            elif self.exec_pipe.wait(
+                snaps.protection.idle_seconds if level != "cell"
+                else CONSOLIDATE_SECONDS if snaps.logged else 0
+            ):
                 break  # not idle: the next cell first
             elif level == "checkpoint":
                 # False while the last writer still writes: wait another idle moment.

@@ -97,6 +97,13 @@ class Snapshots:
         self.rewrites = point_copy.RewriteGuess()  # the big buffers the last cell rewrote
         self.held: dict[str, Any] | None = None  # a point's event that leaves with the reply
         self.cell_code = ""  # the code of the cell the next point is taken after
+        # The undo log (worker/replayable.py): ``exact`` while the state is the newest
+        # point's plus the cells logged since (``logged`` of them); ``kept`` once the
+        # running cell has a point or a log entry.
+        self.exact = False
+        self.logged = 0
+        self.kept = False
+        self.light_started = 0.0  # monotonic start of the running cell
 
     def _read_notes(self, worker: WorkerContext) -> None:
         """Start the thread that forwards the children's checkpoint notes (once per process)."""
@@ -172,6 +179,7 @@ class Snapshots:
             self.children.append(pid)
             self.newest.set(pid)
             self.protection.took(pid, execution_count)
+            self.exact, self.logged, self.kept = True, 0, True
             event = {
                 "event": "snapshot",
                 "pid": pid,
@@ -190,6 +198,7 @@ class Snapshots:
             self._wait_for_promotion(worker, execution_count, born + delay)
         _rename(old_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        self.exact = False  # until the point below is taken
         worker.promote(lost_threads=threads, after_msg_id=msg_id)
         self.protection.maps_due = True  # its ranges may be mappings of the spill file now
         worker.publisher.sup({"event": "protection", **self.protection.info()})
@@ -232,6 +241,7 @@ class Snapshots:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self._reap()
+        self.exact = False
         self.protection.dropped()
 
     def _reap(self) -> None:

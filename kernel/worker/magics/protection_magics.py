@@ -154,6 +154,11 @@ def timeline(shell: Any, line: str) -> None:
     print(format_timeline(answer["timeline"]))
 
 
+def _unstepped(point: dict[str, Any], data: dict[str, Any]) -> str:
+    """A row no %undo N reaches: the current state, or a base past the depth."""
+    return "current" if point.get("current", True) else "base"
+
+
 def format_timeline(data: dict[str, Any]) -> str:
     """The timeline as text (newest last, as cells run)."""
     lines = [
@@ -165,7 +170,7 @@ def format_timeline(data: dict[str, Any]) -> str:
     ]
     for point in data["points"]:
         when = time.strftime("%H:%M:%S", time.localtime(point["taken"]))
-        step = f"%undo {point['undo_steps']}" if point["undo_steps"] else "current"
+        step = f"%undo {point['undo_steps']}" if point["undo_steps"] else _unstepped(point, data)
         names = ", ".join(point["changed"]) or "-"
         lines.append(
             f"  {step:<8} state after cell [{point['count']}]  by {point['user'] or '?'}"

@@ -1,0 +1,276 @@
+"""The undo log: cells that can be replayed take no restore point (issue 22).
+
+Unit tests of the admission test (kernel/worker/replayable.py), then the real
+kernel through jupyter_client: logged cells are undone one by one to exactly
+the states a plain namespace goes through, a crash after them replays them,
+a cell that failed halfway makes the next one take a point, and a pause takes
+the point the logged cells skipped. Cells are sent pipelined where a test
+needs them logged: the worker takes the skipped point after a pause
+(``CONSOLIDATE_SECONDS``), never while the next request waits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import wait_until
+from ipytui.kernel.worker.replayable import replayable
+from jupyter_client.blocking import BlockingKernelClient
+from test_protection import T, _argv, _client, _crash_report, _ok, _run, _snapshots_of_worker
+
+pytestmark = pytest.mark.timeout(120)
+
+NAMESPACE = {"x": 0, "lst": [1, 2], "d": {"a": 1}, "s": {1}, "arr": np.ones(3), "obj": object()}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x = 5",
+        "x += 1; lst.append(x); d['n'] = x",
+        "del x",
+        "lst[0] = -1; lst.insert(0, 'a'); lst.extend((3, 4)); lst.pop(); lst.reverse()",
+        "d.update({'z': 0}); d.setdefault('w', []); del d['a']",
+        "s.add(4); s.discard(1)",
+        "a, b = x, 'b'; t = (1, 2) + (3,); u = [0] * 3; v = -x ** 2 / 3",
+        "lst.append(obj); y = arr",  # references are stored, never operated on
+        "name = 'x%d' % x; ok = x < 3 and 'yes'",
+        "pass",
+    ],
+)
+def test_replayable_cells(code: str) -> None:
+    assert replayable(code, NAMESPACE)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "arr += 1",  # an ndarray: its __iadd__ is not ours to judge
+        "x",  # a last expression is displayed (repr is user code; _ changes)
+        "lst.pop()",  # its value would be displayed
+        "print(x)",  # a call
+        "y = len(lst)",  # a call, even of a builtin (the name may be rebound)
+        "y = lst[0] + 1",  # an element of unknown type in an operation
+        "d[obj] = 1",  # a key of another type: its __hash__ is user code
+        "y = obj.attr",  # an attribute read may be a property
+        "y = [i for i in lst]",  # a comprehension
+        "y = f'{x}'",  # formatting
+        "import os",
+        "for i in lst: pass",
+        "lst.sort()",  # compares elements
+        "y = 1 in lst",  # compares elements
+        "q = undefined_name",  # fails: nothing to log
+        "lst.append(1, 2)",  # wrong arity
+        "x = 1\n" * 2000,  # too long to ship
+    ],
+)
+def test_cells_that_take_a_point(code: str) -> None:
+    assert not replayable(code, NAMESPACE)
+
+
+def test_a_dict_with_a_key_of_another_type_takes_a_point() -> None:
+    class Key:
+        def __hash__(self) -> int:
+            return 1
+
+    assert not replayable("d['k'] = 1", {"d": {Key(): 0}})
+    assert replayable("d['k'] = 1", {"d": {1: 0, "j": 2}})
+    assert replayable("d = {}; d['k'] = 1", {})  # a fresh dict has only its own keys
+
+
+# -- the real kernel ----------------------------------------------------------------
+SETUP = "import numpy as np; arr = np.arange(4); x = 0; lst = [1, 2]; d = {'a': 1}; s = {1}; y = 'y'"
+CELLS = [
+    "x = 5",
+    "x += 1; lst.append(x); d['n'] = x",
+    "del y",
+    "lst[0] = -1; lst.insert(0, 'a'); lst.pop(); lst.reverse()",
+    "d.update({'z': 0}); del d['a']",
+    "s.add(4); s.discard(1)",
+    "lst, x = x, lst; t = (1, 2) + (3,)",
+    "big = arr",  # a reference to an object the log does not copy
+]
+# Read through user_expressions, so that reading is not a cell %undo would take back.
+SHOW = "repr(sorted((k, v) for k, v in globals().items() if k in NAMES))"
+
+
+def _expected_states() -> list[str]:
+    """The state after SETUP and after each cell, as SHOW prints it, computed here."""
+    ns: dict[str, Any] = {}
+    exec(SETUP, ns)  # noqa: S102 - the test's own cells
+    states = []
+    for cell in ["", *CELLS]:
+        exec(cell, ns)  # noqa: S102
+        items = sorted((k, v) for k, v in ns.items() if k in _names())
+        states.append(repr(repr(items)))
+    return states
+
+
+def _names() -> set[str]:
+    return {"x", "lst", "d", "s", "y", "t", "big", "arr"}
+
+
+def _pipelined(kc: BlockingKernelClient, cells: list[str]) -> list[dict[str, Any]]:
+    """Send every cell at once; the replies in order (each ok) with their stdout."""
+    ids = [kc.execute(code, stop_on_error=False) for code in cells]
+    replies: dict[str, dict[str, Any]] = {}
+    out: dict[str, str] = {i: "" for i in ids}
+    deadline = time.monotonic() + T
+    while len(replies) < len(ids):
+        assert time.monotonic() < deadline, replies
+        msg = kc.get_shell_msg(timeout=T)
+        replies[msg["parent_header"]["msg_id"]] = msg["content"]
+    idle = set()
+    while idle != set(ids):
+        assert time.monotonic() < deadline, idle
+        msg = kc.get_iopub_msg(timeout=T)
+        parent = msg["parent_header"].get("msg_id")
+        if parent in out and msg["msg_type"] == "stream":
+            out[parent] += msg["content"]["text"]
+        if parent in out and msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            idle.add(parent)
+    for code, i in zip(cells, ids, strict=True):
+        assert replies[i]["status"] == "ok", (code, replies[i])
+    return [{**replies[i], "stdout": out[i]} for i in ids]
+
+
+def _show(kc: BlockingKernelClient) -> str:
+    msg_id = kc.execute("", user_expressions={"state": SHOW})
+    while True:
+        msg = kc.get_shell_msg(timeout=T)
+        if msg["parent_header"].get("msg_id") == msg_id:
+            result = msg["content"]["user_expressions"]["state"]
+            assert result["status"] == "ok", result
+            return result["data"]["text/plain"]
+
+
+def _show_xy(kc: BlockingKernelClient) -> str:
+    msg_id = kc.execute("", user_expressions={"xy": "(x, y)"})
+    while True:
+        msg = kc.get_shell_msg(timeout=T)
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg["content"]["user_expressions"]["xy"]["data"]["text/plain"]
+
+
+def _setup(kc: BlockingKernelClient) -> None:
+    _ok(kc, SETUP)
+    _ok(kc, f"NAMES = {sorted(_names())!r}")
+
+
+def test_logged_cells_are_undone_one_by_one_to_every_state(start_kernel) -> None:
+    info, proc = start_kernel(_argv("--protection", "cell", "--undo-depth", str(len(CELLS))))
+    kc = _client(info)
+    try:
+        _setup(kc)
+        points = _snapshots_of_worker(kc)
+        results = _pipelined(kc, [*CELLS, "%timeline"])  # no pause: no point is taken
+        timeline = results[-1]["stdout"]
+        # Every cell is an undo target, logged after the set-up's point: no fork each.
+        for reply in results[:-1]:
+            count = reply["execution_count"]
+            row = next(ln for ln in timeline.splitlines() if f"state after cell [{count}]" in ln)
+            assert "logged" in row, (count, timeline)
+        assert f"{len(CELLS)} undo step(s) available" in timeline, timeline
+        assert _snapshots_of_worker(kc)[: len(points)] == points
+        states = _expected_states()
+        assert _show(kc) == states[-1]
+        for state in reversed(states[:-1]):
+            reply, outputs = _run(kc, "%undo")
+            assert reply["status"] == "ok", (reply, outputs)
+            assert _show(kc) == state
+        assert proc.poll() is None
+    finally:
+        kc.stop_channels()
+
+
+def test_a_crash_after_logged_cells_replays_them(start_kernel) -> None:
+    info, proc = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _setup(kc)
+        counts = [r["execution_count"] for r in _pipelined(kc, CELLS[:3])]
+        reply, outputs = _run(kc, "import ctypes; ctypes.string_at(0)")
+        assert reply["status"] == "error" and reply["ename"] == "KernelDied"
+        report = _crash_report(kc, outputs)
+        assert report["snapshot_after_cell"] == counts[-1], report
+        assert report["unprotected"] == [], report
+        states = _expected_states()
+        assert _show(kc) == states[3]
+        # The replayed cells are logged again: each can still be undone.
+        reply, _ = _run(kc, "%undo 2")
+        assert reply["status"] == "ok", reply
+        assert _show(kc) == states[1]
+        assert proc.poll() is None
+    finally:
+        kc.stop_channels()
+
+
+def test_a_kill_right_after_a_logged_cell_keeps_it(start_kernel) -> None:
+    info, _ = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _setup(kc)
+        worker = int(_ok(kc, "import os; print(os.getpid())"))
+        reply = _pipelined(kc, ["x = 41; lst.append(x)"])[0]
+        os.kill(worker, signal.SIGKILL)  # before the pause that would take a point
+
+        def restored() -> bool:
+            reply, outputs = _run(kc, "print(os.getpid())")  # the first may meet the death
+            return reply["status"] == "ok" and str(worker) not in str(outputs)
+
+        wait_until(restored, T, "a restored worker")
+        assert _ok(kc, "print(x, lst)") == "41 [1, 2, 41]\n", reply
+    finally:
+        kc.stop_channels()
+
+
+def test_a_cell_that_failed_halfway_makes_the_next_one_take_a_point(start_kernel) -> None:
+    info, _ = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _setup(kc)
+        reply, _ = _run(kc, "x = 7; q = 1 / 0")  # x changed, then an error: no point, no log
+        assert reply["status"] == "error"
+        before = len(_snapshots_of_worker(kc))
+        count = _pipelined(kc, ["y = 8"])[0]["execution_count"]
+        wait_until(lambda: len(_snapshots_of_worker(kc)) > before, T, "a point after the cell")
+        row = next(ln for ln in _ok(kc, "%timeline").splitlines() if f"cell [{count}]" in ln)
+        assert "logged" not in row, row
+        # The point holds the failed cell's half: a crash now keeps x = 7.
+        assert _show_xy(kc) == "(7, 8)"
+        # No point sits between the failed cell and `y = 8`: %undo takes back both,
+        # and says so (a log entry on the set-up's point would have kept x = 7).
+        reply, outputs = _run(kc, "%undo")
+        assert reply["status"] == "ok", reply
+        text = "".join(str(c.get("data", {}).get("text/plain", "")) for _, c in outputs)
+        assert f"[{count - 1}], [{count}] are undone" in text, text
+        assert _show_xy(kc) == "(0, 'y')"
+    finally:
+        kc.stop_channels()
+
+
+def test_a_pause_after_logged_cells_takes_a_point(start_kernel) -> None:
+    info, _ = start_kernel(_argv("--protection", "cell"))
+    kc = _client(info)
+    try:
+        _setup(kc)
+        before = len(_snapshots_of_worker(kc))
+        count = _pipelined(kc, ["x = 3", "x += 1"])[-1]["execution_count"]
+
+        def point_of_last_cell() -> bool:
+            timeline = _ok(kc, "%timeline")
+            row = next(ln for ln in timeline.splitlines() if f"state after cell [{count}]" in ln)
+            return "logged" not in row
+
+        wait_until(point_of_last_cell, T, "the point the logged cells skipped")
+        assert len(_snapshots_of_worker(kc)) > before
+        reply, _ = _run(kc, "%undo")
+        assert reply["status"] == "ok", reply
+        assert _ok(kc, "print(x)") == "3\n"
+    finally:
+        kc.stop_channels()
