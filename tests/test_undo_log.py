@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import wait_until
+from ipytui.kernel.supervisor.restore_points import Logged, RestoreChain, RestorePoint
+from ipytui.kernel.supervisor.undo_target import UndoChoice, UndoRequest, choose
 from ipytui.kernel.worker.replayable import replayable
 from jupyter_client.blocking import BlockingKernelClient
 from test_protection import T, _argv, _client, _crash_report, _ok, _run, _snapshots_of_worker
@@ -274,3 +276,42 @@ def test_a_pause_after_logged_cells_takes_a_point(start_kernel) -> None:
         assert _ok(kc, "print(x)") == "3\n"
     finally:
         kc.stop_channels()
+
+
+# -- the supervisor's chain with logged cells (pure) -----------------------------------
+def _point(count: int) -> RestorePoint:
+    return RestorePoint(pid=2**22 + count, count=count, user="alice")
+
+
+def test_logged_states_are_undo_targets_and_the_depth_counts_them() -> None:
+    chain = RestoreChain(undo_depth=3, budget=2**40)
+    chain.add(_point(1))
+    for count in (2, 3, 4):
+        assert chain.log(2**22 + 1, Logged(count, f"x = {count}", "bob"))
+    assert not chain.log(2**22 + 99, Logged(5, "x = 5"))  # named another point: refused
+    assert [t.count for t in chain.states()] == [1, 2, 3, 4]
+    assert [t.count for t in chain.undo_targets(4)] == [1, 2, 3]
+    assert chain.protected() == 4
+    # %undo 1 from state 4: the point after [1], replaying [2] and [3]
+    choice = choose(UndoRequest(steps=1, seen=4), chain, [1, 2, 3, 4])
+    assert isinstance(choice, UndoChoice), choice
+    assert (choice.target.count, choice.state, choice.undone) == (1, 3, [4])
+    assert [e.code for e in choice.replay] == ["x = 2", "x = 3"]
+    # the peer's logged cell is named as such when it is unseen
+    assert "(by bob)" in str(choose(UndoRequest(first=3, last=3), chain, [1, 2, 3, 4]))
+    # a point taken after [4] holds that state itself: its log entry goes
+    chain.add(_point(4))
+    assert [t.count for t in chain.states()] == [1, 2, 3, 4]
+    assert [t.point.count for t in chain.states()] == [1, 1, 1, 4]
+    # the point after [1] stays while its logged [2], [3] are within the depth...
+    chain.add(_point(5))
+    assert [p.count for p in chain.points] == [1, 4, 5]
+    rows = chain.timeline(5, measure=False)["points"]
+    assert [(r["count"], r.get("logged", False), r["undo_steps"]) for r in rows] == [
+        (1, False, 0), (2, True, 3), (3, True, 2), (4, False, 1), (5, False, 0)]
+    chain.add(_point(6))  # %undo 3 from [6] still replays [2], [3] on it
+    assert [p.count for p in chain.points] == [1, 4, 5, 6]
+    # ...and goes once the states after it are more than the depth
+    chain.add(_point(7))
+    assert [p.count for p in chain.points] == [4, 5, 6, 7]
+    assert "the state after cells [1], [2], [3] were dropped" in chain.gone[-1]
