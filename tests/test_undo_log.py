@@ -263,14 +263,12 @@ def test_a_pause_after_logged_cells_takes_a_point(start_kernel) -> None:
         _setup(kc)
         before = len(_snapshots_of_worker(kc))
         count = _pipelined(kc, ["x = 3", "x += 1"])[-1]["execution_count"]
-
-        def point_of_last_cell() -> bool:
-            timeline = _ok(kc, "%timeline")
-            row = next(ln for ln in timeline.splitlines() if f"state after cell [{count}]" in ln)
-            return "logged" not in row
-
-        wait_until(point_of_last_cell, T, "the point the logged cells skipped")
-        assert len(_snapshots_of_worker(kc)) > before
+        # Asked of the supervisor (kernel_info) and the process table, not by a cell:
+        # the worker must be left idle for the pause.
+        wait_until(lambda: len(_snapshots_of_worker(kc)) > before, T, "the skipped point")
+        timeline = _ok(kc, "%timeline")
+        row = next(ln for ln in timeline.splitlines() if f"state after cell [{count}]" in ln)
+        assert "logged" not in row, timeline
         reply, _ = _run(kc, "%undo")
         assert reply["status"] == "ok", reply
         assert _ok(kc, "print(x)") == "3\n"
@@ -315,3 +313,13 @@ def test_logged_states_are_undo_targets_and_the_depth_counts_them() -> None:
     chain.add(_point(7))
     assert [p.count for p in chain.points] == [4, 5, 6, 7]
     assert "the state after cells [1], [2], [3] were dropped" in chain.gone[-1]
+
+
+def test_the_tui_timeline_marks_logged_and_base_rows() -> None:
+    from ipytui.widgets.timeline_panel import point_line
+
+    row = {"count": 3, "user": "bob", "changed": ["x"], "taken": 0.0, "held": 0}
+    assert "(logged: no fork)" in point_line({**row, "logged": True, "undo_steps": 1})
+    assert point_line({**row, "undo_steps": 2}).startswith("%undo 2")
+    assert point_line({**row, "undo_steps": 0, "current": False}).startswith("base")
+    assert point_line({**row, "undo_steps": 0, "current": True}).startswith("current")

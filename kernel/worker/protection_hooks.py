@@ -57,6 +57,8 @@ def log_cell(worker: WorkerContext, count: int, msg: Message, code: str) -> bool
     assert snapshots is not None
     if not snapshots.exact or time.monotonic() - snapshots.light_started > LOG_SECONDS:
         return False  # touched meanwhile (a completion on the listener), or too slow
+    if not snapshots.log_pipe.write(count, code):  # the newest point replays it if orphaned
+        return False
     snapshots.held = {
         "event": "logged",
         "count": count,

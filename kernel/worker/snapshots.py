@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ipytui.kernel.protocol.procs import SNAPSHOT_NAME, is_running
 from ipytui.kernel.protocol.spill_files import spill_path
 from ipytui.kernel.protocol.syntax import timeline_names
-from ipytui.kernel.worker import checkpoint, checkpoint_writer, point_copy, spill
+from ipytui.kernel.worker import checkpoint, checkpoint_writer, point_copy, replay, spill
 from ipytui.kernel.worker.forking import fork_dormant, fork_quietly, user_threads
 from ipytui.kernel.worker.newest_point import NewestMark
 from ipytui.kernel.worker.process_name import rename as _rename
@@ -104,6 +104,7 @@ class Snapshots:
         self.logged = 0
         self.kept = False
         self.light_started = 0.0  # monotonic start of the running cell
+        self.log_pipe = replay.LogPipe()  # logged cells, to the newest point (worker/replay.py)
 
     def _read_notes(self, worker: WorkerContext) -> None:
         """Start the thread that forwards the children's checkpoint notes (once per process)."""
@@ -163,13 +164,19 @@ class Snapshots:
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         old_name = _rename(SNAPSHOT_NAME)  # the child is born with it
         try:
+            log_ends = os.pipe()
+        except OSError:
+            log_ends = (-1, -1)
+        try:
             pid, promoted = fork_dormant(worker, dormant)
         except OSError as exc:
+            replay.close_ends(log_ends)
             _rename(old_name)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             worker.publisher.sup({"event": "no_snapshot", "why": f"fork failed: {exc}"})
             return False
         if pid:
+            self.log_pipe.writer(log_ends)
             copied = 0  # the bytes of the point's pages the worker copied away now
             if rewritten:  # the point keeps the pages as they were; the worker gets copies
                 copied = point_copy.copy_over(rewritten)
@@ -194,6 +201,7 @@ class Snapshots:
                 worker.publisher.sup(event)
             return False
         self.children, self.writers = [], []
+        self.log_pipe.reader(log_ends)
         if not promoted:
             self._wait_for_promotion(worker, execution_count, born + delay)
         _rename(old_name)
@@ -280,10 +288,11 @@ class Snapshots:
                 self.spill = None
                 return
             if not is_running(self.supervisor_pid):  # gone, or a zombie not reaped yet
-                if not written and self.newest.is_me(
-                    str(self.checkpoint_path)
-                ):  # the kernel was killed: leave its state
-                    self._write_checkpoint(worker, execution_count)
+                if self.newest.is_me(str(self.checkpoint_path)):  # killed: leave its state,
+                    logged = self.log_pipe.read()  # with the cells logged after this point
+                    if logged or not written:
+                        count = replay.replay_orphaned(worker, logged) or execution_count
+                        self._write_checkpoint(worker, count)
                 if self.spill is not None:
                     self.spill.remove()
                 os._exit(0)
