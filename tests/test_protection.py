@@ -212,7 +212,7 @@ def test_undo_takes_back_every_kind_of_change(start_kernel, tmp_path) -> None:
         # A call takes a restore point per cell: the oldest is dropped past the depth.
         ("v = int({})", "the state after cell [1] was dropped"),
         # Logged cells (worker/replayable.py) keep their point as the base they replay on.
-        ("v = {}", "the state after cell [1] is older than the 3 undo_depth keeps"),
+        ("v = {}", "the state after cell [1] is older than the 3 states undo_depth keeps"),
     ],
     ids=["forked", "logged"],
 )

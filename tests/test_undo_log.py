@@ -307,6 +307,9 @@ def test_logged_states_are_undo_targets_and_the_depth_counts_them() -> None:
     rows = chain.timeline(5, measure=False)["points"]
     assert [(r["count"], r.get("logged", False), r["undo_steps"]) for r in rows] == [
         (1, False, 0), (2, True, 3), (3, True, 2), (4, False, 1), (5, False, 0)]
+    gone = chain.timeline(5, measure=False)["gone"]
+    assert gone == ["the state after cell [1] is older than the 3 states undo_depth keeps "
+                    "(kept as the base the cells logged after it replay on)"], gone
     chain.add(_point(6))  # %undo 3 from [6] still replays [2], [3] on it
     assert [p.count for p in chain.points] == [1, 4, 5, 6]
     # ...and goes once the states after it are more than the depth
@@ -322,4 +325,5 @@ def test_the_tui_timeline_marks_logged_and_base_rows() -> None:
     assert "(logged: no fork)" in point_line({**row, "logged": True, "undo_steps": 1})
     assert point_line({**row, "undo_steps": 2}).startswith("%undo 2")
     assert point_line({**row, "undo_steps": 0, "current": False}).startswith("base")
+    assert point_line({**row, "undo_steps": 0, "current": False, "logged": True}).startswith("past")
     assert point_line({**row, "undo_steps": 0, "current": True}).startswith("current")

@@ -25,7 +25,8 @@ from textual.widgets.option_list import Option
 def point_line(point: dict[str, Any]) -> str:
     """One restore point as a row: ``%undo 2  after In [3]  by bob  12:01:02  x, y  1.2 MiB``."""
     step = (f"%undo {point['undo_steps']}" if point.get("undo_steps")
-            else "current" if point.get("current", True) else "base")
+            else "current" if point.get("current", True)
+            else "past" if point.get("logged") else "base")
     when = time.strftime("%H:%M:%S", time.localtime(float(point.get("taken") or 0)))
     names = ", ".join(point.get("changed") or []) or "-"
     return (

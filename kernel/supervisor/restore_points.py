@@ -271,8 +271,10 @@ class RestoreChain:
             )
         # A point older than the depth stays while cells logged after it need it.
         past = [
-            f"the state after cell [{row['count']}] is older than the {self.undo_depth} "
-            "undo_depth keeps (it stays as the base the cells logged after it replay on)"
+            f"the state after {'logged ' if row.get('logged') else ''}cell [{row['count']}] "
+            f"is older than the {self.undo_depth} states undo_depth keeps"
+            + ("" if row.get("logged") else
+               " (kept as the base the cells logged after it replay on)")
             for row in rows
             if not row["undo_steps"] and row["count"] < state_count
         ]

@@ -155,8 +155,11 @@ def timeline(shell: Any, line: str) -> None:
 
 
 def _unstepped(point: dict[str, Any], data: dict[str, Any]) -> str:
-    """A row no %undo N reaches: the current state, or a base past the depth."""
-    return "current" if point.get("current", True) else "base"
+    """A row no %undo N reaches: the current state, or one past the depth (a point
+    kept as the base of cells logged after it, or such a logged cell)."""
+    if point.get("current", True):
+        return "current"
+    return "past" if point.get("logged") else "base"
 
 
 def format_timeline(data: dict[str, Any]) -> str:
