@@ -116,7 +116,10 @@ class TimeTravel(Undo):
 
     def _on_replay_failed(self, event: dict[str, Any]) -> None:
         """A logged cell failed when replayed (it should not): the state ends before it."""
-        count = int(event.get("count") or 0)
+        try:
+            count = int(event.get("count") or 0)
+        except (TypeError, ValueError):
+            return
         lost = [c for c in self.changed_cells if c >= count]
         self.changed_cells = [c for c in self.changed_cells if c < count]
         line = f"cells {lost} could not be replayed after a restore: {event.get('why')}"
