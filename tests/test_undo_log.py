@@ -327,3 +327,47 @@ def test_the_tui_timeline_marks_logged_and_base_rows() -> None:
     assert point_line({**row, "undo_steps": 0, "current": False}).startswith("base")
     assert point_line({**row, "undo_steps": 0, "current": False, "logged": True}).startswith("past")
     assert point_line({**row, "undo_steps": 0, "current": True}).startswith("current")
+
+
+# -- the worker's side of a replay (pure: a stand-in worker) ---------------------------
+class _Publisher:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def sup(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+
+def test_a_replay_stops_at_a_cell_that_fails_and_says_which() -> None:
+    from types import SimpleNamespace
+
+    from ipytui.kernel.worker.execution import DisplayHook
+    from ipytui.kernel.worker.replay import replay
+
+    namespace: dict[str, Any] = {}
+    worker = SimpleNamespace(namespace=namespace, publisher=_Publisher(), snapshots=None,
+                             displayhook=DisplayHook(namespace, lambda value, count: None))
+    ran = replay(worker, [[1, "x = 1", "alice"], ["bad"], [2, "y = missing"], [3, "z = 3"]])
+    assert ran == 1 and namespace["x"] == 1 and "z" not in namespace
+    assert namespace["In"][-1] == "y = missing" and namespace["_i1"] == "x = 1"
+    (failed,) = worker.publisher.events
+    assert failed["event"] == "replay_failed" and failed["count"] == 2
+    assert "NameError" in failed["why"]
+
+
+def test_the_log_pipe_carries_whole_cells_to_the_point_only() -> None:
+    from ipytui.kernel.worker.replay import LogPipe, close_ends
+
+    worker_end, point_end = LogPipe(), LogPipe()
+    read, write = os.pipe()
+    # As after a fork, each side has both ends and closes the one it does not use.
+    worker_end.writer((os.dup(read), write))
+    point_end.reader((read, os.dup(write)))
+    assert worker_end.write(3, "x = 1") and worker_end.write(4, "lst.append('é')")
+    assert not worker_end.write(5, "s = '" + "a" * 5000 + "'")  # over PIPE_BUF: a point instead
+    assert point_end.read() == [(3, "x = 1"), (4, "lst.append('é')")]
+    assert point_end.read() == []
+    while worker_end.write(6, "y = 2"):  # a full pipe refuses, never blocks
+        pass
+    assert not point_end.writing and LogPipe().write(1, "x = 1") is False
+    close_ends((worker_end.fd, point_end.fd))
