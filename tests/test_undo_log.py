@@ -190,16 +190,27 @@ def test_logged_cells_are_undone_one_by_one_to_every_state(start_kernel) -> None
         kc.stop_channels()
 
 
+def _replies(kc: BlockingKernelClient, cells: list[str]) -> list[dict[str, Any]]:
+    """Send every cell at once (the worker never idles in between, so it takes no
+    point for the logged ones); their replies in order, whatever their status."""
+    ids = [kc.execute(code, stop_on_error=False) for code in cells]
+    replies: dict[str, dict[str, Any]] = {}
+    while len(replies) < len(ids):
+        msg = kc.get_shell_msg(timeout=T)
+        replies[msg["parent_header"]["msg_id"]] = msg["content"]
+    return [replies[i] for i in ids]
+
+
 def test_a_crash_after_logged_cells_replays_them(start_kernel) -> None:
     info, proc = start_kernel(_argv("--protection", "cell"))
     kc = _client(info)
     try:
         _setup(kc)
-        counts = [r["execution_count"] for r in _pipelined(kc, CELLS[:3])]
-        reply, outputs = _run(kc, "import ctypes; ctypes.string_at(0)")
-        assert reply["status"] == "error" and reply["ename"] == "KernelDied"
-        report = _crash_report(kc, outputs)
-        assert report["snapshot_after_cell"] == counts[-1], report
+        *logged, crashed = _replies(kc, [*CELLS[:3], "import ctypes; ctypes.string_at(0)"])
+        assert [r["status"] for r in logged] == ["ok"] * 3, logged
+        assert crashed["status"] == "error" and crashed["ename"] == "KernelDied", crashed
+        report = _crash_report(kc, [])
+        assert report["snapshot_after_cell"] == logged[-1]["execution_count"], report
         assert report["unprotected"] == [], report
         states = _expected_states()
         assert _show(kc) == states[3]
@@ -218,15 +229,14 @@ def test_a_kill_right_after_a_logged_cell_keeps_it(start_kernel) -> None:
     try:
         _setup(kc)
         worker = int(_ok(kc, "import os; print(os.getpid())"))
-        reply = _pipelined(kc, ["x = 41; lst.append(x)"])[0]
-        os.kill(worker, signal.SIGKILL)  # before the pause that would take a point
-
-        def restored() -> bool:
-            reply, outputs = _run(kc, "print(os.getpid())")  # the first may meet the death
-            return reply["status"] == "ok" and str(worker) not in str(outputs)
-
-        wait_until(restored, T, "a restored worker")
-        assert _ok(kc, "print(x, lst)") == "41 [1, 2, 41]\n", reply
+        # The sleep waits behind the logged cell: no pause, so no point is taken.
+        ids = [kc.execute(c) for c in ("x = 41; lst.append(x)", "import time; time.sleep(60)")]
+        first = kc.get_shell_msg(timeout=T)
+        assert first["parent_header"]["msg_id"] == ids[0] and first["content"]["status"] == "ok"
+        os.kill(worker, signal.SIGKILL)
+        second = kc.get_shell_msg(timeout=T)
+        assert second["content"]["ename"] == "KernelDied", second["content"]
+        assert _ok(kc, f"print(x, lst, os.getpid() != {worker})") == "41 [1, 2, 41] True\n"
     finally:
         kc.stop_channels()
 
