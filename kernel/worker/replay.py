@@ -18,6 +18,7 @@ checkpoint on disk holds every cell a client saw answered.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -47,9 +48,7 @@ def replay(worker: WorkerContext, cells: list[Any]) -> int:
             log.warning("ignored a malformed logged cell: %r", entry)
             continue
         remember_input(worker.namespace, code, count)
-        worker.displayhook.silent = True  # a logged cell displays nothing; to be sure
-        outcome = run_cell(transform(code), count, worker.namespace, worker.displayhook)
-        worker.displayhook.silent = False
+        outcome = _quietly(worker, transform(code), count)
         if outcome.status != "ok":
             why = f"{outcome.ename}: {outcome.evalue}"
             log.error("logged cell [%d] failed when replayed: %s", count, why)
@@ -67,6 +66,17 @@ def replay(worker: WorkerContext, cells: list[Any]) -> int:
     return done
 
 
+def _quietly(worker: WorkerContext, source: str, count: int) -> Any:
+    """Run a logged cell again with no output: it displays nothing, and what a finalizer
+    of the user's might print (an object the cell freed) was shown the first time."""
+    worker.displayhook.silent = True
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return run_cell(source, count, worker.namespace, worker.displayhook)
+    finally:
+        worker.displayhook.silent = False
+
+
 def replay_orphaned(worker: WorkerContext, cells: list[Any]) -> int:
     """In the newest point of a killed kernel: run the cells logged after it before
     its last checkpoint. Returns the last cell that ran (0: none)."""
@@ -75,8 +85,7 @@ def replay_orphaned(worker: WorkerContext, cells: list[Any]) -> int:
     last = 0
     for count, code in cells:
         remember_input(worker.namespace, code, count)
-        worker.displayhook.silent = True
-        if run_cell(transform(code), count, worker.namespace, worker.displayhook).status != "ok":
+        if _quietly(worker, transform(code), count).status != "ok":
             break
         last = count
     return last
