@@ -239,7 +239,7 @@ class _Cell:
         return Value(type(obj), obj)
 
     def bind(self, name: str, value: Value) -> None:
-        # A rebound name keeps no link to an object that existed before, unless it is one.
+        """From here on ``name`` is ``value`` (an object from before keeps its ``obj``)."""
         self.bound[name] = value
 
     # -- expressions --------------------------------------------------------------
