@@ -299,7 +299,7 @@ def test_logged_states_are_undo_targets_and_the_depth_counts_them() -> None:
     assert not chain.log(2**22 + 99, Logged(5, "x = 5"))  # named another point: refused
     assert [t.count for t in chain.states()] == [1, 2, 3, 4]
     assert [t.count for t in chain.undo_targets(4)] == [1, 2, 3]
-    assert chain.protected() == 4
+    assert chain.newest is not None and chain.newest.last == 4
     # %undo 1 from state 4: the point after [1], replaying [2] and [3]
     choice = choose(UndoRequest(steps=1, seen=4), chain, [1, 2, 3, 4])
     assert isinstance(choice, UndoChoice), choice

@@ -214,11 +214,6 @@ class RestoreChain:
         newest.replay.append(logged)
         return True
 
-    def protected(self) -> int:
-        """The newest cell whose state a restore brings back (0: none)."""
-        newest = self.newest
-        return newest.last if newest is not None else 0
-
     def states(self) -> list[Target]:
         """Every state the chain can bring back, oldest first."""
         return [

@@ -204,8 +204,6 @@ class Undo:
         if procs.has_name(pid, named) and self.promote_snapshot():
             if stage == "target":  # taken from the chain already: its replay is the plan's
                 self.worker.replay = list(plan.replay)
-            elif stage == "fallback":
-                self.worker.replay = []
             return
         if stage == "target":
             self._undo_failed(plan, "the restore point was gone when it was woken")

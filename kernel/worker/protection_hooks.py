@@ -8,7 +8,6 @@ the magics' context that ``%protection``, ``%undo`` and ``%timeline`` use.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from ipytui.kernel.protocol.wire import Message
@@ -34,7 +33,6 @@ def loggable(worker: WorkerContext, code: str, source: str, content: dict[str, A
     if snapshots is None:
         return False
     snapshots.kept = False
-    snapshots.light_started = time.monotonic()
     return (
         snapshots.exact
         and snapshots.logged < MAX_LOGGED
@@ -55,21 +53,11 @@ def log_cell(worker: WorkerContext, count: int, msg: Message, code: str) -> bool
     False when it ran too long to be replayed quickly: it takes a point then."""
     snapshots = worker.snapshots
     assert snapshots is not None
-    if not snapshots.exact or time.monotonic() - snapshots.light_started > LOG_SECONDS:
+    last = snapshots.protection.last  # the cell's cost, as ``measure`` took it
+    if not snapshots.exact or last is None or last.seconds > LOG_SECONDS:
         return False  # touched meanwhile (a completion on the listener), or too slow
-    if not snapshots.log_pipe.write(count, code):  # the newest point replays it if orphaned
-        return False
-    snapshots.held = {
-        "event": "logged",
-        "count": count,
-        "code": code,
-        "point": snapshots.protection.snapshot_pid,
-        "user": msg.header.get("username", ""),
-        "msg_id": msg.msg_id,
-    }
-    snapshots.logged += 1
-    snapshots.kept = True
-    return True
+    snapshots.held = snapshots.log(count, code, msg.header.get("username", ""), msg.msg_id)
+    return snapshots.held is not None
 
 
 def state_touched(worker: WorkerContext) -> None:

@@ -19,6 +19,7 @@ from ipytui.kernel.protocol.wire import Codec, Message, WireError
 from ipytui.kernel.worker import checkpoint
 from ipytui.kernel.worker.protection import SETTINGS
 from ipytui.kernel.worker.protection_hooks import CONSOLIDATE_SECONDS, state_touched
+from ipytui.kernel.worker.replay import replay
 
 if TYPE_CHECKING:
     from ipytui.kernel.worker.pipe import WorkerPipe
@@ -50,8 +51,6 @@ class SupervisorQuestions:
                 if self.snapshots is not None and setting in SETTINGS:
                     self.snapshots.protection.resume(setting)
                 if command.get("replay"):  # the cells logged after this point (worker/replay.py)
-                    from ipytui.kernel.worker.replay import replay
-
                     replay(self, command["replay"])  # type: ignore[arg-type]
             elif command.get("cmd") == "checkpoint":  # the kernel is about to be culled
                 self.publisher.sup(checkpoint_now(self))

@@ -36,8 +36,6 @@ def replay(worker: WorkerContext, cells: list[Any]) -> int:
     """Run the logged ``cells`` ([count, code, user] each), oldest first; returns how
     many ran. A cell that fails (it should not) stops the replay: the supervisor
     hears which, and the clients read what was lost."""
-    from ipytui.kernel.worker.handlers import remember_input, transform
-
     snapshots = worker.snapshots
     done = 0
     for entry in cells:
@@ -47,8 +45,7 @@ def replay(worker: WorkerContext, cells: list[Any]) -> int:
         except (TypeError, ValueError, IndexError):
             log.warning("ignored a malformed logged cell: %r", entry)
             continue
-        remember_input(worker.namespace, code, count)
-        outcome = _quietly(worker, transform(code), count)
+        outcome = _rerun(worker, count, code)
         if outcome.status != "ok":
             why = f"{outcome.ename}: {outcome.evalue}"
             log.error("logged cell [%d] failed when replayed: %s", count, why)
@@ -57,22 +54,24 @@ def replay(worker: WorkerContext, cells: list[Any]) -> int:
             worker.publisher.sup({"event": "replay_failed", "count": count, "why": why})
             return done
         done += 1
-        if snapshots is not None and snapshots.exact and snapshots.log_pipe.write(count, code):
-            worker.publisher.sup({
-                "event": "logged", "count": count, "code": code, "user": user,
-                "point": snapshots.protection.snapshot_pid, "msg_id": "", "replayed": True,
-            })
-            snapshots.logged += 1
+        if snapshots is not None and snapshots.exact:
+            event = snapshots.log(count, code, user)
+            if event is not None:
+                worker.publisher.sup({**event, "replayed": True})
     return done
 
 
-def _quietly(worker: WorkerContext, source: str, count: int) -> Any:
-    """Run a logged cell again with no output: it displays nothing, and what a finalizer
-    of the user's might print (an object the cell freed) was shown the first time."""
+def _rerun(worker: WorkerContext, count: int, code: str) -> Any:
+    """Run a logged cell again as ``execute`` ran it (its input remembered), with no
+    output: it displays nothing, and what a finalizer of the user's might print (an
+    object the cell freed) was shown the first time."""
+    from ipytui.kernel.worker.handlers import remember_input, transform
+
+    remember_input(worker.namespace, code, count)
     worker.displayhook.silent = True
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return run_cell(source, count, worker.namespace, worker.displayhook)
+            return run_cell(transform(code), count, worker.namespace, worker.displayhook)
     finally:
         worker.displayhook.silent = False
 
@@ -80,12 +79,9 @@ def _quietly(worker: WorkerContext, source: str, count: int) -> Any:
 def replay_orphaned(worker: WorkerContext, cells: list[Any]) -> int:
     """In the newest point of a killed kernel: run the cells logged after it before
     its last checkpoint. Returns the last cell that ran (0: none)."""
-    from ipytui.kernel.worker.handlers import remember_input, transform
-
     last = 0
     for count, code in cells:
-        remember_input(worker.namespace, code, count)
-        if _quietly(worker, transform(code), count).status != "ok":
+        if _rerun(worker, count, code).status != "ok":
             break
         last = count
     return last

@@ -103,7 +103,6 @@ class Snapshots:
         self.exact = False
         self.logged = 0
         self.kept = False
-        self.light_started = 0.0  # monotonic start of the running cell
         self.log_pipe = replay.LogPipe()  # logged cells, to the newest point (worker/replay.py)
 
     def _read_notes(self, worker: WorkerContext) -> None:
@@ -215,6 +214,17 @@ class Snapshots:
         # supervisor has answered that cell: its names go with this point's event.
         self.after_cell(worker, execution_count, msg_id, {**(cell or {}), "changed": timeline_names(self.cell_code)})
         return True
+
+    def log(self, count: int, code: str, user: str, msg_id: str = "") -> dict[str, Any] | None:
+        """Log a cell after the newest point instead of forking one: into that point's
+        pipe (it replays the cell if it is orphaned), and the event for the supervisor.
+        None if the pipe did not take it (full, or the line too long): fork instead."""
+        if not self.log_pipe.write(count, code):
+            return None
+        self.logged += 1
+        self.kept = True
+        return {"event": "logged", "count": count, "code": code, "user": user,
+                "point": self.protection.snapshot_pid, "msg_id": msg_id}
 
     def write_checkpoint_now(self, worker: WorkerContext, execution_count: int) -> bool:
         """Level checkpoint: a short-lived child pickles the namespace and exits.
